@@ -1,0 +1,108 @@
+// The narrow waist between the pipeline and the carrier protocols. Adapters implement these
+// interfaces and know nothing of Bloomreach; the pipeline knows nothing of MM7 or SMPP.
+
+/** What a carrier said about one submit attempt. */
+export type SubmitResult =
+  | {
+      kind: "ok";
+      /** Carrier ids to match receipts by, already normalised by the adapter. Several for a multipart SMS. */
+      carrierMessageIds: string[];
+    }
+  | { kind: "temporary"; code: string; message: string; retryAfterMs?: number }
+  | {
+      kind: "permanent";
+      code: string;
+      message: string;
+      /** The handset or number cannot take MMS: the fallback SMS may be sent instead. */
+      fallbackEligible: boolean;
+    };
+
+/** One media item, already fetched and checked by the pipeline. */
+export interface MediaPart {
+  contentType: string;
+  bytes: Uint8Array;
+  /** Stable for the same bytes (e.g. a hash); lets an adapter reuse its encoded form across messages. */
+  cacheKey: string;
+  /** A file name for Content-Location, derived from the URL. */
+  filename: string;
+}
+
+export interface MmsSubmit {
+  messageId: string;
+  from: string;
+  to: string;
+  subject: string;
+  text: string;
+  media: MediaPart[];
+}
+
+export interface SmsSubmit {
+  messageId: string;
+  from: string;
+  to: string;
+  text: string;
+}
+
+/**
+ * A delivery report from the carrier, for one carrier message id (one SMS part, or one MMS).
+ * - delivered / failed: final for that id.
+ * - unknown: the carrier says it cannot know (MM7 Indeterminate, SMPP UNKNOWN); final.
+ * - pending: intermediate (MM7 Deferred, SMPP ENROUTE/ACCEPTD); no state change.
+ */
+export interface CarrierReceipt {
+  carrier: string;
+  carrierMessageId: string;
+  outcome: "delivered" | "failed" | "unknown" | "pending";
+  /** For a failed MMS: the handset cannot take MMS, so the fallback SMS should go out. */
+  fallbackEligible?: boolean;
+  code?: string;
+  message?: string;
+  /** Unix milliseconds of the carrier's event (the time the receipt states, else arrival). */
+  timestamp: number;
+}
+
+/** A mobile-originated message (MO SMS via deliver_sm, MO MMS via MM7 DeliverReq). */
+export interface InboundMessage {
+  carrier: string;
+  channel: "sms" | "mms";
+  carrierMessageId: string;
+  from: string;
+  to: string;
+  subject?: string;
+  text: string;
+  media: { contentType: string; filename: string; base64: string }[];
+  timestamp: number;
+}
+
+/**
+ * How an adapter hands what it received to the pipeline. Each promise resolves once the item is
+ * durably recorded and rejects when it could not be; the adapter acknowledges to the carrier only
+ * after it resolves, so a refused acknowledgement makes the carrier send it again.
+ */
+export interface CarrierEvents {
+  receipt(r: CarrierReceipt): Promise<void>;
+  inbound(m: InboundMessage): Promise<void>;
+}
+
+export interface CarrierHealth {
+  name: string;
+  /** up: bound / reachable; down: failing; alarm: a configuration problem (bad credentials, version). */
+  state: "up" | "down" | "alarm" | "idle";
+  detail: string;
+}
+
+interface Carrier {
+  readonly name: string;
+  start(events: CarrierEvents): Promise<void>;
+  /** Stops taking new submits, lets in-flight ones finish (or fail temporarily) within the deadline. */
+  stop(deadlineMs: number): Promise<void>;
+  health(): CarrierHealth[];
+}
+
+export interface MmsCarrier extends Carrier {
+  submit(m: MmsSubmit): Promise<SubmitResult>;
+}
+
+export interface SmsCarrier extends Carrier {
+  submit(m: SmsSubmit): Promise<SubmitResult>;
+}

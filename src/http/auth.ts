@@ -1,0 +1,89 @@
+// Chan-* header authentication (contract section 2) and the guard against credential guessing.
+import { createHash, timingSafeEqual } from "node:crypto";
+import type { AccountConfig } from "../config.ts";
+
+interface PreparedAccount {
+  account: AccountConfig;
+  /** Lower-cased header name → SHA-256 of the expected value (equal lengths for timingSafeEqual). */
+  expected: [string, Buffer][];
+}
+
+const digest = (s: string) => createHash("sha256").update(s).digest();
+
+export class Authenticator {
+  private readonly accounts: PreparedAccount[];
+
+  constructor(accounts: AccountConfig[]) {
+    this.accounts = accounts.map((account) => ({
+      account,
+      expected: Object.entries(account.headers).map(([k, v]) => [k.toLowerCase(), digest(v)]),
+    }));
+  }
+
+  /**
+   * The account whose every listed header matches. Every account is compared, and every value in
+   * constant time, so the answer's timing says nothing about which header or account was close.
+   */
+  authenticate(headers: Headers): AccountConfig | null {
+    let found: AccountConfig | null = null;
+    for (const p of this.accounts) {
+      let ok = true;
+      for (const [name, want] of p.expected) {
+        const got = headers.get(name);
+        const same = timingSafeEqual(digest(got ?? ""), want);
+        ok = ok && got !== null && same;
+      }
+      if (ok && found === null) found = p.account;
+    }
+    return found;
+  }
+}
+
+/**
+ * Failed authentications per client address in a sliding minute; past the limit the address gets
+ * 429 without its headers being checked, so guessing a key costs a minute per few tries.
+ */
+export class GuessingGuard {
+  private readonly failures = new Map<string, { count: number; since: number }>();
+
+  constructor(
+    private readonly limitPerMinute: number,
+    private readonly now: () => number,
+  ) {}
+
+  blocked(addr: string): boolean {
+    const f = this.failures.get(addr);
+    if (!f) return false;
+    if (this.now() - f.since > 60_000) {
+      this.failures.delete(addr);
+      return false;
+    }
+    return f.count >= this.limitPerMinute;
+  }
+
+  failed(addr: string): void {
+    const now = this.now();
+    const f = this.failures.get(addr);
+    if (!f || now - f.since > 60_000) this.failures.set(addr, { count: 1, since: now });
+    else f.count++;
+    if (this.failures.size > 100_000) this.failures.clear(); // bounded memory under a spray of addresses
+  }
+}
+
+/** Requests per second per account (token bucket); rate 0 = unlimited. */
+export class AccountRateLimit {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  constructor(private readonly now: () => number) {}
+
+  take(id: string, rate: number): boolean {
+    if (rate <= 0) return true;
+    const now = this.now();
+    const b = this.buckets.get(id) ?? { tokens: rate, at: now };
+    b.tokens = Math.min(rate, b.tokens + ((now - b.at) / 1000) * rate);
+    b.at = now;
+    this.buckets.set(id, b);
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
+  }
+}

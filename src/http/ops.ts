@@ -1,0 +1,36 @@
+// What operators and their monitoring look at: liveness, readiness, Prometheus metrics.
+import { Elysia } from "elysia";
+import type { CarrierHealth } from "../../adapters/carrier.ts";
+import type { Metrics } from "../metrics.ts";
+
+export interface OpsDeps {
+  metrics: Metrics;
+  /** Storage accepts writes (the last commit succeeded, or a probe write does). */
+  storageWritable: () => boolean;
+  carriers: () => CarrierHealth[];
+  /** Refreshes gauges that are read from the database, just before a scrape. */
+  refreshGauges: () => void;
+  shuttingDown: () => boolean;
+}
+
+export function ops(d: OpsDeps) {
+  return new Elysia({ name: "ops" })
+    .get("/healthz", () => new Response("ok\n"))
+    .get("/readyz", () => {
+      const carriers = d.carriers();
+      const problems = [
+        ...(d.shuttingDown() ? ["shutting down"] : []),
+        ...(d.storageWritable() ? [] : ["storage is not writable"]),
+        ...carriers.filter((c) => c.state === "down" || c.state === "alarm").map((c) => `carrier ${c.name}: ${c.state} (${c.detail})`),
+      ];
+      return new Response(JSON.stringify({ ready: problems.length === 0, problems, carriers }), {
+        status: problems.length === 0 ? 200 : 503,
+        headers: { "content-type": "application/json" },
+      });
+    })
+    .get("/metrics", async () => {
+      d.refreshGauges();
+      for (const c of d.carriers()) d.metrics.carrierUp.set({ carrier: c.name.split("#")[0]!, link: c.name }, c.state === "up" ? 1 : 0);
+      return new Response(await d.metrics.registry.metrics(), { headers: { "content-type": d.metrics.registry.contentType } });
+    });
+}

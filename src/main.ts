@@ -1,0 +1,120 @@
+#!/usr/bin/env bun
+// The command line: serve, check-config, version.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import pkg from "../package.json" with { type: "json" };
+import { startApp } from "./app.ts";
+import { ConfigError, defaultConfig, loadConfigFile, type Config } from "./config.ts";
+
+const usage = `mms-gateway ${pkg.version}
+
+usage:
+  mms-gateway serve [--config FILE] [--listen HOST:PORT] [--data DIR]
+  mms-gateway check-config FILE
+  mms-gateway version
+`;
+
+function flag(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  if (i === -1) return undefined;
+  const v = args[i + 1];
+  if (v === undefined || v.startsWith("--")) throw new ConfigError([`${name} needs a value`]);
+  return v;
+}
+
+/** With no config file: one demo account, its key and secret made once and kept beside the database. */
+function withDemoAccount(config: Config, dataDir: string): Config {
+  mkdirSync(dataDir, { recursive: true });
+  const file = join(dataDir, "demo-account.json");
+  if (!existsSync(file)) {
+    const demo = { api_key: randomBytes(16).toString("hex"), callback_secret: randomBytes(24).toString("hex") };
+    writeFileSync(file, `${JSON.stringify(demo, null, 2)}\n`, { mode: 0o600 });
+  }
+  const demo = JSON.parse(readFileSync(file, "utf8")) as { api_key: string; callback_secret: string };
+  console.error(
+    `No --config given: running on embedded defaults with sandbox carriers.\n` +
+      `  demo account "demo":  header  Chan-Api-Key: ${demo.api_key}\n` +
+      `                        callback secret (HS256): ${demo.callback_secret}\n` +
+      `  (kept in ${file}; loopback callbacks are allowed in this mode)`,
+  );
+  return {
+    ...config,
+    accounts: [
+      { id: "demo", headers: { "Chan-Api-Key": demo.api_key }, callback_secret: demo.callback_secret, inbound_url: "", enabled: true, allowed_senders: [], rate_limit: 0 },
+    ],
+    // The demo is for trying the gateway on one machine, webhook sink included.
+    egress: { allow: ["127.0.0.0/8", "::1/128"] },
+  };
+}
+
+async function serve(args: string[]): Promise<void> {
+  const configPath = flag(args, "--config");
+  const listen = flag(args, "--listen");
+  const data = flag(args, "--data");
+  let config = configPath ? await loadConfigFile(configPath) : defaultConfig();
+  if (listen) config = { ...config, server: { ...config.server, listen } };
+  if (data) config = { ...config, store: { ...config.store, path: join(data, "gateway.db") } };
+  if (!configPath) config = withDemoAccount(config, data ?? "./data");
+  else if (config.accounts.length === 0) console.error("warning: no [[accounts]] configured: every request will get 401");
+
+  const app = await startApp(config);
+  let signals = 0;
+  const onSignal = (sig: string) => {
+    signals++;
+    if (signals > 1) {
+      // Safe: every state is in the database; the next start picks it up.
+      app.log.warn({ signal: sig }, "second signal: exiting now");
+      process.exit(130);
+    }
+    app.log.info({ signal: sig }, "shutting down gracefully");
+    app.stop().then(
+      () => process.exit(0),
+      (e) => {
+        app.log.error({ err: String(e) }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => onSignal("SIGTERM"));
+  process.on("SIGINT", () => onSignal("SIGINT"));
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...args] = argv;
+  try {
+    switch (cmd) {
+      case "serve":
+        await serve(args);
+        return -1; // keeps running
+      case "check-config": {
+        if (!args[0]) throw new ConfigError(["check-config needs a FILE"]);
+        await loadConfigFile(args[0]);
+        console.log(`${args[0]}: ok`);
+        return 0;
+      }
+      case "version":
+      case "--version":
+        console.log(`mms-gateway ${pkg.version} (bun ${Bun.version})`);
+        return 0;
+      case undefined:
+      case "help":
+      case "--help":
+        console.log(usage);
+        return cmd === undefined ? 2 : 0;
+      default:
+        console.error(`unknown command "${cmd}"\n\n${usage}`);
+        return 2;
+    }
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(e.message);
+      return 2;
+    }
+    console.error((e as Error).stack ?? String(e));
+    return 1;
+  }
+}
+
+const code = await main(process.argv.slice(2));
+if (code >= 0) process.exit(code);

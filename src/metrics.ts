@@ -1,0 +1,36 @@
+// Prometheus metrics, one registry per app (no globals): every counter the gateway keeps.
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+
+export function createMetrics() {
+  const registry = new Registry();
+  const c = (name: string, help: string, labelNames: string[] = []) => new Counter({ name, help, labelNames, registers: [registry] });
+  const h = (name: string, help: string, labelNames: string[], buckets: number[]) =>
+    new Histogram({ name, help, labelNames, buckets, registers: [registry] });
+  const ms = [0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
+  return {
+    registry,
+    requests: c("gateway_http_requests_total", "Channel API requests by endpoint and status", ["endpoint", "status"]),
+    accepted: c("gateway_messages_accepted_total", "Messages accepted (200, new)", ["channel"]),
+    duplicates: c("gateway_duplicates_total", "Requests answered from the dedup record", ["body_differs"]),
+    unknownFields: c("gateway_unknown_fields_total", "Unknown top-level fields in send requests", ["field"]),
+    submissions: c("gateway_submissions_total", "Carrier submits by carrier and outcome", ["carrier", "outcome"]),
+    retries: c("gateway_retries_total", "Temporary carrier outcomes scheduled for retry", ["carrier"]),
+    fallbacks: c("gateway_fallbacks_total", "MMS turned into fallback SMS"),
+    finals: c("gateway_final_events_total", "Messages reaching a final state", ["status"]),
+    receipts: c("gateway_receipts_total", "Carrier receipts by carrier, outcome and result", ["carrier", "outcome", "result"]),
+    inbound: c("gateway_inbound_total", "Mobile-originated messages received", ["channel"]),
+    webhookDeliveries: c("gateway_webhook_deliveries_total", "Webhook POSTs by result", ["result"]),
+    webhookEvents: c("gateway_webhook_events_total", "Webhook events by result", ["result"]),
+    deadLetters: c("gateway_dead_letters_total", "Events dead-lettered"),
+    storageErrors: c("gateway_storage_errors_total", "Writes refused by storage"),
+    queueDepth: new Gauge({ name: "gateway_queue_depth", help: "Live messages by state and channel", labelNames: ["state", "channel"], registers: [registry] }),
+    queueOldest: new Gauge({ name: "gateway_queue_oldest_seconds", help: "Age of the oldest live message by state", labelNames: ["state", "channel"], registers: [registry] }),
+    outboxDepth: new Gauge({ name: "gateway_outbox_events", help: "Outbox events by state (pending, dead)", labelNames: ["state"], registers: [registry] }),
+    carrierUp: new Gauge({ name: "gateway_carrier_link_up", help: "1 when the carrier link is up", labelNames: ["carrier", "link"], registers: [registry] }),
+    acceptLatency: h("gateway_accept_seconds", "Send request to durable 200", ["channel"], ms.map((x) => x / 1000)),
+    submitLatency: h("gateway_submit_seconds", "Carrier submit round trip", ["carrier"], ms.map((x) => x / 1000)),
+    receiptToWebhook: h("gateway_receipt_to_webhook_seconds", "Event written to webhook acknowledged", [], ms.map((x) => x / 1000)),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

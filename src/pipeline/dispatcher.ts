@@ -1,0 +1,180 @@
+// Claims due messages in batches, submits them within each carrier's concurrency, and records what
+// the carrier said. Restartable from the database alone: whatever was in memory is found again there.
+import type { Logger } from "pino";
+import type { MediaPart, MmsCarrier, SmsCarrier, SubmitResult } from "../../adapters/carrier.ts";
+import type { Channel, StoredMessage } from "../domain/message.ts";
+import type { Metrics } from "../metrics.ts";
+import type { Store } from "../store/store.ts";
+
+export interface MediaSource {
+  get(item: { url: string; content_type?: string }): Promise<MediaPart | { kind: "temporary" | "permanent"; code: string; message: string }>;
+}
+
+export interface DispatcherDeps {
+  store: Store;
+  mms: MmsCarrier;
+  sms: SmsCarrier;
+  media: MediaSource;
+  log: Logger;
+  metrics: Metrics;
+  concurrency: Record<Channel, number>;
+  claimBatch: number;
+  /** After a fallback or any change that makes more work due. */
+  onFinal?: () => void;
+}
+
+interface Lane {
+  channel: Channel;
+  inFlight: number;
+  pumping: boolean;
+  again: boolean;
+  timer: ReturnType<typeof setTimeout> | null;
+}
+
+export class Dispatcher {
+  private readonly lanes: Record<Channel, Lane>;
+  private stopping = false;
+  private readonly inFlight = new Set<Promise<void>>();
+
+  constructor(private readonly d: DispatcherDeps) {
+    const lane = (channel: Channel): Lane => ({ channel, inFlight: 0, pumping: false, again: false, timer: null });
+    this.lanes = { mms: lane("mms"), sms: lane("sms") };
+  }
+
+  start(): void {
+    this.wake("mms");
+    this.wake("sms");
+  }
+
+  /** Something may be due on `channel` now. Cheap to call often: concurrent calls coalesce. */
+  wake(channel: Channel): void {
+    if (this.stopping) return;
+    const lane = this.lanes[channel];
+    if (lane.pumping) {
+      lane.again = true;
+      return;
+    }
+    void this.pump(lane);
+  }
+
+  /** Stops claiming; waits for in-flight submits up to the deadline. */
+  async stop(deadlineMs: number): Promise<void> {
+    this.stopping = true;
+    for (const lane of Object.values(this.lanes)) if (lane.timer) clearTimeout(lane.timer);
+    await Promise.race([Promise.allSettled([...this.inFlight]), Bun.sleep(deadlineMs)]);
+  }
+
+  busy(): number {
+    return this.lanes.mms.inFlight + this.lanes.sms.inFlight;
+  }
+
+  private async pump(lane: Lane): Promise<void> {
+    lane.pumping = true;
+    try {
+      do {
+        lane.again = false;
+        const free = this.d.concurrency[lane.channel] - lane.inFlight;
+        if (free <= 0 || this.stopping) break;
+        const want = Math.min(free, this.d.claimBatch);
+        let claimed: StoredMessage[];
+        try {
+          claimed = await this.d.store.claimDue(lane.channel, want);
+        } catch (e) {
+          this.d.log.error({ err: (e as Error).message, channel: lane.channel }, "claiming due messages failed; retrying shortly");
+          break;
+        }
+        for (const m of claimed) this.track(lane, m);
+        if (claimed.length === want) lane.again = true;
+      } while (lane.again && !this.stopping);
+    } finally {
+      lane.pumping = false;
+      this.schedule(lane);
+    }
+  }
+
+  /** Wakes the lane when its next message is due (a retry's backoff), at least every second. */
+  private schedule(lane: Lane): void {
+    if (this.stopping) return;
+    if (lane.timer) clearTimeout(lane.timer);
+    let delay = 1000;
+    try {
+      const next = this.d.store.nextDue("accepted", lane.channel);
+      if (next !== null) delay = Math.max(5, Math.min(delay, next - Date.now()));
+    } catch {
+      // storage trouble: the one-second retry covers it
+    }
+    lane.timer = setTimeout(() => {
+      lane.timer = null;
+      this.wake(lane.channel);
+    }, delay);
+  }
+
+  private track(lane: Lane, m: StoredMessage): void {
+    lane.inFlight++;
+    const p = this.submitOne(m)
+      .catch((e) => this.d.log.error({ messageId: m.id, requestId: m.requestId, err: (e as Error).stack }, "submit bookkeeping failed"))
+      .finally(() => {
+        lane.inFlight--;
+        this.inFlight.delete(p);
+        this.wake(lane.channel);
+      });
+    this.inFlight.add(p);
+  }
+
+  private async submitOne(m: StoredMessage): Promise<void> {
+    const carrier = m.channel === "mms" ? this.d.mms : this.d.sms;
+    const started = performance.now();
+    let result: SubmitResult;
+    try {
+      result = m.channel === "mms" ? await this.submitMms(m) : await this.submitSms(m);
+    } catch (e) {
+      // An adapter that throws has a bug; the message must not be lost to it.
+      result = { kind: "temporary", code: "gateway:adapter_error", message: (e as Error).message };
+    }
+    this.d.metrics.submitLatency.observe({ carrier: carrier.name }, (performance.now() - started) / 1000);
+    this.d.metrics.submissions.inc({ carrier: carrier.name, outcome: result.kind });
+    const log = { messageId: m.id, requestId: m.requestId, carrier: carrier.name };
+    if (result.kind === "ok") this.d.log.debug({ ...log, carrierIds: result.carrierMessageIds }, "submitted");
+    else this.d.log.info({ ...log, outcome: result.kind, code: result.code, reason: result.message }, "submit not accepted");
+    if (result.kind === "temporary") this.d.metrics.retries.inc({ carrier: carrier.name });
+
+    // The answer must be stored: until it is, the message stays `submitting` (the in-flight gap).
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const r = await this.d.store.recordSubmit(m, carrier.name, result);
+        if (r.fallback) {
+          this.d.metrics.fallbacks.inc();
+          this.wake("sms");
+        }
+        if (r.final) this.d.metrics.finals.inc({ status: r.final });
+        if (r.final || r.fallback) this.d.onFinal?.();
+        return;
+      } catch (e) {
+        if (this.stopping && attempt > 0) throw e;
+        this.d.log.error({ ...log, err: (e as Error).message }, "could not store the submit answer; retrying");
+        await Bun.sleep(Math.min(5000, 100 * 2 ** attempt));
+      }
+    }
+  }
+
+  private async submitMms(m: StoredMessage): Promise<SubmitResult> {
+    const media: MediaPart[] = [];
+    for (const item of m.payload.media) {
+      const got = await this.d.media.get(item);
+      if (!("bytes" in got)) {
+        // Media we cannot send is not the handset's fault, but the fallback text still reaches the person.
+        return got.kind === "temporary"
+          ? { kind: "temporary", code: got.code, message: got.message }
+          : { kind: "permanent", code: got.code, message: got.message, fallbackEligible: true };
+      }
+      media.push(got);
+    }
+    const p = m.payload;
+    return this.d.mms.submit({ messageId: m.id, from: p.from, to: p.to, subject: p.subject, text: p.text, media });
+  }
+
+  private submitSms(m: StoredMessage): Promise<SubmitResult> {
+    const p = m.payload;
+    return this.d.sms.submit({ messageId: m.id, from: p.from, to: p.to, text: m.fallback ? p.fallback_text : p.text });
+  }
+}

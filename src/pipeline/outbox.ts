@@ -1,0 +1,220 @@
+// Sends the outbox: events batched per (account, callback URL), each POST signed with a fresh HS256
+// JWT, retried with backoff up to a max age, other 4xx dead-lettered. A message's events go out in order.
+import { SignJWT } from "jose";
+import type { Logger } from "pino";
+import { backoffMs } from "../domain/outcome.ts";
+import type { Metrics } from "../metrics.ts";
+import type { PendingEvent, Store } from "../store/store.ts";
+
+export interface WebhookResponse {
+  status: number;
+}
+
+/** The POST itself, behind the egress guard; throws on network errors, EgressRefused when refused. */
+export type WebhookPost = (url: string, headers: Record<string, string>, body: string, timeoutMs: number) => Promise<WebhookResponse>;
+
+export interface OutboxDeps {
+  store: Store;
+  post: WebhookPost;
+  /** Account id → HS256 secret; an event for an unknown account is dead-lettered. */
+  secrets: Map<string, string>;
+  log: Logger;
+  metrics: Metrics;
+  now: () => number;
+  random?: () => number;
+  isRefusal: (e: unknown) => boolean;
+  settings: {
+    bearer_prefix: boolean;
+    batch_max_events: number;
+    batch_max_wait_ms: number;
+    max_age_hours: number;
+    timeout_ms: number;
+    concurrency: number;
+    retry_base_ms: number;
+    retry_max_ms: number;
+  };
+}
+
+export class Outbox {
+  private readonly sending = new Set<number>();
+  private readonly keys = new Map<string, Uint8Array>();
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private running = false;
+  private again = false;
+  private stopped = false;
+  private active = 0;
+  private readonly batches = new Set<Promise<void>>();
+
+  constructor(private readonly d: OutboxDeps) {
+    for (const [account, secret] of d.secrets) this.keys.set(account, new TextEncoder().encode(secret));
+  }
+
+  start(): void {
+    this.wake(0);
+  }
+
+  /** New events were written: send them after the batching wait (or sooner when a batch fills). */
+  wake(delayMs = this.d.settings.batch_max_wait_ms): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.round();
+    }, delayMs);
+  }
+
+  /** Stops new rounds and waits for POSTs in flight up to the deadline (they stay pending if cut). */
+  async stop(deadlineMs: number): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await Promise.race([Promise.allSettled([...this.batches]), Bun.sleep(deadlineMs)]);
+  }
+
+  /** One pass: pick what is due, in order per message, group it, and send within the concurrency. */
+  private async round(): Promise<void> {
+    this.running = true;
+    let nextDelay = 1000;
+    try {
+      const now = this.d.now();
+      const s = this.d.settings;
+      const free = s.concurrency - this.active;
+      if (free > 0) {
+        const pending = this.d.store.pendingEvents(s.batch_max_events * free * 4 + this.sending.size);
+        const blocked = new Set<string>();
+        const groups = new Map<string, PendingEvent[]>();
+        for (const e of pending) {
+          const waiting = this.sending.has(e.seq) || e.dueAt > now;
+          if (e.messageId !== null) {
+            // An event waits while an earlier event of the same message is still unsent.
+            if (blocked.has(e.messageId)) continue;
+            if (waiting) {
+              blocked.add(e.messageId);
+              continue;
+            }
+          } else if (waiting) continue;
+          const key = `${e.accountId}\n${e.url}`;
+          let g = groups.get(key);
+          if (!g) {
+            if (groups.size >= free) {
+              if (e.messageId !== null) blocked.add(e.messageId);
+              continue;
+            }
+            groups.set(key, (g = []));
+          }
+          if (g.length >= s.batch_max_events) {
+            if (e.messageId !== null) blocked.add(e.messageId);
+            nextDelay = 0;
+            continue;
+          }
+          g.push(e);
+        }
+        for (const g of groups.values()) {
+          for (const e of g) this.sending.add(e.seq);
+          this.active++;
+          const p = this.send(g).finally(() => {
+            for (const e of g) this.sending.delete(e.seq);
+            this.active--;
+            this.batches.delete(p);
+            this.wake(0);
+          });
+          this.batches.add(p);
+        }
+        const earliest = pending.filter((e) => !this.sending.has(e.seq)).reduce((t, e) => Math.min(t, e.dueAt), Infinity);
+        if (earliest !== Infinity) nextDelay = Math.min(nextDelay, Math.max(0, earliest - now));
+      }
+    } catch (e) {
+      this.d.log.error({ err: (e as Error).message }, "outbox round failed; retrying");
+    } finally {
+      this.running = false;
+      if (this.again) {
+        this.again = false;
+        nextDelay = Math.min(nextDelay, this.d.settings.batch_max_wait_ms);
+      }
+      this.wake(nextDelay);
+    }
+  }
+
+  private async send(batch: PendingEvent[]): Promise<void> {
+    const first = batch[0]!;
+    const seqs = batch.map((e) => e.seq);
+    const key = this.keys.get(first.accountId);
+    if (!key) return this.dead(batch, `no callback secret for account ${first.accountId}`);
+    const jwt = await new SignJWT({}).setProtectedHeader({ alg: "HS256", typ: "JWT" }).setIssuedAt(Math.floor(this.d.now() / 1000)).sign(key);
+    const headers = {
+      "content-type": "application/json",
+      authorization: this.d.settings.bearer_prefix ? `Bearer ${jwt}` : jwt,
+      "user-agent": "mms-gateway",
+    };
+    const body = `[${batch.map((e) => e.body).join(",")}]`;
+    let outcome: string;
+    try {
+      const r = await this.d.post(first.url, headers, body, this.d.settings.timeout_ms);
+      if (r.status >= 200 && r.status < 300) {
+        await this.d.store.eventsDelivered(seqs);
+        this.d.metrics.webhookDeliveries.inc({ result: "delivered" });
+        this.d.metrics.webhookEvents.inc({ result: "delivered" }, batch.length);
+        const now = this.d.now();
+        for (const e of batch) this.d.metrics.receiptToWebhook.observe((now - e.createdAt) / 1000);
+        return;
+      }
+      if (!retryable(r.status)) return this.dead(batch, `HTTP ${r.status} from the callback URL`);
+      outcome = `HTTP ${r.status}`;
+    } catch (e) {
+      if (this.d.isRefusal(e)) return this.dead(batch, `refused by the egress policy: ${(e as Error).message}`);
+      outcome = `network: ${(e as Error).message}`;
+    }
+    await this.retry(batch, outcome);
+  }
+
+  private async retry(batch: PendingEvent[], why: string): Promise<void> {
+    const now = this.d.now();
+    const maxAge = this.d.settings.max_age_hours * 3_600_000;
+    const expired = batch.filter((e) => now - e.createdAt >= maxAge);
+    const live = batch.filter((e) => now - e.createdAt < maxAge);
+    if (expired.length) await this.dead(expired, `gave up after ${this.d.settings.max_age_hours} h; last: ${why}`);
+    if (live.length === 0) return;
+    const attempts = Math.max(...live.map((e) => e.attempts)) + 1;
+    const wait = backoffMs(attempts, this.d.settings.retry_base_ms, this.d.settings.retry_max_ms, this.d.random ?? Math.random);
+    this.d.metrics.webhookDeliveries.inc({ result: "retry" });
+    this.d.log.warn({ url: redactUrl(live[0]!.url), events: live.length, attempts, retryInMs: wait, why }, "webhook not delivered; will retry");
+    await this.d.store.eventsRetry(
+      live.map((e) => e.seq),
+      now + wait,
+      why,
+    );
+  }
+
+  private async dead(batch: PendingEvent[], why: string): Promise<void> {
+    this.d.metrics.webhookDeliveries.inc({ result: "dead" });
+    this.d.metrics.webhookEvents.inc({ result: "dead" }, batch.length);
+    this.d.metrics.deadLetters.inc(batch.length);
+    this.d.log.error({ url: redactUrl(batch[0]!.url), events: batch.map((e) => e.eventId), messageIds: batch.map((e) => e.messageId), why }, "webhook events dead-lettered");
+    await this.d.store.eventsDead(
+      batch.map((e) => e.seq),
+      why,
+    );
+  }
+}
+
+/**
+ * 408, 429 and 5xx are retried as the contract says; so is 401, because it means the token was refused
+ * (a secret being rotated, a clock off) and a fresh token later may pass: dead-lettering a whole
+ * campaign's reports on a key rotation would be worse than retrying until the max age.
+ */
+export function retryable(status: number): boolean {
+  return status === 401 || status === 408 || status === 429 || status >= 500;
+}
+
+/** Callback URLs may carry tokens in their query; logs show only scheme, host and path. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}${u.pathname}${u.search ? "?…" : ""}`;
+  } catch {
+    return "<invalid url>";
+  }
+}

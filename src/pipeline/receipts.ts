@@ -1,0 +1,42 @@
+// What carriers send back (receipts, MO) → the store, one transaction each; the adapter acknowledges
+// to the carrier only after the promise resolves, so nothing acknowledged is ever lost.
+import type { Logger } from "pino";
+import type { CarrierEvents, CarrierReceipt, InboundMessage } from "../../adapters/carrier.ts";
+import type { AccountConfig } from "../config.ts";
+import type { Metrics } from "../metrics.ts";
+import type { Store } from "../store/store.ts";
+
+export interface ReceiptDeps {
+  store: Store;
+  accounts: AccountConfig[];
+  log: Logger;
+  metrics: Metrics;
+  /** A receipt changed a message (a final event to send, or a fallback SMS to submit). */
+  onChange: () => void;
+}
+
+export function carrierEvents(d: ReceiptDeps): CarrierEvents {
+  // MO goes to the first account that has an inbound_url (one Bloomreach project per gateway is the
+  // common deployment; routing MO by number is not configurable yet).
+  const inboundAccount = d.accounts.find((a) => a.enabled && a.inbound_url !== "");
+  return {
+    async receipt(r: CarrierReceipt) {
+      const result = await d.store.receipt(r);
+      d.metrics.receipts.inc({ carrier: r.carrier, outcome: r.outcome, result });
+      const log = { carrier: r.carrier, carrierId: r.carrierMessageId, outcome: r.outcome, code: r.code };
+      if (result === "held") d.log.info(log, "receipt for an id not known yet; held until the submit answer is stored");
+      else d.log.debug({ ...log, result }, "receipt");
+      if (result === "applied") d.onChange();
+    },
+    async inbound(m: InboundMessage) {
+      d.metrics.inbound.inc({ channel: m.channel });
+      if (!inboundAccount) {
+        d.log.warn({ carrier: m.carrier, from: m.from, to: m.to, channel: m.channel, text: m.text }, "MO message received but no account has an inbound_url; logged only");
+        return;
+      }
+      const eventId = await d.store.recordInbound(inboundAccount.id, inboundAccount.inbound_url, m);
+      d.log.info({ carrier: m.carrier, eventId, channel: m.channel }, "MO message queued for the inbound URL");
+      d.onChange();
+    },
+  };
+}

@@ -1,0 +1,130 @@
+// Opening the database, migrations, and the group-commit writer every write goes through.
+import { Database, SQLiteError } from "bun:sqlite";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import initial from "./migrations/001_initial.sql" with { type: "text" };
+
+/** Versioned migrations, applied in order; `user_version` records how many have run. */
+const migrations: string[] = [initial];
+
+/** The database cannot take writes (disk full, read-only, locked, I/O error): answer 503, retry later. */
+export class StorageUnavailable extends Error {
+  constructor(override readonly cause: unknown) {
+    super(`storage unavailable: ${(cause as Error)?.message ?? String(cause)}`);
+  }
+}
+
+export function openDatabase(path: string): Database {
+  if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+  const db = new Database(path, { create: true, readwrite: true, strict: true });
+  db.run("PRAGMA journal_mode = WAL");
+  // FULL: the WAL is fsynced at every commit, so a 200 survives a power cut, not only a crash.
+  db.run("PRAGMA synchronous = FULL");
+  db.run("PRAGMA busy_timeout = 5000");
+  db.run("PRAGMA temp_store = MEMORY");
+  db.run("PRAGMA cache_size = -32000");
+  migrate(db);
+  return db;
+}
+
+function migrate(db: Database): void {
+  const current = (db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
+  if (current > migrations.length) {
+    throw new Error(`database schema version ${current} is newer than this gateway (${migrations.length}); refusing to run an older binary on it`);
+  }
+  for (let v = current; v < migrations.length; v++) {
+    db.transaction(() => {
+      db.run(migrations[v]!);
+      db.run(`PRAGMA user_version = ${v + 1}`);
+    }).immediate();
+  }
+}
+
+interface Op {
+  run: () => unknown;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+}
+
+/**
+ * Group commit: writes queued while one turn of the event loop runs are committed together in one
+ * fsynced transaction, flushed on setImmediate so a lone request waits for nothing but its own fsync.
+ * Each write runs in its own savepoint, so one failing write does not take the others with it; a
+ * failing COMMIT rejects them all with StorageUnavailable and nothing of them is kept.
+ */
+export class GroupCommit {
+  private queue: Op[] = [];
+  private scheduled = false;
+  /** False after a failed commit, true again after the next successful one. */
+  healthy = true;
+  lastError: string | null = null;
+  commits = 0;
+
+  constructor(private readonly db: Database) {}
+
+  write<T>(run: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ run, resolve: resolve as (v: unknown) => void, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  flush(): void {
+    this.scheduled = false;
+    const ops = this.queue;
+    this.queue = [];
+    if (ops.length === 0) return;
+    const results: { ok: boolean; v: unknown }[] = [];
+    try {
+      this.db.run("BEGIN IMMEDIATE");
+    } catch (e) {
+      this.fail(e);
+      for (const op of ops) op.reject(new StorageUnavailable(e));
+      return;
+    }
+    try {
+      for (const op of ops) {
+        this.db.run("SAVEPOINT op");
+        try {
+          results.push({ ok: true, v: op.run() });
+          this.db.run("RELEASE op");
+        } catch (e) {
+          if (isStorageError(e)) throw e;
+          this.db.run("ROLLBACK TO op");
+          this.db.run("RELEASE op");
+          results.push({ ok: false, v: e });
+        }
+      }
+      this.db.run("COMMIT");
+    } catch (e) {
+      try {
+        this.db.run("ROLLBACK");
+      } catch {
+        // the transaction may already be gone (SQLite rolls back itself on some I/O errors)
+      }
+      this.fail(e);
+      for (const op of ops) op.reject(new StorageUnavailable(e));
+      return;
+    }
+    this.healthy = true;
+    this.commits++;
+    ops.forEach((op, i) => {
+      const r = results[i]!;
+      if (r.ok) op.resolve(r.v);
+      else op.reject(r.v);
+    });
+  }
+
+  private fail(e: unknown): void {
+    this.healthy = false;
+    this.lastError = (e as Error)?.message ?? String(e);
+  }
+}
+
+const storageCodes = /^SQLITE_(FULL|READONLY|IOERR|BUSY|LOCKED|CANTOPEN|CORRUPT|NOTADB|PROTOCOL)/;
+export function isStorageError(e: unknown): boolean {
+  return e instanceof SQLiteError && storageCodes.test(e.code ?? "");
+}

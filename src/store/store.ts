@@ -1,0 +1,599 @@
+// The only place that speaks SQL. Every write goes through the group-commit writer, and every state
+// change writes its webhook event in the same transaction (the outbox).
+import type { Database, Statement } from "bun:sqlite";
+import type { CarrierReceipt, InboundMessage, SubmitResult } from "../../adapters/carrier.ts";
+import { deliveryEvent, idFloor, newId } from "../domain/event.ts";
+import {
+  assertTransition,
+  type Channel,
+  type MessagePayload,
+  type MessageState,
+  type ReportStatus,
+  type StoredMessage,
+} from "../domain/message.ts";
+import { backoffMs, gatewayErrors, type GatewayError } from "../domain/outcome.ts";
+import { GroupCommit, openDatabase } from "./db.ts";
+
+export { StorageUnavailable } from "./db.ts";
+
+export interface AcceptInput {
+  accountId: string;
+  requestId: string | null;
+  channel: Channel;
+  payload: MessagePayload;
+  bodyHash: string;
+  expiresAt: number;
+}
+
+export interface StoredResponse {
+  status: number;
+  body: string;
+  replay: boolean;
+  /** The replayed request's body differed from the original (logged and counted by the caller). */
+  bodyDiffers: boolean;
+  messageId: string | null;
+}
+
+export interface StoreOptions {
+  now: () => number;
+  random?: () => number;
+  retryBaseMs: number;
+  retryMaxMs: number;
+  receiptWindowMs: number;
+  intermediateEvents: boolean;
+  /** Where the final event of a message goes is the message's callback_url; this only names kinds. */
+}
+
+export interface ClaimedMessage extends StoredMessage {}
+
+export interface PendingEvent {
+  seq: number;
+  eventId: string;
+  messageId: string | null;
+  accountId: string;
+  url: string;
+  body: string;
+  attempts: number;
+  createdAt: number;
+}
+
+type Row = Record<string, string | number | null>;
+
+export type ReceiptResult = "applied" | "duplicate" | "held" | "ignored";
+
+export class Store {
+  readonly writer: GroupCommit;
+  private readonly now: () => number;
+  private readonly random: () => number;
+  private readonly s: Record<string, Statement>;
+  /** Messages not yet final; kept in memory so the high-water check costs nothing per request. */
+  private live = 0;
+
+  constructor(
+    readonly db: Database,
+    private readonly opts: StoreOptions,
+  ) {
+    this.writer = new GroupCommit(db);
+    this.now = opts.now;
+    this.random = opts.random ?? Math.random;
+    const q = (sql: string) => db.prepare(sql);
+    this.s = {
+      dedupInsert: q(
+        "INSERT OR IGNORE INTO dedup (account_id, request_id, message_id, status, response, body_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+      ),
+      dedupGet: q("SELECT message_id, status, response, body_hash FROM dedup WHERE account_id = ? AND request_id = ?"),
+      messageInsert: q(
+        "INSERT INTO messages (id, account_id, request_id, channel, fallback, state, attempts, created_at, updated_at, due_at, expires_at, history, payload) VALUES (?, ?, ?, ?, 0, 'accepted', 0, ?, ?, ?, ?, ?, ?)",
+      ),
+      messageGet: q("SELECT * FROM messages WHERE id = ?"),
+      due: q("SELECT * FROM messages WHERE state = ? AND channel = ? AND due_at IS NOT NULL AND due_at <= ? ORDER BY due_at LIMIT ?"),
+      nextDue: q("SELECT MIN(due_at) AS t FROM messages WHERE state = ? AND channel = ? AND due_at IS NOT NULL"),
+      setState: q(
+        "UPDATE messages SET state = ?, due_at = ?, updated_at = ?, attempts = attempts + ?, channel = ?, fallback = ?, carrier = COALESCE(?, carrier), last_error = COALESCE(?, last_error), history = history || ? WHERE id = ? AND state = ?",
+      ),
+      carrierIdInsert: q("INSERT OR REPLACE INTO carrier_ids (carrier, carrier_id, message_id, part, outcome) VALUES (?, ?, ?, ?, NULL)"),
+      carrierIdGet: q("SELECT message_id, part, outcome FROM carrier_ids WHERE carrier = ? AND carrier_id = ?"),
+      carrierIdSetOutcome: q("UPDATE carrier_ids SET outcome = ? WHERE carrier = ? AND carrier_id = ?"),
+      carrierIdsOf: q("SELECT carrier, carrier_id, part, outcome FROM carrier_ids WHERE message_id = ? ORDER BY carrier, part"),
+      partsOf: q("SELECT carrier_id, part, outcome FROM carrier_ids WHERE message_id = ? AND carrier = ? ORDER BY part"),
+      earlyInsert: q("INSERT INTO early_receipts (carrier, carrier_id, receipt, received_at) VALUES (?, ?, ?, ?)"),
+      earlyTake: q("DELETE FROM early_receipts WHERE carrier = ? AND carrier_id = ? RETURNING receipt"),
+      earlyExpire: q("DELETE FROM early_receipts WHERE received_at < ? RETURNING carrier, carrier_id"),
+      eventInsert: q(
+        "INSERT INTO events (event_id, message_id, account_id, kind, url, body, state, attempts, created_at, updated_at, due_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
+      ),
+      eventsDue: q(
+        "SELECT seq, event_id, message_id, account_id, url, body, attempts, created_at, due_at FROM events WHERE state = 'pending' ORDER BY seq LIMIT ?",
+      ),
+      eventDelivered: q("UPDATE events SET state = 'delivered', attempts = attempts + 1, updated_at = ?, due_at = NULL, last_error = NULL WHERE seq = ? AND state = 'pending'"),
+      eventRetry: q("UPDATE events SET attempts = attempts + 1, updated_at = ?, due_at = ?, last_error = ? WHERE seq = ? AND state = 'pending'"),
+      eventDead: q("UPDATE events SET state = 'dead', attempts = attempts + 1, updated_at = ?, due_at = NULL, last_error = ? WHERE seq = ? AND state = 'pending'"),
+      countLive: q("SELECT COUNT(*) AS n FROM messages WHERE due_at IS NOT NULL OR state = 'submitting'"),
+    };
+    this.live = (this.s.countLive!.get() as { n: number }).n;
+  }
+
+  static open(path: string, opts: StoreOptions): Store {
+    return new Store(openDatabase(path), opts);
+  }
+
+  close(): void {
+    this.writer.flush();
+    this.db.run("PRAGMA wal_checkpoint(TRUNCATE)");
+    this.db.close();
+  }
+
+  /** Change to `live` made by the write running now; applied only once its transaction commits. */
+  private liveDelta = 0;
+
+  /** A write whose effect on the live count lands only after a successful commit. */
+  private tx<T>(fn: () => T): Promise<T> {
+    return this.writer
+      .write(() => {
+        this.liveDelta = 0;
+        const value = fn();
+        return { value, delta: this.liveDelta };
+      })
+      .then(({ value, delta }) => {
+        this.live += delta;
+        return value;
+      });
+  }
+
+  /** Messages not yet final (the queue the high-water mark is about). */
+  liveCount(): number {
+    return this.live;
+  }
+
+  // ---- intake -------------------------------------------------------------------------------
+
+  /**
+   * Stores a new message and its dedup key in one transaction, or returns the stored answer for a
+   * request_id already seen (also when the first copy is in the same group commit).
+   */
+  accept(input: AcceptInput): Promise<StoredResponse> {
+    return this.tx((): StoredResponse => {
+        const now = this.now();
+        const id = newId("msg", now, this.random);
+        const body = JSON.stringify({ id, request_id: input.requestId, status: "accepted" });
+        if (input.requestId !== null) {
+          const r = this.s.dedupInsert!.run(input.accountId, input.requestId, id, 200, body, input.bodyHash, now);
+          if (r.changes === 0) return this.replay(input.accountId, input.requestId, input.bodyHash);
+        }
+        this.s.messageInsert!.run(
+          id,
+          input.accountId,
+          input.requestId,
+          input.channel,
+          now,
+          now,
+          now,
+          input.expiresAt,
+          historyLine(now, "accepted"),
+          JSON.stringify(input.payload),
+        );
+        this.liveDelta++;
+        return { status: 200, body, replay: false, bodyDiffers: false, messageId: id };
+      });
+  }
+
+  /** Remembers a permanent refusal (400/403) for a request_id so a retry gets the same answer. */
+  rememberRefusal(accountId: string, requestId: string, status: number, body: string, bodyHash: string): Promise<StoredResponse> {
+    return this.writer.write((): StoredResponse => {
+      const r = this.s.dedupInsert!.run(accountId, requestId, null, status, body, bodyHash, this.now());
+      if (r.changes === 0) return this.replay(accountId, requestId, bodyHash);
+      return { status, body, replay: false, bodyDiffers: false, messageId: null };
+    });
+  }
+
+  /** A request_id's stored answer, if any, without writing. */
+  lookupRequest(accountId: string, requestId: string, bodyHash: string): StoredResponse | null {
+    const row = this.s.dedupGet!.get(accountId, requestId) as Row | null;
+    if (!row) return null;
+    return {
+      status: row.status as number,
+      body: row.response as string,
+      replay: true,
+      bodyDiffers: row.body_hash !== bodyHash,
+      messageId: row.message_id as string | null,
+    };
+  }
+
+  private replay(accountId: string, requestId: string, bodyHash: string): StoredResponse {
+    return this.lookupRequest(accountId, requestId, bodyHash)!;
+  }
+
+  // ---- dispatching --------------------------------------------------------------------------
+
+  /**
+   * Claims up to `limit` messages due for a submit on `channel`: they become `submitting` in one
+   * transaction before any of them is sent. Messages past their validity are failed instead.
+   */
+  claimDue(channel: Channel, limit: number): Promise<StoredMessage[]> {
+    return this.tx(() => {
+      const now = this.now();
+      const rows = this.s.due!.all("accepted", channel, now, limit) as Row[];
+      const claimed: StoredMessage[] = [];
+      for (const row of rows) {
+        const m = toMessage(row);
+        if (now >= m.expiresAt) {
+          this.finish(m, "failed", now, null, { ...gatewayErrors.validityExpired, message: `${gatewayErrors.validityExpired.message}; last error: ${row.last_error ?? "none"}` });
+          continue;
+        }
+        this.move(m, "submitting", { dueAt: null, attemptsDelta: 1, detail: "claimed" });
+        m.state = "submitting";
+        m.attempts++;
+        claimed.push(m);
+      }
+      return claimed;
+    });
+  }
+
+  /** The earliest time anything on `channel` is due in `state`, or null. */
+  nextDue(state: "accepted" | "submitted", channel: Channel): number | null {
+    return (this.s.nextDue!.get(state, channel) as { t: number | null }).t;
+  }
+
+  /** Applies what the carrier said about a submit. */
+  recordSubmit(claimed: StoredMessage, carrier: string, result: SubmitResult): Promise<{ fallback: boolean; final: ReportStatus | null }> {
+    return this.tx(() => {
+      // A copy: if this transaction fails, the caller retries from the state that is really stored.
+      const m = { ...claimed };
+      const now = this.now();
+      if (result.kind === "ok") {
+        result.carrierMessageIds.forEach((cid, part) => this.s.carrierIdInsert!.run(carrier, cid, m.id, part));
+        this.move(m, "submitted", {
+          dueAt: now + this.opts.receiptWindowMs,
+          carrier,
+          detail: `submitted to ${carrier} as ${result.carrierMessageIds.join(",")}`,
+        });
+        m.state = "submitted";
+        if (this.opts.intermediateEvents) this.emit(m, "sent", now, result.carrierMessageIds[0] ?? null);
+        // Receipts that beat the submit answer were held; apply them now.
+        for (const cid of result.carrierMessageIds) {
+          for (const held of this.s.earlyTake!.all(carrier, cid) as { receipt: string }[]) {
+            this.applyReceiptNow(JSON.parse(held.receipt) as CarrierReceipt);
+          }
+        }
+        const state = this.stateOf(m.id);
+        return { fallback: false, final: state === "submitted" ? null : (state as ReportStatus) };
+      }
+      const error = { code: result.code, message: result.message };
+      if (result.kind === "temporary") {
+        const wait = Math.max(result.retryAfterMs ?? 0, backoffMs(m.attempts, this.opts.retryBaseMs, this.opts.retryMaxMs, this.random));
+        if (now + wait < m.expiresAt) {
+          this.move(m, "accepted", { dueAt: now + wait, carrier, error, detail: `temporary ${result.code}: ${result.message}; retry in ${wait} ms` });
+          return { fallback: false, final: null };
+        }
+        this.finish(m, "failed", now, null, { code: result.code, message: `${result.message} (validity ends before the next retry)` });
+        return { fallback: false, final: "failed" };
+      }
+      if (result.fallbackEligible && m.channel === "mms") {
+        const fallback = this.fallbackOrFail(m, now, error);
+        return { fallback, final: fallback ? null : "failed" };
+      }
+      this.finish(m, "failed", now, null, error, carrier);
+      return { fallback: false, final: "failed" };
+    });
+  }
+
+  /** Recovery at start-up: messages left `submitting` by a crash (the submit may or may not have gone out). */
+  recoverInFlight(policy: "at-most-once" | "at-least-once"): Promise<number> {
+    return this.tx(() => {
+      const now = this.now();
+      const rows = this.db.query("SELECT * FROM messages WHERE state = 'submitting'").all() as Row[];
+      for (const row of rows) {
+        const m = toMessage(row);
+        if (policy === "at-least-once") this.move(m, "accepted", { dueAt: now, detail: "recovered in flight: resending (at-least-once)" });
+        else this.finish(m, "failed", now, null, gatewayErrors.inFlightUnknown);
+      }
+      return rows.length;
+    });
+  }
+
+  /** Submitted messages whose receipt window ended: final `sent`. */
+  expireReceiptWindows(limit: number): Promise<number> {
+    return this.tx(() => {
+      const now = this.now();
+      let n = 0;
+      for (const channel of ["mms", "sms"] as const) {
+        for (const row of this.s.due!.all("submitted", channel, now, limit) as Row[]) {
+          this.finish(toMessage(row), "sent", now, null, gatewayErrors.noReportInWindow);
+          n++;
+        }
+      }
+      return n;
+    });
+  }
+
+  /** Drops held receipts older than `holdMs` and returns them, so the caller can log each. */
+  dropStaleEarlyReceipts(holdMs: number): Promise<{ carrier: string; carrier_id: string }[]> {
+    return this.writer.write(() => this.s.earlyExpire!.all(this.now() - holdMs) as { carrier: string; carrier_id: string }[]);
+  }
+
+  // ---- receipts ------------------------------------------------------------------------------
+
+  /** Records a carrier receipt: idempotent; a receipt for an id not known yet is held. */
+  receipt(r: CarrierReceipt): Promise<ReceiptResult> {
+    return this.tx(() => this.applyReceiptNow(r));
+  }
+
+  private applyReceiptNow(r: CarrierReceipt): ReceiptResult {
+    const link = this.s.carrierIdGet!.get(r.carrier, r.carrierMessageId) as Row | null;
+    if (!link) {
+      if (r.outcome === "pending") return "ignored";
+      this.s.earlyInsert!.run(r.carrier, r.carrierMessageId, JSON.stringify(r), this.now());
+      return "held";
+    }
+    if (r.outcome === "pending") return "ignored";
+    if (link.outcome !== null) return "duplicate";
+    this.s.carrierIdSetOutcome!.run(r.outcome, r.carrier, r.carrierMessageId);
+    const row = this.s.messageGet!.get(link.message_id) as Row | null;
+    if (!row) return "ignored";
+    const m = toMessage(row);
+    if (m.state !== "submitted") return "duplicate";
+    // Only the parts of this carrier's submit: after a fallback the failed MMS id is still on record.
+    const parts = this.s.partsOf!.all(m.id, r.carrier) as Row[];
+    const outcomes = parts.map((p) => p.outcome as CarrierReceipt["outcome"] | null);
+    const error = r.code ? { code: r.code, message: r.message ?? r.code } : undefined;
+    if (r.outcome === "failed") {
+      const cause = error ?? { code: "carrier:failed", message: "the carrier reported a failure" };
+      if (r.fallbackEligible && m.channel === "mms") this.fallbackOrFail(m, r.timestamp, cause, r.carrierMessageId);
+      else this.finish(m, "failed", r.timestamp, r.carrierMessageId, cause);
+      return "applied";
+    }
+    if (outcomes.some((o) => o === null)) return "applied"; // other parts still open
+    const status: ReportStatus = outcomes.every((o) => o === "delivered") ? "delivered" : "sent";
+    this.finish(m, status, r.timestamp, parts[0]!.carrier_id as string);
+    return "applied";
+  }
+
+  // ---- inbound (MO) -------------------------------------------------------------------------
+
+  recordInbound(accountId: string, url: string, m: InboundMessage): Promise<string> {
+    return this.writer.write(() => {
+      const now = this.now();
+      const eventId = newId("evt", now, this.random);
+      const body = {
+        event_id: eventId,
+        type: "inbound",
+        channel: m.channel,
+        from: m.from,
+        to: m.to,
+        subject: m.subject ?? null,
+        text: m.text,
+        media: m.media.map((x) => ({ content_type: x.contentType, filename: x.filename, base64: x.base64 })),
+        timestamp: m.timestamp / 1000,
+        carrier_message_id: m.carrierMessageId,
+      };
+      this.s.eventInsert!.run(eventId, null, accountId, "inbound", url, JSON.stringify(body), now, now, now);
+      return eventId;
+    });
+  }
+
+  // ---- outbox -------------------------------------------------------------------------------
+
+  /** Pending events in creation order (the sender decides which are due and in order). */
+  pendingEvents(limit: number): (PendingEvent & { dueAt: number })[] {
+    return (this.s.eventsDue!.all(limit) as Row[]).map((r) => ({
+      seq: r.seq as number,
+      eventId: r.event_id as string,
+      messageId: r.message_id as string | null,
+      accountId: r.account_id as string,
+      url: r.url as string,
+      body: r.body as string,
+      attempts: r.attempts as number,
+      createdAt: r.created_at as number,
+      dueAt: r.due_at as number,
+    }));
+  }
+
+  eventsDelivered(seqs: number[]): Promise<void> {
+    return this.writer.write(() => {
+      const now = this.now();
+      for (const seq of seqs) this.s.eventDelivered!.run(now, seq);
+    });
+  }
+
+  eventsRetry(seqs: number[], dueAt: number, error: string): Promise<void> {
+    return this.writer.write(() => {
+      const now = this.now();
+      for (const seq of seqs) this.s.eventRetry!.run(now, dueAt, error, seq);
+    });
+  }
+
+  eventsDead(seqs: number[], error: string): Promise<void> {
+    return this.writer.write(() => {
+      const now = this.now();
+      for (const seq of seqs) this.s.eventDead!.run(now, error, seq);
+    });
+  }
+
+  // ---- admin and housekeeping ---------------------------------------------------------------
+
+  getMessage(id: string): StoredMessage | null {
+    const row = this.s.messageGet!.get(id) as Row | null;
+    return row ? toMessage(row) : null;
+  }
+
+  /** Everything an operator needs about one message, by message id or request_id. */
+  describe(idOrRequestId: string): Record<string, unknown> | null {
+    let row = this.s.messageGet!.get(idOrRequestId) as Row | null;
+    if (!row) row = this.db.query("SELECT * FROM messages WHERE request_id = ? ORDER BY id DESC LIMIT 1").get(idOrRequestId) as Row | null;
+    if (!row) return null;
+    const m = toMessage(row);
+    return {
+      ...m,
+      carrier: row.carrier,
+      lastError: row.last_error,
+      dueAt: row.due_at,
+      history: String(row.history)
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l)),
+      carrierIds: this.s.carrierIdsOf!.all(m.id),
+      events: this.db
+        .query("SELECT seq, event_id, kind, url, state, attempts, created_at, updated_at, due_at, last_error, body FROM events WHERE message_id = ? ORDER BY seq")
+        .all(m.id),
+    };
+  }
+
+  listDeadEvents(limit = 100): Row[] {
+    return this.db.query("SELECT seq, event_id, message_id, account_id, url, attempts, created_at, updated_at, last_error FROM events WHERE state = 'dead' ORDER BY seq LIMIT ?").all(limit) as Row[];
+  }
+
+  /** Puts dead-lettered events back in the outbox (all, or the given sequence numbers). */
+  requeueDead(seqs: number[] | "all"): Promise<number> {
+    return this.writer.write(() => {
+      const now = this.now();
+      if (seqs === "all") return this.db.query("UPDATE events SET state = 'pending', due_at = ?, created_at = ?, updated_at = ? WHERE state = 'dead'").run(now, now, now).changes;
+      let n = 0;
+      const st = this.db.query("UPDATE events SET state = 'pending', due_at = ?, created_at = ?, updated_at = ? WHERE seq = ? AND state = 'dead'");
+      for (const s of seqs) n += st.run(now, now, now, s).changes;
+      return n;
+    });
+  }
+
+  /**
+   * Sends failed messages again as new attempts (operator's decision after fixing a cause). A fresh
+   * validity window starts; the final event of the new attempt follows the earlier `failed` one.
+   */
+  retryFailed(filter: { since?: number; errorCode?: string; accountId?: string; limit?: number }, validityMs: number): Promise<number> {
+    return this.tx(() => {
+      const now = this.now();
+      const rows = this.db
+        .query(
+          `SELECT id FROM messages WHERE state = 'failed' AND updated_at >= ? AND (? IS NULL OR last_error LIKE ?) AND (? IS NULL OR account_id = ?) ORDER BY id LIMIT ?`,
+        )
+        .all(filter.since ?? 0, filter.errorCode ?? null, `%"code":"${filter.errorCode ?? ""}"%`, filter.accountId ?? null, filter.accountId ?? null, filter.limit ?? 1000) as Row[];
+      const st = this.db.query(
+        "UPDATE messages SET state = 'accepted', due_at = ?, expires_at = ?, updated_at = ?, history = history || ? WHERE id = ? AND state = 'failed'",
+      );
+      let n = 0;
+      for (const r of rows) {
+        // Operator action, outside the automatic transitions: the one place a final state is reopened.
+        n += st.run(now, now + validityMs, now, historyLine(now, "accepted", "operator retry"), r.id as string).changes;
+        this.db.query("DELETE FROM carrier_ids WHERE message_id = ?").run(r.id as string);
+      }
+      this.liveDelta += n;
+      return n;
+    });
+  }
+
+  /** Deletes dedup keys past the window and finished messages and delivered events past retention. */
+  purge(dedupBefore: number, finishedBefore: number): Promise<{ dedup: number; messages: number; events: number }> {
+    return this.writer.write(() => {
+      const dedup = this.db.query("DELETE FROM dedup WHERE created_at < ?").run(dedupBefore).changes;
+      const floor = idFloor("msg", finishedBefore);
+      const ids = this.db.query("SELECT id FROM messages WHERE id < ? AND due_at IS NULL AND state IN ('delivered','failed','sent') LIMIT 50000").all(floor) as Row[];
+      const delMsg = this.db.query("DELETE FROM messages WHERE id = ?");
+      const delIds = this.db.query("DELETE FROM carrier_ids WHERE message_id = ?");
+      for (const r of ids) {
+        delMsg.run(r.id as string);
+        delIds.run(r.id as string);
+      }
+      const events = this.db.query("DELETE FROM events WHERE state = 'delivered' AND updated_at < ?").run(finishedBefore).changes;
+      return { dedup, messages: ids.length, events };
+    });
+  }
+
+  /** Queue depth and oldest age by state, for metrics and the status page. */
+  queueStats(): { state: string; channel: string; count: number; oldest: number | null }[] {
+    return this.db
+      .query("SELECT state, channel, COUNT(*) AS count, MIN(updated_at) AS oldest FROM messages WHERE due_at IS NOT NULL OR state = 'submitting' GROUP BY state, channel")
+      .all() as { state: string; channel: string; count: number; oldest: number | null }[];
+  }
+
+  eventStats(): { state: string; count: number; oldest: number | null }[] {
+    return this.db
+      .query("SELECT state, COUNT(*) AS count, MIN(created_at) AS oldest FROM events WHERE state IN ('pending','dead') GROUP BY state")
+      .all() as { state: string; count: number; oldest: number | null }[];
+  }
+
+  // ---- transitions (inside a write) ---------------------------------------------------------
+
+  private stateOf(id: string): MessageState {
+    return (this.s.messageGet!.get(id) as Row).state as MessageState;
+  }
+
+  private move(
+    m: StoredMessage,
+    to: MessageState,
+    o: { dueAt: number | null; attemptsDelta?: number; carrier?: string; error?: GatewayError; detail: string },
+  ): void {
+    const from = m.state;
+    assertTransition(from, to, m.id);
+    const now = this.now();
+    const r = this.s.setState!.run(
+      to,
+      o.dueAt,
+      now,
+      o.attemptsDelta ?? 0,
+      m.channel,
+      m.fallback ? 1 : 0,
+      o.carrier ?? null,
+      o.error ? JSON.stringify(o.error) : null,
+      historyLine(now, to, o.detail),
+      m.id,
+      from,
+    );
+    // The compare-and-set lost: someone else moved it first. Never apply a transition twice.
+    if (r.changes !== 1) throw new Error(`message ${m.id} is no longer ${from}`);
+    m.state = to;
+  }
+
+  /** Final state + its event, one transaction (the caller's). */
+  private finish(
+    m: StoredMessage,
+    status: ReportStatus,
+    eventTime: number,
+    carrierMessageId: string | null,
+    error?: GatewayError,
+    carrier?: string,
+  ): void {
+    this.move(m, status, { dueAt: null, error, carrier, detail: error ? `${error.code}: ${error.message}` : status });
+    this.emit(m, status, eventTime, carrierMessageId, error);
+    this.liveDelta--;
+  }
+
+  /**
+   * The MMS cannot reach this handset: the fallback text goes out as SMS (true), or, when the
+   * request gave none, the message fails (false).
+   */
+  private fallbackOrFail(m: StoredMessage, now: number, cause: GatewayError, carrierMessageId: string | null = null): boolean {
+    if (m.payload.fallback_text === "") {
+      this.finish(m, "failed", now, carrierMessageId, { code: cause.code, message: `${cause.message}; ${gatewayErrors.noFallbackText.message}` });
+      return false;
+    }
+    m.channel = "sms";
+    m.fallback = true;
+    this.move(m, "accepted", { dueAt: now, error: cause, detail: `fallback to SMS after ${cause.code}` });
+    return true;
+  }
+
+  private emit(m: StoredMessage, status: ReportStatus, eventTime: number, carrierMessageId: string | null, error?: GatewayError): void {
+    const now = this.now();
+    const eventId = newId("evt", now, this.random);
+    const body = deliveryEvent(m, status, eventId, eventTime, carrierMessageId, error);
+    this.s.eventInsert!.run(eventId, m.id, m.accountId, status, m.payload.callback_url, JSON.stringify(body), now, now, now);
+  }
+}
+
+function historyLine(at: number, state: string, detail?: string): string {
+  return `${JSON.stringify(detail ? { at, state, detail } : { at, state })}\n`;
+}
+
+function toMessage(row: Row): StoredMessage {
+  return {
+    id: row.id as string,
+    accountId: row.account_id as string,
+    requestId: row.request_id as string | null,
+    channel: row.channel as Channel,
+    fallback: row.fallback === 1,
+    state: row.state as MessageState,
+    attempts: row.attempts as number,
+    createdAt: row.created_at as number,
+    expiresAt: row.expires_at as number,
+    payload: JSON.parse(row.payload as string) as MessagePayload,
+  };
+}

@@ -1,0 +1,74 @@
+// A real webhook sink on loopback: verifies the JWT (HS256 signature and the iat window, as Bloomreach
+// does) and records every event; its answer can be changed while a test runs.
+import { jwtVerify } from "jose";
+
+export interface SinkEvent {
+  event_id: string;
+  message_id: string;
+  request_id: string | null;
+  custom_data: string | null;
+  status: string;
+  channel: string;
+  fallback: boolean;
+  error?: { code: string; message: string };
+  [k: string]: unknown;
+}
+
+export interface Sink {
+  url: string;
+  events: SinkEvent[];
+  posts: number;
+  badTokens: number;
+  /** Status to answer with; 200 by default. */
+  answer: number;
+  /** Milliseconds to wait before answering. */
+  delayMs: number;
+  byMessage(id: string): SinkEvent[];
+  stop(): void;
+}
+
+export function startSink(secret: string, opts: { bearer?: boolean; maxSkewS?: number } = {}): Sink {
+  const key = new TextEncoder().encode(secret);
+  const sink: Sink = {
+    url: "",
+    events: [],
+    posts: 0,
+    badTokens: 0,
+    answer: 200,
+    delayMs: 0,
+    byMessage: (id) => sink.events.filter((e) => e.message_id === id),
+    stop: () => server.stop(true),
+  };
+  const server = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    async fetch(req) {
+      sink.posts++;
+      const body = await req.text();
+      if (sink.delayMs) await Bun.sleep(sink.delayMs);
+      if (sink.answer !== 200) return new Response("nope", { status: sink.answer });
+      let token = req.headers.get("authorization") ?? "";
+      if (opts.bearer) {
+        if (!token.startsWith("Bearer ")) {
+          sink.badTokens++;
+          return new Response("no bearer", { status: 401 });
+        }
+        token = token.slice(7);
+      }
+      try {
+        const { payload } = await jwtVerify(token, key, { algorithms: ["HS256"] });
+        const skew = Math.abs(Date.now() / 1000 - (payload.iat ?? 0));
+        if (typeof payload.iat !== "number" || skew > (opts.maxSkewS ?? 15 * 60)) throw new Error("iat outside the window");
+      } catch {
+        sink.badTokens++;
+        return new Response("bad token", { status: 401 });
+      }
+      const events = JSON.parse(body) as SinkEvent[];
+      if (!Array.isArray(events)) return new Response("not an array", { status: 400 });
+      sink.events.push(...events);
+      return new Response("ok");
+    },
+  });
+  sink.url = `http://127.0.0.1:${server.port}/callback`;
+  return sink;
+}
