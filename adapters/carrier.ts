@@ -97,6 +97,12 @@ interface Carrier {
   /** Stops taking new submits, lets in-flight ones finish (or fail temporarily) within the deadline. */
   stop(deadlineMs: number): Promise<void>;
   health(): CarrierHealth[];
+  /**
+   * Called once after start with the messages this carrier took but has not reported on yet. A real
+   * carrier keeps its pending reports and resends them; the embedded sandbox dies with the process
+   * and uses this to carry on where it stopped.
+   */
+  resume?(open: { carrierMessageId: string; to: string }[]): void;
 }
 
 export interface MmsCarrier extends Carrier {

@@ -108,8 +108,10 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       dispatcher.wake("sms");
     },
   });
-  await mms.start(events);
-  await sms.start(events);
+  for (const carrier of [mms, sms]) {
+    await carrier.start(events);
+    carrier.resume?.(store.openCarrierIds(carrier.name));
+  }
 
   let shuttingDown = false;
   const http = new Elysia()
@@ -184,7 +186,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         await dispatcher.stop(deadline);
         await Promise.all([mms.stop(deadline), sms.stop(deadline)]);
         await outbox.stop(Math.min(deadline, 2000));
-        await server.stop(true);
+        await server.stop(false);
         store.close();
         log.info("gateway stopped");
       })();

@@ -116,5 +116,7 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-const code = await main(process.argv.slice(2));
-if (code >= 0) process.exit(code);
+// No top-level await: `--bytecode` compiles to CommonJS, which has none.
+void main(process.argv.slice(2)).then((code) => {
+  if (code >= 0) process.exit(code);
+});

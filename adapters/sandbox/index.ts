@@ -37,6 +37,13 @@ export function createSandboxCarrier(o: SandboxOptions): MmsCarrier & SmsCarrier
     }
     if (scenario === "02") return { kind: "permanent", code: "sandbox:rejected", message: "refused for good (sandbox scenario 02)", fallbackEligible: false };
     const id = `sbx-${o.name}-${o.now().toString(36)}-${(++seq).toString(36)}`;
+    reportFor(id, m.to);
+    return { kind: "ok", carrierMessageIds: [id] };
+  };
+
+  /** The report follows from the recipient alone, so it can be re-derived after a restart. */
+  const reportFor = (id: string, to: string) => {
+    const scenario = to.slice(-2);
     const base = { carrier: o.name, carrierMessageId: id, timestamp: 0 };
     if (scenario === "03" && o.channel === "mms") {
       report({ ...base, outcome: "failed", fallbackEligible: true, code: "sandbox:no_mms", message: "handset cannot take MMS (sandbox scenario 03)" });
@@ -45,7 +52,6 @@ export function createSandboxCarrier(o: SandboxOptions): MmsCarrier & SmsCarrier
     } else {
       report({ ...base, outcome: "delivered" });
     }
-    return { kind: "ok", carrierMessageIds: [id] };
   };
 
   return {
@@ -57,6 +63,9 @@ export function createSandboxCarrier(o: SandboxOptions): MmsCarrier & SmsCarrier
       stopped = true;
       for (const t of timers) clearTimeout(t);
       timers.clear();
+    },
+    resume(open) {
+      for (const m of open) reportFor(m.carrierMessageId, m.to);
     },
     health(): CarrierHealth[] {
       return [{ name: o.name, state: stopped ? "idle" : "up", detail: "sandbox" }];

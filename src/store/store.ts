@@ -291,6 +291,17 @@ export class Store {
     });
   }
 
+  /** Carrier ids still waiting for their report, with the recipient (for a carrier's resume). */
+  openCarrierIds(carrier: string): { carrierMessageId: string; to: string }[] {
+    return (
+      this.db
+        .query(
+          "SELECT c.carrier_id AS id, m.payload AS payload FROM carrier_ids c JOIN messages m ON m.id = c.message_id WHERE c.carrier = ? AND c.outcome IS NULL AND m.state = 'submitted'",
+        )
+        .all(carrier) as { id: string; payload: string }[]
+    ).map((r) => ({ carrierMessageId: r.id, to: (JSON.parse(r.payload) as MessagePayload).to }));
+  }
+
   /** Submitted messages whose receipt window ended: final `sent`. */
   expireReceiptWindows(limit: number): Promise<number> {
     return this.tx(() => {

@@ -23,12 +23,16 @@ export interface Sink {
   answer: number;
   /** Milliseconds to wait before answering. */
   delayMs: number;
+  /** The distinct events (by event_id) of one message: delivery is at-least-once, consumers dedupe. */
   byMessage(id: string): SinkEvent[];
+  /** Events that arrived again with an event_id already seen. */
+  redelivered: number;
   stop(): void;
 }
 
 export function startSink(secret: string, opts: { bearer?: boolean; maxSkewS?: number } = {}): Sink {
   const key = new TextEncoder().encode(secret);
+  const seen = new Set<string>();
   const sink: Sink = {
     url: "",
     events: [],
@@ -36,6 +40,7 @@ export function startSink(secret: string, opts: { bearer?: boolean; maxSkewS?: n
     badTokens: 0,
     answer: 200,
     delayMs: 0,
+    redelivered: 0,
     byMessage: (id) => sink.events.filter((e) => e.message_id === id),
     stop: () => server.stop(true),
   };
@@ -65,7 +70,11 @@ export function startSink(secret: string, opts: { bearer?: boolean; maxSkewS?: n
       }
       const events = JSON.parse(body) as SinkEvent[];
       if (!Array.isArray(events)) return new Response("not an array", { status: 400 });
-      sink.events.push(...events);
+      for (const e of events) {
+        if (seen.has(e.event_id)) sink.redelivered++;
+        else sink.events.push(e);
+        seen.add(e.event_id);
+      }
       return new Response("ok");
     },
   });
