@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import pkg from "../package.json" with { type: "json" };
 import { startApp } from "./app.ts";
 import { ConfigError, defaultConfig, loadConfigFile, type Config } from "./config.ts";
+import { startWebhookSink } from "./webhook-sink.ts";
 
 const usage = `mms-gateway ${pkg.version}
 
@@ -13,6 +14,7 @@ usage:
   mms-gateway serve [--config FILE] [--listen HOST:PORT] [--data DIR]
   mms-gateway check-config FILE
   mms-gateway version
+  mms-gateway webhook-sink --secret SECRET [--listen HOST:PORT] [--bearer]
 `;
 
 function flag(args: string[], name: string): string | undefined {
@@ -92,6 +94,13 @@ async function main(argv: string[]): Promise<number> {
         await loadConfigFile(args[0]);
         console.log(`${args[0]}: ok`);
         return 0;
+      }
+      case "webhook-sink": {
+        const secret = flag(args, "--secret");
+        if (!secret) throw new ConfigError(["webhook-sink needs --secret (the account's callback_secret)"]);
+        const sink = startWebhookSink({ listen: flag(args, "--listen") ?? "127.0.0.1:9000", secret, bearer: args.includes("--bearer") });
+        console.log(`webhook sink listening on ${sink.url}`);
+        return -1;
       }
       case "version":
       case "--version":
