@@ -60,7 +60,22 @@ export class GroupCommit {
   lastError: string | null = null;
   commits = 0;
 
-  constructor(private readonly db: Database) {}
+  // Prepared once: db.run(sql) would compile these statements again for every write.
+  private readonly begin;
+  private readonly commit;
+  private readonly rollback;
+  private readonly savepoint;
+  private readonly release;
+  private readonly rollbackTo;
+
+  constructor(private readonly db: Database) {
+    this.begin = db.prepare("BEGIN IMMEDIATE");
+    this.commit = db.prepare("COMMIT");
+    this.rollback = db.prepare("ROLLBACK");
+    this.savepoint = db.prepare("SAVEPOINT op");
+    this.release = db.prepare("RELEASE op");
+    this.rollbackTo = db.prepare("ROLLBACK TO op");
+  }
 
   write<T>(run: () => T): Promise<T> {
     return new Promise<T>((resolve, reject) => {
@@ -79,7 +94,7 @@ export class GroupCommit {
     if (ops.length === 0) return;
     const results: { ok: boolean; v: unknown }[] = [];
     try {
-      this.db.run("BEGIN IMMEDIATE");
+      this.begin.run();
     } catch (e) {
       this.fail(e);
       for (const op of ops) op.reject(new StorageUnavailable(e));
@@ -87,21 +102,21 @@ export class GroupCommit {
     }
     try {
       for (const op of ops) {
-        this.db.run("SAVEPOINT op");
+        this.savepoint.run();
         try {
           results.push({ ok: true, v: op.run() });
-          this.db.run("RELEASE op");
+          this.release.run();
         } catch (e) {
           if (isStorageError(e)) throw e;
-          this.db.run("ROLLBACK TO op");
-          this.db.run("RELEASE op");
+          this.rollbackTo.run();
+          this.release.run();
           results.push({ ok: false, v: e });
         }
       }
-      this.db.run("COMMIT");
+      this.commit.run();
     } catch (e) {
       try {
-        this.db.run("ROLLBACK");
+        this.rollback.run();
       } catch {
         // the transaction may already be gone (SQLite rolls back itself on some I/O errors)
       }
