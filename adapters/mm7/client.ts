@@ -1,0 +1,105 @@
+// One SubmitReq over HTTP to the MMSC: Basic auth, SOAPAction "", the body as one buffer so that
+// Content-Length is sent and nothing is chunked (NowSMS and others insist on it; research §1.1).
+import type { HttpAnswer } from "./submit-response.ts";
+import type { Mm7Settings } from "./settings.ts";
+import type { SubmitMessage } from "./submit-message.ts";
+
+/** An MMSC answer is a few KB; anything bigger than this is not an MM7 answer and is cut off. */
+const maxAnswerBytes = 1024 * 1024;
+
+export type PostOutcome =
+  | { kind: "answer"; answer: HttpAnswer }
+  | { kind: "timeout"; message: string }
+  | { kind: "aborted"; message: string }
+  | { kind: "transport"; message: string };
+
+export interface MmscEndpoint {
+  url: string;
+  /** The URL for logs: no user info. */
+  redactedUrl: string;
+  authorization?: string;
+}
+
+/** Credentials may be configured as settings or, Mbuni style, inside the URL (http://user:pass@host/mm7). */
+export function mmscEndpoint(s: Mm7Settings): MmscEndpoint {
+  let url = s.url;
+  let username = s.username;
+  let password = s.password;
+  try {
+    const u = new URL(s.url);
+    if (u.username || u.password) {
+      if (!username) {
+        username = decodeURIComponent(u.username);
+        password = decodeURIComponent(u.password);
+      }
+      u.username = "";
+      u.password = "";
+      url = u.toString();
+    }
+  } catch {
+    // An invalid URL is reported by fetch at submit time, as a transport error.
+  }
+  const authorization = username ? "Basic " + Buffer.from(`${username}:${password}`, "utf8").toString("base64") : undefined;
+  return { url, redactedUrl: url, authorization };
+}
+
+export async function postSubmit(
+  endpoint: MmscEndpoint,
+  message: SubmitMessage,
+  timeoutMs: number,
+  stopSignal: AbortSignal,
+  fetchFn: typeof fetch,
+): Promise<PostOutcome> {
+  const controller = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort();
+  }, timeoutMs);
+  const onStop = () => controller.abort();
+  stopSignal.addEventListener("abort", onStop);
+  const headers: Record<string, string> = {
+    "Content-Type": message.contentType,
+    "Content-Length": String(message.body.byteLength),
+    SOAPAction: '""',
+  };
+  if (endpoint.authorization) headers.Authorization = endpoint.authorization;
+  try {
+    const res = await fetchFn(endpoint.url, { method: "POST", headers, body: message.body, signal: controller.signal, redirect: "manual" });
+    const body = await readCapped(res, maxAnswerBytes);
+    return {
+      kind: "answer",
+      answer: { status: res.status, contentType: res.headers.get("content-type"), retryAfter: res.headers.get("retry-after"), body },
+    };
+  } catch (err) {
+    if (timedOut) return { kind: "timeout", message: `no answer within ${timeoutMs} ms` };
+    if (stopSignal.aborted) return { kind: "aborted", message: "carrier stopped while the submit was in flight" };
+    return { kind: "transport", message: describe(err) };
+  } finally {
+    clearTimeout(timer);
+    stopSignal.removeEventListener("abort", onStop);
+  }
+}
+
+async function readCapped(res: Response, limit: number): Promise<Uint8Array> {
+  if (!res.body) return new Uint8Array(0);
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    total += value.byteLength;
+    if (total >= limit) {
+      await reader.cancel().catch(() => {});
+      break;
+    }
+  }
+  return Buffer.concat(chunks, Math.min(total, limit));
+}
+
+function describe(err: unknown): string {
+  const e = err as { code?: string; message?: string };
+  return [e.code, e.message].filter(Boolean).join(": ") || String(err);
+}
