@@ -1,0 +1,81 @@
+// Carrier message ids as match keys. SMSCs disagree with themselves: the submit_sm_resp id may be
+// hex while the receipt says the same number in decimal, with or without leading zeros, in either
+// case. CarrierReceipt carries one id and the pipeline matches strings exactly, so both sides are
+// turned into the same canonical key here, under the carrier's `receipt_id_base` policy:
+//
+//   same                  upper-case, leading zeros stripped, on both sides (Jasmin base 0)
+//   resp_hex_receipt_dec  canonical = hex: the receipt's decimal id is converted to hex
+//   resp_dec_receipt_hex  canonical = decimal: the receipt's hex id is converted to decimal
+//   auto                  canonical = decimal: any id made of hex digits with at least one letter
+//                         is read as hex, an all-digit id as decimal (Kannel's auto-detection; it
+//                         cannot tell a hex id that happens to have no letters, so prefer a fixed base)
+//
+// An id that is not a number in the expected base (UUIDs, ids with '-') falls back to the "same"
+// form, so ids that never had a base problem still meet. BigInt, because 64-bit ids overflow doubles.
+
+import type { ReceiptIdBase } from "./settings.ts";
+
+const DECIMAL = /^[0-9]+$/;
+const HEX = /^[0-9a-fA-F]+$/;
+
+/** Upper-case, leading zeros stripped ("0" stays "0"). */
+export function plainKey(id: string): string {
+  const trimmed = id.trim().toUpperCase();
+  const stripped = trimmed.replace(/^0+/, "");
+  return stripped === "" && trimmed !== "" ? "0" : stripped;
+}
+
+function hexToDecimal(id: string): string {
+  return BigInt("0x" + id).toString(10);
+}
+
+function decimalToHex(id: string): string {
+  return BigInt(id).toString(16).toUpperCase();
+}
+
+/** The key for an id taken from a submit_sm_resp. */
+export function respKey(id: string, base: ReceiptIdBase): string {
+  const t = id.trim();
+  switch (base) {
+    case "same":
+    case "resp_hex_receipt_dec":
+      return plainKey(t);
+    case "resp_dec_receipt_hex":
+      return DECIMAL.test(t) ? BigInt(t).toString(10) : plainKey(t);
+    case "auto":
+      return autoKey(t);
+  }
+}
+
+/** The key for an id taken from a delivery receipt (TLV or text). */
+export function receiptKey(id: string, base: ReceiptIdBase): string {
+  const t = id.trim();
+  switch (base) {
+    case "same":
+      return plainKey(t);
+    case "resp_hex_receipt_dec":
+      return DECIMAL.test(t) ? decimalToHex(t) : plainKey(t);
+    case "resp_dec_receipt_hex":
+      return HEX.test(t) ? hexToDecimal(t) : plainKey(t);
+    case "auto":
+      return autoKey(t);
+  }
+}
+
+function autoKey(t: string): string {
+  if (DECIMAL.test(t)) return BigInt(t).toString(10);
+  if (HEX.test(t)) return hexToDecimal(t);
+  return plainKey(t);
+}
+
+/**
+ * Every key an id could stand for (plain, and its other-base reading), for a "try all" lookup
+ * when a carrier's base policy is not known yet. Order: most to least likely.
+ */
+export function normaliseMessageId(id: string): string[] {
+  const t = id.trim();
+  const out = [plainKey(t)];
+  if (DECIMAL.test(t)) out.push(decimalToHex(t));
+  if (HEX.test(t)) out.push(hexToDecimal(t));
+  return [...new Set(out)];
+}

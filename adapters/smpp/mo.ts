@@ -1,0 +1,166 @@
+// Mobile-originated SMS: the text of a deliver_sm by its data_coding, and the reassembly of
+// concatenated MO (UDH with 8- or 16-bit reference, or sar_* TLVs) in a bounded, timed buffer.
+
+import { decodeGsm, decodeUcs2 } from "./gsm.ts";
+import { findTlv, Tag, type ShortMessageFields } from "./pdu.ts";
+
+const UDHI = 0x40;
+
+/** Where one part sits in its concatenated message. */
+export interface Concat {
+  ref: number;
+  total: number;
+  seq: number;
+}
+
+/** The user data of one deliver_sm: its concatenation info (if any) and its text octets (UDH removed). */
+export interface MoPart {
+  concat: Concat | undefined;
+  payload: Uint8Array;
+}
+
+/** Splits the UDH off when esm_class says there is one; a UDH that overruns the data is ignored. */
+export function splitUserData(sm: ShortMessageFields): MoPart {
+  const data = findTlv(sm.tlvs, Tag.message_payload) ?? sm.shortMessage;
+  let concat: Concat | undefined;
+  let payload = data;
+  if (sm.esmClass & UDHI && data.length > 0) {
+    const udhl = data[0]!;
+    if (1 + udhl <= data.length) {
+      payload = data.subarray(1 + udhl);
+      concat = concatFromUdh(data.subarray(1, 1 + udhl));
+    }
+  }
+  const sarRef = findTlv(sm.tlvs, Tag.sar_msg_ref_num);
+  const sarTotal = findTlv(sm.tlvs, Tag.sar_total_segments);
+  const sarSeq = findTlv(sm.tlvs, Tag.sar_segment_seqnum);
+  if (!concat && sarRef && sarTotal?.length && sarSeq?.length) {
+    const ref = sarRef.length >= 2 ? (sarRef[0]! << 8) | sarRef[1]! : (sarRef[0] ?? 0);
+    concat = { ref, total: sarTotal[0]!, seq: sarSeq[0]! };
+  }
+  if (concat && (concat.total < 2 || concat.seq < 1 || concat.seq > concat.total)) concat = undefined;
+  return { concat, payload };
+}
+
+/** Information elements: 0x00 = 8-bit reference (3 octets), 0x08 = 16-bit reference (4 octets). */
+function concatFromUdh(udh: Uint8Array): Concat | undefined {
+  let i = 0;
+  while (i + 2 <= udh.length) {
+    const iei = udh[i]!;
+    const len = udh[i + 1]!;
+    const v = udh.subarray(i + 2, i + 2 + len);
+    if (v.length < len) return undefined;
+    if (iei === 0x00 && len === 3) return { ref: v[0]!, total: v[1]!, seq: v[2]! };
+    if (iei === 0x08 && len === 4) return { ref: (v[0]! << 8) | v[1]!, total: v[2]!, seq: v[3]! };
+    i += 2 + len;
+  }
+  return undefined;
+}
+
+/**
+ * Text by data_coding (3.4 §5.2.19). 0x00 is the SMSC default alphabet, taken as GSM 03.38
+ * unpacked; the 0xF0 group's bit 2 says 8-bit data, else GSM. Anything we cannot name is decoded
+ * as Latin-1, which at least never loses an octet.
+ */
+export function decodeText(dataCoding: number, bytes: Uint8Array): string {
+  if ((dataCoding & 0xf0) === 0xf0) return dataCoding & 0x04 ? latin1(bytes) : decodeGsm(bytes);
+  // Coding groups 0x0X-0x3X (general data coding, 3GPP 23.038): bits 3-2 give the alphabet.
+  if ((dataCoding & 0xc0) === 0x00 && dataCoding >= 0x10) {
+    const alphabet = (dataCoding >> 2) & 0x03;
+    return alphabet === 2 ? decodeUcs2(bytes) : alphabet === 0 ? decodeGsm(bytes) : latin1(bytes);
+  }
+  switch (dataCoding) {
+    case 0x00:
+      return decodeGsm(bytes);
+    case 0x08:
+      return decodeUcs2(bytes);
+    default:
+      return latin1(bytes);
+  }
+}
+
+function latin1(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1");
+}
+
+interface Pending {
+  key: string;
+  parts: (Uint8Array | undefined)[];
+  received: number;
+  dataCoding: number;
+  firstAt: number;
+}
+
+/** A message put back together, or what was left of one when its time ran out. */
+export interface Reassembled {
+  key: string;
+  dataCoding: number;
+  text: string;
+  complete: boolean;
+}
+
+/**
+ * Holds parts until their message is complete. Parts are concatenated as octets before decoding,
+ * because a careless sender may cut a UCS2 surrogate pair or GSM escape across parts. A completed
+ * message stays until `release` so that a redelivered last part (after we refused it) completes it again.
+ */
+export class MoReassembly {
+  private readonly pending = new Map<string, Pending>();
+
+  constructor(
+    private readonly timeoutMs: number,
+    private readonly maxMessages: number,
+    private readonly now: () => number,
+  ) {}
+
+  /**
+   * Adds a part. Returns the message when this part completes it; otherwise undefined. `evicted`
+   * receives messages pushed out incomplete by the size bound.
+   */
+  add(from: string, to: string, dataCoding: number, part: MoPart & { concat: Concat }, evicted: (r: Reassembled) => void): Reassembled | undefined {
+    const { ref, total, seq } = part.concat;
+    const key = `${from}\u0000${to}\u0000${ref}\u0000${total}`;
+    let p = this.pending.get(key);
+    if (!p) {
+      while (this.pending.size >= this.maxMessages) {
+        const oldest = this.pending.values().next().value as Pending;
+        this.pending.delete(oldest.key);
+        evicted(this.assemble(oldest));
+      }
+      p = { key, parts: new Array(total).fill(undefined), received: 0, dataCoding, firstAt: this.now() };
+      this.pending.set(key, p);
+    }
+    if (!p.parts[seq - 1]) {
+      p.parts[seq - 1] = part.payload.slice();
+      p.received++;
+    }
+    return p.received === p.parts.length ? this.assemble(p) : undefined;
+  }
+
+  /** Forgets a message once the pipeline has it. */
+  release(key: string): void {
+    this.pending.delete(key);
+  }
+
+  /** Removes and returns the messages that waited longer than the timeout, incomplete as they are. */
+  expire(): Reassembled[] {
+    const cutoff = this.now() - this.timeoutMs;
+    const out: Reassembled[] = [];
+    for (const p of this.pending.values()) {
+      if (p.firstAt > cutoff) break; // insertion order is arrival order
+      this.pending.delete(p.key);
+      out.push(this.assemble(p));
+    }
+    return out;
+  }
+
+  get size(): number {
+    return this.pending.size;
+  }
+
+  private assemble(p: Pending): Reassembled {
+    const present = p.parts.filter((x): x is Uint8Array => x !== undefined);
+    const bytes = Buffer.concat(present);
+    return { key: p.key, dataCoding: p.dataCoding, text: decodeText(p.dataCoding, bytes), complete: present.length === p.parts.length };
+  }
+}

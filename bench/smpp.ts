@@ -1,0 +1,110 @@
+// submit_sm/s over one bind at window 1, 10 and 50 against the node-smpp simulator in a separate
+// process, plus the simulator's own ceiling measured with a bare pipelining client (no session layer).
+// Usage: bun bench/smpp.ts [messages per run, default 20000] [seconds cap per run, default 10]
+
+import net from "node:net";
+import { createSmppCarrier } from "../adapters/smpp/index.ts";
+import { Command, encodeBind, encodeShortMessage, FrameReader, type ShortMessageFields } from "../adapters/smpp/pdu.ts";
+
+const COUNT = Number(process.argv[2] ?? 20_000);
+const CAP_S = Number(process.argv[3] ?? 10);
+const silent = { debug() {}, info() {}, warn() {}, error() {} };
+
+async function startSimulator(): Promise<{ port: number; stop: () => void }> {
+  const proc = Bun.spawn([process.execPath, new URL("./smpp-smsc.ts", import.meta.url).pathname], { stdout: "pipe", stderr: "inherit" });
+  const reader = proc.stdout.getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("simulator exited");
+    text += new TextDecoder().decode(value);
+  }
+  return { port: JSON.parse(text.split("\n")[0]!).port, stop: () => proc.kill() };
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? 0;
+}
+
+async function runCarrier(port: number, window: number) {
+  const carrier = createSmppCarrier("bench", { port, window, tps: 0, system_id: "bench", password: "pw", enquire_link_s: 3600 }, { log: silent, now: Date.now });
+  await carrier.start({ receipt: async () => {}, inbound: async () => {} });
+  const latencies: number[] = [];
+  let sent = 0;
+  let ok = 0;
+  const deadline = performance.now() + CAP_S * 1000;
+  const t0 = performance.now();
+  // Enough concurrent callers to keep the window full; the session queues the rest.
+  const worker = async () => {
+    while (sent < COUNT && performance.now() < deadline) {
+      sent++;
+      const s = performance.now();
+      const r = await carrier.submit({ messageId: String(sent), from: "BENCH", to: "447700900123", text: "Benchmark message, GSM 7-bit, nothing fancy." });
+      latencies.push(performance.now() - s);
+      if (r.kind === "ok") ok++;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(window * 2, 2) }, worker));
+  const elapsed = (performance.now() - t0) / 1000;
+  await carrier.stop(1000);
+  latencies.sort((a, b) => a - b);
+  return { window, ok, elapsed, rate: ok / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99), maxInFlight: carrier.counters()[0]!.counters.maxInFlight };
+}
+
+/** The simulator's ceiling: pre-encoded PDUs, a counter for the window, nothing else. */
+async function runBare(port: number, window: number) {
+  const sm: ShortMessageFields = {
+    serviceType: "", sourceTon: 5, sourceNpi: 0, sourceAddr: "BENCH", destTon: 1, destNpi: 1, destAddr: "447700900123", esmClass: 0,
+    protocolId: 0, priorityFlag: 0, scheduleDeliveryTime: "", validityPeriod: "", registeredDelivery: 1, replaceIfPresent: 0,
+    dataCoding: 0, smDefaultMsgId: 0, shortMessage: Buffer.from("Benchmark message, GSM 7-bit, nothing fancy."), tlvs: [],
+  };
+  const socket = net.connect({ host: "127.0.0.1", port });
+  socket.setNoDelay(true);
+  await new Promise((r) => socket.once("connect", r));
+  const reader = new FrameReader(65536);
+  let acked = 0;
+  let seq = 1;
+  let outstanding = 0;
+  let resolveDone!: () => void;
+  const done = new Promise<void>((r) => (resolveDone = r));
+  const deadline = performance.now() + CAP_S * 1000;
+  let t0 = 0;
+  const pump = () => {
+    const batch: Buffer[] = [];
+    while (outstanding < window && seq <= COUNT && performance.now() < deadline) {
+      batch.push(encodeShortMessage(Command.submit_sm, ++seq, sm));
+      outstanding++;
+    }
+    if (batch.length) socket.write(Buffer.concat(batch));
+    if (outstanding === 0) resolveDone();
+  };
+  socket.on("data", (chunk: Buffer) => {
+    reader.feed(chunk, (f) => {
+      const id = f.readUInt32BE(4);
+      if (id === Command.bind_transceiver_resp) t0 = performance.now();
+      else if (id === Command.submit_sm_resp) {
+        acked++;
+        outstanding--;
+      }
+    });
+    pump();
+  });
+  socket.write(encodeBind(Command.bind_transceiver, 1, { systemId: "bare", password: "", systemType: "", interfaceVersion: 0x34, addrTon: 0, addrNpi: 0, addressRange: "" }));
+  await done;
+  const elapsed = (performance.now() - t0) / 1000;
+  socket.destroy();
+  return { window, ok: acked, elapsed, rate: acked / elapsed };
+}
+
+const sim = await startSimulator();
+try {
+  console.log(`SMPP bench: ${COUNT} submit_sm per run (cap ${CAP_S} s), one bind, simulator (node-smpp) in a separate process, Bun ${Bun.version}`);
+  for (const w of [1, 10, 50]) {
+    const r = await runCarrier(sim.port, w);
+    console.log(`adapter  window ${String(w).padStart(2)}: ${Math.round(r.rate).toLocaleString("en")} submit_sm/s  (${r.ok} ok in ${r.elapsed.toFixed(2)} s, latency p50 ${r.p50.toFixed(2)} ms p99 ${r.p99.toFixed(2)} ms, max in flight ${r.maxInFlight})`);
+  }
+  const bare = await runBare(sim.port, 50);
+  console.log(`bare client window 50 (simulator ceiling): ${Math.round(bare.rate).toLocaleString("en")} submit_sm/s (${bare.ok} in ${bare.elapsed.toFixed(2)} s)`);
+} finally {
+  sim.stop();
+}

@@ -1,0 +1,119 @@
+import { describe, expect, test } from "bun:test";
+import { normaliseMessageId, plainKey, receiptKey, respKey } from "../../adapters/smpp/message-id.ts";
+import { Tag, type ShortMessageFields, type Tlv } from "../../adapters/smpp/pdu.ts";
+import { isReceipt, parseReceipt, parseReceiptDate, parseReceiptText } from "../../adapters/smpp/receipt.ts";
+
+function dlr(text: string, esmClass = 0x04, tlvs: Tlv[] = []): ShortMessageFields {
+  return {
+    serviceType: "", sourceTon: 1, sourceNpi: 1, sourceAddr: "4477", destTon: 5, destNpi: 0, destAddr: "ACME",
+    esmClass, protocolId: 0, priorityFlag: 0, scheduleDeliveryTime: "", validityPeriod: "", registeredDelivery: 0,
+    replaceIfPresent: 0, dataCoding: 0, smDefaultMsgId: 0, shortMessage: Buffer.from(text, "latin1"), tlvs,
+  };
+}
+const cstr = (s: string) => Uint8Array.from(Buffer.from(s + "\0", "latin1"));
+
+describe("detection", () => {
+  test("esm_class type bits are masked, not compared", () => {
+    expect(isReceipt(dlr("", 0x04))).toBe(true);
+    expect(isReceipt(dlr("", 0x44))).toBe(true);
+    expect(isReceipt(dlr("", 0x20))).toBe(true);
+    expect(isReceipt(dlr("", 0x08))).toBe(true);
+    expect(isReceipt(dlr("", 0x00))).toBe(false);
+    expect(isReceipt(dlr("", 0x40))).toBe(false);
+    expect(isReceipt(dlr("", 0x00, [{ tag: Tag.receipted_message_id, value: cstr("1") }]))).toBe(true);
+  });
+});
+
+describe("text parsing", () => {
+  test("the Appendix B format", () => {
+    const f = parseReceiptText("id:0123456789 sub:001 dlvrd:001 submit date:2401311200 done date:2401311201 stat:DELIVRD err:000 text:Hello id:9 world");
+    expect(Object.fromEntries(f)).toEqual({
+      id: "0123456789", sub: "001", dlvrd: "001", submitdate: "2401311200", donedate: "2401311201", stat: "DELIVRD", err: "000", text: "Hello id:9 world",
+    });
+  });
+
+  test("odd spacing, case, missing fields, joined date keys, empty values", () => {
+    const f = parseReceiptText("ID:  abc_12-Z   SUBMITDATE:240131120059 Donedate:240131120100  Stat:  undeliv  Err:12 sub: dlvrd:0");
+    expect(f.get("id")).toBe("abc_12-Z");
+    expect(f.get("stat")).toBe("undeliv");
+    expect(f.get("err")).toBe("12");
+    expect(f.get("donedate")).toBe("240131120100");
+    expect(f.get("sub")).toBe("");
+    expect(f.get("dlvrd")).toBe("0");
+    expect(parseReceiptText("msgid:5 stat:DELIVRD").get("id")).toBeUndefined();
+  });
+
+  test("dates of 10 or 12 digits, UTC; nonsense gives undefined", () => {
+    expect(parseReceiptDate("2401311201")).toBe(Date.UTC(2024, 0, 31, 12, 1));
+    expect(parseReceiptDate("240131120159")).toBe(Date.UTC(2024, 0, 31, 12, 1, 59));
+    expect(parseReceiptDate("2413311201")).toBeUndefined();
+    expect(parseReceiptDate("abc")).toBeUndefined();
+    expect(parseReceiptDate(undefined)).toBeUndefined();
+  });
+});
+
+describe("parseReceipt", () => {
+  test("TLVs win over the text, field by field", () => {
+    const r = parseReceipt(
+      dlr("id:999 stat:UNDELIV err:001 done date:2401311201", 0x04, [
+        { tag: Tag.receipted_message_id, value: cstr("ABC") },
+        { tag: Tag.message_state, value: Uint8Array.of(2) },
+        { tag: Tag.network_error_code, value: Uint8Array.of(3, 0, 1) },
+      ]),
+    );
+    expect(r).toEqual({ id: "ABC", stat: "DELIVRD", outcome: "delivered", err: "001", networkError: "3:1", doneAt: Date.UTC(2024, 0, 31, 12, 1) });
+  });
+
+  test("text only; ids with '_' survive (Latin-1, not GSM, decoding)", () => {
+    const r = parseReceipt(dlr("id:msg_0001 sub:001 dlvrd:000 submit date:2401311200 done date:2401311201 stat:EXPIRED err:000 text:"));
+    expect(r.id).toBe("msg_0001");
+    expect(r.outcome).toBe("failed");
+    expect(r.stat).toBe("EXPIRED");
+  });
+
+  test("stat words and message_state numbers map to outcomes", () => {
+    const words: [string, string][] = [
+      ["DELIVRD", "delivered"], ["UNDELIV", "failed"], ["EXPIRED", "failed"], ["REJECTD", "failed"], ["DELETED", "failed"],
+      ["UNKNOWN", "unknown"], ["ENROUTE", "pending"], ["ACCEPTD", "pending"], ["delivrd", "delivered"], ["WEIRD", "failed"],
+    ];
+    for (const [w, o] of words) expect(parseReceipt(dlr(`id:1 stat:${w}`)).outcome).toBe(o as never);
+    const states: [number, string][] = [[1, "pending"], [2, "delivered"], [3, "failed"], [4, "failed"], [5, "failed"], [6, "pending"], [7, "unknown"], [8, "failed"]];
+    for (const [n, o] of states) expect(parseReceipt(dlr("", 4, [{ tag: Tag.receipted_message_id, value: cstr("1") }, { tag: Tag.message_state, value: Uint8Array.of(n) }])).outcome).toBe(o as never);
+    expect(parseReceipt(dlr("id:1")).outcome).toBe("unknown");
+  });
+
+  test("no id anywhere", () => {
+    expect(parseReceipt(dlr("stat:DELIVRD")).id).toBeUndefined();
+  });
+});
+
+describe("message id keys", () => {
+  test("same base: case and leading zeros do not matter", () => {
+    expect(respKey("000123abc", "same")).toBe("123ABC");
+    expect(receiptKey("123ABC", "same")).toBe("123ABC");
+    expect(respKey("0000", "same")).toBe("0");
+    expect(plainKey(" 0a-b_c ")).toBe("A-B_C");
+  });
+
+  test("resp hex / receipt decimal, and the reverse, meet; 64-bit ids keep every digit", () => {
+    expect(respKey("04000000086ECD50", "resp_hex_receipt_dec")).toBe("4000000086ECD50");
+    expect(receiptKey(BigInt("0x04000000086ECD50").toString(10), "resp_hex_receipt_dec")).toBe("4000000086ECD50");
+    expect(respKey("0288230376292486480", "resp_dec_receipt_hex")).toBe("288230376292486480");
+    expect(receiptKey("0400000008ecd50", "resp_dec_receipt_hex")).toBe(BigInt("0x400000008ecd50").toString(10));
+    // Non-numeric ids pass through in their plain form under any policy.
+    for (const base of ["same", "resp_hex_receipt_dec", "resp_dec_receipt_hex", "auto"] as const) {
+      expect(respKey("ab-12", base)).toBe(receiptKey("AB-12", base));
+    }
+  });
+
+  test("auto: hex letters mean hex, digits mean decimal", () => {
+    expect(respKey("1A", "auto")).toBe("26");
+    expect(receiptKey("026", "auto")).toBe("26");
+  });
+
+  test("normaliseMessageId lists every reading", () => {
+    expect(normaliseMessageId("0026")).toEqual(["26", "1A", "38"]);
+    expect(normaliseMessageId("1a")).toEqual(["1A", "26"]);
+    expect(normaliseMessageId("x-1")).toEqual(["X-1"]);
+  });
+});
