@@ -94,7 +94,7 @@ export interface CarrierHealth {
 interface Carrier {
   readonly name: string;
   start(events: CarrierEvents): Promise<void>;
-  /** Stops taking new submits, lets in-flight ones finish (or fail temporarily) within the deadline. */
+  /** Stops taking new submits, lets in-flight ones finish (or fail temporarily) within `deadlineMs` milliseconds from now. */
   stop(deadlineMs: number): Promise<void>;
   health(): CarrierHealth[];
   /**

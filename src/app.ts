@@ -4,7 +4,10 @@ import { Elysia } from "elysia";
 import pino, { type Logger } from "pino";
 import type { MmsCarrier, SmsCarrier } from "../adapters/carrier.ts";
 import { createSandboxCarrier } from "../adapters/sandbox/index.ts";
-import type { Config } from "./config.ts";
+import { createMm7Carrier, type Mm7Carrier } from "../adapters/mm7/index.ts";
+import { createSmppCarrier } from "../adapters/smpp/index.ts";
+import { mm7Settings, smppSettings, type Config } from "./config.ts";
+import { carrierInbound } from "./http/carrier-inbound.ts";
 import { channelApi } from "./http/channel-api.ts";
 import { ops } from "./http/ops.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
@@ -38,12 +41,16 @@ export function createLogger(config: Config): Logger {
   });
 }
 
-function createCarriers(config: Config, now: () => number): { mms: MmsCarrier; sms: SmsCarrier } {
+function createCarriers(config: Config, log: Logger, now: () => number): { mms: MmsCarrier; sms: SmsCarrier; mm7Inbound: Mm7Carrier | null } {
   const { mms, sms } = config.carriers;
-  if (mms.kind !== "sandbox" || sms.kind !== "sandbox") throw new Error("only sandbox carriers are wired so far");
+  const mm7 = mms.kind === "mm7" ? createMm7Carrier(mm7Settings(config), { log: log.child({ carrier: mms.name }), now }) : null;
   return {
-    mms: createSandboxCarrier({ name: mms.name, channel: "mms", reportDelayMs: mms.sandbox_report_delay_ms, now }),
-    sms: createSandboxCarrier({ name: sms.name, channel: "sms", reportDelayMs: sms.sandbox_report_delay_ms, now }),
+    mms: mm7 ?? createSandboxCarrier({ name: mms.name, channel: "mms", reportDelayMs: mms.sandbox_report_delay_ms, now }),
+    sms:
+      sms.kind === "smpp"
+        ? createSmppCarrier(sms.name, smppSettings(config), { log: log.child({ carrier: sms.name }), now })
+        : createSandboxCarrier({ name: sms.name, channel: "sms", reportDelayMs: sms.sandbox_report_delay_ms, now }),
+    mm7Inbound: mm7,
   };
 }
 
@@ -72,7 +79,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     now,
     warn: (o, m) => log.warn(o, m),
   });
-  const { mms, sms } = createCarriers(config, now);
+  const { mms, sms, mm7Inbound } = createCarriers(config, log, now);
 
   const outbox = new Outbox({
     store,
@@ -96,6 +103,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     metrics,
     concurrency: { mms: config.carriers.mms.concurrency, sms: config.carriers.sms.concurrency },
     claimBatch: config.delivery.claim_batch,
+    paused: config.delivery.paused,
     onFinal: () => outbox.wake(),
   });
   const events = carrierEvents({
@@ -126,6 +134,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         shuttingDown: () => shuttingDown,
       }),
     )
+    .use(carrierInbound(config.inbound.mm7.path, (req) => (mm7Inbound ? mm7Inbound.handleInbound(req) : Promise.resolve(new Response("no MM7 carrier is configured\n", { status: 404 })))))
     .use(
       ops({
         metrics,
@@ -149,6 +158,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   http.listen({ hostname: host, port: Number(portText), maxRequestBodySize: config.server.max_body_bytes + 65536 });
   const server = http.server!;
 
+  if (config.delivery.paused) log.warn("delivery.paused is set: messages are accepted and queued, nothing is submitted");
   dispatcher.start();
   outbox.start();
   let lastPurge = 0;

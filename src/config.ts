@@ -2,6 +2,8 @@
 // schema. Every default lives here and nowhere else.
 import { Type as T, type Static, type TSchema } from "@sinclair/typebox";
 import { Value, ValueErrorType } from "@sinclair/typebox/value";
+import { mm7Defaults, resolveMm7Settings, type Mm7Settings } from "../adapters/mm7/index.ts";
+import { resolveSettings as resolveSmppSettings, smppDefaults, type SmppSettings } from "../adapters/smpp/index.ts";
 
 const Str = (d: string, description?: string) => T.String({ default: d, description });
 const Int = (d: number, min = 0, max = Number.MAX_SAFE_INTEGER) => T.Integer({ default: d, minimum: min, maximum: max });
@@ -23,41 +25,55 @@ const Account = T.Object(
   { additionalProperties: false },
 );
 
-const Mms = Section({
-  kind: T.Union([T.Literal("mm7"), T.Literal("sandbox")], { default: "sandbox" }),
-  name: Str("mms"),
-  /** Submits in flight to this carrier at once. */
-  concurrency: Int(32, 1, 4096),
-  url: Str(""),
-  username: Str(""),
-  password: Str(""),
-  vaspid: Str(""),
-  vasid: Str(""),
-  service_code: Str(""),
-  namespace: Str("REL-6-MM7-1-4"),
-  version: Str("6.8.0"),
-  max_message_bytes: Int(307200, 1024),
-  /** Anything else the MM7 adapter understands (see config.example.toml); checked by the adapter. */
-  mm7: T.Record(T.String(), T.Unknown(), { default: {} }),
+/**
+ * The carrier sections: the adapters own their settings and defaults (one place for each fact); the
+ * schema is derived from those defaults so every key is type-checked, defaulted and unknown keys named.
+ */
+function fromDefaults(defaults: object, omit: string[] = []): Record<string, TSchema> {
+  const out: Record<string, TSchema> = {};
+  for (const [k, d] of Object.entries(defaults)) {
+    if (omit.includes(k)) continue;
+    if (typeof d === "string") out[k] = T.String({ default: d });
+    else if (typeof d === "number") out[k] = T.Number({ default: d, minimum: 0 });
+    else if (typeof d === "boolean") out[k] = T.Boolean({ default: d });
+    else if (Array.isArray(d)) out[k] = T.Array(T.Union([T.String(), T.Number()]), { default: d });
+  }
+  return out;
+}
+const sandboxKeys = {
   /** Sandbox: milliseconds between the submit and its delivery report. */
   sandbox_report_delay_ms: Int(200),
+};
+
+const Mms = Section({
+  // The MMSC's inbound credentials are [inbound.mm7]'s, not repeated here.
+  ...fromDefaults(mm7Defaults, ["inbound_username", "inbound_password"]),
+  kind: T.Union([T.Literal("mm7"), T.Literal("sandbox")], { default: "sandbox" }),
+  name: Str("mms"),
+  /** Submits in flight to this carrier at once (the dispatcher's limit). */
+  concurrency: Int(32, 1, 4096),
+  ...sandboxKeys,
 });
 
 const Sms = Section({
+  ...fromDefaults(smppDefaults),
   kind: T.Union([T.Literal("smpp"), T.Literal("sandbox")], { default: "sandbox" }),
   name: Str("sms"),
-  concurrency: Int(64, 1, 4096),
-  host: Str("127.0.0.1"),
-  port: Int(2775, 1, 65535),
-  tls: Bool(false),
-  system_id: Str(""),
-  password: Str(""),
-  system_type: Str(""),
-  window: Int(10, 1, 1000),
-  tps: Int(50, 1, 1_000_000),
-  smpp: T.Record(T.String(), T.Unknown(), { default: {} }),
-  sandbox_report_delay_ms: Int(200),
+  /** Submits in flight at once (the dispatcher's limit; the SMPP window bounds each bind too). */
+  concurrency: Int(256, 1, 100000),
+  ...sandboxKeys,
 });
+
+/** The adapter's own view of its section: the section less the gateway's keys. */
+export function mm7Settings(c: Config): Mm7Settings {
+  const { kind: _k, sandbox_report_delay_ms: _s, ...rest } = c.carriers.mms;
+  return resolveMm7Settings({ ...rest, inbound_username: c.inbound.mm7.username, inbound_password: c.inbound.mm7.password });
+}
+
+export function smppSettings(c: Config): SmppSettings {
+  const { kind: _k, name: _n, concurrency: _c, sandbox_report_delay_ms: _s, ...rest } = c.carriers.sms;
+  return resolveSmppSettings(rest);
+}
 
 export const ConfigSchema = T.Object(
   {
@@ -105,6 +121,8 @@ export const ConfigSchema = T.Object(
       early_receipt_hold_s: Int(600, 1),
       /** Also report `sent` when the carrier accepts the message (before the final report). */
       intermediate_events: Bool(false),
+      /** Accept and queue, but submit nothing (a carrier maintenance window); the queue drains when false again. */
+      paused: Bool(false),
       /** Messages claimed per dispatcher round. */
       claim_batch: Int(256, 1, 10000),
     }),
@@ -148,7 +166,11 @@ export const ConfigSchema = T.Object(
   { additionalProperties: false },
 );
 
-export type Config = Static<typeof ConfigSchema>;
+type Schema = Static<typeof ConfigSchema>;
+type MmsSection = Schema["carriers"]["mms"] & Omit<Mm7Settings, "inbound_username" | "inbound_password">;
+type SmsSection = Schema["carriers"]["sms"] & SmppSettings;
+/** The schema's static type, with the carrier sections' adapter keys (derived at run time) spelled out. */
+export type Config = Omit<Schema, "carriers"> & { carriers: { mms: MmsSection; sms: SmsSection } };
 export type AccountConfig = Config["accounts"][number];
 
 export class ConfigError extends Error {
@@ -214,6 +236,16 @@ function semanticProblems(c: Config): string[] {
     if (a.inbound_url && !/^https?:\/\//.test(a.inbound_url)) p.push(`accounts.${i}.inbound_url: must be an http(s) URL`);
   });
   if (c.carriers.mms.kind === "mm7" && !/^https?:\/\//.test(c.carriers.mms.url)) p.push("carriers.mms.url: required for kind = \"mm7\" (an http(s) URL)");
+  for (const [section, check] of [
+    ["carriers.mms", () => mm7Settings(c)],
+    ["carriers.sms", () => smppSettings(c)],
+  ] as const) {
+    try {
+      check();
+    } catch (e) {
+      p.push(`${section}: ${(e as Error).message.replace(/^(mm7: |carriers\.sms\.)/, "")}`);
+    }
+  }
   if (!c.inbound.mm7.path.startsWith("/")) p.push("inbound.mm7.path: must start with /");
   for (const [i, cidr] of c.egress.allow.entries()) {
     if (!/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(cidr)) p.push(`egress.allow.${i}: expected a CIDR like 127.0.0.0/8 (got "${cidr}")`);

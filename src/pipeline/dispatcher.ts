@@ -19,6 +19,8 @@ export interface DispatcherDeps {
   metrics: Metrics;
   concurrency: Record<Channel, number>;
   claimBatch: number;
+  /** Submit nothing (delivery.paused). */
+  paused?: boolean;
   /** After a fallback or any change that makes more work due. */
   onFinal?: () => void;
 }
@@ -48,7 +50,7 @@ export class Dispatcher {
 
   /** Something may be due on `channel` now. Cheap to call often: concurrent calls coalesce. */
   wake(channel: Channel): void {
-    if (this.stopping) return;
+    if (this.stopping || this.d.paused) return;
     const lane = this.lanes[channel];
     if (lane.pumping) {
       lane.again = true;

@@ -68,7 +68,7 @@ export class GroupCommit {
   private readonly release;
   private readonly rollbackTo;
 
-  constructor(private readonly db: Database) {
+  constructor(db: Database) {
     this.begin = db.prepare("BEGIN IMMEDIATE");
     this.commit = db.prepare("COMMIT");
     this.rollback = db.prepare("ROLLBACK");

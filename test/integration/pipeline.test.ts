@@ -23,7 +23,7 @@ async function journey(path: "/mms" | "/sms", to: string, extra: Record<string, 
       : sendBody({ to, callback_url: sink.url, subject: undefined, fallback_text: undefined, ...extra });
   const r = await post(app.url, path, body);
   expect(r.status).toBe(200);
-  const events = await waitFor(`final event for ${to}`, () => {
+  await waitFor(`final event for ${to}`, () => {
     const e = sink.byMessage(r.json.id);
     return e.length > 0 && e;
   });
