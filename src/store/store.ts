@@ -41,8 +41,15 @@ export interface StoreOptions {
   retryMaxMs: number;
   receiptWindowMs: number;
   intermediateEvents: boolean;
-  /** Where the final event of a message goes is the message's callback_url; this only names kinds. */
+  /**
+   * Told after each commit what it finished: a final state or a fallback. Every path that ends a
+   * message (submit answer, receipt, validity, receipt window, recovery) goes through here, so the
+   * counters fed from it are complete.
+   */
+  onOutcome?: (o: StoreOutcome) => void;
 }
+
+export type StoreOutcome = { kind: "final"; status: ReportStatus } | { kind: "fallback" };
 
 export interface ClaimedMessage extends StoredMessage {}
 
@@ -118,24 +125,28 @@ export class Store {
   }
 
   close(): void {
-    this.writer.flush();
+    this.writer.drain();
     this.db.run("PRAGMA wal_checkpoint(TRUNCATE)");
     this.db.close();
   }
 
   /** Change to `live` made by the write running now; applied only once its transaction commits. */
   private liveDelta = 0;
+  /** Outcomes of the write running now; reported only once its transaction commits. */
+  private outcomes: StoreOutcome[] = [];
 
   /** A write whose effect on the live count lands only after a successful commit. */
   private tx<T>(fn: () => T): Promise<T> {
     return this.writer
       .write(() => {
         this.liveDelta = 0;
+        this.outcomes = [];
         const value = fn();
-        return { value, delta: this.liveDelta };
+        return { value, delta: this.liveDelta, outcomes: this.outcomes };
       })
-      .then(({ value, delta }) => {
+      .then(({ value, delta, outcomes }) => {
         this.live += delta;
+        if (this.opts.onOutcome) for (const o of outcomes) this.opts.onOutcome(o);
         return value;
       });
   }
@@ -422,6 +433,14 @@ export class Store {
 
   // ---- admin and housekeeping ---------------------------------------------------------------
 
+  /** The message a carrier id belongs to, for log lines about a receipt. */
+  messageOfCarrierId(carrier: string, carrierMessageId: string): { messageId: string; requestId: string | null } | null {
+    const row = this.db
+      .query("SELECT m.id AS id, m.request_id AS request_id FROM carrier_ids c JOIN messages m ON m.id = c.message_id WHERE c.carrier = ? AND c.carrier_id = ?")
+      .get(carrier, carrierMessageId) as Row | null;
+    return row ? { messageId: row.id as string, requestId: row.request_id as string | null } : null;
+  }
+
   getMessage(id: string): StoredMessage | null {
     const row = this.s.messageGet!.get(id) as Row | null;
     return row ? toMessage(row) : null;
@@ -565,6 +584,7 @@ export class Store {
     this.move(m, status, { dueAt: null, error, carrier, detail: error ? `${error.code}: ${error.message}` : status });
     this.emit(m, status, eventTime, carrierMessageId, error);
     this.liveDelta--;
+    this.outcomes.push({ kind: "final", status });
   }
 
   /**
@@ -579,6 +599,7 @@ export class Store {
     m.channel = "sms";
     m.fallback = true;
     this.move(m, "accepted", { dueAt: now, error: cause, detail: `fallback to SMS after ${cause.code}` });
+    this.outcomes.push({ kind: "fallback" });
     return true;
   }
 

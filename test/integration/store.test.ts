@@ -1,0 +1,125 @@
+// The store on a real SQLite file, with a fake clock: dedup window, purge, recovery, receipts.
+import { describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import type { MessagePayload } from "../../src/domain/message.ts";
+import { Store } from "../../src/store/store.ts";
+import { tempDir } from "../support/app.ts";
+
+function open(clock: { t: number }) {
+  return Store.open(join(tempDir(), "g.db"), { now: () => clock.t, retryBaseMs: 1000, retryMaxMs: 60000, receiptWindowMs: 3_600_000, intermediateEvents: false, random: seeded() });
+}
+/** Deterministic randomness (backoff jitter, ids). */
+function seeded(seed = 1): () => number {
+  return () => ((seed = (seed * 48271) % 2147483647) / 2147483647);
+}
+const payload: MessagePayload = { from: "1", to: "12025550123", subject: "", text: "hi", fallback_text: "fb", media: [], custom_data: "cd", callback_url: "https://x.example/cb", metadata: null };
+const input = (requestId: string | null) => ({ accountId: "a", requestId, channel: "sms" as const, payload, bodyHash: "h", expiresAt: 10_000_000 });
+
+describe("store", () => {
+  test("copies of one request_id in the same group commit make one message", async () => {
+    const store = open({ t: 1000 });
+    const answers = await Promise.all(Array.from({ length: 50 }, () => store.accept(input("r1"))));
+    expect(new Set(answers.map((a) => a.body)).size).toBe(1);
+    expect(answers.filter((a) => !a.replay)).toHaveLength(1);
+    expect(store.writer.commits).toBe(1);
+    expect((store.db.query("SELECT COUNT(*) AS n FROM messages").get() as { n: number }).n).toBe(1);
+    expect(store.liveCount()).toBe(1);
+  });
+
+  test("dedup records are purged after the window; the request_id is then new again", async () => {
+    const clock = { t: 1000 };
+    const store = open(clock);
+    const first = await store.accept(input("r2"));
+    clock.t += 10_000;
+    expect((await store.accept(input("r2"))).replay).toBe(true);
+    const purged = await store.purge(clock.t - 5_000, 0);
+    expect(purged.dedup).toBe(1);
+    const again = await store.accept(input("r2"));
+    expect(again.replay).toBe(false);
+    expect(again.messageId).not.toBe(first.messageId);
+  });
+
+  test("a transition is a compare-and-set: a stale copy cannot apply twice", async () => {
+    const store = open({ t: 1000 });
+    await store.accept(input("r3"));
+    const [m] = await store.claimDue("sms", 10);
+    await store.recordSubmit(m!, "sms", { kind: "ok", carrierMessageIds: ["c1"] });
+    await expect(store.recordSubmit(m!, "sms", { kind: "ok", carrierMessageIds: ["c1"] })).rejects.toThrow(/no longer submitting|illegal/);
+  });
+
+  test("temporary outcomes back off; past the validity the message fails with one event", async () => {
+    const clock = { t: 1000 };
+    const store = open(clock);
+    await store.accept({ ...input("r4"), expiresAt: 5000 });
+    const [m] = await store.claimDue("sms", 10);
+    await store.recordSubmit(m!, "sms", { kind: "temporary", code: "x:busy", message: "busy" });
+    expect(await store.claimDue("sms", 10)).toHaveLength(0); // backing off
+    clock.t += 3000;
+    const [again] = await store.claimDue("sms", 10);
+    expect(again!.attempts).toBe(2);
+    const r = await store.recordSubmit(again!, "sms", { kind: "temporary", code: "x:busy", message: "busy" });
+    expect(r.final).toBe("failed");
+    const events = store.db.query("SELECT body FROM events").all() as { body: string }[];
+    expect(events).toHaveLength(1);
+    expect(JSON.parse(events[0]!.body)).toMatchObject({ status: "failed", error: { code: "x:busy" } });
+    expect(store.liveCount()).toBe(0);
+  });
+
+  test("a receipt before the submit answer is held, then applied; repeats are idempotent", async () => {
+    const store = open({ t: 1000 });
+    await store.accept(input("r5"));
+    const [m] = await store.claimDue("sms", 10);
+    const receipt = { carrier: "sms", carrierMessageId: "c5", outcome: "delivered" as const, timestamp: 1500 };
+    expect(await store.receipt(receipt)).toBe("held");
+    await store.recordSubmit(m!, "sms", { kind: "ok", carrierMessageIds: ["c5"] });
+    expect(store.getMessage(m!.id)!.state).toBe("delivered");
+    expect(await store.receipt(receipt)).toBe("duplicate");
+    expect((store.db.query("SELECT COUNT(*) AS n FROM events").get() as { n: number }).n).toBe(1);
+  });
+
+  test("multipart: delivered only when every part is; failed as soon as one part fails", async () => {
+    const store = open({ t: 1000 });
+    await store.accept(input("r6"));
+    await store.accept(input("r7"));
+    const [a, b] = await store.claimDue("sms", 10);
+    await store.recordSubmit(a!, "sms", { kind: "ok", carrierMessageIds: ["a1", "a2"] });
+    await store.recordSubmit(b!, "sms", { kind: "ok", carrierMessageIds: ["b1", "b2"] });
+    await store.receipt({ carrier: "sms", carrierMessageId: "a1", outcome: "delivered", timestamp: 1 });
+    expect(store.getMessage(a!.id)!.state).toBe("submitted");
+    await store.receipt({ carrier: "sms", carrierMessageId: "a2", outcome: "delivered", timestamp: 2 });
+    expect(store.getMessage(a!.id)!.state).toBe("delivered");
+    await store.receipt({ carrier: "sms", carrierMessageId: "b2", outcome: "failed", code: "smpp:UNDELIV", timestamp: 3 });
+    expect(store.getMessage(b!.id)!.state).toBe("failed");
+    await store.receipt({ carrier: "sms", carrierMessageId: "b1", outcome: "delivered", timestamp: 4 });
+    expect(store.getMessage(b!.id)!.state).toBe("failed");
+    expect((store.db.query("SELECT COUNT(*) AS n FROM events").get() as { n: number }).n).toBe(2);
+  });
+
+  test("in-flight at start-up: at-most-once fails them with a distinct code; at-least-once resends", async () => {
+    for (const policy of ["at-most-once", "at-least-once"] as const) {
+      const store = open({ t: 1000 });
+      await store.accept(input("r8"));
+      await store.claimDue("sms", 10);
+      expect(await store.recoverInFlight(policy)).toBe(1);
+      const row = store.db.query("SELECT state, last_error FROM messages").get() as { state: string; last_error: string | null };
+      if (policy === "at-most-once") {
+        expect(row.state).toBe("failed");
+        expect(row.last_error).toContain("gateway:in_flight_unknown");
+      } else {
+        expect(row.state).toBe("accepted");
+        expect(await store.claimDue("sms", 10)).toHaveLength(1);
+      }
+    }
+  });
+
+  test("no report within the receipt window → final `sent`", async () => {
+    const clock = { t: 1000 };
+    const store = open(clock);
+    await store.accept(input("r9"));
+    const [m] = await store.claimDue("sms", 10);
+    await store.recordSubmit(m!, "sms", { kind: "ok", carrierMessageIds: ["c9"] });
+    clock.t += 3_600_001;
+    expect(await store.expireReceiptWindows(100)).toBe(1);
+    expect(store.getMessage(m!.id)!.state).toBe("sent");
+  });
+});
