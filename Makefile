@@ -5,7 +5,7 @@ TARGET ?= bun-linux-x64
 OUT ?= dist/mms-gateway
 ARGS ?=
 
-.PHONY: setup run test test-unit test-chaos build bench typecheck clean
+.PHONY: setup run test test-unit test-chaos build build-all bench typecheck clean
 
 setup: node_modules/.setup-done
 
@@ -19,6 +19,16 @@ run: setup
 build: setup
 	$(BUN) build --compile --minify --bytecode --target=$(TARGET) src/main.ts --outfile $(OUT)
 
+# Release binaries for every platform we ship. Cross targets need that platform's Bun runtime, which
+# `bun build` fetches once from the npm registry (@oven/bun-*) and caches in ~/.bun/install/cache; with
+# neither the registry nor the cache this fails for them and only the host target builds.
+PLATFORMS ?= linux-x64 linux-arm64 darwin-arm64
+build-all: setup
+	@for p in $(PLATFORMS); do \
+		echo "== $$p"; \
+		$(BUN) build --compile --minify --bytecode --target=bun-$$p src/main.ts --outfile dist/mms-gateway-$$p || exit 1; \
+	done
+
 typecheck: setup
 	./node_modules/.bin/tsc -p .
 
@@ -31,7 +41,10 @@ test-unit: setup
 	$(BUN) test test/unit
 
 # The long fault runs: more kill -9 rounds and fuzz cases than `make test` takes time for.
+# Each scenario prints one summary line (also kept in .tmp/chaos-summary.log; docs/reliability.md quotes it).
+# CHAOS_SEED=n changes the seed of every random choice.
 test-chaos: setup build
+	@mkdir -p .tmp && : > .tmp/chaos-summary.log
 	CHAOS_FULL=1 $(BUN) test --timeout 1800000 test/chaos test/fuzz
 
 bench: setup build

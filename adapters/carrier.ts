@@ -8,7 +8,17 @@ export type SubmitResult =
       /** Carrier ids to match receipts by, already normalised by the adapter. Several for a multipart SMS. */
       carrierMessageIds: string[];
     }
-  | { kind: "temporary"; code: string; message: string; retryAfterMs?: number }
+  | {
+      kind: "temporary";
+      code: string;
+      message: string;
+      retryAfterMs?: number;
+      /**
+       * The carrier may have taken the message anyway: no answer came after the request was on the
+       * wire (a timeout, the link lost). Under the at-most-once policy the gateway does not resend it.
+       */
+      inDoubt?: boolean;
+    }
   | {
       kind: "permanent";
       code: string;

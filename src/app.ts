@@ -1,15 +1,21 @@
 // The composition root: opens the store, builds the carriers and the three loops (HTTP, dispatcher,
 // outbox), and wires them. Nothing else creates long-lived objects.
+import { readFileSync } from "node:fs";
 import { Elysia } from "elysia";
-import pino, { type Logger } from "pino";
+import pino, { type DestinationStream, type Logger } from "pino";
+import pkg from "../package.json" with { type: "json" };
 import type { MmsCarrier, SmsCarrier } from "../adapters/carrier.ts";
 import { createSandboxCarrier } from "../adapters/sandbox/index.ts";
 import { createMm7Carrier, type Mm7Carrier } from "../adapters/mm7/index.ts";
 import { createSmppCarrier } from "../adapters/smpp/index.ts";
+import { Activity } from "./activity.ts";
 import { mm7Settings, smppSettings, type Config } from "./config.ts";
+import { admin } from "./http/admin.ts";
+import { adminGuard } from "./http/admin-auth.ts";
 import { carrierInbound } from "./http/carrier-inbound.ts";
 import { channelApi } from "./http/channel-api.ts";
 import { ops } from "./http/ops.ts";
+import { statusPage } from "./http/status-page.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { Dispatcher } from "./pipeline/dispatcher.ts";
 import { createEgress, EgressRefused } from "./pipeline/egress.ts";
@@ -19,7 +25,10 @@ import { carrierEvents } from "./pipeline/receipts.ts";
 import { Store } from "./store/store.ts";
 
 export interface AppOptions {
+  /** A ready logger (its warnings do not reach the status page's error list). */
   log?: Logger;
+  /** Where the app's own logger writes (default stdout); ignored when `log` is given. */
+  logDestination?: DestinationStream;
   now?: () => number;
 }
 
@@ -28,17 +37,32 @@ export interface App {
   port: number;
   store: Store;
   metrics: Metrics;
+  activity: Activity;
   log: Logger;
+  /** Re-reads server.tls_cert / tls_key and serves new connections with them (SIGHUP). */
+  reloadTls(): "reloaded" | "no tls configured";
   /** Graceful: stop intake, finish in-flight work within the deadline, flush, close the database. */
   stop(): Promise<void>;
 }
 
-export function createLogger(config: Config): Logger {
-  return pino({
-    level: config.log.level,
-    base: undefined,
-    redact: { paths: ["password", "*.password", "callback_secret", "*.callback_secret", "headers.authorization"], censor: "<redacted>" },
-  });
+/** The JSON logger; warnings and errors are also kept by `activity` for the status page. */
+// Synchronous stdout: the lines just before process.exit() (shutdown, second signal) must not be lost.
+export function createLogger(config: Config, activity?: Activity, destination: DestinationStream = pino.destination({ dest: 1, sync: true })): Logger {
+  const streams: pino.StreamEntry[] = [{ level: config.log.level === "silent" ? "fatal" : (config.log.level as pino.Level), stream: destination }];
+  if (activity) streams.push({ level: "warn", stream: activity.errorStream() });
+  return pino(
+    {
+      level: config.log.level,
+      base: undefined,
+      redact: { paths: ["password", "*.password", "callback_secret", "*.callback_secret", "headers.authorization"], censor: "<redacted>" },
+    },
+    pino.multistream(streams),
+  );
+}
+
+function readTls(config: Config): { cert: string; key: string } | null {
+  if (!config.server.tls_cert) return null;
+  return { cert: readFileSync(config.server.tls_cert, "utf8"), key: readFileSync(config.server.tls_key, "utf8") };
 }
 
 function createCarriers(config: Config, log: Logger, now: () => number): { mms: MmsCarrier; sms: SmsCarrier; mm7Inbound: Mm7Carrier | null } {
@@ -56,14 +80,21 @@ function createCarriers(config: Config, log: Logger, now: () => number): { mms: 
 
 export async function startApp(config: Config, options: AppOptions = {}): Promise<App> {
   const now = options.now ?? Date.now;
-  const log = options.log ?? createLogger(config);
+  const activity = new Activity(now);
+  const log = options.log ?? createLogger(config, activity, options.logDestination);
   const metrics = createMetrics();
   const store = Store.open(config.store.path, {
+    onOutcome: (o) => {
+      if (o.kind === "fallback") return metrics.fallbacks.inc();
+      metrics.finals.inc({ status: o.status });
+      activity.final();
+    },
     now,
     retryBaseMs: config.delivery.retry_base_ms,
     retryMaxMs: config.delivery.retry_max_ms,
     receiptWindowMs: config.delivery.receipt_window_hours * 3_600_000,
     intermediateEvents: config.delivery.intermediate_events,
+    inFlightPolicy: config.delivery.in_flight_policy,
   });
   const recovered = await store.recoverInFlight(config.delivery.in_flight_policy);
   if (recovered > 0) log.warn({ count: recovered, policy: config.delivery.in_flight_policy }, "messages were in flight when the gateway stopped");
@@ -130,7 +161,10 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         log,
         metrics,
         now,
-        onAccepted: (channel) => dispatcher.wake(channel),
+        onAccepted: (channel) => {
+          activity.accepted();
+          dispatcher.wake(channel);
+        },
         shuttingDown: () => shuttingDown,
       }),
     )
@@ -154,9 +188,30 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       }),
     );
 
+  const refuse = adminGuard(config.admin.token, now);
+  http
+    .use(
+      admin({
+        store,
+        log,
+        now,
+        refuse,
+        validityMs: config.delivery.validity_hours * 3_600_000,
+        dedupWindowHours: config.store.dedup_window_hours,
+        onRequeued: () => outbox.wake(0),
+        onRetried: () => {
+          dispatcher.wake("mms");
+          dispatcher.wake("sms");
+        },
+      }),
+    )
+    .use(statusPage({ store, activity, now, refuse, carriers: () => [...mms.health(), ...sms.health()], version: pkg.version }));
+
   const [host, portText] = splitHostPort(config.server.listen);
-  http.listen({ hostname: host, port: Number(portText), maxRequestBodySize: config.server.max_body_bytes + 65536 });
-  const server = http.server!;
+  const listenOptions = { hostname: host, maxRequestBodySize: config.server.max_body_bytes + 65536 };
+  const tls = readTls(config);
+  http.listen({ ...listenOptions, port: Number(portText), ...(tls ? { tls } : {}) });
+  let server = http.server!;
 
   if (config.delivery.paused) log.warn("delivery.paused is set: messages are accepted and queued, nothing is submitted");
   dispatcher.start();
@@ -178,7 +233,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     }
   }, 1000);
 
-  const url = `http://${host.includes(":") ? `[${host}]` : host}:${server.port}`;
+  const url = `${tls ? "https" : "http"}://${host.includes(":") ? `[${host}]` : host}:${server.port}`;
   log.info({ url, mms: mms.name, sms: sms.name }, "gateway listening");
 
   let stopping: Promise<void> | null = null;
@@ -187,7 +242,21 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     port: server.port!,
     store,
     metrics,
+    activity,
     log,
+    reloadTls() {
+      // Bun 1.4's server.reload() keeps the old certificate, so a new listener takes the port (Elysia
+      // listens with SO_REUSEPORT, so both hold it for a moment) and the old one finishes the requests
+      // it has. Unreadable or invalid files throw here and the old listener keeps serving.
+      const fresh = readTls(config);
+      if (!fresh) return "no tls configured";
+      const old = server;
+      http.listen({ ...listenOptions, port: old.port!, tls: fresh });
+      server = http.server!;
+      void old.stop(false);
+      log.info({ cert: config.server.tls_cert }, "TLS certificate reloaded");
+      return "reloaded";
+    },
     stop() {
       stopping ??= (async () => {
         shuttingDown = true;

@@ -8,19 +8,19 @@ import { resolveSettings as resolveSmppSettings, smppDefaults, type SmppSettings
 const Str = (d: string, description?: string) => T.String({ default: d, description });
 const Int = (d: number, min = 0, max = Number.MAX_SAFE_INTEGER) => T.Integer({ default: d, minimum: min, maximum: max });
 const Bool = (d: boolean) => T.Boolean({ default: d });
+/** The key's meaning, kept in the schema so `example-config` can print it beside the default. */
+const Doc = <S extends TSchema>(description: string, schema: S): S => ({ ...schema, description });
 const Section = <P extends Record<string, TSchema>>(props: P) => T.Object(props, { additionalProperties: false, default: {} });
 
 const Account = T.Object(
   {
-    id: T.String({ minLength: 1, pattern: "^[A-Za-z0-9_.-]+$" }),
-    headers: T.Record(T.String(), T.String({ minLength: 1 }), { minProperties: 1 }),
-    callback_secret: T.String({ minLength: 1 }),
-    inbound_url: Str(""),
-    enabled: Bool(true),
-    /** Senders this account may use; empty = any. A sender outside the list is refused with 403. */
-    allowed_senders: T.Array(T.String(), { default: [] }),
-    /** Requests per second for this account; 0 = unlimited. Over it → 429. */
-    rate_limit: Int(0),
+    id: Doc("The account's name in logs, metrics and the admin API.", T.String({ minLength: 1, pattern: "^[A-Za-z0-9_.-]+$" })),
+    headers: Doc("The Chan-* headers Bloomreach sends for this account, all of which must match.", T.Record(T.String(), T.String({ minLength: 1 }), { minProperties: 1 })),
+    callback_secret: Doc("HS256 secret the webhook JWT is signed with (the integration's callback secret).", T.String({ minLength: 1 })),
+    inbound_url: Doc("Where mobile-originated messages are posted; empty = MO is only logged.", Str("")),
+    enabled: Doc("A disabled account gets 403.", Bool(true)),
+    allowed_senders: Doc("Senders this account may use; empty = any. A sender outside the list is refused with 403.", T.Array(T.String(), { default: [] })),
+    rate_limit: Doc("Requests per second for this account; 0 = unlimited. Over it → 429.", Int(0)),
   },
   { additionalProperties: false },
 );
@@ -41,26 +41,23 @@ function fromDefaults(defaults: object, omit: string[] = []): Record<string, TSc
   return out;
 }
 const sandboxKeys = {
-  /** Sandbox: milliseconds between the submit and its delivery report. */
-  sandbox_report_delay_ms: Int(200),
+  sandbox_report_delay_ms: Doc("Sandbox: milliseconds between the submit and its delivery report.", Int(200)),
 };
 
 const Mms = Section({
   // The MMSC's inbound credentials are [inbound.mm7]'s, not repeated here.
   ...fromDefaults(mm7Defaults, ["inbound_username", "inbound_password"]),
-  kind: T.Union([T.Literal("mm7"), T.Literal("sandbox")], { default: "sandbox" }),
-  name: Str("mms"),
-  /** Submits in flight to this carrier at once (the dispatcher's limit). */
-  concurrency: Int(32, 1, 4096),
+  kind: Doc("mm7 = a real MMSC; sandbox = the embedded test carrier.", T.Union([T.Literal("mm7"), T.Literal("sandbox")], { default: "sandbox" })),
+  name: Str("mms", "The carrier's name in logs, metrics and the database."),
+  concurrency: Doc("Submits in flight to this carrier at once (the dispatcher's limit).", Int(32, 1, 4096)),
   ...sandboxKeys,
 });
 
 const Sms = Section({
   ...fromDefaults(smppDefaults),
-  kind: T.Union([T.Literal("smpp"), T.Literal("sandbox")], { default: "sandbox" }),
-  name: Str("sms"),
-  /** Submits in flight at once (the dispatcher's limit; the SMPP window bounds each bind too). */
-  concurrency: Int(256, 1, 100000),
+  kind: Doc("smpp = a real SMSC; sandbox = the embedded test carrier.", T.Union([T.Literal("smpp"), T.Literal("sandbox")], { default: "sandbox" })),
+  name: Str("sms", "The carrier's name in logs, metrics and the database."),
+  concurrency: Doc("Submits in flight at once (the dispatcher's limit; the SMPP window bounds each bind too).", Int(256, 1, 100000)),
   ...sandboxKeys,
 });
 
@@ -78,26 +75,20 @@ export function smppSettings(c: Config): SmppSettings {
 export const ConfigSchema = T.Object(
   {
     server: Section({
-      listen: Str("127.0.0.1:8080"),
-      tls_cert: Str(""),
-      tls_key: Str(""),
-      /** Whole request body limit; over it → 413. */
-      max_body_bytes: Int(262144, 1024),
-      /** Logs every raw Channel API request body (secrets redacted): for capturing Bloomreach's exact spellings. */
-      log_request_bodies: Bool(false),
-      /** Graceful shutdown: how long in-flight submits and the outbox get before the process exits. */
-      shutdown_deadline_ms: Int(10000),
-      /** Retry-After seconds sent with 429 and 503. */
-      retry_after_s: Int(5, 1),
+      listen: Str("127.0.0.1:8080", "HOST:PORT the HTTP API, /mm7, /metrics, /status and /admin listen on."),
+      tls_cert: Str("", "PEM certificate (chain) file: set with tls_key to serve HTTPS; re-read on SIGHUP."),
+      tls_key: Str("", "PEM private key file for tls_cert."),
+      max_body_bytes: Doc("Whole request body limit; over it → 413.", Int(262144, 1024)),
+      log_request_bodies: Doc("Logs every raw Channel API request body (secrets redacted): for capturing Bloomreach's exact spellings.", Bool(false)),
+      shutdown_deadline_ms: Doc("Graceful shutdown: how long in-flight submits and the outbox get before the process exits.", Int(10000)),
+      retry_after_s: Doc("Retry-After seconds sent with 429 and 503.", Int(5, 1)),
     }),
     store: Section({
-      path: Str("./data/gateway.db"),
-      /** How long a request_id is remembered for deduplication. */
-      dedup_window_hours: Int(168, 1),
-      /** Finished messages and their events are kept this long (admin lookups), then purged. */
-      retention_hours: Int(720, 1),
+      path: Str("./data/gateway.db", "The SQLite database file (WAL mode; keep it on a local disk)."),
+      dedup_window_hours: Doc("How long a request_id is remembered for deduplication.", Int(168, 1)),
+      retention_hours: Doc("Finished messages and their events are kept this long (admin lookups), then purged.", Int(720, 1)),
     }),
-    accounts: T.Array(Account, { default: [] }),
+    accounts: Doc("One [[accounts]] table per Bloomreach integration.", T.Array(Account, { default: [] })),
     limits: Section({
       subject_max_chars: Int(80, 1),
       media_max_items: Int(5, 1, 50),
@@ -105,29 +96,21 @@ export const ConfigSchema = T.Object(
       metadata_max_bytes: Int(16384, 0),
       request_id_max_chars: Int(256, 1),
       text_max_chars: Int(5000, 1),
-      /** Messages waiting for a carrier above which new sends get 429. */
-      queue_high_water: Int(200000, 1),
+      queue_high_water: Doc("Messages waiting for a carrier above which new sends get 429.", Int(200000, 1)),
     }),
     delivery: Section({
-      /** How long a message may be retried before it is failed. */
-      validity_hours: Int(24, 1),
-      /** A submitted message with no final report after this becomes `sent` (final). */
-      receipt_window_hours: Int(48, 1),
-      /** A submit was sent but its answer never stored (crash): never resend (default) or resend. */
-      in_flight_policy: T.Union([T.Literal("at-most-once"), T.Literal("at-least-once")], { default: "at-most-once" }),
+      validity_hours: Doc("How long a message may be retried before it is failed.", Int(24, 1)),
+      receipt_window_hours: Doc("A submitted message with no final report after this becomes `sent` (final).", Int(48, 1)),
+      in_flight_policy: Doc("A submit was sent but its answer never stored (crash): never resend (default) or resend.", T.Union([T.Literal("at-most-once"), T.Literal("at-least-once")], { default: "at-most-once" })),
       retry_base_ms: Int(2000, 1),
       retry_max_ms: Int(600000, 1),
-      /** A receipt whose carrier id is not known yet is held this long (it can beat the submit answer). */
-      early_receipt_hold_s: Int(600, 1),
-      /** Also report `sent` when the carrier accepts the message (before the final report). */
-      intermediate_events: Bool(false),
-      /** Accept and queue, but submit nothing (a carrier maintenance window); the queue drains when false again. */
-      paused: Bool(false),
-      /** Messages claimed per dispatcher round. */
-      claim_batch: Int(256, 1, 10000),
+      early_receipt_hold_s: Doc("A receipt whose carrier id is not known yet is held this long (it can beat the submit answer).", Int(600, 1)),
+      intermediate_events: Doc("Also report `sent` when the carrier accepts the message (before the final report).", Bool(false)),
+      paused: Doc("Accept and queue, but submit nothing (a carrier maintenance window); the queue drains when false again.", Bool(false)),
+      claim_batch: Doc("Messages claimed per dispatcher round.", Int(256, 1, 10000)),
     }),
     webhooks: Section({
-      bearer_prefix: Bool(false),
+      bearer_prefix: Doc("Send the JWT as `Bearer <jwt>` instead of the bare token.", Bool(false)),
       batch_max_events: Int(100, 1, 10000),
       batch_max_wait_ms: Int(50, 0),
       max_age_hours: Int(24, 1),
@@ -137,7 +120,7 @@ export const ConfigSchema = T.Object(
       retry_max_ms: Int(300000, 1),
     }),
     egress: Section({
-      allow: T.Array(T.String(), { default: [] }),
+      allow: Doc("CIDRs that callback and media URLs may reach although private (loopback, RFC 1918); public addresses are always allowed.", T.Array(T.String(), { default: [] })),
     }),
     media: Section({
       max_bytes: Int(1048576, 1024),
@@ -148,19 +131,18 @@ export const ConfigSchema = T.Object(
     carriers: Section({ mms: Mms, sms: Sms }),
     inbound: Section({
       mm7: Section({
-        path: Str("/mm7"),
-        username: Str(""),
-        password: Str(""),
+        path: Str("/mm7", "Where the MMSC posts delivery reports and MO."),
+        username: Str("", "Basic-auth user the MMSC must send; empty = no check."),
+        password: Str("", "Basic-auth password the MMSC must send."),
       }),
     }),
     admin: Section({
-      /** Bearer token for the admin API and the status page; empty disables both over HTTP. */
-      token: Str(""),
+      token: Doc("Bearer token for the admin API and the status page; empty disables both over HTTP.", Str("")),
     }),
     log: Section({
-      level: T.Union(["fatal", "error", "warn", "info", "debug", "trace", "silent"].map((l) => T.Literal(l)), {
+      level: Doc("JSON log lines on stdout at this level and above.", T.Union(["fatal", "error", "warn", "info", "debug", "trace", "silent"].map((l) => T.Literal(l)), {
         default: "info",
-      }),
+      })),
     }),
   },
   { additionalProperties: false },

@@ -1,11 +1,13 @@
 #!/usr/bin/env bun
-// The command line: serve, check-config, version.
+// The command line: serve, check-config, version, admin, example-config.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import pkg from "../package.json" with { type: "json" };
+import { adminUsage, runAdmin } from "./admin-cli.ts";
 import { startApp } from "./app.ts";
 import { ConfigError, defaultConfig, loadConfigFile, type Config } from "./config.ts";
+import { exampleConfig } from "./example-config.ts";
 import { startWebhookSink } from "./webhook-sink.ts";
 
 const usage = `mms-gateway ${pkg.version}
@@ -14,6 +16,8 @@ usage:
   mms-gateway serve [--config FILE] [--listen HOST:PORT] [--data DIR]
   mms-gateway check-config FILE
   mms-gateway version
+  mms-gateway example-config          (prints config.example.toml: every key with its default)
+${adminUsage}
   mms-gateway webhook-sink --secret SECRET [--listen HOST:PORT] [--bearer]
 `;
 
@@ -80,6 +84,15 @@ async function serve(args: string[]): Promise<void> {
   };
   process.on("SIGTERM", () => onSignal("SIGTERM"));
   process.on("SIGINT", () => onSignal("SIGINT"));
+  // SIGHUP (systemd's ExecReload): rotate the TLS certificate. A bad file is logged, the old one stays.
+  process.on("SIGHUP", () => {
+    try {
+      const r = app.reloadTls();
+      if (r !== "reloaded") app.log.info({ signal: "SIGHUP" }, `nothing to reload: ${r}`);
+    } catch (e) {
+      app.log.error({ signal: "SIGHUP", err: (e as Error).message }, "TLS reload failed; still serving the previous certificate");
+    }
+  });
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -95,6 +108,11 @@ async function main(argv: string[]): Promise<number> {
         console.log(`${args[0]}: ok`);
         return 0;
       }
+      case "admin":
+        return await runAdmin(args);
+      case "example-config":
+        process.stdout.write(exampleConfig());
+        return 0;
       case "webhook-sink": {
         const secret = flag(args, "--secret");
         if (!secret) throw new ConfigError(["webhook-sink needs --secret (the account's callback_secret)"]);

@@ -47,9 +47,9 @@ export function createMm7Carrier(settings: Partial<Mm7Settings>, deps: Mm7Deps):
     if (outcome.kind === "timeout") {
       noteHealth({ state: "down", detail: `MMSC timeout: ${outcome.message}` });
       // The MMSC may have taken it; the pipeline decides whether to resend (research §5.1).
-      return { kind: "temporary", code: "mm7:timeout", message: outcome.message };
+      return { kind: "temporary", code: "mm7:timeout", message: outcome.message, inDoubt: true };
     }
-    if (outcome.kind === "aborted") return { kind: "temporary", code: "mm7:stopped", message: outcome.message };
+    if (outcome.kind === "aborted") return { kind: "temporary", code: "mm7:stopped", message: outcome.message, inDoubt: true };
     if (outcome.kind === "transport") {
       noteHealth({ state: "down", detail: `MMSC unreachable at ${endpoint.redactedUrl}: ${outcome.message}` });
       return { kind: "temporary", code: "mm7:transport", message: outcome.message };

@@ -113,10 +113,11 @@ export function createSmppCarrier(name: string, settings: Partial<SmppSettings>,
     if (temporary) return temporary;
     const timedOut = results.findIndex((r) => r.kind === "timeout");
     if (timedOut >= 0) {
-      return { kind: "temporary", code: "smpp:timeout", message: `no submit_sm_resp within ${s.response_timeout_ms} ms${where(timedOut)}; the SMSC may have accepted it` };
+      return { kind: "temporary", code: "smpp:timeout", message: `no submit_sm_resp within ${s.response_timeout_ms} ms${where(timedOut)}; the SMSC may have accepted it`, inDoubt: true };
     }
     if (stopped) return { kind: "temporary", code: "smpp:stopped", message: "SMPP carrier stopping" };
-    return { kind: "temporary", code: "smpp:link-down", message: "SMPP link dropped before the SMSC answered", retryAfterMs: s.reconnect_min_ms };
+    // A part may have been on the wire when the link went: the SMSC may have it.
+    return { kind: "temporary", code: "smpp:link-down", message: "SMPP link dropped before the SMSC answered", retryAfterMs: s.reconnect_min_ms, inDoubt: true };
   }
 
   return {

@@ -5,6 +5,7 @@ export const gatewayErrors = {
     code: "gateway:in_flight_unknown",
     message: "the gateway stopped while the submit was in flight; not resent (at-most-once policy)",
   },
+  // Also used when the carrier's answer never came (timeout, link lost): the carrier may have the message.
   noReportInWindow: { code: "gateway:no_report", message: "no delivery report within the receipt window" },
   noFallbackText: { code: "gateway:no_fallback", message: "handset cannot take MMS and no fallback text was given" },
 } as const;

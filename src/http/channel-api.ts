@@ -39,9 +39,10 @@ export function channelApi(d: IntakeDeps) {
     const headers: Record<string, string> = status === 429 || status === 503 ? { ...jsonHeaders, "retry-after": retryAfter } : jsonHeaders;
     return new Response(body, { status, headers });
   };
-  const replayed = (endpoint: string, r: StoredResponse) => {
+  const replayed = (endpoint: string, r: StoredResponse, who: { accountId: string; requestId: string | null }) => {
     if (r.replay) d.metrics.duplicates.inc({ body_differs: String(r.bodyDiffers) });
-    if (r.replay && r.bodyDiffers) d.log.warn({ messageId: r.messageId }, "request_id replayed with a different body; the original answer is returned");
+    if (r.replay && r.bodyDiffers) d.log.warn({ messageId: r.messageId, ...who }, "request_id replayed with a different body; the original answer is returned");
+    else if (r.replay) d.log.debug({ messageId: r.messageId, ...who }, "request_id seen before; stored answer replayed");
     return reply(endpoint, r.status, r.body);
   };
 
@@ -82,10 +83,11 @@ export function channelApi(d: IntakeDeps) {
       }
       const requestId = requestIdOf(body);
       const bodyHash = Bun.hash(text).toString(36);
+      const who = { accountId: account.id, requestId };
       try {
         if (requestId !== null) {
           const seen = d.store.lookupRequest(account.id, requestId, bodyHash);
-          if (seen) return replayed(endpoint, seen);
+          if (seen) return replayed(endpoint, seen, who);
         }
         let parsed;
         try {
@@ -94,13 +96,13 @@ export function channelApi(d: IntakeDeps) {
           if (!(e instanceof InvalidField)) throw e;
           const refusal = errorBody("invalid_field", e.message, e.field);
           if (requestId === null) return reply(endpoint, 400, refusal);
-          return replayed(endpoint, await d.store.rememberRefusal(account.id, requestId, 400, refusal, bodyHash));
+          return replayed(endpoint, await d.store.rememberRefusal(account.id, requestId, 400, refusal, bodyHash), who);
         }
         for (const f of parsed.unknownFields) d.metrics.unknownFields.inc({ field: f.slice(0, 40) });
         if (account.allowed_senders.length > 0 && !account.allowed_senders.includes(parsed.payload.from)) {
           const refusal = errorBody("sender_not_allowed", `account ${account.id} may not send from "${parsed.payload.from}"`, "from");
           if (requestId === null) return reply(endpoint, 403, refusal);
-          return replayed(endpoint, await d.store.rememberRefusal(account.id, requestId, 403, refusal, bodyHash));
+          return replayed(endpoint, await d.store.rememberRefusal(account.id, requestId, 403, refusal, bodyHash), who);
         }
         if (!rate.take(account.id, account.rate_limit)) return reply(endpoint, 429, errorBody("rate_limited", `account ${account.id} is limited to ${account.rate_limit} requests/s`));
         if (d.store.liveCount() >= d.config.limits.queue_high_water) {
@@ -117,16 +119,17 @@ export function channelApi(d: IntakeDeps) {
         if (!r.replay) {
           d.metrics.accepted.inc({ channel });
           d.metrics.acceptLatency.observe({ channel }, (performance.now() - started) / 1000);
+          d.log.debug({ messageId: r.messageId, ...who, channel }, "accepted");
           d.onAccepted(channel);
         }
-        return replayed(endpoint, r);
+        return replayed(endpoint, r, who);
       } catch (e) {
         if (e instanceof StorageUnavailable) {
           d.metrics.storageErrors.inc();
-          d.log.error({ err: e.message }, "storage refused the write; answering 503");
+          d.log.error({ ...who, err: e.message }, "storage refused the write; answering 503");
           return reply(endpoint, 503, errorBody("storage_unavailable", "the gateway cannot store messages right now; retry later"));
         }
-        d.log.error({ err: (e as Error).stack ?? String(e) }, "unexpected error in intake");
+        d.log.error({ ...who, err: (e as Error).stack ?? String(e) }, "unexpected error in intake");
         return reply(endpoint, 503, errorBody("internal", "unexpected internal error; retry later"));
       }
     };

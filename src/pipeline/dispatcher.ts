@@ -37,6 +37,7 @@ export class Dispatcher {
   private readonly lanes: Record<Channel, Lane>;
   private stopping = false;
   private readonly inFlight = new Set<Promise<void>>();
+  private readonly pumps = new Set<Promise<void>>();
 
   constructor(private readonly d: DispatcherDeps) {
     const lane = (channel: Channel): Lane => ({ channel, inFlight: 0, pumping: false, again: false, timer: null });
@@ -56,14 +57,21 @@ export class Dispatcher {
       lane.again = true;
       return;
     }
-    void this.pump(lane);
+    const p = this.pump(lane).finally(() => this.pumps.delete(p));
+    this.pumps.add(p);
   }
 
   /** Stops claiming; waits for in-flight submits up to the deadline. */
   async stop(deadlineMs: number): Promise<void> {
     this.stopping = true;
     for (const lane of Object.values(this.lanes)) if (lane.timer) clearTimeout(lane.timer);
-    await Promise.race([Promise.allSettled([...this.inFlight]), Bun.sleep(deadlineMs)]);
+    // A claim already under way finishes and its messages join `inFlight`; waiting only for the
+    // submits seen before it would close the database under them and strand them in `submitting`.
+    const settled = (async () => {
+      await Promise.allSettled([...this.pumps]);
+      await Promise.allSettled([...this.inFlight]);
+    })();
+    await Promise.race([settled, Bun.sleep(deadlineMs)]);
   }
 
   busy(): number {
@@ -144,11 +152,8 @@ export class Dispatcher {
     for (let attempt = 0; ; attempt++) {
       try {
         const r = await this.d.store.recordSubmit(m, carrier.name, result);
-        if (r.fallback) {
-          this.d.metrics.fallbacks.inc();
-          this.wake("sms");
-        }
-        if (r.final) this.d.metrics.finals.inc({ status: r.final });
+        // Finals and fallbacks are counted where every path to them passes: the store's onOutcome.
+        if (r.fallback) this.wake("sms");
         if (r.final || r.fallback) this.d.onFinal?.();
         return;
       } catch (e) {

@@ -39,6 +39,8 @@ export class Outbox {
   private readonly sending = new Set<number>();
   private readonly keys = new Map<string, Uint8Array>();
   private timer: ReturnType<typeof setTimeout> | null = null;
+  /** Wall-clock time the pending timer fires (timers run on the real clock, not the injected one). */
+  private timerAt = 0;
   private running = false;
   private again = false;
   private stopped = false;
@@ -60,7 +62,12 @@ export class Outbox {
       this.again = true;
       return;
     }
-    if (this.timer) return;
+    // A pending timer set for later (the idle one-second poll) must not hold back work due sooner.
+    if (this.timer) {
+      if (this.timerAt <= Date.now() + delayMs) return;
+      clearTimeout(this.timer);
+    }
+    this.timerAt = Date.now() + delayMs;
     this.timer = setTimeout(() => {
       this.timer = null;
       void this.round();
@@ -180,7 +187,7 @@ export class Outbox {
     const attempts = Math.max(...live.map((e) => e.attempts)) + 1;
     const wait = backoffMs(attempts, this.d.settings.retry_base_ms, this.d.settings.retry_max_ms, this.d.random ?? Math.random);
     this.d.metrics.webhookDeliveries.inc({ result: "retry" });
-    this.d.log.warn({ url: redactUrl(live[0]!.url), events: live.length, attempts, retryInMs: wait, why }, "webhook not delivered; will retry");
+    this.d.log.warn({ url: redactUrl(live[0]!.url), events: live.length, ...aboutMessages(live), attempts, retryInMs: wait, why }, "webhook not delivered; will retry");
     await this.d.store.eventsRetry(
       live.map((e) => e.seq),
       now + wait,
@@ -192,7 +199,7 @@ export class Outbox {
     this.d.metrics.webhookDeliveries.inc({ result: "dead" });
     this.d.metrics.webhookEvents.inc({ result: "dead" }, batch.length);
     this.d.metrics.deadLetters.inc(batch.length);
-    this.d.log.error({ url: redactUrl(batch[0]!.url), events: batch.map((e) => e.eventId), messageIds: batch.map((e) => e.messageId), why }, "webhook events dead-lettered");
+    this.d.log.error({ url: redactUrl(batch[0]!.url), events: batch.map((e) => e.eventId), ...aboutMessages(batch), why }, "webhook events dead-lettered");
     await this.d.store.eventsDead(
       batch.map((e) => e.seq),
       why,
@@ -207,6 +214,22 @@ export class Outbox {
  */
 export function retryable(status: number): boolean {
   return status === 401 || status === 408 || status === 429 || status >= 500;
+}
+
+/** The messages and request ids a batch is about, for its log line (the request id is in each event's body). */
+function aboutMessages(batch: PendingEvent[]): { messageIds: (string | null)[]; requestIds: (string | null)[]; carrierIds: (string | null)[] } {
+  const bodies = batch.map((e) => {
+    try {
+      return JSON.parse(e.body) as { request_id?: string | null; carrier_message_id?: string | null };
+    } catch {
+      return {};
+    }
+  });
+  return {
+    messageIds: batch.map((e) => e.messageId),
+    requestIds: bodies.map((b) => b.request_id ?? null),
+    carrierIds: bodies.map((b) => b.carrier_message_id ?? null),
+  };
 }
 
 /** Callback URLs may carry tokens in their query; logs show only scheme, host and path. */

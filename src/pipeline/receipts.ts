@@ -25,7 +25,7 @@ export function carrierEvents(d: ReceiptDeps): CarrierEvents {
       d.metrics.receipts.inc({ carrier: r.carrier, outcome: r.outcome, result });
       const log = { carrier: r.carrier, carrierId: r.carrierMessageId, outcome: r.outcome, code: r.code };
       if (result === "held") d.log.info(log, "receipt for an id not known yet; held until the submit answer is stored");
-      else d.log.debug({ ...log, result }, "receipt");
+      else if (d.log.isLevelEnabled("debug")) d.log.debug({ ...d.store.messageOfCarrierId(r.carrier, r.carrierMessageId), ...log, result }, "receipt");
       if (result === "applied") d.onChange();
     },
     async inbound(m: InboundMessage) {

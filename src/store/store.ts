@@ -41,6 +41,8 @@ export interface StoreOptions {
   retryMaxMs: number;
   receiptWindowMs: number;
   intermediateEvents: boolean;
+  /** A submit whose outcome is unknown (crash, timeout, link lost): never resend it, or resend it. */
+  inFlightPolicy: "at-most-once" | "at-least-once";
   /**
    * Told after each commit what it finished: a final state or a fallback. Every path that ends a
    * message (submit answer, receipt, validity, receipt window, recovery) goes through here, so the
@@ -270,6 +272,10 @@ export class Store {
         return { fallback: false, final: state === "submitted" ? null : (state as ReportStatus) };
       }
       const error = { code: result.code, message: result.message };
+      if (result.kind === "temporary" && result.inDoubt && this.opts.inFlightPolicy === "at-most-once") {
+        this.finish(m, "failed", now, null, { code: gatewayErrors.inFlightUnknown.code, message: `${result.code}: ${result.message}; not resent (at-most-once policy)` }, carrier);
+        return { fallback: false, final: "failed" };
+      }
       if (result.kind === "temporary") {
         const wait = Math.max(result.retryAfterMs ?? 0, backoffMs(m.attempts, this.opts.retryBaseMs, this.opts.retryMaxMs, this.random));
         if (now + wait < m.expiresAt) {

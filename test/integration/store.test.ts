@@ -6,7 +6,7 @@ import { Store } from "../../src/store/store.ts";
 import { tempDir } from "../support/app.ts";
 
 function open(clock: { t: number }) {
-  return Store.open(join(tempDir(), "g.db"), { now: () => clock.t, retryBaseMs: 1000, retryMaxMs: 60000, receiptWindowMs: 3_600_000, intermediateEvents: false, random: seeded() });
+  return Store.open(join(tempDir(), "g.db"), { now: () => clock.t, retryBaseMs: 1000, retryMaxMs: 60000, receiptWindowMs: 3_600_000, intermediateEvents: false, inFlightPolicy: "at-most-once", random: seeded() });
 }
 /** Deterministic randomness (backoff jitter, ids). */
 function seeded(seed = 1): () => number {
@@ -110,6 +110,16 @@ describe("store", () => {
         expect(await store.claimDue("sms", 10)).toHaveLength(1);
       }
     }
+  });
+
+  test("a submit in doubt (timeout, link lost) is not resent under at-most-once", async () => {
+    const store = open({ t: 1000 });
+    await store.accept(input("r10"));
+    const [m] = await store.claimDue("sms", 10);
+    const r = await store.recordSubmit(m!, "sms", { kind: "temporary", code: "smpp:timeout", message: "no answer", inDoubt: true });
+    expect(r.final).toBe("failed");
+    const row = store.db.query("SELECT last_error FROM messages WHERE id = ?").get(m!.id) as { last_error: string };
+    expect(JSON.parse(row.last_error).code).toBe("gateway:in_flight_unknown");
   });
 
   test("no report within the receipt window → final `sent`", async () => {

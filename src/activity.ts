@@ -1,0 +1,101 @@
+// What the status page shows that Prometheus keeps elsewhere: throughput over the last minutes and the
+// last error log events. Small fixed rings in memory: bounded, and gone on restart by design (the
+// database and /metrics are the record; this is a glance).
+import { Writable } from "node:stream";
+
+export interface ThroughputBucket {
+  /** Unix milliseconds at which this bucket's interval starts. */
+  start: number;
+  accepted: number;
+  finals: number;
+}
+
+export interface ErrorEvent {
+  at: number;
+  level: "warn" | "error" | "fatal";
+  msg: string;
+  /** The fields an operator acts on (message, request, carrier, cause); the log line has the rest. */
+  fields: Record<string, string>;
+}
+
+const shownFields = ["messageId", "requestId", "carrier", "carrierId", "code", "err", "why", "reason", "detail", "url", "signal"];
+const levelNames: Record<number, ErrorEvent["level"]> = { 40: "warn", 50: "error", 60: "fatal" };
+
+export class Activity {
+  private readonly ring: ThroughputBucket[] = [];
+  private readonly errors: ErrorEvent[] = [];
+
+  constructor(
+    private readonly now: () => number,
+    readonly bucketMs = 10_000,
+    readonly bucketCount = 30,
+    readonly errorsKept = 50,
+  ) {}
+
+  accepted(n = 1): void {
+    this.current().accepted += n;
+  }
+
+  final(n = 1): void {
+    this.current().finals += n;
+  }
+
+  /** The last `bucketCount` intervals, oldest first, empty ones included (a quiet minute shows as 0). */
+  throughput(): ThroughputBucket[] {
+    const newest = this.bucketStart(this.now());
+    const out: ThroughputBucket[] = [];
+    for (let i = this.bucketCount - 1; i >= 0; i--) {
+      const start = newest - i * this.bucketMs;
+      out.push(this.ring.find((b) => b.start === start) ?? { start, accepted: 0, finals: 0 });
+    }
+    return out;
+  }
+
+  noteError(e: ErrorEvent): void {
+    this.errors.push(e);
+    if (this.errors.length > this.errorsKept) this.errors.shift();
+  }
+
+  /** Newest first. */
+  recentErrors(): ErrorEvent[] {
+    return [...this.errors].reverse();
+  }
+
+  /**
+   * A pino destination that keeps warn and above: the logger writes every line to its real
+   * destination and, through a multistream, to this one.
+   */
+  errorStream(): Writable {
+    return new Writable({
+      write: (chunk: Buffer | string, _enc, done) => {
+        try {
+          const o = JSON.parse(String(chunk)) as Record<string, unknown>;
+          const level = levelNames[o.level as number];
+          if (level) {
+            const fields: Record<string, string> = {};
+            for (const k of shownFields) if (o[k] !== undefined && o[k] !== null) fields[k] = String(typeof o[k] === "object" ? JSON.stringify(o[k]) : o[k]).slice(0, 300);
+            this.noteError({ at: typeof o.time === "number" ? o.time : this.now(), level, msg: String(o.msg ?? ""), fields });
+          }
+        } catch {
+          // not JSON: nothing to show
+        }
+        done();
+      },
+    });
+  }
+
+  private bucketStart(t: number): number {
+    return t - (t % this.bucketMs);
+  }
+
+  private current(): ThroughputBucket {
+    const start = this.bucketStart(this.now());
+    let b = this.ring[this.ring.length - 1];
+    if (!b || b.start !== start) {
+      b = { start, accepted: 0, finals: 0 };
+      this.ring.push(b);
+      if (this.ring.length > this.bucketCount) this.ring.shift();
+    }
+    return b;
+  }
+}

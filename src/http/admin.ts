@@ -1,0 +1,103 @@
+// The admin API under /admin: look a message up, list and requeue dead letters, retry failed messages,
+// purge. Thin: arguments are read by pipeline/operator.ts, the work is the store's.
+import { Elysia } from "elysia";
+import type { Logger } from "pino";
+import { OperatorInputError, positiveInt, purgeOlderThan, requeueTarget, retryFilter } from "../pipeline/operator.ts";
+import type { Store } from "../store/store.ts";
+
+export interface AdminDeps {
+  store: Store;
+  log: Logger;
+  now: () => number;
+  /** Answers the request itself when it is not authorised (see admin-auth.ts). */
+  refuse: (request: Request, addr: string) => Response | null;
+  /** A fresh validity window for messages retried by the operator. */
+  validityMs: number;
+  dedupWindowHours: number;
+  /** Requeued events or retried messages are due now: wake the loops instead of waiting for their poll. */
+  onRequeued: () => void;
+  onRetried: () => void;
+}
+
+type Ctx = { request: Request; server: { requestIP(r: Request): { address: string } | null } | null };
+
+const json = (status: number, body: unknown) => new Response(`${JSON.stringify(body)}\n`, { status, headers: { "content-type": "application/json" } });
+
+async function readJson(request: Request): Promise<Record<string, unknown>> {
+  const text = await request.text();
+  if (text.trim() === "") return {};
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    throw new OperatorInputError("the body is not JSON");
+  }
+  if (!v || typeof v !== "object" || Array.isArray(v)) throw new OperatorInputError("the body must be a JSON object");
+  return v as Record<string, unknown>;
+}
+
+export function admin(d: AdminDeps) {
+  /** Authorises, runs, and maps a bad argument to 400 (the store's own failures stay 503). */
+  const guarded =
+    (run: (c: Ctx & { params: Record<string, string> }) => Promise<Response> | Response) =>
+    async (c: Ctx & { params: Record<string, string> }) => {
+      const refused = d.refuse(c.request, c.server?.requestIP(c.request)?.address ?? "unknown");
+      if (refused) return refused;
+      try {
+        return await run(c);
+      } catch (e) {
+        if (e instanceof OperatorInputError) return json(400, { error: { code: "invalid_argument", message: e.message } });
+        d.log.error({ err: (e as Error).message, path: new URL(c.request.url).pathname }, "admin request failed");
+        return json(503, { error: { code: "unavailable", message: (e as Error).message } });
+      }
+    };
+
+  return new Elysia({ name: "admin" })
+    .get(
+      "/admin/messages/:id",
+      guarded(({ params }) => {
+        const m = d.store.describe(params.id!);
+        return m ? json(200, m) : json(404, { error: { code: "not_found", message: `no message with id or request_id ${params.id}` } });
+      }),
+    )
+    .get(
+      "/admin/dead-letters",
+      guarded(({ request }) => {
+        const limit = new URL(request.url).searchParams.get("limit");
+        return json(200, { dead_letters: d.store.listDeadEvents(limit === null ? 100 : positiveInt(limit, "limit")) });
+      }),
+    )
+    .post(
+      "/admin/dead-letters/requeue",
+      guarded(async ({ request }) => {
+        const body = await readJson(request);
+        const requeued = await d.store.requeueDead(requeueTarget(body.seqs));
+        d.log.info({ requeued, seqs: body.seqs }, "admin: dead letters requeued");
+        if (requeued > 0) d.onRequeued();
+        return json(200, { requeued });
+      }),
+      { parse: "none" },
+    )
+    .post(
+      "/admin/messages/retry-failed",
+      guarded(async ({ request }) => {
+        const body = await readJson(request);
+        const filter = retryFilter((body.filter ?? body) as Record<string, unknown>);
+        const retried = await d.store.retryFailed(filter, d.validityMs);
+        d.log.info({ retried, filter }, "admin: failed messages sent again");
+        if (retried > 0) d.onRetried();
+        return json(200, { retried });
+      }),
+      { parse: "none" },
+    )
+    .post(
+      "/admin/purge",
+      guarded(async ({ request }) => {
+        const body = await readJson(request);
+        const purged = await purgeOlderThan(d.store, positiveInt(body.older_than_hours, "older_than_hours"), d.dedupWindowHours, d.now());
+        d.log.info(purged, "admin: purged");
+        return json(200, purged);
+      }),
+      { parse: "none" },
+    );
+}

@@ -1,0 +1,107 @@
+// GET /status: one read-only HTML page an operator leaves open. Rendered on the server, no script, no
+// build step; it reloads itself with a meta refresh. Every value from outside is escaped.
+import { Elysia } from "elysia";
+import type { CarrierHealth } from "../../adapters/carrier.ts";
+import type { Activity } from "../activity.ts";
+import type { Store } from "../store/store.ts";
+
+export interface StatusDeps {
+  store: Store;
+  activity: Activity;
+  carriers: () => CarrierHealth[];
+  now: () => number;
+  refuse: (request: Request, addr: string) => Response | null;
+  version: string;
+}
+
+const esc = (v: unknown) =>
+  String(v ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
+const iso = (ms: unknown) => (typeof ms === "number" ? new Date(ms).toISOString().replace(/\.\d+Z$/, "Z") : "");
+const age = (s: number) => (s < 120 ? `${Math.round(s)} s` : s < 7200 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`);
+
+function table(headers: string[], rows: string[][], empty: string): string {
+  if (rows.length === 0) return `<p class="empty">${esc(empty)}</p>`;
+  return `<table><tr>${headers.map((h) => `<th>${esc(h)}</th>`).join("")}</tr>${rows.map((r) => `<tr>${r.join("")}</tr>`).join("")}</table>`;
+}
+
+/** A cell; `key` names the figure for anyone reading the page by machine (the browser test does). */
+const td = (v: unknown, key?: string) => `<td${key ? ` data-k="${esc(key)}"` : ""}>${esc(v)}</td>`;
+
+export function renderStatus(d: StatusDeps, refreshS: number): string {
+  const now = d.now();
+  const carriers = d.carriers();
+  const queue = d.store.queueStats();
+  const events = d.store.eventStats();
+  const buckets = d.activity.throughput();
+  const lastMinute = buckets.slice(-Math.ceil(60_000 / d.activity.bucketMs));
+  const sum = (bs: typeof buckets, k: "accepted" | "finals") => bs.reduce((n, b) => n + b[k], 0);
+  const dead = d.store.listDeadEvents(50);
+  const errors = d.activity.recentErrors();
+
+  const sections = [
+    `<h2>Carrier links</h2>` +
+      table(
+        ["link", "state", "detail"],
+        carriers.map((c) => [td(c.name), `<td class="${c.state === "up" ? "ok" : c.state === "idle" ? "" : "bad"}" data-k="carrier:${esc(c.name)}">${esc(c.state)}</td>`, td(c.detail)]),
+        "no carrier links",
+      ),
+    `<h2>Queue</h2>` +
+      table(
+        ["state", "channel", "messages", "oldest"],
+        queue.map((q) => [td(q.state), td(q.channel), td(q.count, `queue:${q.state}:${q.channel}`), td(q.oldest === null ? "" : age((now - q.oldest) / 1000))]),
+        "nothing waiting",
+      ) +
+      table(
+        ["webhook events", "count"],
+        events.map((e) => [td(e.state), td(e.count, `events:${e.state}`)]),
+        "no webhook events waiting",
+      ),
+    `<h2>Throughput</h2>` +
+      `<p>last minute: <b data-k="minute:accepted">${sum(lastMinute, "accepted")}</b> accepted, <b data-k="minute:finals">${sum(lastMinute, "finals")}</b> final; ` +
+      `last ${Math.round((buckets.length * d.activity.bucketMs) / 60_000)} minutes: <b data-k="window:accepted">${sum(buckets, "accepted")}</b> accepted, ` +
+      `<b data-k="window:finals">${sum(buckets, "finals")}</b> final</p>` +
+      table(
+        ["interval from", "accepted", "final"],
+        buckets
+          .filter((b) => b.accepted || b.finals)
+          .reverse()
+          .map((b) => [td(iso(b.start)), td(b.accepted), td(b.finals)]),
+        "no traffic in this window",
+      ),
+    `<h2>Recent errors</h2>` +
+      table(
+        ["time", "level", "message", "details"],
+        errors.map((e) => [td(iso(e.at)), td(e.level), td(e.msg), td(Object.entries(e.fields).map(([k, v]) => `${k}=${v}`).join(" "))]),
+        "no warnings or errors since start",
+      ),
+    `<h2>Dead letters <small>(<span data-k="dead:shown">${dead.length}</span> shown; requeue with <code>mms-gateway admin requeue</code>)</small></h2>` +
+      table(
+        ["seq", "event", "message", "account", "url", "attempts", "last error", "since"],
+        dead.map((e) => [td(e.seq), td(e.event_id), td(e.message_id), td(e.account_id), td(e.url), td(e.attempts), td(e.last_error), td(iso(e.updated_at))]),
+        "no dead letters",
+      ),
+  ];
+
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="${refreshS}">
+<title>mms-gateway status</title>
+<style>body{font:14px system-ui,sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;margin:.3em 0 1em}
+td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left;vertical-align:top}th{background:#f3f3f3}.ok{color:#070}.bad{color:#b00;font-weight:bold}
+.empty{color:#777}small{font-weight:normal;color:#555}</style></head>
+<body><h1>mms-gateway</h1><p>version ${esc(d.version)} · page made at <span data-k="generated">${esc(iso(now))}</span> · reloads every ${refreshS} s</p>
+${sections.join("\n")}
+</body></html>
+`;
+}
+
+export function statusPage(d: StatusDeps) {
+  return new Elysia({ name: "status-page" }).get("/status", ({ request, server }) => {
+    const refused = d.refuse(request, server?.requestIP(request)?.address ?? "unknown");
+    if (refused) return refused;
+    const asked = Number(new URL(request.url).searchParams.get("refresh") ?? "5");
+    const refreshS = Number.isInteger(asked) && asked >= 1 && asked <= 3600 ? asked : 5;
+    return new Response(renderStatus(d, refreshS), {
+      headers: { "content-type": "text/html; charset=utf-8", "cache-control": "no-store", "x-frame-options": "DENY", "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'" },
+    });
+  });
+}
