@@ -96,7 +96,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     intermediateEvents: config.delivery.intermediate_events,
     inFlightPolicy: config.delivery.in_flight_policy,
   });
-  const recovered = await store.recoverInFlight(config.delivery.in_flight_policy);
+  const recovered = await store.recoverInFlight();
   if (recovered > 0) log.warn({ count: recovered, policy: config.delivery.in_flight_policy }, "messages were in flight when the gateway stopped");
 
   const egress = createEgress({ allow: config.egress.allow });

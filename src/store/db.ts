@@ -1,6 +1,6 @@
 // Opening the database, migrations, and the group-commit writer every write goes through.
 import { Database, SQLiteError } from "bun:sqlite";
-import { fdatasync, fdatasyncSync, mkdirSync, openSync } from "node:fs";
+import { closeSync, fdatasync, fdatasyncSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import initial from "./migrations/001_initial.sql" with { type: "text" };
 
@@ -75,6 +75,7 @@ export class GroupCommit {
 
   private walFd: number | null = null;
   private syncing = false;
+  private closing = false;
   private awaitingSync: { ops: Op[]; results: { ok: boolean; v: unknown }[] }[] = [];
 
   constructor(private readonly db: Database) {
@@ -138,10 +139,10 @@ export class GroupCommit {
     this.sync();
   }
 
-  /** Settles every committed write now, fsyncing synchronously (for close). */
+  /** Commits and settles every queued write now, fsyncing synchronously, and lets go of the WAL (for close). */
   drain(): void {
     this.flush();
-    if (this.awaitingSync.length === 0) return;
+    this.closing = true;
     const batches = this.awaitingSync;
     this.awaitingSync = [];
     let error: unknown = null;
@@ -152,6 +153,13 @@ export class GroupCommit {
       error = e;
     }
     this.settle(batches, error);
+    // An fsync still running on the helper thread closes the descriptor when it returns.
+    if (!this.syncing) this.closeWal();
+  }
+
+  private closeWal(): void {
+    if (this.walFd !== null) closeSync(this.walFd);
+    this.walFd = null;
   }
 
   private sync(): void {
@@ -173,7 +181,8 @@ export class GroupCommit {
     fdatasync(fd, (error) => {
       this.syncing = false;
       this.settle(batches, error);
-      this.sync();
+      if (this.closing) this.closeWal();
+      else this.sync();
     });
   }
 

@@ -295,7 +295,8 @@ export class Store {
   }
 
   /** Recovery at start-up: messages left `submitting` by a crash (the submit may or may not have gone out). */
-  recoverInFlight(policy: "at-most-once" | "at-least-once"): Promise<number> {
+  recoverInFlight(): Promise<number> {
+    const policy = this.opts.inFlightPolicy;
     return this.tx(() => {
       const now = this.now();
       const rows = this.db.query("SELECT * FROM messages WHERE state = 'submitting'").all() as Row[];

@@ -5,8 +5,8 @@ import type { MessagePayload } from "../../src/domain/message.ts";
 import { Store } from "../../src/store/store.ts";
 import { tempDir } from "../support/app.ts";
 
-function open(clock: { t: number }) {
-  return Store.open(join(tempDir(), "g.db"), { now: () => clock.t, retryBaseMs: 1000, retryMaxMs: 60000, receiptWindowMs: 3_600_000, intermediateEvents: false, inFlightPolicy: "at-most-once", random: seeded() });
+function open(clock: { t: number }, inFlightPolicy: "at-most-once" | "at-least-once" = "at-most-once") {
+  return Store.open(join(tempDir(), "g.db"), { now: () => clock.t, retryBaseMs: 1000, retryMaxMs: 60000, receiptWindowMs: 3_600_000, intermediateEvents: false, inFlightPolicy, random: seeded() });
 }
 /** Deterministic randomness (backoff jitter, ids). */
 function seeded(seed = 1): () => number {
@@ -97,10 +97,10 @@ describe("store", () => {
 
   test("in-flight at start-up: at-most-once fails them with a distinct code; at-least-once resends", async () => {
     for (const policy of ["at-most-once", "at-least-once"] as const) {
-      const store = open({ t: 1000 });
+      const store = open({ t: 1000 }, policy);
       await store.accept(input("r8"));
       await store.claimDue("sms", 10);
-      expect(await store.recoverInFlight(policy)).toBe(1);
+      expect(await store.recoverInFlight()).toBe(1);
       const row = store.db.query("SELECT state, last_error FROM messages").get() as { state: string; last_error: string | null };
       if (policy === "at-most-once") {
         expect(row.state).toBe("failed");
