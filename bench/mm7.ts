@@ -20,37 +20,55 @@ const base: MmsSubmit = {
   media: [{ contentType: "image/jpeg", bytes: image, cacheKey: "img", filename: "sale.jpg" }],
 };
 
+/** Rates measured by the last call of `buildFigures` (name → per second), for bench/mm7-e2e.ts. */
+export const figures = new Map<string, number>();
+
 function measure(name: string, iterations: number, fn: (i: number) => void): void {
   for (let i = 0; i < Math.min(200, iterations); i++) fn(i); // warm-up
   const t = performance.now();
   for (let i = 0; i < iterations; i++) fn(i);
   const ms = performance.now() - t;
-  console.log(`${name.padEnd(52)} ${Math.round((iterations / ms) * 1000).toLocaleString("en-US").padStart(10)} /s   ${((ms / iterations) * 1000).toFixed(1).padStart(8)} µs each`);
+  figures.set(name, (iterations / ms) * 1000);
+  if (verbose) console.log(`${name.padEnd(52)} ${Math.round((iterations / ms) * 1000).toLocaleString("en-US").padStart(10)} /s   ${((ms / iterations) * 1000).toFixed(1).padStart(8)} µs each`);
 }
 
-const now = Date.now();
-let bytes = 0;
-measure("SubmitReq SOAP envelope only (string template)", 50_000, (i) => {
-  bytes += buildSubmitReq(s, ns, { transactionId: `msg_${i}`, from: base.from, to: base.to, subject: base.subject, contentId: "c", now }).length;
-});
+let verbose = import.meta.main;
 
-const cached = new PartCache(s.media_cache_bytes);
-measure("whole body, 100 KB image, cached (campaign)", 5_000, (i) => {
-  bytes += buildSubmitMessage(s, ns, { ...base, messageId: `msg_${i}` }, now, cached).body.byteLength;
-});
+/** Runs every measurement once (in this process) and returns name → per second. */
+export function buildFigures(scale = 1, print = false): Map<string, number> {
+  verbose = print;
+  figures.clear();
+  run(scale);
+  return new Map(figures);
+}
 
-const uncached = new PartCache(s.media_cache_bytes);
-measure("whole body, 100 KB image, uncached (new key each)", 2_000, (i) => {
-  bytes += buildSubmitMessage(s, ns, { ...base, messageId: `msg_${i}`, media: [{ ...base.media[0]!, cacheKey: `img-${i}` }] }, now, uncached).body.byteLength;
-});
+function run(scale: number): void {
+  const now = Date.now();
+  let bytes = 0;
+  measure("SubmitReq SOAP envelope only (string template)", 50_000 * scale, (i) => {
+    bytes += buildSubmitReq(s, ns, { transactionId: `msg_${i}`, from: base.from, to: base.to, subject: base.subject, contentId: "c", now }).length;
+  });
 
-const rsp = new TextEncoder().encode(
-  `<?xml version="1.0"?><env:Envelope xmlns:env="http://schemas.xmlsoap.org/soap/envelope/"><env:Header><TransactionID xmlns="${ns}" env:mustUnderstand="1">msg_1</TransactionID></env:Header><env:Body><SubmitRsp xmlns="${ns}"><MM7Version>6.8.0</MM7Version><Status><StatusCode>1000</StatusCode><StatusText>Success</StatusText></Status><MessageID>369500617770864640</MessageID></SubmitRsp></env:Body></env:Envelope>`,
-);
-measure("SubmitRsp parse + classify", 50_000, () => {
-  bytes += classifySubmitAnswer(s, { status: 200, contentType: "text/xml", retryAfter: null, body: rsp }, now).result.kind.length;
-});
+  const cached = new PartCache(s.media_cache_bytes);
+  measure("whole body, 100 KB image, cached (campaign)", 5_000 * scale, (i) => {
+    bytes += buildSubmitMessage(s, ns, { ...base, messageId: `msg_${i}` }, now, cached).body.byteLength;
+  });
 
-const one = buildSubmitMessage(s, ns, base, now, cached);
-console.log(`body size with a 100 KB image: ${one.body.byteLength} bytes on the wire, ${one.contentBytes} bytes decoded content`);
-if (bytes < 0) console.log(bytes); // keeps the work observable
+  const uncached = new PartCache(s.media_cache_bytes);
+  measure("whole body, 100 KB image, uncached (new key each)", 2_000 * scale, (i) => {
+    bytes += buildSubmitMessage(s, ns, { ...base, messageId: `msg_${i}`, media: [{ ...base.media[0]!, cacheKey: `img-${i}` }] }, now, uncached).body.byteLength;
+  });
+
+  const rsp = new TextEncoder().encode(
+    `<?xml version="1.0"?><env:Envelope xmlns:env="http://schemas.xmlsoap.org/soap/envelope/"><env:Header><TransactionID xmlns="${ns}" env:mustUnderstand="1">msg_1</TransactionID></env:Header><env:Body><SubmitRsp xmlns="${ns}"><MM7Version>6.8.0</MM7Version><Status><StatusCode>1000</StatusCode><StatusText>Success</StatusText></Status><MessageID>369500617770864640</MessageID></SubmitRsp></env:Body></env:Envelope>`,
+  );
+  measure("SubmitRsp parse + classify", 50_000 * scale, () => {
+    bytes += classifySubmitAnswer(s, { status: 200, contentType: "text/xml", retryAfter: null, body: rsp }, now).result.kind.length;
+  });
+
+  const one = buildSubmitMessage(s, ns, base, now, cached);
+  if (verbose) console.log(`body size with a 100 KB image: ${one.body.byteLength} bytes on the wire, ${one.contentBytes} bytes decoded content`);
+  if (bytes < 0) console.log(bytes); // keeps the work observable
+}
+
+if (import.meta.main) run(1);

@@ -1,13 +1,17 @@
 // submit_sm/s over one bind at window 1, 10 and 50 against the node-smpp simulator in a separate
 // process, plus the simulator's own ceiling measured with a bare pipelining client (no session layer).
 // Usage: bun bench/smpp.ts [messages per run, default 20000] [seconds cap per run, default 10]
+// (bench/run.ts calls benchSmpp(), which adds the bare client at every window as that window's ceiling.)
 
 import net from "node:net";
 import { createSmppCarrier } from "../adapters/smpp/index.ts";
+import type { Row } from "./lib.ts";
+import { spread } from "./lib.ts";
 import { Command, encodeBind, encodeShortMessage, FrameReader, type ShortMessageFields } from "../adapters/smpp/pdu.ts";
 
-const COUNT = Number(process.argv[2] ?? 20_000);
-const CAP_S = Number(process.argv[3] ?? 10);
+const quick = process.env.BENCH_QUICK === "1";
+const COUNT = Number((import.meta.main ? process.argv[2] : undefined) ?? (quick ? 5_000 : 20_000));
+const CAP_S = Number((import.meta.main ? process.argv[3] : undefined) ?? 10);
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
 
 async function startSimulator(): Promise<{ port: number; stop: () => void }> {
@@ -90,21 +94,57 @@ async function runBare(port: number, window: number) {
     pump();
   });
   socket.write(encodeBind(Command.bind_transceiver, 1, { systemId: "bare", password: "", systemType: "", interfaceVersion: 0x34, addrTon: 0, addrNpi: 0, addressRange: "" }));
-  await done;
+  // Bounded even if the simulator stops answering.
+  await Promise.race([done, Bun.sleep(CAP_S * 1000 + 5000)]);
   const elapsed = (performance.now() - t0) / 1000;
   socket.destroy();
   return { window, ok: acked, elapsed, rate: acked / elapsed };
 }
 
-const sim = await startSimulator();
-try {
-  console.log(`SMPP bench: ${COUNT} submit_sm per run (cap ${CAP_S} s), one bind, simulator (node-smpp) in a separate process, Bun ${Bun.version}`);
-  for (const w of [1, 10, 50]) {
-    const r = await runCarrier(sim.port, w);
-    console.log(`adapter  window ${String(w).padStart(2)}: ${Math.round(r.rate).toLocaleString("en")} submit_sm/s  (${r.ok} ok in ${r.elapsed.toFixed(2)} s, latency p50 ${r.p50.toFixed(2)} ms p99 ${r.p99.toFixed(2)} ms, max in flight ${r.maxInFlight})`);
+/** The table rows: adapter submit_sm/s at window 1, 10, 50 beside the bare client at the same window. */
+export async function benchSmpp(runs = Number(process.env.BENCH_RUNS ?? (quick ? 1 : 3))): Promise<Row[]> {
+  const sim = await startSimulator();
+  const rows: Row[] = [];
+  try {
+    for (const w of [1, 10, 50]) {
+      const mine: number[] = [];
+      const bare: number[] = [];
+      const p99: number[] = [];
+      for (let i = 0; i < runs; i++) {
+        const r = await runCarrier(sim.port, w);
+        mine.push(r.rate);
+        p99.push(r.p99);
+        bare.push((await runBare(sim.port, w)).rate);
+        console.error(`smpp window ${w} run ${i}: adapter ${Math.round(r.rate)} submit_sm/s (p99 ${r.p99.toFixed(2)} ms), bare ${Math.round(bare.at(-1)!)}`);
+      }
+      rows.push({
+        bench: `SMPP submit_sm/s, one bind, ${COUNT.toLocaleString("en-US")} per run`,
+        figure: `window ${w} (adapter p99 ${spread(p99, 2)} ms)`,
+        gateway: spread(mine),
+        ceiling: `${spread(bare)} (bare client, same window)`,
+        ratio: spread(mine.map((m, i) => m / bare[i]!), 2),
+        target: "",
+      });
+    }
+  } finally {
+    sim.stop();
   }
-  const bare = await runBare(sim.port, 50);
-  console.log(`bare client window 50 (simulator ceiling): ${Math.round(bare.rate).toLocaleString("en")} submit_sm/s (${bare.ok} in ${bare.elapsed.toFixed(2)} s)`);
-} finally {
-  sim.stop();
+  return rows;
+}
+
+if (import.meta.main) {
+  const sim = await startSimulator();
+  try {
+    console.log(`SMPP bench: ${COUNT} submit_sm per run (cap ${CAP_S} s), one bind, simulator (node-smpp) in a separate process, Bun ${Bun.version}`);
+    for (const w of [1, 10, 50]) {
+      const r = await runCarrier(sim.port, w);
+      console.log(`adapter  window ${String(w).padStart(2)}: ${Math.round(r.rate).toLocaleString("en")} submit_sm/s  (${r.ok} ok in ${r.elapsed.toFixed(2)} s, latency p50 ${r.p50.toFixed(2)} ms p99 ${r.p99.toFixed(2)} ms, max in flight ${r.maxInFlight})`);
+    }
+    for (const w of [1, 10, 50]) {
+      const bare = await runBare(sim.port, w);
+      console.log(`bare client window ${w} (simulator ceiling): ${Math.round(bare.rate).toLocaleString("en")} submit_sm/s (${bare.ok} in ${bare.elapsed.toFixed(2)} s)`);
+    }
+  } finally {
+    sim.stop();
+  }
 }

@@ -1,0 +1,126 @@
+// bench/profile: CPU profiles of the gateway (run from source with `bun --cpu-prof`) on its hot paths, each
+// scenario in its own gateway process, and a summary of the top frames by self time and of chosen frames
+// by inclusive time. Not part of `make bench` (it profiles, it does not measure throughput).
+//   accept — POST /mms with wrk, 16 conn, delivery paused (the accept transaction, group commit)
+//   mm7    — POST /mms with a 100 KB image → MMSC stub → DeliveryReportReq → webhook (SubmitReq building, outbox)
+//   sms    — POST /sms → SMPP simulator with receipts → webhook (SMPP session, receipts, outbox)
+// Run: ./node_modules/.bin/bun bench/profile.ts [accept|mm7|sms …]   profiles land in .tmp/profiles/
+import { mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { ACME_KEY, sendBody, testConfigDoc } from "../test/support/app.ts";
+import { configFor, freePort } from "../test/support/binary.ts";
+import { e2eRun, rawPost, sendScript, spawnHelper, startCountingSink, tempDir, wrk } from "./lib.ts";
+
+const root = resolve(import.meta.dir, "..");
+const outDir = join(root, ".tmp", "profiles");
+mkdirSync(outDir, { recursive: true });
+
+async function startProfiled(name: string, overrides: Record<string, unknown>): Promise<{ url: string; port: number; pid: number; stop(): Promise<void> }> {
+  const dir = tempDir();
+  const port = freePort();
+  const conf = configFor(dir, testConfigDoc(dir, { log: { level: "error" }, ...overrides }));
+  const proc = Bun.spawn(
+    [process.execPath, "--cpu-prof", `--cpu-prof-dir=${outDir}`, `--cpu-prof-name=${name}.cpuprofile`, "--cpu-prof-interval=250", join(root, "src/main.ts"), "serve", "--config", conf, "--listen", `127.0.0.1:${port}`],
+    { stdout: "ignore", stderr: "inherit" },
+  );
+  const url = `http://127.0.0.1:${port}`;
+  const until = Date.now() + 20000;
+  for (;;) {
+    if (await fetch(`${url}/healthz`).then((r) => r.ok, () => false)) break;
+    if (Date.now() > until || proc.exitCode !== null) throw new Error(`profiled gateway did not start`);
+    await Bun.sleep(50);
+  }
+  return {
+    url,
+    port,
+    pid: proc.pid,
+    stop: async () => {
+      proc.kill("SIGTERM");
+      await Promise.race([proc.exited, Bun.sleep(15000).then(() => proc.kill("SIGKILL"))]);
+    },
+  };
+}
+
+interface Node {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+
+function summarise(file: string, inclusiveOf: RegExp): void {
+  const p = JSON.parse(readFileSync(file, "utf8")) as { nodes: Node[]; samples: number[]; timeDeltas: number[] };
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const key = (n: Node) => `${n.callFrame.functionName || "(anonymous)"} ${n.callFrame.url.replace(/^.*\/(src|adapters|node_modules)\//, "$1/")}:${n.callFrame.lineNumber + 1}`;
+  const self = new Map<string, number>();
+  const incl = new Map<string, number>();
+  let total = 0;
+  let idle = 0;
+  p.samples.forEach((id, i) => {
+    const dt = (p.timeDeltas[i] ?? 0) / 1000;
+    const n = byId.get(id)!;
+    total += dt;
+    if (/^\((idle|program|garbage collector)\)$/.test(n.callFrame.functionName) && n.callFrame.functionName === "(idle)") idle += dt;
+    self.set(key(n), (self.get(key(n)) ?? 0) + dt);
+    const seen = new Set<string>();
+    for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
+      const k = key(byId.get(cur)!);
+      if (seen.has(k)) continue;
+      seen.add(k);
+      incl.set(k, (incl.get(k) ?? 0) + dt);
+    }
+  });
+  const busy = total - idle;
+  console.log(`\n### ${file.split("/").pop()}: ${total.toFixed(0)} ms sampled, ${busy.toFixed(0)} ms not idle`);
+  console.log("top frames by self time (% of non-idle):");
+  for (const [k, v] of [...self].filter(([k]) => !k.startsWith("(idle)")).sort((a, b) => b[1] - a[1]).slice(0, 18)) console.log(`  ${((v / busy) * 100).toFixed(1).padStart(5)}%  ${v.toFixed(0).padStart(6)} ms  ${k}`);
+  console.log("chosen frames by inclusive time:");
+  for (const [k, v] of [...incl].filter(([k]) => inclusiveOf.test(k)).sort((a, b) => b[1] - a[1]).slice(0, 14)) console.log(`  ${((v / busy) * 100).toFixed(1).padStart(5)}%  ${v.toFixed(0).padStart(6)} ms  ${k}`);
+}
+
+const which = process.argv.slice(2).length ? process.argv.slice(2) : ["accept", "mm7", "sms"];
+const interesting = /^(accept|write|flush|commit|claimDue|recordSubmit|applyReceipt|receipt|submit|buildSubmit|buildSubmitMessage|post|send|deliver|tick|round|handleInbound|fetch|sign|jwt|parse|onData|feed|encode|decode|JSON|handle|run) /i;
+
+if (which.includes("accept")) {
+  const gw = await startProfiled("accept", { delivery: { paused: true }, limits: { queue_high_water: 100_000_000 } });
+  const lua = sendScript("/mms", { "Chan-Api-Key": ACME_KEY }, sendBody({ callback_url: "https://br.example/cb", media: { url: "https://cdn.example/img.jpg" } }));
+  const r = await wrk(`${gw.url}/mms`, { connections: 16, seconds: 5, lua });
+  console.log(`accept under profile: ${r.rps.toFixed(0)} req/s (profiler overhead included)`);
+  await gw.stop();
+}
+if (which.includes("mm7")) {
+  const sink = await startCountingSink();
+  const mmsc = await spawnHelper("mmsc.ts");
+  const stub = `http://127.0.0.1:${mmsc.port}`;
+  const gw = await startProfiled("mm7", {
+    carriers: { mms: { kind: "mm7", url: `${stub}/mm7`, vaspid: "V", vasid: "S", service_code: "SC", concurrency: 128, queue_limit: 100_000 } },
+    limits: { queue_high_water: 100_000_000 },
+    webhooks: { batch_max_events: 100, batch_max_wait_ms: 5 },
+  });
+  await fetch(`${stub}/target?url=${encodeURIComponent(`${gw.url}/mm7`)}`).then((r) => r.text());
+  const body = (i: number) =>
+    rawPost("/mms", { "Chan-Api-Key": ACME_KEY }, JSON.stringify({ to: "0012025550123", from: "12345", subject: "Sale", text: "50% off", media: [{ url: `${stub}/img.jpg`, content_type: "image/jpeg" }], request_id: `prof-${i}`, callback_url: sink.url }));
+  const r = await e2eRun({ port: gw.port, sink, n: 5000, connections: 64, request: body, key: (i) => `prof-${i}`, pids: [gw.pid], deadlineS: 60 });
+  console.log(`mm7 under profile: ${r.e2ePerS.toFixed(0)} MMS/s end to end (profiler overhead included)`);
+  await gw.stop();
+  await mmsc.stop();
+  await sink.stop();
+}
+if (which.includes("sms")) {
+  const sink = await startCountingSink();
+  const sim = await spawnHelper("smpp-smsc.ts", { SMSC_RECEIPTS: "1" });
+  const gw = await startProfiled("sms", {
+    carriers: { sms: { kind: "smpp", host: "127.0.0.1", port: sim.port, system_id: "gw", password: "pw", window: 500, tps: 0, concurrency: 1000 } },
+    limits: { queue_high_water: 100_000_000 },
+    webhooks: { batch_max_events: 100, batch_max_wait_ms: 5 },
+  });
+  const body = (i: number) => rawPost("/sms", { "Chan-Api-Key": ACME_KEY }, JSON.stringify({ to: "0012025550123", from: "12345", text: "Benchmark message", request_id: `prof-${i}`, callback_url: sink.url }));
+  const r = await e2eRun({ port: gw.port, sink, n: 10000, connections: 64, request: body, key: (i) => `prof-${i}`, pids: [gw.pid], deadlineS: 60 });
+  console.log(`sms under profile: ${r.e2ePerS.toFixed(0)} msg/s end to end (profiler overhead included)`);
+  await gw.stop();
+  await sim.stop();
+  await sink.stop();
+}
+
+for (const f of readdirSync(outDir).filter((f) => f.endsWith(".cpuprofile") && which.some((w) => f.startsWith(w)))) summarise(join(outDir, f), interesting);

@@ -1,0 +1,70 @@
+// `make bench`: every benchmark in one run, one table. Each figure is the median of several runs with its
+// spread (min–max); each gateway figure sits beside its ceiling (or Kannel) measured in the same run, with
+// the ratio. BENCH_QUICK=1 for a short run (one run each, smaller counts); BENCH_ONLY=accept,pipeline,…
+// to run a subset. Everything is loopback-only and every load loop is bounded in count and time.
+import { benchAccept } from "./accept.ts";
+import { benchKannel } from "./kannel.ts";
+import { machine, printRows, quick, type Row } from "./lib.ts";
+import { benchMm7 } from "./mm7-e2e.ts";
+import { benchPipeline } from "./pipeline.ts";
+import { benchScale } from "./scale.ts";
+import { benchSmpp } from "./smpp.ts";
+
+const only = process.env.BENCH_ONLY?.split(",").map((s) => s.trim());
+const want = (name: string) => !only || only.includes(name);
+const rows: Row[] = [];
+const failures: string[] = [];
+const started = Date.now();
+const m = machine();
+const binaryPath = `${import.meta.dir}/../dist/mms-gateway`;
+const binaryStamp = () => {
+  try {
+    const st = require("node:fs").statSync(binaryPath);
+    return `${new Date(st.mtimeMs).toISOString()} (${st.size} bytes)`;
+  } catch {
+    return "missing";
+  }
+};
+const binaryAtStart = binaryStamp();
+console.error(`bench: ${quick ? "QUICK" : "full"} run on ${m.cpus} × ${m.model}, ${m.memory}, kernel ${m.kernel}, Bun ${m.bun}, load average ${m.loadavg}`);
+
+async function section(name: string, fn: () => Promise<Row[]>): Promise<void> {
+  if (!want(name)) return;
+  const t = Date.now();
+  console.error(`\n== ${name}`);
+  try {
+    rows.push(...(await fn()));
+  } catch (e) {
+    failures.push(`${name}: ${(e as Error).message}`);
+    rows.push({ bench: name, figure: "FAILED", gateway: (e as Error).message.slice(0, 80), ceiling: "", ratio: "", target: "" });
+  }
+  console.error(`== ${name} took ${((Date.now() - t) / 1000).toFixed(0)} s`);
+}
+
+await section("accept", async () =>
+  (await benchAccept()).map(([bench, rps, p50, p99, ceil, ratio]) => ({
+    bench: "accept POST /mms (wrk, unique request_id, fsynced)",
+    figure: `${bench!.replace(/^accept POST \/mms, /, "")}: req/s (p50 ${p50} ms, p99 ${p99} ms)`,
+    gateway: rps!,
+    ceiling: `${ceil} (bare Bun.serve 200)`,
+    ratio: ratio!,
+    target: "",
+  })),
+);
+await section("pipeline", benchPipeline);
+await section("mm7", benchMm7);
+await section("smpp", benchSmpp);
+await section("kannel", benchKannel);
+await section("scale", benchScale);
+
+const end = machine();
+console.log(`\nmms-gateway benchmarks — ${m.date} — ${quick ? "QUICK run (BENCH_QUICK=1: 1 run each, small counts)" : "full run"}, ${((Date.now() - started) / 60000).toFixed(1)} min`);
+console.log(`machine: ${m.cpus} CPUs (${m.model}), ${m.memory}, kernel ${m.kernel}, Bun ${m.bun}; load average at start ${m.loadavg}, at end ${end.loadavg}`);
+const binaryAtEnd = binaryStamp();
+console.log(`binary: dist/mms-gateway built ${binaryAtStart}${binaryAtEnd !== binaryAtStart ? ` — REPLACED during the run (now ${binaryAtEnd}): figures mix two builds` : ""}`);
+console.log("figures: median (min–max) of the runs; ratio = gateway ÷ ceiling (or ÷ Kannel) run by run; ceilings and Kannel measured in this same run\n");
+printRows(rows);
+if (failures.length) {
+  console.log(`\nFAILED: ${failures.join("; ")}`);
+  process.exitCode = 1;
+}
