@@ -90,31 +90,25 @@ export class Outbox {
       const s = this.d.settings;
       const free = s.concurrency - this.active;
       if (free > 0) {
-        const pending = this.d.store.pendingEvents(s.batch_max_events * free * 4 + this.sending.size);
-        const blocked = new Set<string>();
+        const limit = this.sending.size + s.batch_max_events * free;
+        const due = this.d.store.dueEvents(now, limit);
         const groups = new Map<string, PendingEvent[]>();
-        for (const e of pending) {
-          const waiting = this.sending.has(e.seq) || e.dueAt > now;
-          if (e.messageId !== null) {
-            // An event waits while an earlier event of the same message is still unsent.
-            if (blocked.has(e.messageId)) continue;
-            if (waiting) {
-              blocked.add(e.messageId);
-              continue;
-            }
-          } else if (waiting) continue;
+        let leftOver = false;
+        for (const e of due) {
+          if (this.sending.has(e.seq)) continue;
+          // A message's events go out in order: this one waits while an older one is still unsent.
+          if (e.messageId !== null && this.d.store.firstPendingEvent(e.messageId) !== e.seq) continue;
           const key = `${e.accountId}\n${e.url}`;
           let g = groups.get(key);
           if (!g) {
             if (groups.size >= free) {
-              if (e.messageId !== null) blocked.add(e.messageId);
+              leftOver = true;
               continue;
             }
             groups.set(key, (g = []));
           }
           if (g.length >= s.batch_max_events) {
-            if (e.messageId !== null) blocked.add(e.messageId);
-            nextDelay = 0;
+            leftOver = true;
             continue;
           }
           g.push(e);
@@ -130,8 +124,11 @@ export class Outbox {
           });
           this.batches.add(p);
         }
-        const earliest = pending.filter((e) => !this.sending.has(e.seq)).reduce((t, e) => Math.min(t, e.dueAt), Infinity);
-        if (earliest !== Infinity) nextDelay = Math.min(nextDelay, Math.max(0, earliest - now));
+        if (leftOver || (due.length === limit && groups.size > 0)) nextDelay = 0;
+        else {
+          const next = this.d.store.nextEventDue(now);
+          if (next !== null) nextDelay = Math.min(nextDelay, Math.max(0, next - now));
+        }
       }
     } catch (e) {
       this.d.log.error({ err: (e as Error).message }, "outbox round failed; retrying");

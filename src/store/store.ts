@@ -111,13 +111,16 @@ export class Store {
       eventInsert: q(
         "INSERT INTO events (event_id, message_id, account_id, kind, url, body, state, attempts, created_at, updated_at, due_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
       ),
+      // Both through the partial index events_pending, however many delivered events are kept.
       eventsDue: q(
-        "SELECT seq, event_id, message_id, account_id, url, body, attempts, created_at, due_at FROM events WHERE state = 'pending' ORDER BY seq LIMIT ?",
+        "SELECT seq, event_id, message_id, account_id, url, body, attempts, created_at FROM events WHERE state = 'pending' AND due_at <= ? ORDER BY due_at, seq LIMIT ?",
       ),
+      nextEventDue: q("SELECT MIN(due_at) AS t FROM events WHERE state = 'pending' AND due_at > ?"),
+      firstPendingOf: q("SELECT MIN(seq) AS s FROM events WHERE message_id = ? AND state = 'pending'"),
       eventDelivered: q("UPDATE events SET state = 'delivered', attempts = attempts + 1, updated_at = ?, due_at = NULL, last_error = NULL WHERE seq = ? AND state = 'pending'"),
       eventRetry: q("UPDATE events SET attempts = attempts + 1, updated_at = ?, due_at = ?, last_error = ? WHERE seq = ? AND state = 'pending'"),
       eventDead: q("UPDATE events SET state = 'dead', attempts = attempts + 1, updated_at = ?, due_at = NULL, last_error = ? WHERE seq = ? AND state = 'pending'"),
-      countLive: q("SELECT COUNT(*) AS n FROM messages WHERE due_at IS NOT NULL OR state = 'submitting'"),
+      countLive: q("SELECT COUNT(*) AS n FROM messages WHERE due_at IS NOT NULL"),
     };
     this.live = (this.s.countLive!.get() as { n: number }).n;
   }
@@ -233,7 +236,7 @@ export class Store {
           this.finish(m, "failed", now, null, { ...gatewayErrors.validityExpired, message: `${gatewayErrors.validityExpired.message}; last error: ${row.last_error ?? "none"}` });
           continue;
         }
-        this.move(m, "submitting", { dueAt: null, attemptsDelta: 1, detail: "claimed" });
+        this.move(m, "submitting", { dueAt: now, attemptsDelta: 1, detail: "claimed" });
         m.state = "submitting";
         m.attempts++;
         claimed.push(m);
@@ -299,7 +302,7 @@ export class Store {
     const policy = this.opts.inFlightPolicy;
     return this.tx(() => {
       const now = this.now();
-      const rows = this.db.query("SELECT * FROM messages WHERE state = 'submitting'").all() as Row[];
+      const rows = this.db.query("SELECT * FROM messages WHERE state = 'submitting' AND due_at IS NOT NULL").all() as Row[];
       for (const row of rows) {
         const m = toMessage(row);
         if (policy === "at-least-once") this.move(m, "accepted", { dueAt: now, detail: "recovered in flight: resending (at-least-once)" });
@@ -402,9 +405,9 @@ export class Store {
 
   // ---- outbox -------------------------------------------------------------------------------
 
-  /** Pending events in creation order (the sender decides which are due and in order). */
-  pendingEvents(limit: number): (PendingEvent & { dueAt: number })[] {
-    return (this.s.eventsDue!.all(limit) as Row[]).map((r) => ({
+  /** Pending events due by `now`, oldest due first (the sender keeps each message's events in order). */
+  dueEvents(now: number, limit: number): PendingEvent[] {
+    return (this.s.eventsDue!.all(now, limit) as Row[]).map((r) => ({
       seq: r.seq as number,
       eventId: r.event_id as string,
       messageId: r.message_id as string | null,
@@ -413,8 +416,17 @@ export class Store {
       body: r.body as string,
       attempts: r.attempts as number,
       createdAt: r.created_at as number,
-      dueAt: r.due_at as number,
     }));
+  }
+
+  /** When the next pending event not yet due becomes due, or null. */
+  nextEventDue(now: number): number | null {
+    return (this.s.nextEventDue!.get(now) as { t: number | null }).t;
+  }
+
+  /** The sequence number of a message's oldest pending event (its events go out in this order). */
+  firstPendingEvent(messageId: string): number | null {
+    return (this.s.firstPendingOf!.get(messageId) as { s: number | null }).s;
   }
 
   eventsDelivered(seqs: number[]): Promise<void> {
@@ -537,7 +549,7 @@ export class Store {
   /** Queue depth and oldest age by state, for metrics and the status page. */
   queueStats(): { state: string; channel: string; count: number; oldest: number | null }[] {
     return this.db
-      .query("SELECT state, channel, COUNT(*) AS count, MIN(updated_at) AS oldest FROM messages WHERE due_at IS NOT NULL OR state = 'submitting' GROUP BY state, channel")
+      .query("SELECT state, channel, COUNT(*) AS count, MIN(updated_at) AS oldest FROM messages WHERE due_at IS NOT NULL GROUP BY state, channel")
       .all() as { state: string; channel: string; count: number; oldest: number | null }[];
   }
 

@@ -1,5 +1,5 @@
 -- Messages: one row per accepted request. `due_at` is when the next step is due (a submit while
--- accepted, the end of the receipt window while submitted) and NULL once final, so the partial index
+-- accepted, the end of the receipt window while submitted; the claim time while submitting) and NULL once final, so the partial index
 -- holds only the live queue however many finished messages the table keeps.
 CREATE TABLE messages (
   id          TEXT PRIMARY KEY,
