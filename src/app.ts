@@ -6,7 +6,7 @@ import pino, { type DestinationStream, type Logger } from "pino";
 import pkg from "../package.json" with { type: "json" };
 import type { MmsCarrier, SmsCarrier } from "../adapters/carrier.ts";
 import { createSandboxCarrier } from "../adapters/sandbox/index.ts";
-import { createMm7Carrier, type Mm7Carrier } from "../adapters/mm7/index.ts";
+import { createMm7Carrier, inboundLimit, type Mm7Carrier } from "../adapters/mm7/index.ts";
 import { createSmppCarrier } from "../adapters/smpp/index.ts";
 import { Activity } from "./activity.ts";
 import { mm7Settings, smppSettings, type Config } from "./config.ts";
@@ -208,7 +208,10 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     .use(statusPage({ store, activity, now, refuse, carriers: () => [...mms.health(), ...sms.health()], version: pkg.version }));
 
   const [host, portText] = splitHostPort(config.server.listen);
-  const listenOptions = { hostname: host, maxRequestBodySize: config.server.max_body_bytes + 65536 };
+  // Bun's own cap only guards memory: each handler enforces its limit first and answers 413 with a
+  // body that says so (the Channel API's max_body_bytes, the MM7 inbound limit for MO MMS).
+  const ownLimit = Math.max(config.server.max_body_bytes, config.carriers.mms.kind === "mm7" ? inboundLimit(mm7Settings(config)) : 0);
+  const listenOptions = { hostname: host, maxRequestBodySize: 2 * ownLimit + (1 << 20) };
   const tls = readTls(config);
   http.listen({ ...listenOptions, port: Number(portText), ...(tls ? { tls } : {}) });
   let server = http.server!;

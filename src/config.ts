@@ -79,6 +79,10 @@ export const ConfigSchema = T.Object(
       tls_cert: Str("", "PEM certificate (chain) file: set with tls_key to serve HTTPS; re-read on SIGHUP."),
       tls_key: Str("", "PEM private key file for tls_cert."),
       max_body_bytes: Doc("Whole request body limit; over it → 413.", Int(262144, 1024)),
+      auth_failures_per_minute: Doc(
+        "Failed authentications one client address may make per minute before it gets 429 for the rest of that minute (against key guessing); 0 = no limit. Bloomreach calls from few addresses: a misconfigured integration blocks its address too.",
+        Int(30, 0),
+      ),
       log_request_bodies: Doc("Logs every raw Channel API request body (secrets redacted): for capturing Bloomreach's exact spellings.", Bool(false)),
       shutdown_deadline_ms: Doc("Graceful shutdown: how long in-flight submits and the outbox get before the process exits.", Int(10000)),
       retry_after_s: Doc("Retry-After seconds sent with 429 and 503.", Int(5, 1)),

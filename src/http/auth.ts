@@ -52,6 +52,7 @@ export class GuessingGuard {
   ) {}
 
   blocked(addr: string): boolean {
+    if (this.limitPerMinute <= 0) return false;
     const f = this.failures.get(addr);
     if (!f) return false;
     if (this.now() - f.since > 60_000) {

@@ -29,7 +29,7 @@ function errorBody(code: string, message: string, field?: string): string {
 
 export function channelApi(d: IntakeDeps) {
   const auth = new Authenticator(d.config.accounts);
-  const guard = new GuessingGuard(30, d.now);
+  const guard = new GuessingGuard(d.config.server.auth_failures_per_minute, d.now);
   const rate = new AccountRateLimit(d.now);
   const retryAfter = String(d.config.server.retry_after_s);
   const maxBody = d.config.server.max_body_bytes;
@@ -71,15 +71,15 @@ export function channelApi(d: IntakeDeps) {
       }
       const declared = Number(request.headers.get("content-length") ?? "0");
       if (declared > maxBody) return reply(endpoint, 413, errorBody("too_large", `the body is limited to ${maxBody} bytes`));
-      const text = await request.text();
-      if (Buffer.byteLength(text) > maxBody) return reply(endpoint, 413, errorBody("too_large", `the body is limited to ${maxBody} bytes`));
+      const text = await readCapped(request, maxBody);
+      if (text === null) return reply(endpoint, 413, errorBody("too_large", `the body is limited to ${maxBody} bytes`));
       if (d.config.server.log_request_bodies) logRawRequest(d.log, account.id, endpoint, request.headers, text);
 
       let body: unknown;
       try {
         body = JSON.parse(text);
       } catch (e) {
-        return reply(endpoint, 400, errorBody("invalid_json", `the body is not JSON: ${(e as Error).message}`));
+        return reply(endpoint, 400, errorBody("invalid_json", `the body is not JSON: ${(e as Error).message}`, "body"));
       }
       const requestId = requestIdOf(body);
       const bodyHash = Bun.hash(text).toString(36);
@@ -143,6 +143,22 @@ export function channelApi(d: IntakeDeps) {
       if (account instanceof Response) return account;
       return reply("/verify", 200, JSON.stringify({ status: "ok", account: account.id }));
     });
+}
+
+/**
+ * The body as text, or null once it passes `max` bytes: a body without Content-Length (chunked) is
+ * cut off while it streams instead of being buffered whole first.
+ */
+async function readCapped(request: Request, max: number): Promise<string | null> {
+  if (!request.body) return "";
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of request.body as unknown as AsyncIterable<Uint8Array>) {
+    size += chunk.byteLength;
+    if (size > max) return null;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, size).toString("utf8");
 }
 
 /** The capture switch: the raw body as received, with every header value that could be a secret hidden. */

@@ -146,6 +146,14 @@ test("MMS the MMSC refuses as 'handset cannot take MMS' → fallback SMS → rec
 });
 
 describe("MO to the account's inbound_url", () => {
+  test("an MO MMS larger than the Channel API's body limit still fits the MM7 inbound limit", async () => {
+    const big = new Uint8Array(400 * 1024).fill(7);
+    const answer = await mmsc.sendDeliverReq(`${app.url}/mm7`, { from: "+12025550997", to: "18885551234", text: "big one", media: [{ contentType: "image/jpeg", filename: "big.jpg", bytes: big }], username: "mmsc", password: "in-secret" });
+    expect(answer.status).toBe(200);
+    const e = (await waitFor("inbound MMS", () => inboundSink.events.find((x) => (x as any).text === "big one"))) as any;
+    expect(Buffer.from(e.media[0].base64, "base64").length).toBe(big.length);
+  });
+
   test("MO SMS", async () => {
     await smsc.sendMo({ from: "12025550999", to: "18885551234", dataCoding: 0, shortMessage: Buffer.from("STOP") });
     const e = await waitFor("inbound event", () => inboundSink.events.find((x) => (x as any).text === "STOP"));
@@ -163,7 +171,7 @@ describe("MO to the account's inbound_url", () => {
       password: "in-secret",
     });
     expect(answer.status).toBe(200);
-    const e = (await waitFor("inbound MMS", () => inboundSink.events.find((x) => (x as any).channel === "mms"))) as any;
+    const e = (await waitFor("inbound MMS", () => inboundSink.events.find((x) => (x as any).channel === "mms" && (x as any).text === "look"))) as any;
     expect(e.text).toBe("look");
     expect(Buffer.from(e.media[0].base64, "base64").equals(Buffer.from(image.slice(0, 1000)))).toBe(true);
   });

@@ -70,7 +70,7 @@ describe("permanent refusals", () => {
   test("400 for a body that is not JSON", async () => {
     const r = await post(app.url, "/mms", "{nope");
     expect(r.status).toBe(400);
-    expect(r.json.error.code).toBe("invalid_json");
+    expect(r.json.error).toMatchObject({ code: "invalid_json", field: "body" });
   });
 
   test("400 names the field, and is replayed for the same request_id", async () => {
@@ -120,6 +120,20 @@ describe("permanent refusals", () => {
     const r = await post(app.url, "/mms", over);
     expect(r.status).toBe(413);
     expect(r.json.error.code).toBe("too_large");
+  });
+
+  test("413 with a JSON error for a chunked body (no Content-Length) over the limit, and far over it", async () => {
+    for (const size of [4097, 10 * 1024 * 1024]) {
+      const big = new ReadableStream({
+        start(c) {
+          c.enqueue(new TextEncoder().encode(`{"text":"${"x".repeat(size)}"}`));
+          c.close();
+        },
+      });
+      const r = await fetch(`${app.url}/mms`, { method: "POST", headers: { "Chan-Api-Key": ACME_KEY, "content-type": "application/json" }, body: big });
+      expect(r.status).toBe(413);
+      expect(((await r.json()) as any).error.code).toBe("too_large");
+    }
   });
 
   test("415 for a body that is not application/json", async () => {
