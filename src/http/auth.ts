@@ -45,11 +45,23 @@ export class Authenticator {
  */
 export class GuessingGuard {
   private readonly failures = new Map<string, { count: number; since: number }>();
+  private pruned = 0;
 
   constructor(
     private readonly limitPerMinute: number,
     private readonly now: () => number,
   ) {}
+
+  /** True while any address has recent failures (only then is a request's address worth looking up). */
+  watching(): boolean {
+    if (this.limitPerMinute <= 0 || this.failures.size === 0) return false;
+    const now = this.now();
+    if (now - this.pruned > 1000) {
+      this.pruned = now;
+      for (const [addr, f] of this.failures) if (now - f.since > 60_000) this.failures.delete(addr);
+    }
+    return this.failures.size > 0;
+  }
 
   blocked(addr: string): boolean {
     if (this.limitPerMinute <= 0) return false;

@@ -46,11 +46,13 @@ export function channelApi(d: IntakeDeps) {
     return reply(endpoint, r.status, r.body);
   };
 
-  const authenticate = (endpoint: string, request: Request, addr: string) => {
-    if (guard.blocked(addr)) return reply(endpoint, 429, errorBody("too_many_failures", "too many failed authentications from this address; try later"));
+  /** `clientAddress` is asked only while some address has failed lately: it costs a lookup per request. */
+  const authenticate = (endpoint: string, request: Request, clientAddress: () => string) => {
+    const addr = guard.watching() ? clientAddress() : null;
+    if (addr !== null && guard.blocked(addr)) return reply(endpoint, 429, errorBody("too_many_failures", "too many failed authentications from this address; try later"));
     const account = auth.authenticate(request.headers);
     if (!account) {
-      guard.failed(addr);
+      guard.failed(addr ?? clientAddress());
       return reply(endpoint, 401, errorBody("unauthorized", "the Chan-* headers match no account: check the integration's settings"));
     }
     if (!account.enabled) return reply(endpoint, 403, errorBody("account_disabled", `account ${account.id} is disabled`));
@@ -62,7 +64,7 @@ export function channelApi(d: IntakeDeps) {
     return async ({ request, server }: { request: Request; server: { requestIP(r: Request): { address: string } | null } | null }) => {
       const started = performance.now();
       if (d.shuttingDown()) return reply(endpoint, 503, errorBody("shutting_down", "the gateway is restarting; retry"));
-      const account = authenticate(endpoint, request, server?.requestIP(request)?.address ?? "unknown");
+      const account = authenticate(endpoint, request, () => server?.requestIP(request)?.address ?? "unknown");
       if (account instanceof Response) return account;
 
       const type = request.headers.get("content-type") ?? "";
@@ -84,11 +86,10 @@ export function channelApi(d: IntakeDeps) {
       const requestId = requestIdOf(body);
       const bodyHash = Bun.hash(text).toString(36);
       const who = { accountId: account.id, requestId };
+      // No dedup lookup up front: accept and rememberRefusal both insert the request_id key first and
+      // replay whatever answer it already has, so a retry gets the original answer either way.
+      const known = () => (requestId === null ? null : d.store.lookupRequest(account.id, requestId, bodyHash));
       try {
-        if (requestId !== null) {
-          const seen = d.store.lookupRequest(account.id, requestId, bodyHash);
-          if (seen) return replayed(endpoint, seen, who);
-        }
         let parsed;
         try {
           parsed = parseSendRequest(body, channel, d.config.limits);
@@ -104,9 +105,15 @@ export function channelApi(d: IntakeDeps) {
           if (requestId === null) return reply(endpoint, 403, refusal);
           return replayed(endpoint, await d.store.rememberRefusal(account.id, requestId, 403, refusal, bodyHash), who);
         }
-        if (!rate.take(account.id, account.rate_limit)) return reply(endpoint, 429, errorBody("rate_limited", `account ${account.id} is limited to ${account.rate_limit} requests/s`));
-        if (d.store.liveCount() >= d.config.limits.queue_high_water) {
-          return reply(endpoint, 429, errorBody("queue_full", "the gateway's queue is over its high-water mark; retry later"));
+        // A retry of a request already answered is replayed even when new work would be refused.
+        const limited = !rate.take(account.id, account.rate_limit)
+          ? errorBody("rate_limited", `account ${account.id} is limited to ${account.rate_limit} requests/s`)
+          : d.store.liveCount() >= d.config.limits.queue_high_water
+            ? errorBody("queue_full", "the gateway's queue is over its high-water mark; retry later")
+            : null;
+        if (limited !== null) {
+          const seen = known();
+          return seen ? replayed(endpoint, seen, who) : reply(endpoint, 429, limited);
         }
         const r = await d.store.accept({
           accountId: account.id,
@@ -139,7 +146,7 @@ export function channelApi(d: IntakeDeps) {
     .post("/mms", send("mms"), { parse: "none" })
     .post("/sms", send("sms"), { parse: "none" })
     .get("/verify", ({ request, server }) => {
-      const account = authenticate("/verify", request, server?.requestIP(request)?.address ?? "unknown");
+      const account = authenticate("/verify", request, () => server?.requestIP(request)?.address ?? "unknown");
       if (account instanceof Response) return account;
       return reply("/verify", 200, JSON.stringify({ status: "ok", account: account.id }));
     });

@@ -177,8 +177,13 @@ test("429 at the queue's high-water mark", async () => {
   const small = await startTestApp({ limits: { queue_high_water: 3 }, carriers: { mms: { sandbox_report_delay_ms: 60000 } } });
   try {
     const statuses = [];
-    for (let i = 0; i < 5; i++) statuses.push((await post(small.url, "/mms", sendBody())).status);
+    const first = sendBody();
+    for (let i = 0; i < 5; i++) statuses.push((await post(small.url, "/mms", i === 0 ? first : sendBody())).status);
     expect(statuses).toEqual([200, 200, 200, 429, 429]);
+    // A retry of an answered request is still replayed while new work is refused.
+    const again = await post(small.url, "/mms", first);
+    expect(again.status).toBe(200);
+    expect(again.json.request_id).toBe(first.request_id);
   } finally {
     await small.stop();
   }
