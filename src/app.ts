@@ -95,6 +95,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     receiptWindowMs: config.delivery.receipt_window_hours * 3_600_000,
     intermediateEvents: config.delivery.intermediate_events,
     inFlightPolicy: config.delivery.in_flight_policy,
+    backgroundCheckpoints: true,
   });
   const recovered = await store.recoverInFlight();
   if (recovered > 0) log.warn({ count: recovered, policy: config.delivery.in_flight_policy }, "messages were in flight when the gateway stopped");
@@ -269,7 +270,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         await Promise.all([mms.stop(deadline), sms.stop(deadline)]);
         await outbox.stop(Math.min(deadline, 2000));
         await server.stop(false);
-        store.close();
+        await store.close();
         log.info("gateway stopped");
       })();
       return stopping;

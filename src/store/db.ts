@@ -25,6 +25,8 @@ export function openDatabase(path: string): Database {
   db.run("PRAGMA busy_timeout = 5000");
   db.run("PRAGMA temp_store = MEMORY");
   db.run("PRAGMA cache_size = -32000");
+  // After the WAL starts over, its file is cut back to this size instead of keeping its peak.
+  db.run("PRAGMA journal_size_limit = 67108864");
   migrate(db);
   return db;
 }
@@ -77,6 +79,9 @@ export class GroupCommit {
   private syncing = false;
   private closing = false;
   private awaitingSync: { ops: Op[]; results: { ok: boolean; v: unknown }[] }[] = [];
+
+  /** Called after each fsync that made commits durable (the background checkpointer counts them). */
+  onDurable: (() => void) | null = null;
 
   constructor(private readonly db: Database) {
     this.begin = db.prepare("BEGIN IMMEDIATE");
@@ -188,7 +193,10 @@ export class GroupCommit {
 
   private settle(batches: { ops: Op[]; results: { ok: boolean; v: unknown }[] }[], error: unknown): void {
     if (error) this.fail(error);
-    else this.healthy = true;
+    else {
+      this.healthy = true;
+      this.onDurable?.();
+    }
     for (const { ops, results } of batches) {
       ops.forEach((op, i) => {
         const r = results[i]!;

@@ -12,6 +12,7 @@ import {
   type StoredMessage,
 } from "../domain/message.ts";
 import { backoffMs, gatewayErrors, type GatewayError } from "../domain/outcome.ts";
+import { Checkpointer } from "./checkpointer.ts";
 import { GroupCommit, openDatabase } from "./db.ts";
 
 export { StorageUnavailable } from "./db.ts";
@@ -41,6 +42,8 @@ export interface StoreOptions {
   retryMaxMs: number;
   receiptWindowMs: number;
   intermediateEvents: boolean;
+  /** Checkpoint the WAL on a worker thread instead of inside COMMIT (the running gateway does). */
+  backgroundCheckpoints?: boolean;
   /** A submit whose outcome is unknown (crash, timeout, link lost): never resend it, or resend it. */
   inFlightPolicy: "at-most-once" | "at-least-once";
   /**
@@ -126,11 +129,23 @@ export class Store {
   }
 
   static open(path: string, opts: StoreOptions): Store {
-    return new Store(openDatabase(path), opts);
+    const store = new Store(openDatabase(path), opts);
+    if (opts.backgroundCheckpoints && path !== ":memory:") {
+      store.db.run("PRAGMA wal_autocheckpoint = 0");
+      const checkpointer = new Checkpointer(store.db, path, (message) => {
+        store.writer.lastError = `checkpoint: ${message}`;
+      });
+      store.checkpointer = checkpointer;
+      store.writer.onDurable = () => checkpointer.committed();
+    }
+    return store;
   }
 
-  close(): void {
+  checkpointer: Checkpointer | null = null;
+
+  async close(): Promise<void> {
     this.writer.drain();
+    await this.checkpointer?.close();
     this.db.run("PRAGMA wal_checkpoint(TRUNCATE)");
     this.db.close();
   }

@@ -133,3 +133,31 @@ describe("store", () => {
     expect(store.getMessage(m!.id)!.state).toBe("sent");
   });
 });
+
+describe("background checkpoints", () => {
+  test("the WAL is copied back by the worker and starts over under sustained writes (stays bounded)", async () => {
+    const dir = tempDir();
+    const store = Store.open(join(dir, "g.db"), {
+      now: Date.now,
+      retryBaseMs: 1000,
+      retryMaxMs: 60000,
+      receiptWindowMs: 3_600_000,
+      intermediateEvents: false,
+      inFlightPolicy: "at-most-once",
+      backgroundCheckpoints: true,
+    });
+    const big = { ...payload, custom_data: "c".repeat(2000) };
+    let n = 0;
+    // Keep writing until the writer has restarted the WAL twice (bounded: at most 60,000 writes).
+    while (store.checkpointer!.restarts < 2 && n < 60_000) {
+      await Promise.all(Array.from({ length: 64 }, () => store.accept({ ...input(`w${n++}`), payload: big })));
+    }
+    expect(store.checkpointer!.checkpoints).toBeGreaterThan(0);
+    expect(store.checkpointer!.restarts).toBeGreaterThanOrEqual(2);
+    // journal_size_limit cuts the file back after a restart: far below what was written.
+    const walBytes = Bun.file(join(dir, "g.db-wal")).size;
+    expect(walBytes).toBeLessThanOrEqual(96 * 1024 * 1024);
+    expect((store.db.query("SELECT COUNT(*) AS n FROM messages").get() as { n: number }).n).toBe(n);
+    await store.close();
+  }, 120000);
+});
