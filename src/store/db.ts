@@ -182,6 +182,18 @@ export class GroupCommit {
       this.settle(batches, null);
       return;
     }
+    // A lone write (nothing else was waiting) is fsynced right here: the hop to the helper thread
+    // and back costs more than the few requests that could arrive meanwhile would gain.
+    if (batches.length === 1 && batches[0]!.ops.length === 1) {
+      let error: unknown = null;
+      try {
+        fdatasyncSync(fd);
+      } catch (e) {
+        error = e;
+      }
+      this.settle(batches, error);
+      return;
+    }
     this.syncing = true;
     fdatasync(fd, (error) => {
       this.syncing = false;
