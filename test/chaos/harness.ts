@@ -41,17 +41,7 @@ export const FULL = process.env.CHAOS_FULL === "1";
 /** Seed for every PRNG in the suite; CHAOS_SEED=n reproduces a run. */
 export const SEED = Number(process.env.CHAOS_SEED ?? 20240607);
 
-/** mulberry32: small, fast, good enough to drive test choices reproducibly. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seeded as rng } from "../support/random.ts";
 export const pickOf = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
 export const intIn = (r: () => number, lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
 

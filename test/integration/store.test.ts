@@ -4,13 +4,10 @@ import { join } from "node:path";
 import type { MessagePayload } from "../../src/domain/message.ts";
 import { Store } from "../../src/store/store.ts";
 import { tempDir } from "../support/app.ts";
+import { seeded } from "../support/random.ts";
 
 function open(clock: { t: number }, inFlightPolicy: "at-most-once" | "at-least-once" = "at-most-once") {
-  return Store.open(join(tempDir(), "g.db"), { now: () => clock.t, retryBaseMs: 1000, retryMaxMs: 60000, receiptWindowMs: 3_600_000, intermediateEvents: false, inFlightPolicy, random: seeded() });
-}
-/** Deterministic randomness (backoff jitter, ids). */
-function seeded(seed = 1): () => number {
-  return () => ((seed = (seed * 48271) % 2147483647) / 2147483647);
+  return Store.open(join(tempDir(), "g.db"), { now: () => clock.t, retryBaseMs: 1000, retryMaxMs: 60000, receiptWindowMs: 3_600_000, intermediateEvents: false, inFlightPolicy, random: seeded(1) });
 }
 const payload: MessagePayload = { from: "1", to: "12025550123", subject: "", text: "hi", fallback_text: "fb", media: [], custom_data: "cd", callback_url: "https://x.example/cb", metadata: null };
 const input = (requestId: string | null) => ({ accountId: "a", requestId, channel: "sms" as const, payload, bodyHash: "h", expiresAt: 10_000_000 });

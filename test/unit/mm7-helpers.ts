@@ -13,17 +13,9 @@ export function settings(over: Partial<Mm7Settings> = {}): Mm7Settings {
   return resolveMm7Settings({ url: "http://127.0.0.1:9/mm7", vaspid: "vasp1", vasid: "svc1", service_code: "7007", ...over });
 }
 
-/** mulberry32: small, deterministic. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seeded } from "../support/random.ts";
+
+export { seeded };
 
 export function randomBytes(n: number, seed = 1): Uint8Array {
   const r = seeded(seed);
