@@ -1,5 +1,6 @@
 // One SubmitReq over HTTP to the MMSC: Basic auth, SOAPAction "", the body as one buffer so that
 // Content-Length is sent and nothing is chunked (NowSMS and others insist on it; research §1.1).
+import { readBody } from "./body.ts";
 import type { HttpAnswer } from "./submit-response.ts";
 import type { Mm7Settings } from "./settings.ts";
 import type { SubmitMessage } from "./submit-message.ts";
@@ -66,7 +67,7 @@ export async function postSubmit(
   if (endpoint.authorization) headers.Authorization = endpoint.authorization;
   try {
     const res = await fetchFn(endpoint.url, { method: "POST", headers, body: message.body, signal: controller.signal, redirect: "manual" });
-    const body = await readCapped(res, maxAnswerBytes);
+    const body = (await readBody(res.body, maxAnswerBytes, "cut"))!;
     return {
       kind: "answer",
       answer: { status: res.status, contentType: res.headers.get("content-type"), retryAfter: res.headers.get("retry-after"), body },
@@ -81,23 +82,6 @@ export async function postSubmit(
   }
 }
 
-async function readCapped(res: Response, limit: number): Promise<Uint8Array> {
-  if (!res.body) return new Uint8Array(0);
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    total += value.byteLength;
-    if (total >= limit) {
-      await reader.cancel().catch(() => {});
-      break;
-    }
-  }
-  return Buffer.concat(chunks, Math.min(total, limit));
-}
 
 function describe(err: unknown): string {
   const e = err as { code?: string; message?: string };

@@ -1,5 +1,6 @@
 // The endpoint the MMSC posts to: delivery reports, MO messages (DeliverReq) and read replies. It answers
 // 1000 only once the pipeline has durably taken the item, so a failure makes the MMSC send it again.
+import { readBody } from "./body.ts";
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { CarrierEvents, InboundMessage } from "../carrier.ts";
 import { buildAnswer, buildErrorFault, type AnswerFields } from "./envelope.ts";
@@ -38,7 +39,7 @@ export function createInboundHandler(s: Mm7Settings, deps: InboundDeps): (req: R
       }
       const declared = Number(req.headers.get("content-length") ?? "0");
       if (declared > limit) return fault(413, 2004, `request larger than ${limit} bytes`);
-      const bytes = await readLimited(req, limit);
+      const bytes = await readBody(req.body, limit, "refuse");
       if (!bytes) return fault(413, 2004, `request larger than ${limit} bytes`);
 
       const payload = readPayload(req.headers.get("content-type"), bytes);
@@ -149,23 +150,6 @@ function timeOr(value: string | undefined, now: () => number): number {
   return Number.isFinite(t) ? t : now();
 }
 
-async function readLimited(req: Request, limit: number): Promise<Uint8Array | undefined> {
-  if (!req.body) return new Uint8Array(0);
-  const reader = req.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > limit) {
-      await reader.cancel().catch(() => {});
-      return undefined;
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks, total);
-}
 
 /** "user:pass" from a Basic Authorization header (scheme in any case), "" when absent or another scheme. */
 function basicCredentials(header: string | null): string {
