@@ -166,6 +166,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
           activity.accepted();
           dispatcher.wake(channel);
         },
+        checkEgress: (url) => egress.checkLiteral(url),
         shuttingDown: () => shuttingDown,
       }),
     )

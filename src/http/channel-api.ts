@@ -3,7 +3,7 @@
 import { Elysia } from "elysia";
 import type { Logger } from "pino";
 import type { Config } from "../config.ts";
-import type { Channel } from "../domain/message.ts";
+import type { Channel, MessagePayload } from "../domain/message.ts";
 import type { Metrics } from "../metrics.ts";
 import { StorageUnavailable, type Store, type StoredResponse } from "../store/store.ts";
 import { AccountRateLimit, Authenticator, GuessingGuard } from "./auth.ts";
@@ -17,6 +17,11 @@ export interface IntakeDeps {
   now: () => number;
   /** Called after a new message is stored, so the dispatcher need not poll. */
   onAccepted: (channel: Channel) => void;
+  /**
+   * Refuses a URL whose host is an IP literal the egress policy forbids (loopback, private, metadata…),
+   * by throwing; names are resolved and checked only when fetched.
+   */
+  checkEgress: (url: string) => void;
   /** True once shutdown has begun: new sends get 503. */
   shuttingDown: () => boolean;
 }
@@ -100,6 +105,12 @@ export function channelApi(d: IntakeDeps) {
           return replayed(endpoint, await d.store.rememberRefusal(account.id, requestId, 400, refusal, bodyHash), who);
         }
         for (const f of parsed.unknownFields) d.metrics.unknownFields.inc({ field: f.slice(0, 40) });
+        const refusedUrl = egressRefusal(parsed.payload, d.checkEgress);
+        if (refusedUrl) {
+          const refusal = errorBody("invalid_field", refusedUrl.message, refusedUrl.field);
+          if (requestId === null) return reply(endpoint, 400, refusal);
+          return replayed(endpoint, await d.store.rememberRefusal(account.id, requestId, 400, refusal, bodyHash), who);
+        }
         if (account.allowed_senders.length > 0 && !account.allowed_senders.includes(parsed.payload.from)) {
           const refusal = errorBody("sender_not_allowed", `account ${account.id} may not send from "${parsed.payload.from}"`, "from");
           if (requestId === null) return reply(endpoint, 403, refusal);
@@ -150,6 +161,19 @@ export function channelApi(d: IntakeDeps) {
       if (account instanceof Response) return account;
       return reply("/verify", 200, JSON.stringify({ status: "ok", account: account.id }));
     });
+}
+
+/** The first URL of the request that the egress policy refuses outright, named as a field. */
+function egressRefusal(p: MessagePayload, check: (url: string) => void): { field: string; message: string } | null {
+  const urls: [string, string][] = [["callback_url", p.callback_url], ...p.media.map((m, i): [string, string] => [p.media.length > 1 ? `media[${i}].url` : "media.url", m.url])];
+  for (const [field, url] of urls) {
+    try {
+      check(url);
+    } catch (e) {
+      return { field, message: `${(e as Error).message}: the gateway does not connect there (egress.allow)` };
+    }
+  }
+  return null;
 }
 
 /**

@@ -75,6 +75,12 @@ const mms = (over: Record<string, unknown> = {}) => ({
   ...over,
 });
 
+/**
+ * The closed gateway refuses a loopback IP literal at intake, so its requests name the sink by
+ * `localhost` (from /etc/hosts: no DNS query leaves the machine): accepted, and refused at send time.
+ */
+const closedCallback = () => sink.url.replace("127.0.0.1", "localhost");
+
 type Row = { state: string; channel: string; fallback: number; last_error: string | null; history: string };
 const row = (dir: string, id: string) => readDb(dir, (db) => db.query("SELECT state, channel, fallback, last_error, history FROM messages WHERE id = ?").get(id) as Row);
 const final = (dir: string, id: string) => until(`message ${id} final`, () => ["delivered", "failed", "sent"].includes(row(dir, id).state) && row(dir, id), 20000);
@@ -93,7 +99,15 @@ test("egress.allow empty: loopback media and callback URLs in every spelling are
   ];
   const outcomes: string[] = [];
   for (const url of urls) {
-    const a = await postJson(`${closed.url}/mms`, mms({ media: { url } }));
+    const a = await postJson(`${closed.url}/mms`, mms({ callback_url: closedCallback(), media: { url } }));
+    // An IP literal (in any spelling the URL parser normalises) is refused at intake, naming the field;
+    // a name is resolved only when the media is fetched, and refused then.
+    if (new URL(url).hostname !== "localhost") {
+      expect(a?.status).toBe(400);
+      expect(a!.json.error).toMatchObject({ code: "invalid_field", field: "media.url" });
+      outcomes.push("400 at intake");
+      continue;
+    }
     expect(a?.status).toBe(200);
     const m = await final(closedDir, a!.json.id);
     outcomes.push(`${m.state}/${m.channel}${m.fallback ? "(fallback)" : ""}`);
@@ -141,7 +155,17 @@ test("redirect to cloud metadata (169.254.169.254, fd00:ec2::254, 10.0.0.1) refu
   }) as typeof fetch;
   const results: string[] = [];
   try {
-    const egress = createEgress({ allow: ["127.0.0.1/32"] });
+    // No real DNS either (the system resolver is not on loopback): the metadata name resolves, as in a
+    // cloud, to the metadata address, and must be refused after resolution without being dialled.
+    const names: Record<string, string[]> = { "127.0.0.1": ["127.0.0.1"], "metadata.google.internal.": ["169.254.169.254"] };
+    const egress = createEgress({
+      allow: ["127.0.0.1/32"],
+      resolve: async (host) => {
+        const a = names[host];
+        if (!a) throw new Error(`test resolver: ${host} is not a test name`);
+        return a;
+      },
+    });
     for (const t of ["http://169.254.169.254/latest/meta-data/", "http://[fd00:ec2::254]/latest/", "http://10.0.0.1/", "http://metadata.google.internal./x"]) {
       try {
         await egress.fetch(`http://127.0.0.1:${redirector}/r?to=${encodeURIComponent(t)}`, { timeoutMs: 3000, maxBytes: 1000, maxRedirects: 3 });
@@ -159,13 +183,14 @@ test("redirect to cloud metadata (169.254.169.254, fd00:ec2::254, 10.0.0.1) refu
 });
 
 test("every size limit one byte over → 400 naming the field (413 for the body); at the limit → 200", async () => {
-  const at = (k: string, v: unknown, path = "/mms") => postJson(`${closed.url}${path}`, mms({ [k]: v }));
+  const at = (k: string, v: unknown, path = "/mms") => postJson(`${closed.url}${path}`, mms({ callback_url: closedCallback(), [k]: v }));
   const cases: [string, unknown, unknown][] = [
     ["subject", "s".repeat(80), "s".repeat(81)],
     ["custom_data", "c".repeat(1000), "c".repeat(1001)],
     ["metadata", { m: "m".repeat(1000 - 8) }, { m: "m".repeat(1000 - 7) }],
     ["request_id", "r".repeat(256), "r".repeat(257)],
-    ["media", Array.from({ length: 5 }, () => ({ url: "https://example.invalid/a.jpg" })), Array.from({ length: 6 }, () => ({ url: "https://example.invalid/a.jpg" }))],
+    // `localhost` comes from /etc/hosts (no DNS query leaves the machine) and is refused when fetched.
+    ["media", Array.from({ length: 5 }, () => ({ url: "http://localhost:9/a.jpg" })), Array.from({ length: 6 }, () => ({ url: "http://localhost:9/a.jpg" }))],
   ];
   const lines: string[] = [];
   for (const [k, ok, over] of cases) {

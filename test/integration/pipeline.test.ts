@@ -139,11 +139,19 @@ test("bearer_prefix sends 'Bearer <jwt>'", async () => {
   }
 });
 
-test("a callback URL on loopback is never contacted when egress.allow is empty: dead-lettered as refused", async () => {
+test("a loopback callback URL is never contacted when egress.allow is empty: refused at intake as a literal, dead-lettered when a name resolves there", async () => {
   const guarded = startSink(ACME_SECRET);
   const a = await startTestApp({ egress: { allow: [] } });
   try {
-    const r = await post(a.url, "/mms", sendBody({ to: "0012025550100", callback_url: guarded.url }));
+    const literal = await post(a.url, "/mms", sendBody({ to: "0012025550100", callback_url: guarded.url }));
+    expect(literal.status).toBe(400);
+    expect(literal.json.error).toMatchObject({ code: "invalid_field", field: "callback_url" });
+    const media = await post(a.url, "/mms", sendBody({ to: "0012025550100", callback_url: "https://br.example/cb", media: [{ url: "https://cdn.example/a.jpg" }, { url: "http://[::1]:9/x.jpg" }] }));
+    expect(media.status).toBe(400);
+    expect(media.json.error.field).toBe("media[1].url");
+    // A name is resolved only when the report is sent: `localhost` → loopback → refused then.
+    const r = await post(a.url, "/mms", sendBody({ to: "0012025550100", callback_url: guarded.url.replace("127.0.0.1", "localhost") }));
+    expect(r.status).toBe(200);
     const dead = await waitFor("dead letter", () => a.store.listDeadEvents().find((e) => e.message_id === r.json.id));
     expect(String(dead.last_error)).toContain("egress");
     expect(guarded.posts).toBe(0);
