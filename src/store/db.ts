@@ -59,10 +59,20 @@ interface Op {
  * A write's promise settles only once the WAL holding it is fsynced. The fsync runs off the event
  * loop, one at a time; commits made meanwhile wait for the next one, which covers them all.
  */
+/** A committed group waiting for its fsync. */
+interface Committed {
+  ops: Op[];
+  results: { ok: boolean; v: unknown }[];
+  changed: boolean;
+}
+
 export class GroupCommit {
   private queue: Op[] = [];
   private scheduled = false;
-  /** False after a failed commit, true again after the next successful one. */
+  /**
+   * False after a failed commit, true again after the next durable commit that changed data: a write
+   * that changes nothing (an idle housekeeping pass) succeeds even on a full disk and proves nothing.
+   */
   healthy = true;
   lastError: string | null = null;
   commits = 0;
@@ -74,11 +84,12 @@ export class GroupCommit {
   private readonly savepoint;
   private readonly release;
   private readonly rollbackTo;
+  private readonly changes;
 
   private walFd: number | null = null;
   private syncing = false;
   private closing = false;
-  private awaitingSync: { ops: Op[]; results: { ok: boolean; v: unknown }[] }[] = [];
+  private awaitingSync: Committed[] = [];
 
   /** Called after each fsync that made commits durable (the background checkpointer counts them). */
   onDurable: (() => void) | null = null;
@@ -90,6 +101,7 @@ export class GroupCommit {
     this.savepoint = db.prepare("SAVEPOINT op");
     this.release = db.prepare("RELEASE op");
     this.rollbackTo = db.prepare("ROLLBACK TO op");
+    this.changes = db.prepare("SELECT total_changes() AS n");
   }
 
   write<T>(run: () => T): Promise<T> {
@@ -108,6 +120,7 @@ export class GroupCommit {
     this.queue = [];
     if (ops.length === 0) return;
     const results: { ok: boolean; v: unknown }[] = [];
+    const changesBefore = this.totalChanges();
     try {
       this.begin.run();
     } catch (e) {
@@ -140,8 +153,12 @@ export class GroupCommit {
       return;
     }
     this.commits++;
-    this.awaitingSync.push({ ops, results });
+    this.awaitingSync.push({ ops, results, changed: this.totalChanges() !== changesBefore });
     this.sync();
+  }
+
+  private totalChanges(): number {
+    return (this.changes.get() as { n: number }).n;
   }
 
   /** Commits and settles every queued write now, fsyncing synchronously, and lets go of the WAL (for close). */
@@ -203,10 +220,10 @@ export class GroupCommit {
     });
   }
 
-  private settle(batches: { ops: Op[]; results: { ok: boolean; v: unknown }[] }[], error: unknown): void {
+  private settle(batches: Committed[], error: unknown): void {
     if (error) this.fail(error);
     else {
-      this.healthy = true;
+      if (batches.some((b) => b.changed)) this.healthy = true;
       this.onDurable?.();
     }
     for (const { ops, results } of batches) {

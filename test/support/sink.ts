@@ -21,7 +21,7 @@ export interface Sink {
   badTokens: number;
   /** Status to answer with; 200 by default. */
   answer: number;
-  /** Milliseconds to wait before answering. */
+  /** Milliseconds to wait before answering (after recording the events, when answering 200). */
   delayMs: number;
   /** The distinct events (by event_id) of one message: delivery is at-least-once, consumers dedupe. */
   byMessage(id: string): SinkEvent[];
@@ -50,8 +50,10 @@ export function startSink(secret: string, opts: { bearer?: boolean; maxSkewS?: n
     async fetch(req) {
       sink.posts++;
       const body = await req.text();
-      if (sink.delayMs) await Bun.sleep(sink.delayMs);
-      if (sink.answer !== 200) return new Response("nope", { status: sink.answer });
+      if (sink.answer !== 200) {
+        if (sink.delayMs) await Bun.sleep(sink.delayMs);
+        return new Response("nope", { status: sink.answer });
+      }
       let token = req.headers.get("authorization") ?? "";
       if (opts.bearer) {
         if (!token.startsWith("Bearer ")) {
@@ -75,6 +77,8 @@ export function startSink(secret: string, opts: { bearer?: boolean; maxSkewS?: n
         else sink.events.push(e);
         seen.add(e.event_id);
       }
+      // A slow sink: it has the events, only its answer is late (the sender may give up and resend).
+      if (sink.delayMs) await Bun.sleep(sink.delayMs);
       return new Response("ok");
     },
   });
