@@ -97,6 +97,11 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     inFlightPolicy: config.delivery.in_flight_policy,
     backgroundCheckpoints: true,
   });
+  store.writer.onFsyncFailure = (e) => {
+    // Committed data may be missing on disk: stop now and let the next start recover from the disk.
+    log.fatal({ err: (e as Error)?.message ?? String(e) }, "fsync of the database failed; exiting so a restart recovers from what is on disk");
+    setTimeout(() => process.exit(70), 100);
+  };
   const recovered = await store.recoverInFlight();
   if (recovered > 0) log.warn({ count: recovered, policy: config.delivery.in_flight_policy }, "messages were in flight when the gateway stopped");
 
@@ -222,19 +227,25 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   dispatcher.start();
   outbox.start();
   let lastPurge = 0;
+  let housekeepingRunning = false;
   const housekeeping = setInterval(async () => {
+    // A pass that takes longer than the interval (a big purge) is not started twice.
+    if (housekeepingRunning) return;
+    housekeepingRunning = true;
     try {
       if (await store.expireReceiptWindows(1000)) outbox.wake();
       for (const r of await store.dropStaleEarlyReceipts(config.delivery.early_receipt_hold_s * 1000)) {
         log.warn({ carrier: r.carrier, carrierId: r.carrier_id }, "receipt for an id that never became known; dropped after the hold time");
       }
-      if (now() - lastPurge > 3_600_000) {
+      if (now() - lastPurge > 60_000) {
         lastPurge = now();
         const purged = await store.purge(now() - config.store.dedup_window_hours * 3_600_000, now() - config.store.retention_hours * 3_600_000);
-        log.info(purged, "purged old records");
+        if (purged.dedup + purged.messages + purged.events > 0) log.info(purged, "purged old records");
       }
     } catch (e) {
       log.error({ err: (e as Error).message }, "housekeeping failed");
+    } finally {
+      housekeepingRunning = false;
     }
   }, 1000);
 

@@ -221,6 +221,19 @@ function semanticProblems(c: Config): string[] {
     }
     if (a.inbound_url && !/^https?:\/\//.test(a.inbound_url)) p.push(`accounts.${i}.inbound_url: must be an http(s) URL`);
   });
+  // A request carrying account B's headers would also match A when A's headers are a subset of B's:
+  // its messages would be stored and signed as the wrong account.
+  c.accounts.forEach((a, i) => {
+    c.accounts.forEach((b, j) => {
+      if (i === j) return;
+      const bHeaders = new Map(Object.entries(b.headers).map(([k, v]) => [k.toLowerCase(), v]));
+      if (Object.entries(a.headers).every(([k, v]) => bHeaders.get(k.toLowerCase()) === v)) {
+        p.push(`accounts.${i}.headers: every header of account "${a.id}" is also account "${b.id}"'s; a request could not tell them apart`);
+      }
+    });
+  });
+  // Receipts are matched by (carrier name, carrier id): two carriers with one name would mix them up.
+  if (c.carriers.mms.name === c.carriers.sms.name) p.push(`carriers.sms.name: must differ from carriers.mms.name ("${c.carriers.mms.name}")`);
   if (c.carriers.mms.kind === "mm7" && !/^https?:\/\//.test(c.carriers.mms.url)) p.push("carriers.mms.url: required for kind = \"mm7\" (an http(s) URL)");
   for (const [section, check] of [
     ["carriers.mms", () => mm7Settings(c)],

@@ -37,7 +37,8 @@ export function deliveryEvent(
     from: m.payload.from,
     carrier_message_id: carrierMessageId,
   };
-  if (error) e.error = error;
+  // The contract has `error` on failed events only (a `sent` after the receipt window carries none).
+  if (error && status === "failed") e.error = error;
   return e;
 }
 

@@ -119,12 +119,15 @@ export function channelApi(d: IntakeDeps) {
         // A retry of a request already answered is replayed even when new work would be refused.
         const limited = !rate.take(account.id, account.rate_limit)
           ? errorBody("rate_limited", `account ${account.id} is limited to ${account.rate_limit} requests/s`)
-          : d.store.liveCount() >= d.config.limits.queue_high_water
+          : d.store.queuedCount() >= d.config.limits.queue_high_water
             ? errorBody("queue_full", "the gateway's queue is over its high-water mark; retry later")
             : null;
         if (limited !== null) {
           const seen = known();
-          return seen ? replayed(endpoint, seen, who) : reply(endpoint, 429, limited);
+          if (!seen) return reply(endpoint, 429, limited);
+          // The row may be committed but its fsync still running: a 200 is only told once it is on disk.
+          await d.store.writer.whenDurable();
+          return replayed(endpoint, seen, who);
         }
         const r = await d.store.accept({
           accountId: account.id,
@@ -158,7 +161,10 @@ export function channelApi(d: IntakeDeps) {
     .post("/sms", send("sms"), { parse: "none" })
     .get("/verify", ({ request, server }) => {
       const account = authenticate("/verify", request, () => server?.requestIP(request)?.address ?? "unknown");
-      if (account instanceof Response) return account;
+      // The contract knows only 200 and 401 here: a disabled account is not a usable integration.
+      if (account instanceof Response) {
+        return account.status === 403 ? reply("/verify", 401, errorBody("account_disabled", "these credentials belong to a disabled account")) : account;
+      }
       return reply("/verify", 200, JSON.stringify({ status: "ok", account: account.id }));
     });
 }

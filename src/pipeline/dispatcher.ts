@@ -4,7 +4,7 @@ import type { Logger } from "pino";
 import type { MediaPart, MmsCarrier, SmsCarrier, SubmitResult } from "../../adapters/carrier.ts";
 import type { Channel, StoredMessage } from "../domain/message.ts";
 import type { Metrics } from "../metrics.ts";
-import type { Store } from "../store/store.ts";
+import { StorageUnavailable, type Store } from "../store/store.ts";
 
 export interface MediaSource {
   get(item: { url: string; content_type?: string }): Promise<MediaPart | { kind: "temporary" | "permanent"; code: string; message: string }>;
@@ -106,6 +106,8 @@ export class Dispatcher {
   private schedule(lane: Lane): void {
     if (this.stopping) return;
     if (lane.timer) clearTimeout(lane.timer);
+    // A full lane is woken by its next finished submit; polling it meanwhile would only spin.
+    if (lane.inFlight >= this.d.concurrency[lane.channel]) return;
     let delay = 1000;
     try {
       const next = this.d.store.nextDue("accepted", lane.channel);
@@ -157,6 +159,9 @@ export class Dispatcher {
         if (r.final || r.fallback) this.d.onFinal?.();
         return;
       } catch (e) {
+        // Only storage trouble is worth retrying; anything else (the message moved on meanwhile) will
+        // fail the same way forever, and the stored state is the truth.
+        if (!(e instanceof StorageUnavailable)) throw e;
         if (this.stopping && attempt > 0) throw e;
         this.d.log.error({ ...log, err: (e as Error).message }, "could not store the submit answer; retrying");
         await Bun.sleep(Math.min(5000, 100 * 2 ** attempt));

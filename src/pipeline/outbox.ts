@@ -90,14 +90,14 @@ export class Outbox {
       const s = this.d.settings;
       const free = s.concurrency - this.active;
       if (free > 0) {
+        // Events committed but not yet fsynced must not reach Bloomreach: a power cut could undo them.
+        await this.d.store.writer.whenDurable();
         const limit = this.sending.size + s.batch_max_events * free;
         const due = this.d.store.dueEvents(now, limit);
         const groups = new Map<string, PendingEvent[]>();
         let leftOver = false;
         for (const e of due) {
           if (this.sending.has(e.seq)) continue;
-          // A message's events go out in order: this one waits while an older one is still unsent.
-          if (e.messageId !== null && this.d.store.firstPendingEvent(e.messageId) !== e.seq) continue;
           const key = `${e.accountId}\n${e.url}`;
           let g = groups.get(key);
           if (!g) {
@@ -116,7 +116,10 @@ export class Outbox {
         for (const g of groups.values()) {
           for (const e of g) this.sending.add(e.seq);
           this.active++;
-          const p = this.send(g).finally(() => {
+          const p = this.send(g)
+            // The outcome could not be stored (storage down): the events stay pending and go again later.
+            .catch((e) => this.d.log.error({ err: (e as Error).message, events: g.length }, "could not record a webhook outcome; the events will be sent again"))
+            .finally(() => {
             for (const e of g) this.sending.delete(e.seq);
             this.active--;
             this.batches.delete(p);
@@ -154,24 +157,24 @@ export class Outbox {
       "user-agent": "mms-gateway",
     };
     const body = `[${batch.map((e) => e.body).join(",")}]`;
-    let outcome: string;
+    let status: number;
     try {
-      const r = await this.d.post(first.url, headers, body, this.d.settings.timeout_ms);
-      if (r.status >= 200 && r.status < 300) {
-        await this.d.store.eventsDelivered(seqs);
-        this.d.metrics.webhookDeliveries.inc({ result: "delivered" });
-        this.d.metrics.webhookEvents.inc({ result: "delivered" }, batch.length);
-        const now = this.d.now();
-        for (const e of batch) this.d.metrics.receiptToWebhook.observe((now - e.createdAt) / 1000);
-        return;
-      }
-      if (!retryable(r.status)) return this.dead(batch, `HTTP ${r.status} from the callback URL`);
-      outcome = `HTTP ${r.status}`;
+      status = (await this.d.post(first.url, headers, body, this.d.settings.timeout_ms)).status;
     } catch (e) {
       if (this.d.isRefusal(e)) return this.dead(batch, `refused by the egress policy: ${(e as Error).message}`);
-      outcome = `network: ${(e as Error).message}`;
+      return this.retry(batch, `network: ${(e as Error).message}`);
     }
-    await this.retry(batch, outcome);
+    // Storage errors from here on reach the caller: the events stay pending and are sent again.
+    if (status >= 200 && status < 300) {
+      await this.d.store.eventsDelivered(seqs);
+      this.d.metrics.webhookDeliveries.inc({ result: "delivered" });
+      this.d.metrics.webhookEvents.inc({ result: "delivered" }, batch.length);
+      const now = this.d.now();
+      for (const e of batch) this.d.metrics.receiptToWebhook.observe((now - e.createdAt) / 1000);
+      return;
+    }
+    if (!retryable(status)) return this.dead(batch, `HTTP ${status} from the callback URL`);
+    await this.retry(batch, `HTTP ${status}`);
   }
 
   private async retry(batch: PendingEvent[], why: string): Promise<void> {

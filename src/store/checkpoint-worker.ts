@@ -22,6 +22,7 @@ self.onmessage = (e: MessageEvent<{ open: string } | "checkpoint" | "close">) =>
       postMessage({ closed: true });
     }
   } catch (err) {
-    postMessage({ error: String((err as Error)?.message ?? err) });
+    // Always an answer to a checkpoint request, so the writer knows this one is over and asks again.
+    postMessage({ error: String((err as Error)?.message ?? err), done: m === "checkpoint" });
   }
 };

@@ -6,6 +6,7 @@
 // at 64 connections). So once the WAL holds more than a cap, the writer runs a RESTART checkpoint
 // itself: the worker has already copied nearly everything, so it is short, and the WAL starts over.
 import type { Database } from "bun:sqlite";
+import { busyTimeoutMs } from "./db.ts";
 
 /** Frames (pages) the WAL may hold before the writer restarts it (≈ 32 MiB with 4 KiB pages). */
 const restartAtFrames = 8192;
@@ -30,10 +31,12 @@ export class Checkpointer {
   ) {
     this.worker = new Worker(new URL("./checkpoint-worker.ts", import.meta.url).href);
     this.worker.unref();
-    this.worker.onmessage = (e: MessageEvent<{ log?: number; checkpointed?: number; error?: string; closed?: boolean }>) => {
+    this.worker.onmessage = (e: MessageEvent<{ log?: number; checkpointed?: number; error?: string; closed?: boolean; done?: boolean }>) => {
       const r = e.data;
       if (r.closed) this.onClosed?.();
       if (r.error) this.onError(r.error);
+      // A failed checkpoint (disk full, I/O error) is over too: the next commits ask for another.
+      if (r.done) this.running = false;
       if (r.log !== undefined) {
         this.running = false;
         this.checkpoints++;
@@ -53,12 +56,19 @@ export class Checkpointer {
     this.worker.postMessage("checkpoint");
   }
 
+  /**
+   * Never waits: with a reader holding an old snapshot (an admin command, a backup) the RESTART would
+   * otherwise sit in busy_timeout on the event loop. Busy now means: try again after the next checkpoint.
+   */
   private restart(): void {
     this.restarts++;
     try {
+      this.db.run("PRAGMA busy_timeout = 0");
       this.db.run("PRAGMA wal_checkpoint(RESTART)");
     } catch (e) {
       this.onError(String((e as Error).message));
+    } finally {
+      this.db.run(`PRAGMA busy_timeout = ${busyTimeoutMs}`);
     }
   }
 

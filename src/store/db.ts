@@ -14,6 +14,9 @@ export class StorageUnavailable extends Error {
   }
 }
 
+/** How long a write waits for another connection's lock (an admin command) before SQLITE_BUSY. */
+export const busyTimeoutMs = 5000;
+
 export function openDatabase(path: string): Database {
   if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
   const db = new Database(path, { create: true, readwrite: true, strict: true });
@@ -22,7 +25,7 @@ export function openDatabase(path: string): Database {
   // write is reported done, so a 200 still survives a power cut, while the event loop keeps serving
   // requests during the fsync (they form the next group). SQLite fsyncs the WAL before every checkpoint.
   db.run("PRAGMA synchronous = NORMAL");
-  db.run("PRAGMA busy_timeout = 5000");
+  db.run(`PRAGMA busy_timeout = ${busyTimeoutMs}`);
   db.run("PRAGMA temp_store = MEMORY");
   db.run("PRAGMA cache_size = -32000");
   // After the WAL starts over, its file is cut back to this size instead of keeping its peak.
@@ -93,6 +96,20 @@ export class GroupCommit {
 
   /** Called after each fsync that made commits durable (the background checkpointer counts them). */
   onDurable: (() => void) | null = null;
+  /** Called when an fsync fails: committed data may not be on disk (see settle). */
+  onFsyncFailure: ((e: unknown) => void) | null = null;
+  private durableCommits = 0;
+  private durableWaiters: { commits: number; resolve: () => void }[] = [];
+
+  /**
+   * Resolves once every transaction committed so far is on disk. What this connection reads can be
+   * committed but not yet fsynced: whatever is told to the outside from a read waits for this first.
+   */
+  whenDurable(): Promise<void> {
+    const commits = this.commits;
+    if (this.durableCommits >= commits) return Promise.resolve();
+    return new Promise((resolve) => this.durableWaiters.push({ commits, resolve }));
+  }
 
   constructor(private readonly db: Database) {
     this.begin = db.prepare("BEGIN IMMEDIATE");
@@ -215,15 +232,36 @@ export class GroupCommit {
     fdatasync(fd, (error) => {
       this.syncing = false;
       this.settle(batches, error);
-      if (this.closing) this.closeWal();
-      else this.sync();
+      if (!this.closing) return this.sync();
+      // Closed meanwhile: whatever was committed since is settled by one last fsync here.
+      const late = this.awaitingSync.splice(0);
+      let lateError: unknown = null;
+      if (late.length) {
+        try {
+          fdatasyncSync(fd);
+        } catch (e) {
+          lateError = e;
+        }
+        this.settle(late, lateError);
+      }
+      this.closeWal();
     });
   }
 
   private settle(batches: Committed[], error: unknown): void {
-    if (error) this.fail(error);
-    else {
+    if (error) {
+      this.fail(error);
+      // These transactions are committed but maybe not on disk, and after a failed fsync Linux may have
+      // dropped their pages: nothing read back from this connection can be trusted to be durable. Only a
+      // restart (recovery from what the disk really holds) is safe; the app decides how to do it.
+      this.onFsyncFailure?.(error);
+    } else {
       if (batches.some((b) => b.changed)) this.healthy = true;
+      this.durableCommits += batches.length;
+      for (const w of this.durableWaiters.splice(0)) {
+        if (this.durableCommits >= w.commits) w.resolve();
+        else this.durableWaiters.push(w);
+      }
       this.onDurable?.();
     }
     for (const { ops, results } of batches) {

@@ -78,8 +78,11 @@ export class Store {
   private readonly now: () => number;
   private readonly random: () => number;
   private readonly s: Record<string, Statement>;
-  /** Messages not yet final; kept in memory so the high-water check costs nothing per request. */
-  private live = 0;
+  /**
+   * Messages waiting for a carrier (accepted or submitting): the queue the high-water mark is about.
+   * Kept in memory so the check costs nothing per request; every transition adjusts it in move().
+   */
+  private queued = 0;
 
   constructor(
     readonly db: Database,
@@ -115,17 +118,22 @@ export class Store {
         "INSERT INTO events (event_id, message_id, account_id, kind, url, body, state, attempts, created_at, updated_at, due_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
       ),
       // Both through the partial index events_pending, however many delivered events are kept.
+      // Only a message's oldest pending event is ever due: a later one waits in the database, not in
+      // the read window, so events blocked behind a retrying one can never crowd out the rest.
       eventsDue: q(
-        "SELECT seq, event_id, message_id, account_id, url, body, attempts, created_at FROM events WHERE state = 'pending' AND due_at <= ? ORDER BY due_at, seq LIMIT ?",
+        `SELECT seq, event_id, message_id, account_id, url, body, attempts, created_at FROM events e
+         WHERE state = 'pending' AND due_at <= ?
+           AND (message_id IS NULL OR NOT EXISTS (SELECT 1 FROM events o WHERE o.message_id = e.message_id AND o.state = 'pending' AND o.seq < e.seq))
+         ORDER BY due_at, seq LIMIT ?`,
       ),
       nextEventDue: q("SELECT MIN(due_at) AS t FROM events WHERE state = 'pending' AND due_at > ?"),
-      firstPendingOf: q("SELECT MIN(seq) AS s FROM events WHERE message_id = ? AND state = 'pending'"),
+
       eventDelivered: q("UPDATE events SET state = 'delivered', attempts = attempts + 1, updated_at = ?, due_at = NULL, last_error = NULL WHERE seq = ? AND state = 'pending'"),
       eventRetry: q("UPDATE events SET attempts = attempts + 1, updated_at = ?, due_at = ?, last_error = ? WHERE seq = ? AND state = 'pending'"),
       eventDead: q("UPDATE events SET state = 'dead', attempts = attempts + 1, updated_at = ?, due_at = NULL, last_error = ? WHERE seq = ? AND state = 'pending'"),
-      countLive: q("SELECT COUNT(*) AS n FROM messages WHERE due_at IS NOT NULL"),
+      countQueued: q("SELECT COUNT(*) AS n FROM messages WHERE due_at IS NOT NULL AND state IN ('accepted', 'submitting')"),
     };
-    this.live = (this.s.countLive!.get() as { n: number }).n;
+    this.queued = (this.s.countQueued!.get() as { n: number }).n;
   }
 
   static open(path: string, opts: StoreOptions): Store {
@@ -150,30 +158,30 @@ export class Store {
     this.db.close();
   }
 
-  /** Change to `live` made by the write running now; applied only once its transaction commits. */
-  private liveDelta = 0;
+  /** Change to `queued` made by the write running now; applied only once its transaction commits. */
+  private queuedDelta = 0;
   /** Outcomes of the write running now; reported only once its transaction commits. */
   private outcomes: StoreOutcome[] = [];
 
-  /** A write whose effect on the live count lands only after a successful commit. */
+  /** A write whose effect on the queue count lands only after it is durable. */
   private tx<T>(fn: () => T): Promise<T> {
     return this.writer
       .write(() => {
-        this.liveDelta = 0;
+        this.queuedDelta = 0;
         this.outcomes = [];
         const value = fn();
-        return { value, delta: this.liveDelta, outcomes: this.outcomes };
+        return { value, delta: this.queuedDelta, outcomes: this.outcomes };
       })
       .then(({ value, delta, outcomes }) => {
-        this.live += delta;
+        this.queued += delta;
         if (this.opts.onOutcome) for (const o of outcomes) this.opts.onOutcome(o);
         return value;
       });
   }
 
-  /** Messages not yet final (the queue the high-water mark is about). */
-  liveCount(): number {
-    return this.live;
+  /** Messages waiting for a carrier (the queue the high-water mark is about). */
+  queuedCount(): number {
+    return this.queued;
   }
 
   // ---- intake -------------------------------------------------------------------------------
@@ -203,7 +211,7 @@ export class Store {
           historyLine(now, "accepted"),
           JSON.stringify(input.payload),
         );
-        this.liveDelta++;
+        this.queuedDelta++;
         return { status: 200, body, replay: false, bodyDiffers: false, messageId: id };
       });
   }
@@ -286,8 +294,11 @@ export class Store {
             this.applyReceiptNow(JSON.parse(held.receipt) as CarrierReceipt);
           }
         }
+        // A held receipt may already have finished it, or sent it to the fallback SMS.
         const state = this.stateOf(m.id);
-        return { fallback: false, final: state === "submitted" ? null : (state as ReportStatus) };
+        if (state === "submitted") return { fallback: false, final: null };
+        if (state === "accepted") return { fallback: true, final: null };
+        return { fallback: false, final: state as ReportStatus };
       }
       const error = { code: result.code, message: result.message };
       if (result.kind === "temporary" && result.inDoubt && this.opts.inFlightPolicy === "at-most-once") {
@@ -420,7 +431,7 @@ export class Store {
 
   // ---- outbox -------------------------------------------------------------------------------
 
-  /** Pending events due by `now`, oldest due first (the sender keeps each message's events in order). */
+  /** Pending events due by `now`, oldest due first, each the oldest pending event of its message. */
   dueEvents(now: number, limit: number): PendingEvent[] {
     return (this.s.eventsDue!.all(now, limit) as Row[]).map((r) => ({
       seq: r.seq as number,
@@ -439,10 +450,6 @@ export class Store {
     return (this.s.nextEventDue!.get(now) as { t: number | null }).t;
   }
 
-  /** The sequence number of a message's oldest pending event (its events go out in this order). */
-  firstPendingEvent(messageId: string): number | null {
-    return (this.s.firstPendingOf!.get(messageId) as { s: number | null }).s;
-  }
 
   eventsDelivered(seqs: number[]): Promise<void> {
     return this.writer.write(() => {
@@ -539,26 +546,41 @@ export class Store {
         n += st.run(now, now + validityMs, now, historyLine(now, "accepted", "operator retry"), r.id as string).changes;
         this.db.query("DELETE FROM carrier_ids WHERE message_id = ?").run(r.id as string);
       }
-      this.liveDelta += n;
+      this.queuedDelta += n;
       return n;
     });
   }
 
   /** Deletes dedup keys past the window and finished messages and delivered events past retention. */
-  purge(dedupBefore: number, finishedBefore: number): Promise<{ dedup: number; messages: number; events: number }> {
-    return this.writer.write(() => {
-      const dedup = this.db.query("DELETE FROM dedup WHERE created_at < ?").run(dedupBefore).changes;
-      const floor = idFloor("msg", finishedBefore);
-      const ids = this.db.query("SELECT id FROM messages WHERE id < ? AND due_at IS NULL AND state IN ('delivered','failed','sent') LIMIT 50000").all(floor) as Row[];
-      const delMsg = this.db.query("DELETE FROM messages WHERE id = ?");
-      const delIds = this.db.query("DELETE FROM carrier_ids WHERE message_id = ?");
-      for (const r of ids) {
-        delMsg.run(r.id as string);
-        delIds.run(r.id as string);
-      }
-      const events = this.db.query("DELETE FROM events WHERE state = 'delivered' AND updated_at < ?").run(finishedBefore).changes;
-      return { dedup, messages: ids.length, events };
-    });
+  /**
+   * Everything past its time, in chunks of `chunk` rows per table, each chunk its own small write so
+   * intake never waits behind one long delete; it goes on until nothing is left to delete.
+   */
+  async purge(dedupBefore: number, finishedBefore: number, chunk = 5000): Promise<{ dedup: number; messages: number; events: number }> {
+    const total = { dedup: 0, messages: 0, events: 0 };
+    const floor = idFloor("msg", finishedBefore);
+    for (;;) {
+      const n = await this.writer.write(() => {
+        const dedup = this.db
+          .query("DELETE FROM dedup WHERE (account_id, request_id) IN (SELECT account_id, request_id FROM dedup WHERE created_at < ? LIMIT ?)")
+          .run(dedupBefore, chunk).changes;
+        const ids = this.db.query("SELECT id FROM messages WHERE id < ? AND due_at IS NULL AND state IN ('delivered','failed','sent') LIMIT ?").all(floor, chunk) as Row[];
+        const delMsg = this.db.query("DELETE FROM messages WHERE id = ?");
+        const delIds = this.db.query("DELETE FROM carrier_ids WHERE message_id = ?");
+        for (const r of ids) {
+          delMsg.run(r.id as string);
+          delIds.run(r.id as string);
+        }
+        const events = this.db
+          .query("DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE state = 'delivered' AND updated_at < ? ORDER BY seq LIMIT ?)")
+          .run(finishedBefore, chunk).changes;
+        return { dedup, messages: ids.length, events };
+      });
+      total.dedup += n.dedup;
+      total.messages += n.messages;
+      total.events += n.events;
+      if (n.dedup < chunk && n.messages < chunk && n.events < chunk) return total;
+    }
   }
 
   /** Queue depth and oldest age by state, for metrics and the status page. */
@@ -604,6 +626,7 @@ export class Store {
     // The compare-and-set lost: someone else moved it first. Never apply a transition twice.
     if (r.changes !== 1) throw new Error(`message ${m.id} is no longer ${from}`);
     m.state = to;
+    if (waitsForCarrier(from) !== waitsForCarrier(to)) this.queuedDelta += waitsForCarrier(to) ? 1 : -1;
   }
 
   /** Final state + its event, one transaction (the caller's). */
@@ -617,7 +640,6 @@ export class Store {
   ): void {
     this.move(m, status, { dueAt: null, error, carrier, detail: error ? `${error.code}: ${error.message}` : status });
     this.emit(m, status, eventTime, carrierMessageId, error);
-    this.liveDelta--;
     this.outcomes.push({ kind: "final", status });
   }
 
@@ -643,6 +665,10 @@ export class Store {
     const body = deliveryEvent(m, status, eventId, eventTime, carrierMessageId, error);
     this.s.eventInsert!.run(eventId, m.id, m.accountId, status, m.payload.callback_url, JSON.stringify(body), now, now, now);
   }
+}
+
+function waitsForCarrier(s: MessageState): boolean {
+  return s === "accepted" || s === "submitting";
 }
 
 function historyLine(at: number, state: string, detail?: string): string {

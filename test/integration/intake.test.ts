@@ -174,7 +174,8 @@ describe("temporary refusals carry Retry-After", () => {
 });
 
 test("429 at the queue's high-water mark", async () => {
-  const small = await startTestApp({ limits: { queue_high_water: 3 }, carriers: { mms: { sandbox_report_delay_ms: 60000 } } });
+  // Paused delivery keeps them waiting for the carrier (messages already submitted do not count).
+  const small = await startTestApp({ limits: { queue_high_water: 3 }, delivery: { paused: true } });
   try {
     const statuses = [];
     const first = sendBody();

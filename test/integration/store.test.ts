@@ -20,7 +20,7 @@ describe("store", () => {
     expect(answers.filter((a) => !a.replay)).toHaveLength(1);
     expect(store.writer.commits).toBe(1);
     expect((store.db.query("SELECT COUNT(*) AS n FROM messages").get() as { n: number }).n).toBe(1);
-    expect(store.liveCount()).toBe(1);
+    expect(store.queuedCount()).toBe(1);
   });
 
   test("dedup records are purged after the window; the request_id is then new again", async () => {
@@ -34,6 +34,15 @@ describe("store", () => {
     const again = await store.accept(input("r2"));
     expect(again.replay).toBe(false);
     expect(again.messageId).not.toBe(first.messageId);
+  });
+
+  test("purge works in chunks until nothing old is left", async () => {
+    const clock = { t: 1000 };
+    const store = open(clock);
+    for (let i = 0; i < 7; i++) await store.accept(input(`p${i}`));
+    clock.t += 10_000;
+    expect(await store.purge(clock.t, 0, 2)).toEqual({ dedup: 7, messages: 0, events: 0 });
+    expect((store.db.query("SELECT COUNT(*) AS n FROM dedup").get() as { n: number }).n).toBe(0);
   });
 
   test("a transition is a compare-and-set: a stale copy cannot apply twice", async () => {
@@ -59,7 +68,7 @@ describe("store", () => {
     const events = store.db.query("SELECT body FROM events").all() as { body: string }[];
     expect(events).toHaveLength(1);
     expect(JSON.parse(events[0]!.body)).toMatchObject({ status: "failed", error: { code: "x:busy" } });
-    expect(store.liveCount()).toBe(0);
+    expect(store.queuedCount()).toBe(0);
   });
 
   test("a receipt before the submit answer is held, then applied; repeats are idempotent", async () => {
@@ -157,4 +166,32 @@ describe("background checkpoints", () => {
     expect((store.db.query("SELECT COUNT(*) AS n FROM messages").get() as { n: number }).n).toBe(n);
     await store.close();
   }, 120000);
+});
+
+test("the queue count follows messages waiting for a carrier through submit, fallback and the end", async () => {
+  const clock = { t: 1000 };
+  const store = open(clock);
+  await store.accept({ ...input("q1"), channel: "mms" });
+  expect(store.queuedCount()).toBe(1);
+  const [m] = await store.claimDue("mms", 10);
+  expect(store.queuedCount()).toBe(1); // submitting still waits for the carrier
+  await store.recordSubmit(m!, "mms", { kind: "ok", carrierMessageIds: ["mm1"] });
+  expect(store.queuedCount()).toBe(0); // submitted: only the report is awaited
+  await store.receipt({ carrier: "mms", carrierMessageId: "mm1", outcome: "failed", fallbackEligible: true, timestamp: 1 });
+  expect(store.queuedCount()).toBe(1); // the fallback SMS waits for its carrier
+  const [sms] = await store.claimDue("sms", 10);
+  await store.recordSubmit(sms!, "sms", { kind: "ok", carrierMessageIds: ["s1"] });
+  await store.receipt({ carrier: "sms", carrierMessageId: "s1", outcome: "delivered", timestamp: 2 });
+  expect(store.getMessage(m!.id)).toMatchObject({ state: "delivered", channel: "sms", fallback: true });
+  expect(store.queuedCount()).toBe(0);
+  // A restart counts the same from the database.
+  expect((store.db.query("SELECT COUNT(*) AS n FROM messages WHERE due_at IS NOT NULL AND state IN ('accepted','submitting')").get() as { n: number }).n).toBe(0);
+});
+
+test("a held receipt that sends the message to its fallback is reported as a fallback, not a final", async () => {
+  const store = open({ t: 1000 });
+  await store.accept({ ...input("q2"), channel: "mms" });
+  const [m] = await store.claimDue("mms", 10);
+  expect(await store.receipt({ carrier: "mms", carrierMessageId: "early", outcome: "failed", fallbackEligible: true, timestamp: 1 })).toBe("held");
+  expect(await store.recordSubmit(m!, "mms", { kind: "ok", carrierMessageIds: ["early"] })).toEqual({ fallback: true, final: null });
 });

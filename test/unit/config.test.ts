@@ -59,6 +59,14 @@ describe("config", () => {
     expect(problems("[server\nlisten=")[0]).toContain("TOML syntax");
   });
 
+  test("an account whose headers are all another's, and two carriers with one name, are refused", () => {
+    const p = problems(
+      `[[accounts]]\nid = "a"\nheaders = { "Chan-Key" = "k" }\ncallback_secret = "s"\n[[accounts]]\nid = "b"\nheaders = { "chan-key" = "k", "Chan-Project" = "p" }\ncallback_secret = "s"\n[carriers.sms]\nname = "mms"\n`,
+    );
+    expect(p.join("\n")).toContain(`accounts.0.headers: every header of account "a" is also account "b"'s`);
+    expect(p.join("\n")).toContain("carriers.sms.name: must differ");
+  });
+
   test("header names must be Chan-*", () => {
     expect(() => buildConfig({ accounts: [{ id: "a", headers: { "X-Key": "1" }, callback_secret: "s" }] })).toThrow(ConfigError);
   });
