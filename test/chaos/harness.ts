@@ -3,37 +3,22 @@
 // real peer, carrier peers that report the way real ones do (retrying until acknowledged), and the
 // compiled gateway configured against them. Everything listens on and connects to 127.0.0.1 only.
 import { Database } from "bun:sqlite";
-import { appendFileSync, mkdirSync, mkdtempSync } from "node:fs";
+import { appendFileSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { tmpdir } from "node:os";
 import { configFor, startBinary, type Running } from "../support/binary.ts";
+import { ACME_KEY, deepMerge, tempDir as baseTempDir, testConfigDoc as baseConfigDoc } from "../support/config-doc.ts";
 import { startMmscStub, type MmscStub } from "../integration/mm7-stub.ts";
 import { startSmsc, type Smsc, type SmscOptions } from "../integration/smpp-sim.ts";
 
-// Same credentials as test/support/app.ts, restated so this suite does not load src/ in-process: it
-// tests the compiled binary, and must not break when a source file is mid-edit.
-export const ACME_KEY = "acme-test-key";
-export const ACME_SECRET = "acme-callback-secret";
+export { ACME_KEY, ACME_SECRET, deepMerge } from "../support/config-doc.ts";
 
 export function tempDir(prefix = "gw-chaos-"): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  return baseTempDir(prefix);
 }
 
-/** The base document for a test gateway (as test/support/app.ts testConfigDoc builds it). */
+/** The test gateway's document, narrowed for this suite: egress to 127.0.0.1 only, warnings logged. */
 export function testConfigDoc(dir: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  return deepMerge(
-    {
-      server: { listen: "127.0.0.1:0", retry_after_s: 2 },
-      store: { path: join(dir, "gateway.db") },
-      accounts: [{ id: "acme", headers: { "Chan-Api-Key": ACME_KEY }, callback_secret: ACME_SECRET }],
-      egress: { allow: ["127.0.0.1/32"] },
-      carriers: { mms: { kind: "sandbox", sandbox_report_delay_ms: 20 }, sms: { kind: "sandbox", sandbox_report_delay_ms: 20 } },
-      delivery: { retry_base_ms: 50, retry_max_ms: 500 },
-      webhooks: { batch_max_wait_ms: 5, retry_base_ms: 50, retry_max_ms: 500 },
-      log: { level: "warn" },
-    },
-    overrides,
-  );
+  return baseConfigDoc(dir, deepMerge({ egress: { allow: ["127.0.0.1/32"] }, log: { level: "warn" } }, overrides));
 }
 
 /** CHAOS_FULL=1 (make test-chaos) runs the long version; plain `bun test` runs a small bounded one. */
@@ -309,13 +294,6 @@ export function carrierConfigDoc(dir: string, mmscUrl: string, smscPort: number,
   return deepMerge(base, extra);
 }
 
-export function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
-  const out = { ...a };
-  for (const [k, v] of Object.entries(b)) {
-    out[k] = v && typeof v === "object" && !Array.isArray(v) && a[k] && typeof a[k] === "object" && !Array.isArray(a[k]) ? deepMerge(a[k] as Record<string, unknown>, v as Record<string, unknown>) : v;
-  }
-  return out;
-}
 
 export async function startGateway(dir: string, doc: Record<string, unknown>, port: number): Promise<Running> {
   return startBinary(configFor(dir, doc), port);

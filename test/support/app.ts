@@ -1,44 +1,12 @@
 // Builds a real gateway for a test: temp SQLite file, loopback port chosen by the OS, silent logs.
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import pino from "pino";
 import { startApp, type App } from "../../src/app.ts";
 import { buildConfig, type Config } from "../../src/config.ts";
+import { ACME_KEY, tempDir, testConfigDoc } from "./config-doc.ts";
 
-export const ACME_KEY = "acme-test-key";
-export const ACME_SECRET = "acme-callback-secret";
-
-export function tempDir(prefix = "gw-test-"): string {
-  return mkdtempSync(join(tmpdir(), prefix));
-}
+export { ACME_KEY, ACME_SECRET, deepMerge, tempDir, testConfigDoc } from "./config-doc.ts";
 
 type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? (T[K] extends unknown[] ? T[K] : DeepPartial<T[K]>) : T[K] };
-
-function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
-  const out = { ...a };
-  for (const [k, v] of Object.entries(b)) {
-    out[k] = v && typeof v === "object" && !Array.isArray(v) && a[k] && typeof a[k] === "object" ? merge(a[k] as Record<string, unknown>, v as Record<string, unknown>) : v;
-  }
-  return out;
-}
-
-/** A raw config document (as TOML would give) for a test gateway; `overrides` are merged in. */
-export function testConfigDoc(dir: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  return merge(
-    {
-      server: { listen: "127.0.0.1:0", retry_after_s: 2 },
-      store: { path: join(dir, "gateway.db") },
-      accounts: [{ id: "acme", headers: { "Chan-Api-Key": ACME_KEY }, callback_secret: ACME_SECRET }],
-      egress: { allow: ["127.0.0.0/8"] },
-      carriers: { mms: { kind: "sandbox", sandbox_report_delay_ms: 20 }, sms: { kind: "sandbox", sandbox_report_delay_ms: 20 } },
-      delivery: { retry_base_ms: 50, retry_max_ms: 500 },
-      webhooks: { batch_max_wait_ms: 5, retry_base_ms: 50, retry_max_ms: 500 },
-      log: { level: "silent" },
-    },
-    overrides,
-  );
-}
 
 export function testConfig(dir: string, overrides: Record<string, unknown> = {}): Config {
   return buildConfig(testConfigDoc(dir, overrides));
