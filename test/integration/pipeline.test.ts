@@ -160,3 +160,28 @@ test("a loopback callback URL is never contacted when egress.allow is empty: ref
     guarded.stop();
   }
 });
+
+test("events queued behind a retrying one never crowd the outbox: everything arrives, in order per message", async () => {
+  // A read window of 2 events (batch 2, one POST at a time) and two events per message ('sent' then the
+  // final one): while the sink is down, every message has its later event waiting behind a retry.
+  const s = startSink(ACME_SECRET);
+  const a = await startTestApp({ delivery: { intermediate_events: true }, webhooks: { batch_max_events: 2, concurrency: 1 } });
+  try {
+    s.answer = 503;
+    const ids: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      const r = await post(a.url, "/sms", sendBody({ to: `00120255504${String(i).padStart(2, "0")}`.replace(/0[1-4]$/, "10"), callback_url: s.url, subject: undefined, fallback_text: undefined }));
+      ids.push(r.json.id);
+    }
+    await waitFor("every message final with its events pending", () =>
+      ids.every((id) => (a.store.db.query("SELECT COUNT(*) AS n FROM events WHERE message_id = ? AND state = 'pending'").get(id) as { n: number }).n === 2),
+    );
+    await Bun.sleep(300);
+    s.answer = 200;
+    await waitFor("both events of every message", () => ids.every((id) => s.byMessage(id).length === 2), 30000);
+    for (const id of ids) expect(s.byMessage(id).map((e) => e.status)).toEqual(["sent", "delivered"]);
+  } finally {
+    await a.stop();
+    s.stop();
+  }
+});

@@ -195,3 +195,33 @@ test("a held receipt that sends the message to its fallback is reported as a fal
   expect(await store.receipt({ carrier: "mms", carrierMessageId: "early", outcome: "failed", fallbackEligible: true, timestamp: 1 })).toBe("held");
   expect(await store.recordSubmit(m!, "mms", { kind: "ok", carrierMessageIds: ["early"] })).toEqual({ fallback: true, final: null });
 });
+
+test("a failed background checkpoint does not stop the later ones", async () => {
+  const dir = tempDir();
+  const path = join(dir, "g.db");
+  const store = Store.open(path, { now: Date.now, retryBaseMs: 1000, retryMaxMs: 60000, receiptWindowMs: 3_600_000, intermediateEvents: false, inFlightPolicy: "at-most-once", backgroundCheckpoints: true });
+  let n = 0;
+  const writeSome = async (rounds: number) => {
+    for (let r = 0; r < rounds; r++) await Promise.all(Array.from({ length: 16 }, () => store.accept(input(`c${n++}`))));
+  };
+  await writeSome(40);
+  // The database file refuses writes (immutable): the worker's checkpoints fail, the WAL still takes commits.
+  const locked = Bun.spawnSync(["chattr", "+i", path]);
+  if (locked.exitCode !== 0) {
+    console.log(`skipped: chattr +i not supported here (${locked.stderr.toString().trim()})`);
+    expect(process.env.CI).toBeUndefined();
+    await store.close();
+    return;
+  }
+  try {
+    const errorsBefore = store.writer.lastError;
+    await writeSome(80);
+    expect(store.writer.lastError).not.toBe(errorsBefore); // a checkpoint failed and said so
+  } finally {
+    Bun.spawnSync(["chattr", "-i", path]);
+  }
+  const after = store.checkpointer!.checkpoints;
+  await writeSome(80);
+  expect(store.checkpointer!.checkpoints).toBeGreaterThan(after);
+  await store.close();
+}, 60000);
