@@ -69,3 +69,43 @@ test("writes refused under a running gateway → 503, then it resumes by itself"
   for (const id of accepted) expect(ids.filter((x) => x === id)).toHaveLength(1);
   summary(`chaos: read-only (chattr +i under a running gateway) accepted_before=20 refused_503=${refused} lost=0 resumed=yes integrity=ok`);
 });
+
+test("storage refusing writes while webhooks are answered: the process stays up and every event arrives after", async () => {
+  // A second gateway, delivering: the sink holds each answer a little, so the outbox records outcomes
+  // while the files are immutable (recording them fails; the events must stay pending, not crash it).
+  const { startSink } = await import("../support/sink.ts");
+  const { ACME_SECRET } = await import("../support/config-doc.ts");
+  const sink = startSink(ACME_SECRET);
+  sink.delayMs = 200;
+  const dir2 = tempDir("gw-chaos-ro2-");
+  const files2 = ["gateway.db", "gateway.db-wal"].map((f) => join(dir2, f));
+  const chattr2 = (flag: "+i" | "-i") => Bun.spawnSync(["chattr", flag, ...files2.filter(existsSync)], { stderr: "pipe" });
+  const gw2 = await startGateway(dir2, testConfigDoc(dir2), freePort());
+  try {
+    const ids: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const r = await postJson(`${gw2.url}/sms`, { to: `0014156${String(i).padStart(6, "0")}`, from: "18885551234", text: "webhook under ro", request_id: `ro2-${i}`, callback_url: sink.url });
+      expect(r?.status).toBe(200);
+      ids.push(r!.json.id);
+    }
+    await until("webhooks in flight", () => sink.posts > 0);
+    if (chattr2("+i").exitCode !== 0) {
+      expect(process.env.CI).toBeUndefined();
+      return;
+    }
+    try {
+      await Bun.sleep(1500); // answers arrive while nothing can be recorded
+      expect(gw2.proc.exitCode).toBeNull();
+    } finally {
+      chattr2("-i");
+    }
+    await until("every event delivered after", () => ids.every((id) => sink.byMessage(id).length === 1), 30000);
+    expect(gw2.proc.exitCode).toBeNull();
+    summary(`chaos: read-only during webhooks events=${ids.length} delivered_after=${ids.length} redelivered=${sink.redelivered} process_alive=true`);
+  } finally {
+    chattr2("-i");
+    await stopGateway(gw2);
+    sink.stop();
+    rmSync(dir2, { recursive: true, force: true });
+  }
+}, 60000);
