@@ -1,6 +1,14 @@
 // The narrow waist between the pipeline and the carrier protocols. Adapters implement these
 // interfaces and know nothing of Bloomreach; the pipeline knows nothing of MM7 or SMPP.
 
+/** The logging an adapter gets: pino's Logger satisfies it; only these four methods are used. */
+export interface Logger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
 /** What a carrier said about one submit attempt. */
 export type SubmitResult =
   | {

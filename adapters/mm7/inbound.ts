@@ -5,7 +5,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import type { CarrierEvents, InboundMessage } from "../carrier.ts";
 import { buildAnswer, buildErrorFault, type AnswerFields } from "./envelope.ts";
 import { readDeliverReq, readDeliveryReport, readEnvelope } from "./envelope-read.ts";
-import type { Logger } from "./logger.ts";
+import type { Logger } from "../carrier.ts";
 import { decodeText, decodeTransfer, normalizeCid, parseHeaderValue, type MimePart } from "./mime.ts";
 import { readPayload } from "./payload.ts";
 import { inboundLimit, namespaceUri, type Mm7Settings } from "./settings.ts";

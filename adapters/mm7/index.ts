@@ -2,4 +2,4 @@
 export { createMm7Carrier, type Mm7Carrier, type Mm7Deps } from "./mm7-carrier.ts";
 export { inboundLimit, mm7Defaults, mm7Presets, optionalSubmitElements, resolveMm7Settings, type Mm7Settings } from "./settings.ts";
 export { statusCodes } from "./status.ts";
-export type { Logger } from "./logger.ts";
+export type { Logger } from "../carrier.ts";

@@ -2,7 +2,7 @@
 import type { CarrierEvents, CarrierHealth, MmsCarrier, MmsSubmit, SubmitResult } from "../carrier.ts";
 import { mmscEndpoint, postSubmit } from "./client.ts";
 import { createInboundHandler } from "./inbound.ts";
-import type { Logger } from "./logger.ts";
+import type { Logger } from "../carrier.ts";
 import { PartCache } from "./part-cache.ts";
 import { namespaceUri, resolveMm7Settings, type Mm7Settings } from "./settings.ts";
 import { SubmitGate } from "./submit-gate.ts";

@@ -7,7 +7,7 @@ import { decodeText, MoReassembly, splitUserData, type Reassembled } from "./mo.
 import { receiptKey } from "./message-id.ts";
 import type { ShortMessageFields } from "./pdu.ts";
 import { isReceipt, parseReceipt } from "./receipt.ts";
-import type { Logger } from "./session.ts";
+import type { Logger } from "../carrier.ts";
 import type { SmppSettings } from "./settings.ts";
 import { ESME_ROK, ESME_RX_T_APPN } from "./status.ts";
 

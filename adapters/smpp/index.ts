@@ -5,4 +5,4 @@ export { createSmppCarrier, type SmppCarrier, type SmppCarrierDeps } from "./smp
 export { smppDefaults, resolveSettings, type SmppSettings, type BindMode, type Concatenation, type ReceiptIdBase } from "./settings.ts";
 export { normaliseMessageId, respKey, receiptKey } from "./message-id.ts";
 export { countParts, capacityFor } from "./gsm.ts";
-export type { Logger } from "./session.ts";
+export type { Logger } from "../carrier.ts";

@@ -6,7 +6,7 @@
 
 import net from "node:net";
 import tls from "node:tls";
-import type { CarrierHealth } from "../carrier.ts";
+import type { CarrierHealth, Logger } from "../carrier.ts";
 import {
   Command,
   decodePdu,
@@ -23,13 +23,6 @@ import {
 import type { SmppSettings } from "./settings.ts";
 import { ESME_RINVCMDID, ESME_RINVMSGLEN, ESME_RSYSERR, ESME_RTHROTTLED, ESME_RX_T_APPN, isBindConfigFailure, statusName } from "./status.ts";
 
-/** pino-compatible; only these four methods are used. */
-export interface Logger {
-  debug(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
 
 export type BindKind = "transceiver" | "transmitter" | "receiver";
 export type SessionState = "idle" | "connecting" | "binding" | "bound" | "unbinding" | "disconnected" | "stopped";

@@ -20,8 +20,6 @@ const legal: Record<MessageState, readonly MessageState[]> = {
   sent: [],
 };
 
-export const finalStates: readonly MessageState[] = ["delivered", "failed", "sent"];
-
 export function isFinal(s: MessageState): boolean {
   return legal[s].length === 0;
 }

@@ -56,7 +56,6 @@ export interface StoreOptions {
 
 export type StoreOutcome = { kind: "final"; status: ReportStatus } | { kind: "fallback" };
 
-export interface ClaimedMessage extends StoredMessage {}
 
 export interface PendingEvent {
   seq: number;
