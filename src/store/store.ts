@@ -288,11 +288,14 @@ export class Store {
         m.state = "submitted";
         if (this.opts.intermediateEvents) this.emit(m, "sent", now, result.carrierMessageIds[0] ?? null);
         // Receipts that beat the submit answer were held; apply them now.
+        let held = 0;
         for (const cid of result.carrierMessageIds) {
-          for (const held of this.s.earlyTake!.all(carrier, cid) as { receipt: string }[]) {
-            this.applyReceiptNow(JSON.parse(held.receipt) as CarrierReceipt);
+          for (const r of this.s.earlyTake!.all(carrier, cid) as { receipt: string }[]) {
+            this.applyReceiptNow(JSON.parse(r.receipt) as CarrierReceipt);
+            held++;
           }
         }
+        if (held === 0) return { fallback: false, final: null };
         // A held receipt may already have finished it, or sent it to the fallback SMS.
         const state = this.stateOf(m.id);
         if (state === "submitted") return { fallback: false, final: null };

@@ -77,7 +77,8 @@ function integrity(): string {
 }
 
 test("disk full → 503 + Retry-After, no corruption, resumes by itself when space returns", async () => {
-  if (!mounted) return;
+  // Without mount permission there is nothing to test here; CI runs as root, where it must work.
+  if (!mounted) return expect(process.env.CI).toBeUndefined();
   const ok0 = await send();
   expect(ok0?.status).toBe(200);
   const filler = join(mnt, "filler");
@@ -112,7 +113,8 @@ test("disk full → 503 + Retry-After, no corruption, resumes by itself when spa
 }, 120000);
 
 test("read-only filesystem: live remount is refused by the kernel while SQLite holds it open; start on ro → refused or 503; rw again → resumes, every 200 kept", async () => {
-  if (!mounted) return;
+  // Without mount permission there is nothing to test here; CI runs as root, where it must work.
+  if (!mounted) return expect(process.env.CI).toBeUndefined();
   const acked: string[] = [];
   const a0 = await send();
   expect(a0?.status).toBe(200);
