@@ -6,8 +6,6 @@ import { ACME_KEY, tempDir, testConfigDoc } from "./config-doc.ts";
 
 export { ACME_KEY, ACME_SECRET, deepMerge, tempDir, testConfigDoc } from "./config-doc.ts";
 
-type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? (T[K] extends unknown[] ? T[K] : DeepPartial<T[K]>) : T[K] };
-
 export function testConfig(dir: string, overrides: Record<string, unknown> = {}): Config {
   return buildConfig(testConfigDoc(dir, overrides));
 }
@@ -64,4 +62,3 @@ export async function waitFor<T>(what: string, check: () => T | undefined | null
   }
 }
 
-export type { DeepPartial };
