@@ -62,6 +62,18 @@ export interface SmsSubmit {
 }
 
 /**
+ * How a receipt's id relates to the submit answer's id (Kannel `msg-id-type`, Jasmin `dlr_msg_id_bases`):
+ * the same base, or hex in the answer and decimal in the receipt, or the reverse.
+ */
+export type IdBase = "same" | "resp_hex_receipt_dec" | "resp_dec_receipt_hex";
+
+/** One key a receipt's id may stand for, and the id base under which it does. */
+export interface IdReading {
+  key: string;
+  base: IdBase;
+}
+
+/**
  * A delivery report from the carrier, for one carrier message id (one SMS part, or one MMS).
  * - delivered / failed: final for that id.
  * - unknown: the carrier says it cannot know (MM7 Indeterminate, SMPP UNKNOWN); final.
@@ -77,6 +89,13 @@ export interface CarrierReceipt {
   message?: string;
   /** Unix milliseconds of the carrier's event (the time the receipt states, else arrival). */
   timestamp: number;
+  /**
+   * Set when the carrier's id base is not configured: every key the id may stand for, the plain one
+   * (= carrierMessageId) first. The pipeline tries them all until it has learnt the carrier's base.
+   */
+  readings?: IdReading[];
+  /** The handset the message went to, as the receipt says: tells apart two messages whose ids read alike. */
+  to?: string;
 }
 
 /** A mobile-originated message (MO SMS via deliver_sm, MO MMS via MM7 DeliverReq). */

@@ -4,7 +4,7 @@
 
 import type { CarrierEvents, CarrierReceipt } from "../carrier.ts";
 import { decodeText, MoReassembly, splitUserData, type Reassembled } from "./mo.ts";
-import { receiptKey } from "./message-id.ts";
+import { idReadings, receiptKey } from "./message-id.ts";
 import type { ShortMessageFields } from "./pdu.ts";
 import { isReceipt, parseReceipt } from "./receipt.ts";
 import type { Logger } from "../carrier.ts";
@@ -40,7 +40,10 @@ async function handleReceipt(sm: ShortMessageFields, events: CarrierEvents, ctx:
     outcome: r.outcome,
     timestamp: r.doneAt ?? ctx.now(),
     message: details.filter(Boolean).join(" "),
+    // A receipt's source_addr is the handset the message went to (Appendix B).
+    to: sm.sourceAddr || undefined,
   };
+  if (ctx.settings.receipt_id_base === "learn") receipt.readings = idReadings(r.id);
   if (r.outcome === "failed" || r.outcome === "unknown") receipt.code = `smpp:${r.stat ?? "no-stat"}${r.err ? `:${r.err}` : ""}`;
   try {
     await events.receipt(receipt);

@@ -3,6 +3,6 @@
 
 export { createSmppCarrier, type SmppCarrier, type SmppCarrierDeps } from "./smpp-carrier.ts";
 export { smppDefaults, resolveSettings, type SmppSettings, type BindMode, type Concatenation, type ReceiptIdBase } from "./settings.ts";
-export { normaliseMessageId, respKey, receiptKey } from "./message-id.ts";
+export { idReadings, respKey, receiptKey } from "./message-id.ts";
 export { countParts, capacityFor } from "./gsm.ts";
 export type { Logger } from "../carrier.ts";

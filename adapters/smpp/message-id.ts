@@ -1,8 +1,10 @@
 // Carrier message ids as match keys. SMSCs disagree with themselves: the submit_sm_resp id may be
 // hex while the receipt says the same number in decimal, with or without leading zeros, in either
-// case. CarrierReceipt carries one id and the pipeline matches strings exactly, so both sides are
-// turned into the same canonical key here, under the carrier's `receipt_id_base` policy:
+// case. The pipeline matches strings exactly, so both sides are turned into canonical keys here,
+// under the carrier's `receipt_id_base` policy:
 //
+//   learn                 (default) the answer's id in its plain form; the receipt carries every
+//                         reading of its id (`idReadings`) and the pipeline learns which one holds
 //   same                  upper-case, leading zeros stripped, on both sides (Jasmin base 0)
 //   resp_hex_receipt_dec  canonical = hex: the receipt's decimal id is converted to hex
 //   resp_dec_receipt_hex  canonical = decimal: the receipt's hex id is converted to decimal
@@ -13,6 +15,7 @@
 // An id that is not a number in the expected base (UUIDs, ids with '-') falls back to the "same"
 // form, so ids that never had a base problem still meet. BigInt, because 64-bit ids overflow doubles.
 
+import type { IdReading } from "../carrier.ts";
 import type { ReceiptIdBase } from "./settings.ts";
 
 const DECIMAL = /^[0-9]+$/;
@@ -37,6 +40,7 @@ function decimalToHex(id: string): string {
 export function respKey(id: string, base: ReceiptIdBase): string {
   const t = id.trim();
   switch (base) {
+    case "learn":
     case "same":
     case "resp_hex_receipt_dec":
       return plainKey(t);
@@ -51,6 +55,7 @@ export function respKey(id: string, base: ReceiptIdBase): string {
 export function receiptKey(id: string, base: ReceiptIdBase): string {
   const t = id.trim();
   switch (base) {
+    case "learn":
     case "same":
       return plainKey(t);
     case "resp_hex_receipt_dec":
@@ -69,13 +74,15 @@ function autoKey(t: string): string {
 }
 
 /**
- * Every key an id could stand for (plain, and its other-base reading), for a "try all" lookup
- * when a carrier's base policy is not known yet. Order: most to least likely.
+ * Every key a receipt's id could stand for, each with the id base that makes it so: as written,
+ * read as decimal and written in hex (the answer was hex), read as hex and written in decimal (the
+ * answer was decimal). The plain reading comes first and equals receiptKey(id, "learn").
  */
-export function normaliseMessageId(id: string): string[] {
+export function idReadings(id: string): IdReading[] {
   const t = id.trim();
-  const out = [plainKey(t)];
-  if (DECIMAL.test(t)) out.push(decimalToHex(t));
-  if (HEX.test(t)) out.push(hexToDecimal(t));
-  return [...new Set(out)];
+  const out: IdReading[] = [{ key: plainKey(t), base: "same" }];
+  if (DECIMAL.test(t)) out.push({ key: decimalToHex(t), base: "resp_hex_receipt_dec" });
+  if (HEX.test(t)) out.push({ key: hexToDecimal(t), base: "resp_dec_receipt_hex" });
+  // "0" or "7" read the same in both bases: one key, under the plain reading.
+  return out.filter((r, i) => out.findIndex((o) => o.key === r.key) === i);
 }

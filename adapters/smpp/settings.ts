@@ -6,10 +6,12 @@ export type BindMode = "transceiver" | "transmitter+receiver";
 export type Concatenation = "udh8" | "udh16" | "sar" | "payload";
 /**
  * How submit_sm_resp ids and receipt ids relate (Kannel `msg-id-type`, Jasmin `dlr_msg_id_bases`):
+ * "learn" (default) = every reading is tried until the carrier's base is learnt from its receipts;
  * "same" = one base on both sides; "resp_hex_receipt_dec" / "resp_dec_receipt_hex" as named;
  * "auto" = an id with a hex letter is hex, an all-digit id is decimal (Kannel's auto-detection).
  */
-export type ReceiptIdBase = "same" | "resp_hex_receipt_dec" | "resp_dec_receipt_hex" | "auto";
+export type ReceiptIdBase = "learn" | "same" | "resp_hex_receipt_dec" | "resp_dec_receipt_hex" | "auto";
+const receiptIdBases: readonly ReceiptIdBase[] = ["learn", "same", "resp_hex_receipt_dec", "resp_dec_receipt_hex", "auto"];
 
 export interface SmppSettings {
   host: string;
@@ -104,7 +106,7 @@ export const smppDefaults: SmppSettings = {
   registered_delivery: 1,
   validity: "",
   temporary_status_codes: [0x08, 0x14, 0x64],
-  receipt_id_base: "same",
+  receipt_id_base: "learn",
   mo_reassembly_timeout_ms: 300_000,
   mo_reassembly_max: 1_000,
   max_pdu_bytes: 65_536,
@@ -129,6 +131,7 @@ export function resolveSettings(partial: Partial<SmppSettings>): SmppSettings {
   if (s.system_id.length > 15) throw new RangeError("carriers.sms.system_id is longer than 15 characters");
   if (s.password.length > 8) throw new RangeError("carriers.sms.password is longer than 8 characters");
   if (s.system_type.length > 12) throw new RangeError("carriers.sms.system_type is longer than 12 characters");
+  if (!receiptIdBases.includes(s.receipt_id_base)) throw new RangeError(`carriers.sms.receipt_id_base must be one of ${receiptIdBases.join(", ")}`);
   if (s.service_type.length > 5) throw new RangeError("carriers.sms.service_type is longer than 5 characters");
   return s;
 }

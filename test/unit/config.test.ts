@@ -67,6 +67,11 @@ describe("config", () => {
     expect(p.join("\n")).toContain("carriers.sms.name: must differ");
   });
 
+  test("receipt_id_base: a value the adapter does not know is refused, naming the choices", () => {
+    expect(problems(`[carriers.sms]\nreceipt_id_base = "hex"\n`).join("\n")).toContain("carriers.sms: receipt_id_base must be one of learn, same,");
+    expect(problems(`[carriers.sms]\nreceipt_id_base = "same"\n`)).toEqual([]);
+  });
+
   test("header names must be Chan-*", () => {
     expect(() => buildConfig({ accounts: [{ id: "a", headers: { "X-Key": "1" }, callback_secret: "s" }] })).toThrow(ConfigError);
   });

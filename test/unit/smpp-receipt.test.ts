@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { normaliseMessageId, plainKey, receiptKey, respKey } from "../../adapters/smpp/message-id.ts";
+import { idReadings, plainKey, receiptKey, respKey } from "../../adapters/smpp/message-id.ts";
 import { Tag, type ShortMessageFields, type Tlv } from "../../adapters/smpp/pdu.ts";
 import { isReceipt, parseReceipt, parseReceiptDate, parseReceiptText } from "../../adapters/smpp/receipt.ts";
 
@@ -111,9 +111,22 @@ describe("message id keys", () => {
     expect(receiptKey("026", "auto")).toBe("26");
   });
 
-  test("normaliseMessageId lists every reading", () => {
-    expect(normaliseMessageId("0026")).toEqual(["26", "1A", "38"]);
-    expect(normaliseMessageId("1a")).toEqual(["1A", "26"]);
-    expect(normaliseMessageId("x-1")).toEqual(["X-1"]);
+  test("idReadings: every key a receipt's id may stand for, plain first, each with its base", () => {
+    expect(idReadings("0026")).toEqual([
+      { key: "26", base: "same" },
+      { key: "1A", base: "resp_hex_receipt_dec" },
+      { key: "38", base: "resp_dec_receipt_hex" },
+    ]);
+    expect(idReadings("1a")).toEqual([
+      { key: "1A", base: "same" },
+      { key: "26", base: "resp_dec_receipt_hex" },
+    ]);
+    expect(idReadings("x-1")).toEqual([{ key: "X-1", base: "same" }]);
+    // 0-9 read alike in both bases: one key.
+    expect(idReadings("007")).toEqual([{ key: "7", base: "same" }]);
+    // 64-bit ids do not lose digits.
+    expect(idReadings("18446744073709551615").map((r) => r.key)).toContain("FFFFFFFFFFFFFFFF");
+    // The plain reading is the key the submit answer gets under "learn": a same-base carrier still meets.
+    for (const id of ["0F4240", "1000000", "ab-12"]) expect(idReadings(id)[0]!.key).toBe(respKey(id, "learn"));
   });
 });
