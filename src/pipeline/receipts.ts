@@ -24,7 +24,7 @@ export function carrierEvents(d: ReceiptDeps): CarrierEvents {
       const result = await d.store.receipt(r);
       d.metrics.receipts.inc({ carrier: r.carrier, outcome: r.outcome, result });
       const log = { carrier: r.carrier, carrierId: r.carrierMessageId, outcome: r.outcome, code: r.code };
-      if (result === "held") d.log.info(log, "receipt for an id not known yet; held until the submit answer is stored");
+      if (result === "unmatched") d.log.info({ ...log, to: r.to }, "receipt matches no submitted message (or two alike); held until a submit answer names it (GET /admin/receipts/unmatched)");
       else if (d.log.isLevelEnabled("debug")) d.log.debug({ ...d.store.messageOfCarrierId(r.carrier, r.carrierMessageId), ...log, result }, "receipt");
       if (result === "applied") d.onChange();
     },

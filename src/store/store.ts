@@ -12,6 +12,7 @@ import {
   type StoredMessage,
 } from "../domain/message.ts";
 import { backoffMs, gatewayErrors, type GatewayError } from "../domain/outcome.ts";
+import { chooseCandidate, IdBaseLearning, type ReceiptCandidate } from "../domain/receipt-match.ts";
 import { Checkpointer } from "./checkpointer.ts";
 import { GroupCommit, openDatabase } from "./db.ts";
 
@@ -70,7 +71,16 @@ export interface PendingEvent {
 
 type Row = Record<string, string | number | null>;
 
-export type ReceiptResult = "applied" | "duplicate" | "held" | "ignored";
+/** `unmatched`: no submitted message has the id (yet), or two do alike; the receipt is held. */
+export type ReceiptResult = "applied" | "duplicate" | "unmatched" | "ignored";
+
+/** A held receipt, for the admin API: the keys it waits under and what it says. */
+export interface UnmatchedReceipt {
+  carrier: string;
+  carrierIds: string[];
+  receivedAt: number;
+  receipt: CarrierReceipt;
+}
 
 export class Store {
   readonly writer: GroupCommit;
@@ -82,6 +92,8 @@ export class Store {
    * Kept in memory so the check costs nothing per request; every transition adjusts it in move().
    */
   private queued = 0;
+  /** Each carrier's id base as its receipts show it (receipt_id_base = "learn"). */
+  private readonly idBases = new IdBaseLearning();
 
   constructor(
     readonly db: Database,
@@ -106,13 +118,18 @@ export class Store {
         "UPDATE messages SET state = ?, due_at = ?, updated_at = ?, attempts = attempts + ?, channel = ?, fallback = ?, carrier = COALESCE(?, carrier), last_error = COALESCE(?, last_error), history = history || ? WHERE id = ? AND state = ?",
       ),
       carrierIdInsert: q("INSERT OR REPLACE INTO carrier_ids (carrier, carrier_id, message_id, part, outcome) VALUES (?, ?, ?, ?, NULL)"),
-      carrierIdGet: q("SELECT message_id, part, outcome FROM carrier_ids WHERE carrier = ? AND carrier_id = ?"),
+      carrierIdGet: q(
+        "SELECT c.message_id, c.outcome, m.payload, m.updated_at FROM carrier_ids c LEFT JOIN messages m ON m.id = c.message_id WHERE c.carrier = ? AND c.carrier_id = ?",
+      ),
       carrierIdSetOutcome: q("UPDATE carrier_ids SET outcome = ? WHERE carrier = ? AND carrier_id = ?"),
       carrierIdsOf: q("SELECT carrier, carrier_id, part, outcome FROM carrier_ids WHERE message_id = ? ORDER BY carrier, part"),
       partsOf: q("SELECT carrier_id, part, outcome FROM carrier_ids WHERE message_id = ? AND carrier = ? ORDER BY part"),
       earlyInsert: q("INSERT INTO early_receipts (carrier, carrier_id, receipt, received_at) VALUES (?, ?, ?, ?)"),
-      earlyTake: q("DELETE FROM early_receipts WHERE carrier = ? AND carrier_id = ? RETURNING receipt"),
-      earlyExpire: q("DELETE FROM early_receipts WHERE received_at < ? RETURNING carrier, carrier_id"),
+      // A receipt is held under every key its id may stand for; taking it by one takes it by all.
+      earlyTake: q(
+        "DELETE FROM early_receipts WHERE carrier = ?1 AND receipt IN (SELECT receipt FROM early_receipts WHERE carrier = ?1 AND carrier_id = ?2) RETURNING receipt, received_at",
+      ),
+      earlyExpire: q("DELETE FROM early_receipts WHERE received_at < ? RETURNING carrier, carrier_id, receipt"),
       eventInsert: q(
         "INSERT INTO events (event_id, message_id, account_id, kind, url, body, state, attempts, created_at, updated_at, due_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
       ),
@@ -287,11 +304,12 @@ export class Store {
         });
         m.state = "submitted";
         if (this.opts.intermediateEvents) this.emit(m, "sent", now, result.carrierMessageIds[0] ?? null);
-        // Receipts that beat the submit answer were held; apply them now.
+        // Receipts that beat the submit answer (or named it in another base) were held; apply them now.
         let held = 0;
         for (const cid of result.carrierMessageIds) {
-          for (const r of this.s.earlyTake!.all(carrier, cid) as { receipt: string }[]) {
-            this.applyReceiptNow(JSON.parse(r.receipt) as CarrierReceipt);
+          const taken = this.s.earlyTake!.all(carrier, cid) as { receipt: string; received_at: number }[];
+          for (const r of taken.filter((t, i) => taken.findIndex((o) => o.receipt === t.receipt) === i)) {
+            this.applyReceiptNow(JSON.parse(r.receipt) as CarrierReceipt, r.received_at);
             held++;
           }
         }
@@ -366,29 +384,54 @@ export class Store {
     });
   }
 
-  /** Drops held receipts older than `holdMs` and returns them, so the caller can log each. */
+  /** Drops held receipts older than `holdMs` and returns them (once each), so the caller can log each. */
   dropStaleEarlyReceipts(holdMs: number): Promise<{ carrier: string; carrier_id: string }[]> {
-    return this.writer.write(() => this.s.earlyExpire!.all(this.now() - holdMs) as { carrier: string; carrier_id: string }[]);
+    return this.writer.write(() => {
+      const rows = this.s.earlyExpire!.all(this.now() - holdMs) as { carrier: string; carrier_id: string; receipt: string }[];
+      return rows.filter((r, i) => rows.findIndex((o) => o.receipt === r.receipt) === i).map(({ carrier, carrier_id }) => ({ carrier, carrier_id }));
+    });
+  }
+
+  /** Held receipts, oldest first: each once, with every key it waits under. */
+  listUnmatchedReceipts(limit = 100): UnmatchedReceipt[] {
+    const rows = this.db
+      .query(
+        "SELECT carrier, json_group_array(carrier_id) AS ids, receipt, received_at FROM early_receipts GROUP BY carrier, receipt, received_at ORDER BY MIN(seq) LIMIT ?",
+      )
+      .all(limit) as { carrier: string; ids: string; receipt: string; received_at: number }[];
+    return rows.map((r) => ({ carrier: r.carrier, carrierIds: JSON.parse(r.ids), receivedAt: r.received_at, receipt: JSON.parse(r.receipt) }));
   }
 
   // ---- receipts ------------------------------------------------------------------------------
 
-  /** Records a carrier receipt: idempotent; a receipt for an id not known yet is held. */
+  /**
+   * Records a carrier receipt: idempotent. A receipt whose id matches no submitted message, or two
+   * alike, is held under each key its id may stand for, until a submit answer names one of them.
+   */
   receipt(r: CarrierReceipt): Promise<ReceiptResult> {
-    return this.tx(() => this.applyReceiptNow(r));
+    return this.tx(() => this.applyReceiptNow(r, this.now()));
   }
 
-  private applyReceiptNow(r: CarrierReceipt): ReceiptResult {
-    const link = this.s.carrierIdGet!.get(r.carrier, r.carrierMessageId) as Row | null;
-    if (!link) {
-      if (r.outcome === "pending") return "ignored";
-      this.s.earlyInsert!.run(r.carrier, r.carrierMessageId, JSON.stringify(r), this.now());
-      return "held";
-    }
+  private applyReceiptNow(r: CarrierReceipt, arrivedAt: number): ReceiptResult {
     if (r.outcome === "pending") return "ignored";
-    if (link.outcome !== null) return "duplicate";
-    this.s.carrierIdSetOutcome!.run(r.outcome, r.carrier, r.carrierMessageId);
-    const row = this.s.messageGet!.get(link.message_id) as Row | null;
+    const readings = this.idBases.narrow(r.carrier, r.readings ?? [{ key: r.carrierMessageId, base: "same" }]);
+    const found: ReceiptCandidate[] = [];
+    for (const reading of readings) {
+      const link = this.s.carrierIdGet!.get(r.carrier, reading.key) as Row | null;
+      if (!link) continue;
+      const to = link.payload === null ? "" : (JSON.parse(link.payload as string) as MessagePayload).to;
+      found.push({ ...reading, messageId: link.message_id as string, open: link.outcome === null, to, submittedAt: (link.updated_at as number | null) ?? 0 });
+    }
+    const match = chooseCandidate(found, { to: r.to, arrivedAt });
+    if (match.kind !== "match") {
+      for (const reading of readings) this.s.earlyInsert!.run(r.carrier, reading.key, JSON.stringify(r), arrivedAt);
+      return "unmatched";
+    }
+    const { key, messageId, open } = match.candidate;
+    if (match.evidence) this.idBases.record(r.carrier, match.candidate.base);
+    if (!open) return "duplicate";
+    this.s.carrierIdSetOutcome!.run(r.outcome, r.carrier, key);
+    const row = this.s.messageGet!.get(messageId) as Row | null;
     if (!row) return "ignored";
     const m = toMessage(row);
     if (m.state !== "submitted") return "duplicate";
@@ -398,8 +441,8 @@ export class Store {
     const error = r.code ? { code: r.code, message: r.message ?? r.code } : undefined;
     if (r.outcome === "failed") {
       const cause = error ?? { code: "carrier:failed", message: "the carrier reported a failure" };
-      if (r.fallbackEligible && m.channel === "mms") this.fallbackOrFail(m, r.timestamp, cause, r.carrierMessageId);
-      else this.finish(m, "failed", r.timestamp, r.carrierMessageId, cause);
+      if (r.fallbackEligible && m.channel === "mms") this.fallbackOrFail(m, r.timestamp, cause, key);
+      else this.finish(m, "failed", r.timestamp, key, cause);
       return "applied";
     }
     if (outcomes.some((o) => o === null)) return "applied"; // other parts still open

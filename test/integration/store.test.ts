@@ -76,7 +76,7 @@ describe("store", () => {
     await store.accept(input("r5"));
     const [m] = await store.claimDue("sms", 10);
     const receipt = { carrier: "sms", carrierMessageId: "c5", outcome: "delivered" as const, timestamp: 1500 };
-    expect(await store.receipt(receipt)).toBe("held");
+    expect(await store.receipt(receipt)).toBe("unmatched");
     await store.recordSubmit(m!, "sms", { kind: "ok", carrierMessageIds: ["c5"] });
     expect(store.getMessage(m!.id)!.state).toBe("delivered");
     expect(await store.receipt(receipt)).toBe("duplicate");
@@ -192,7 +192,7 @@ test("a held receipt that sends the message to its fallback is reported as a fal
   const store = open({ t: 1000 });
   await store.accept({ ...input("q2"), channel: "mms" });
   const [m] = await store.claimDue("mms", 10);
-  expect(await store.receipt({ carrier: "mms", carrierMessageId: "early", outcome: "failed", fallbackEligible: true, timestamp: 1 })).toBe("held");
+  expect(await store.receipt({ carrier: "mms", carrierMessageId: "early", outcome: "failed", fallbackEligible: true, timestamp: 1 })).toBe("unmatched");
   expect(await store.recordSubmit(m!, "mms", { kind: "ok", carrierMessageIds: ["early"] })).toEqual({ fallback: true, final: null });
 });
 
