@@ -9,6 +9,7 @@ import { Store } from "./store/store.ts";
 
 export const adminUsage = `  mms-gateway admin (--config FILE | --data DIR) show ID|REQUEST_ID
   mms-gateway admin (--config FILE | --data DIR) dead-letters [--limit N]
+  mms-gateway admin (--config FILE | --data DIR) unmatched-receipts [--limit N]
   mms-gateway admin (--config FILE | --data DIR) requeue all|SEQ...
   mms-gateway admin (--config FILE | --data DIR) retry-failed [--since ISO] [--error CODE] [--account ID] [--limit N]
   mms-gateway admin (--config FILE | --data DIR) purge --older-than HOURS`;
@@ -48,7 +49,7 @@ async function configFor(opts: Map<string, string>): Promise<Config> {
 export async function runAdmin(args: string[], io: Output = { out: (s) => console.log(s), err: (s) => console.error(s) }): Promise<number> {
   const { opts, words } = parseArgs(args);
   const [cmd, ...rest] = words;
-  const known = ["show", "dead-letters", "requeue", "retry-failed", "purge"];
+  const known = ["show", "dead-letters", "unmatched-receipts", "requeue", "retry-failed", "purge"];
   if (!cmd || !known.includes(cmd)) {
     io.err(`usage:\n${adminUsage}`);
     return 2;
@@ -82,6 +83,11 @@ export async function runAdmin(args: string[], io: Output = { out: (s) => consol
       case "dead-letters": {
         const limit = opts.has("--limit") ? positiveInt(opts.get("--limit"), "--limit") : 100;
         print(store.listDeadEvents(limit));
+        return 0;
+      }
+      case "unmatched-receipts": {
+        const limit = opts.has("--limit") ? positiveInt(opts.get("--limit"), "--limit") : 100;
+        print(store.listUnmatchedReceipts(limit));
         return 0;
       }
       case "requeue":

@@ -1,5 +1,6 @@
-// The admin API under /admin: look a message up, list and requeue dead letters, retry failed messages,
-// purge. Thin: arguments are read by pipeline/operator.ts, the work is the store's.
+// The admin API under /admin: look a message up, list and requeue dead letters, list receipts that
+// matched no message, retry failed messages, purge. Thin: arguments are read by pipeline/operator.ts,
+// the work is the store's.
 import { Elysia } from "elysia";
 import type { Logger } from "pino";
 import { OperatorInputError, positiveInt, purgeOlderThan, requeueTarget, retryFilter } from "../pipeline/operator.ts";
@@ -65,6 +66,13 @@ export function admin(d: AdminDeps) {
       guarded(({ request }) => {
         const limit = new URL(request.url).searchParams.get("limit");
         return json(200, { dead_letters: d.store.listDeadEvents(limit === null ? 100 : positiveInt(limit, "limit")) });
+      }),
+    )
+    .get(
+      "/admin/receipts/unmatched",
+      guarded(({ request }) => {
+        const limit = new URL(request.url).searchParams.get("limit");
+        return json(200, { unmatched_receipts: d.store.listUnmatchedReceipts(limit === null ? 100 : positiveInt(limit, "limit")) });
       }),
     )
     .post(

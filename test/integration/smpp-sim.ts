@@ -56,6 +56,8 @@ export interface SmscOptions {
   record?: boolean;
   /** First message id number. */
   firstId?: number;
+  /** The id number for the n-th submit (1-based), instead of counting up from firstId. */
+  idNumber?: (n: number) => number;
   tls?: { key: string; cert: string };
 }
 
@@ -111,6 +113,8 @@ export interface ReceiptOptions {
   text?: string;
   messageState?: number;
   esmClass?: number;
+  /** source_addr: the handset the message went to. */
+  from?: string;
 }
 
 export interface Smsc {
@@ -173,8 +177,8 @@ export async function startSmsc(opts: SmscOptions = {}): Promise<Smsc> {
   let dropped = false;
   let rr = 0;
 
-  function ids(): { resp: string; receipt: string } {
-    const n = nextId++;
+  function ids(submit: number): { resp: string; receipt: string } {
+    const n = opts.idNumber ? opts.idNumber(submit) : nextId++;
     const dec = String(n);
     const hex = n.toString(16).toUpperCase();
     switch (opts.idBase ?? "dec") {
@@ -219,7 +223,7 @@ export async function startSmsc(opts: SmscOptions = {}): Promise<Smsc> {
       }
     }
     const pdu: Record<string, unknown> = {
-      source_addr: "447700900001",
+      source_addr: r.from ?? "447700900001",
       destination_addr: "SENDER",
       esm_class: r.esmClass ?? 0x04,
       data_coding: 0,
@@ -271,7 +275,7 @@ export async function startSmsc(opts: SmscOptions = {}): Promise<Smsc> {
     let status = 0;
     if (opts.throttleEvery && n % opts.throttleEvery === 0) status = 0x58;
     status = opts.submitStatus?.(n, rec) || status;
-    const id = ids();
+    const id = ids(n);
     rec.respId = id.resp;
     rec.receiptId = id.receipt;
     const respond = () => {
@@ -280,7 +284,7 @@ export async function startSmsc(opts: SmscOptions = {}): Promise<Smsc> {
     };
     const receipt = () => {
       if (status !== 0 || !opts.sendReceipts || !(pdu.registered_delivery & 0x03)) return;
-      deliver(receiptPdu({ id: id.receipt, stat: opts.receiptStat, format: opts.receiptFormat })).catch(() => {});
+      deliver(receiptPdu({ id: id.receipt, stat: opts.receiptStat, format: opts.receiptFormat, from: rec.destAddr })).catch(() => {});
     };
     if (opts.receiptBeforeResp) {
       receipt();
