@@ -396,7 +396,7 @@ export class Store {
   listUnmatchedReceipts(limit = 100): UnmatchedReceipt[] {
     const rows = this.db
       .query(
-        "SELECT carrier, json_group_array(carrier_id) AS ids, receipt, received_at FROM early_receipts GROUP BY carrier, receipt, received_at ORDER BY MIN(seq) LIMIT ?",
+        "SELECT carrier, json_group_array(carrier_id) AS ids, receipt, received_at FROM (SELECT * FROM early_receipts ORDER BY seq) GROUP BY carrier, receipt, received_at ORDER BY MIN(seq) LIMIT ?",
       )
       .all(limit) as { carrier: string; ids: string; receipt: string; received_at: number }[];
     return rows.map((r) => ({ carrier: r.carrier, carrierIds: JSON.parse(r.ids), receivedAt: r.received_at, receipt: JSON.parse(r.receipt) }));

@@ -100,7 +100,7 @@ describe("default receipt_id_base over SMPP", () => {
   });
 });
 
-describe("learning a carrier's base (store on SQLite)", () => {
+describe("the store on SQLite", () => {
   const payload: MessagePayload = { from: "1", to: "12025550150", subject: "", text: "hi", fallback_text: "", media: [], custom_data: "", callback_url: "https://x.example/cb", metadata: null };
 
   test(`after ${LEARN_AFTER} hex-answer/decimal-receipt matches, a receipt is read that way only`, async () => {
@@ -125,6 +125,18 @@ describe("learning a carrier's base (store on SQLite)", () => {
     expect(await receipt("1000003")).toBe("applied");
     expect(store.getMessage(meant)!.state).toBe("delivered");
     expect(store.getMessage(lookalike)!.state).toBe("submitted");
+    await store.close();
+  });
+
+  test("a held receipt waits under each reading, is listed once, and is dropped once after the hold time", async () => {
+    const clock = { t: 1000 };
+    const store = Store.open(join(tempDir(), "g.db"), { now: () => clock.t, retryBaseMs: 1000, retryMaxMs: 60000, receiptWindowMs: 3_600_000, intermediateEvents: false, inFlightPolicy: "at-most-once" });
+    const r = { carrier: "sms", carrierMessageId: "26", readings: idReadings("26"), outcome: "failed" as const, timestamp: 1 };
+    expect(await store.receipt(r)).toBe("unmatched");
+    expect(store.listUnmatchedReceipts()).toEqual([{ carrier: "sms", carrierIds: ["26", "1A", "38"], receivedAt: 1000, receipt: r }]);
+    clock.t += 10_000;
+    expect(await store.dropStaleEarlyReceipts(5_000)).toEqual([{ carrier: "sms", carrier_id: "26" }]);
+    expect(store.listUnmatchedReceipts()).toEqual([]);
     await store.close();
   });
 });
