@@ -76,6 +76,12 @@ test("retry-failed sends matching failed messages again; show displays the whole
   expect(missing.err).toContain("no message");
 }, 30000);
 
+test("unmatched-receipts reads the running gateway's held receipts (none: the sandbox's receipts all match)", () => {
+  const r = admin("--config", config, "unmatched-receipts", "--limit", "5");
+  expect(r.code).toBe(0);
+  expect(r.json).toEqual([]);
+});
+
 test("purge, and usage errors exit 2 naming the problem", async () => {
   expect(admin("--config", config, "purge", "--older-than", "1").json).toEqual({ dedup: 0, messages: 0, events: 0 });
   const bad = admin("--config", config, "purge");
