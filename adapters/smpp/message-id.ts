@@ -20,6 +20,7 @@ import type { ReceiptIdBase } from "./settings.ts";
 
 const DECIMAL = /^[0-9]+$/;
 const HEX = /^[0-9a-fA-F]+$/;
+const MAX_NUMERIC_ID = 40;
 
 /** Upper-case, leading zeros stripped ("0" stays "0"). */
 export function plainKey(id: string): string {
@@ -81,6 +82,8 @@ function autoKey(t: string): string {
 export function idReadings(id: string): IdReading[] {
   const t = id.trim();
   const out: IdReading[] = [{ key: plainKey(t), base: "same" }];
+  // Real ids fit 64 bits (20 digits); a longer "number" is no id to convert, and costly to.
+  if (t.length > MAX_NUMERIC_ID) return out;
   if (DECIMAL.test(t)) out.push({ key: decimalToHex(t), base: "resp_hex_receipt_dec" });
   if (HEX.test(t)) out.push({ key: hexToDecimal(t), base: "resp_dec_receipt_hex" });
   // "0" or "7" read the same in both bases: one key, under the plain reading.

@@ -126,6 +126,8 @@ describe("message id keys", () => {
     expect(idReadings("007")).toEqual([{ key: "7", base: "same" }]);
     // 64-bit ids do not lose digits.
     expect(idReadings("18446744073709551615").map((r) => r.key)).toContain("FFFFFFFFFFFFFFFF");
+    // A 64 KiB run of digits (message_payload) is not converted.
+    expect(idReadings("9".repeat(65_536))).toHaveLength(1);
     // The plain reading is the key the submit answer gets under "learn": a same-base carrier still meets.
     for (const id of ["0F4240", "1000000", "ab-12"]) expect(idReadings(id)[0]!.key).toBe(respKey(id, "learn"));
   });
