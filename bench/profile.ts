@@ -95,6 +95,8 @@ if (which.includes("mm7")) {
   const stub = `http://127.0.0.1:${mmsc.port}`;
   const gw = await startProfiled("mm7", {
     carriers: { mms: { kind: "mm7", url: `${stub}/mm7`, vaspid: "V", vasid: "S", service_code: "SC", concurrency: 128, queue_limit: 100_000 } },
+    // The stub MMSC posts its reports without credentials; both run on loopback only.
+    inbound: { mm7: { allow_unauthenticated: true } },
     limits: { queue_high_water: 100_000_000 },
     webhooks: { batch_max_events: 100, batch_max_wait_ms: 5 },
   });

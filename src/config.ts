@@ -136,8 +136,12 @@ export const ConfigSchema = T.Object(
     inbound: Section({
       mm7: Section({
         path: Str("/mm7", "Where the MMSC posts delivery reports and MO."),
-        username: Str("", "Basic-auth user the MMSC must send; empty = no check."),
+        username: Str("", "Basic-auth user the MMSC must send. Required with carriers.mms.kind = \"mm7\" unless allow_unauthenticated is set."),
         password: Str("", "Basic-auth password the MMSC must send."),
+        allow_unauthenticated: Doc(
+          "Take reports and MO at path without credentials. Only when nothing but the MMSC can reach this port (a private listener or firewall): anyone who can post here can mark messages delivered or failed and send MO in the account's name.",
+          Bool(false),
+        ),
       }),
     }),
     admin: Section({
@@ -246,6 +250,10 @@ function semanticProblems(c: Config): string[] {
     }
   }
   if (!c.inbound.mm7.path.startsWith("/")) p.push("inbound.mm7.path: must start with /");
+  // Whoever can post to the MM7 endpoint can mark any message delivered or failed and send MO as the MMSC.
+  if (c.carriers.mms.kind === "mm7" && c.inbound.mm7.username === "" && !c.inbound.mm7.allow_unauthenticated) {
+    p.push('inbound.mm7.username: required with carriers.mms.kind = "mm7" (the MMSC must authenticate its reports and MO); set inbound.mm7.allow_unauthenticated = true only if nothing but the MMSC can reach this port');
+  }
   for (const [i, cidr] of c.egress.allow.entries()) {
     if (!/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(cidr)) p.push(`egress.allow.${i}: expected a CIDR like 127.0.0.0/8 (got "${cidr}")`);
   }

@@ -32,6 +32,17 @@ describe("command line", () => {
     expect(err).toContain("carriers.sms.kind");
   });
 
+  test("check-config and serve refuse an MM7 carrier whose inbound endpoint takes anyone", async () => {
+    const dir = tempDir();
+    const path = gatewayConfig(dir, { carriers: { mms: { kind: "mm7", url: "http://127.0.0.1:9/mm7" } } });
+    const check = Bun.spawnSync([binaryPath, "check-config", path]);
+    expect(check.exitCode).toBe(2);
+    expect(check.stderr.toString()).toContain("inbound.mm7.username: required");
+    const serve = Bun.spawnSync([binaryPath, "serve", "--config", path, "--listen", "127.0.0.1:0"], { timeout: 20000 });
+    expect(serve.exitCode).toBe(2);
+    expect(serve.stderr.toString()).toContain("inbound.mm7.allow_unauthenticated");
+  });
+
   test("check-config accepts a good file", async () => {
     const dir = tempDir();
     const p = Bun.spawnSync([binaryPath, "check-config", gatewayConfig(dir)]);

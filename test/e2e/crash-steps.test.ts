@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { join } from "node:path";
-import { ACME_SECRET, post, sendBody, tempDir, testConfigDoc, waitFor } from "../support/app.ts";
+import { ACME_SECRET, MM7_INBOUND, post, sendBody, tempDir, testConfigDoc, waitFor } from "../support/app.ts";
 import { configFor, freePort, startBinary, type Running } from "../support/binary.ts";
 import { startSink, type Sink } from "../support/sink.ts";
 import { startMmscStub, type MmscStub, type StubReply } from "../integration/mm7-stub.ts";
@@ -30,6 +30,7 @@ function gatewayConfig(dir: string, extra: Record<string, unknown> = {}): string
     testConfigDoc(dir, {
       log: { level: "warn" },
       carriers: { mms: { kind: "mm7", url: mmsc.url, timeout_ms: 60000 }, sms: { kind: "sandbox", sandbox_report_delay_ms: 20 } },
+      inbound: { mm7: MM7_INBOUND },
       ...extra,
     }),
   );
@@ -100,7 +101,7 @@ test("between accept and submit: submitted once after the restart, delivered", a
         return null;
       }
     });
-    expect((await mmsc.sendDeliveryReport(`${gw.url}/mm7`, { messageId: cid, status: "Retrieved" })).status).toBe(200);
+    expect((await mmsc.sendDeliveryReport(`${gw.url}/mm7`, { messageId: cid, status: "Retrieved", ...MM7_INBOUND })).status).toBe(200);
     await waitFor("event", () => sink.byMessage(r.json.id).length === 1);
     await Bun.sleep(300);
     expect(sink.byMessage(r.json.id)).toHaveLength(1);
@@ -134,7 +135,7 @@ test("between the answer and the report: the report after the restart delivers i
       await waitFor("submitted", () => row(dir, id)?.state === "submitted");
     },
     async ({ dir, gw, id }) => {
-      expect((await mmsc.sendDeliveryReport(`${gw.url}/mm7`, { messageId: carrierIdOf(dir, id), status: "Retrieved" })).status).toBe(200);
+      expect((await mmsc.sendDeliveryReport(`${gw.url}/mm7`, { messageId: carrierIdOf(dir, id), status: "Retrieved", ...MM7_INBOUND })).status).toBe(200);
     },
   );
   expect(out.events[0]!.status).toBe("delivered");
@@ -147,7 +148,7 @@ test("between the stored report and the webhook: the event goes out after the re
     async ({ dir, gw, id }) => {
       sink.answer = 503;
       await waitFor("submitted", () => row(dir, id)?.state === "submitted");
-      expect((await mmsc.sendDeliveryReport(`${gw.url}/mm7`, { messageId: carrierIdOf(dir, id), status: "Retrieved" })).status).toBe(200);
+      expect((await mmsc.sendDeliveryReport(`${gw.url}/mm7`, { messageId: carrierIdOf(dir, id), status: "Retrieved", ...MM7_INBOUND })).status).toBe(200);
       expect(row(dir, id).state).toBe("delivered");
     },
     async () => {
@@ -165,7 +166,7 @@ test("webhook received but its answer not: sent again with the same event_id (on
     async ({ dir, gw, id }) => {
       sink.delayMs = 60000; // the sink records the event, then holds its answer
       await waitFor("submitted", () => row(dir, id)?.state === "submitted");
-      await mmsc.sendDeliveryReport(`${gw.url}/mm7`, { messageId: carrierIdOf(dir, id), status: "Retrieved" });
+      await mmsc.sendDeliveryReport(`${gw.url}/mm7`, { messageId: carrierIdOf(dir, id), status: "Retrieved", ...MM7_INBOUND });
       await waitFor("webhook received", () => sink.byMessage(id).length === 1);
     },
     async () => {

@@ -3,7 +3,7 @@
 import { afterAll, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { join } from "node:path";
-import { ACME_KEY, ACME_SECRET, sendBody, tempDir, testConfigDoc, waitFor } from "../support/app.ts";
+import { ACME_KEY, ACME_SECRET, MM7_INBOUND, sendBody, tempDir, testConfigDoc, waitFor } from "../support/app.ts";
 import { configFor, freePort, startBinary } from "../support/binary.ts";
 import { startSink } from "../support/sink.ts";
 import { startMmscStub } from "../integration/mm7-stub.ts";
@@ -99,7 +99,7 @@ test(
     const mmsc = await startMmscStub({ scenario: () => ({ kind: "hang" }) });
     const dir = tempDir();
     // A deadline far beyond this test's timeout: only the second signal can end the process in time.
-    const doc = testConfigDoc(dir, { log: { level: "info" }, server: { listen: "127.0.0.1:0", shutdown_deadline_ms: 120000 }, carriers: { mms: { kind: "mm7", url: mmsc.url, vaspid: "V", vasid: "S", timeout_ms: 120000 } } });
+    const doc = testConfigDoc(dir, { log: { level: "info" }, server: { listen: "127.0.0.1:0", shutdown_deadline_ms: 120000 }, carriers: { mms: { kind: "mm7", url: mmsc.url, vaspid: "V", vasid: "S", timeout_ms: 120000 } }, inbound: { mm7: MM7_INBOUND } });
     const config = configFor(dir, doc);
     const port = freePort();
     let gw = await startBinary(config, port);

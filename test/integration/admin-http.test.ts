@@ -1,6 +1,6 @@
 // The admin API and the status page over HTTP: who may use them, and what each call does to the queue.
 import { afterAll, describe, expect, test } from "bun:test";
-import { ACME_SECRET, post, sendBody, startTestApp, waitFor } from "../support/app.ts";
+import { ACME_SECRET, MM7_INBOUND, post, sendBody, startTestApp, waitFor } from "../support/app.ts";
 import { adminFetch, ADMIN_TOKEN, basic, bearer, startLoggedApp } from "../support/ops.ts";
 import { startSink } from "../support/sink.ts";
 import { startMmscStub, type StubReply } from "./mm7-stub.ts";
@@ -95,7 +95,7 @@ describe("operations", () => {
     let reply: StubReply = { kind: "status", code: 3001, text: "Not Possible" };
     let n = 0;
     const mmsc = await startMmscStub({ scenario: () => (reply.kind === "ok" ? { kind: "ok", messageId: `m-${++n}` } : reply) });
-    const app = await startLoggedApp({ carriers: { mms: { kind: "mm7", url: mmsc.url, vaspid: "V", vasid: "S" } } });
+    const app = await startLoggedApp({ carriers: { mms: { kind: "mm7", url: mmsc.url, vaspid: "V", vasid: "S" } }, inbound: { mm7: MM7_INBOUND } });
     try {
       const r = await post(app.url, "/mms", sendBody({ callback_url: sink.url }));
       await waitFor("failed event", () => sink.byMessage(r.json.id).length === 1);
@@ -148,7 +148,7 @@ test("the status page shows links, queue, throughput, errors and dead letters, e
   let reply: StubReply = { kind: "ok", messageId: "m-1" };
   const mmsc = await startMmscStub({ scenario: () => reply });
   const local = startSink(ACME_SECRET);
-  const app = await startLoggedApp({ carriers: { mms: { kind: "mm7", url: mmsc.url, vaspid: "V", vasid: "S" } } });
+  const app = await startLoggedApp({ carriers: { mms: { kind: "mm7", url: mmsc.url, vaspid: "V", vasid: "S" } }, inbound: { mm7: MM7_INBOUND } });
   try {
     local.answer = 400;
     await post(app.url, "/sms", sendBody({ callback_url: local.url, subject: undefined, fallback_text: undefined }));

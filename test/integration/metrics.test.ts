@@ -1,6 +1,6 @@
 // /metrics: each metric moves when its event happens, read over HTTP as Prometheus would.
 import { afterAll, describe, expect, test } from "bun:test";
-import { ACME_SECRET, post, sendBody, startTestApp, waitFor } from "../support/app.ts";
+import { ACME_SECRET, MM7_INBOUND, post, sendBody, startTestApp, waitFor } from "../support/app.ts";
 import { scrape } from "../support/metrics.ts";
 import { startLoggedApp } from "../support/ops.ts";
 import { startSink } from "../support/sink.ts";
@@ -113,7 +113,7 @@ test("queue depth and oldest age per state and channel follow the queue (fake cl
 test("carrier link state: 1 while the MMSC answers, 0 once it reports a configuration problem", async () => {
   let reply: StubReply = { kind: "ok", messageId: "m-1" };
   const mmsc = await startMmscStub({ scenario: () => reply });
-  const app = await startTestApp({ carriers: { mms: { kind: "mm7", url: mmsc.url, vaspid: "V", vasid: "S" } } });
+  const app = await startTestApp({ carriers: { mms: { kind: "mm7", url: mmsc.url, vaspid: "V", vasid: "S" } }, inbound: { mm7: MM7_INBOUND } });
   try {
     const link = async () => (await scrape(app.url)).get("gateway_carrier_link_up", { carrier: "mms", link: "mms" });
     expect(await link()).toBe(0); // idle: nothing sent yet

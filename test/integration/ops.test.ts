@@ -1,6 +1,6 @@
 // /healthz and /readyz: ready means storage takes writes and no carrier link is down or in alarm.
 import { expect, test } from "bun:test";
-import { ACME_SECRET, post, sendBody, startTestApp, waitFor } from "../support/app.ts";
+import { ACME_SECRET, MM7_INBOUND, post, sendBody, startTestApp, waitFor } from "../support/app.ts";
 import { startSink } from "../support/sink.ts";
 import { freePort } from "../support/binary.ts";
 import { startMmscStub, type StubReply } from "./mm7-stub.ts";
@@ -45,7 +45,7 @@ test("readyz is 503 while storage refuses writes, and 200 again once it takes th
 });
 
 test("readyz is 503 when the MMSC cannot be reached (carrier down)", async () => {
-  const app = await startTestApp({ carriers: { mms: { kind: "mm7", url: `http://127.0.0.1:${freePort()}/mm7`, vaspid: "V", vasid: "S", timeout_ms: 2000 } } });
+  const app = await startTestApp({ carriers: { mms: { kind: "mm7", url: `http://127.0.0.1:${freePort()}/mm7`, vaspid: "V", vasid: "S", timeout_ms: 2000 } }, inbound: { mm7: MM7_INBOUND } });
   try {
     expect((await readyz(app.url)).status).toBe(200); // idle: nothing tried yet
     await post(app.url, "/mms", sendBody());
@@ -62,7 +62,7 @@ test("readyz is 503 when the MMSC cannot be reached (carrier down)", async () =>
 test("readyz is 503 when the MMSC reports a configuration problem (carrier alarm)", async () => {
   let reply: StubReply = { kind: "ok", messageId: "m-1" };
   const mmsc = await startMmscStub({ scenario: () => reply });
-  const app = await startTestApp({ carriers: { mms: { kind: "mm7", url: mmsc.url, vaspid: "V", vasid: "S" } } });
+  const app = await startTestApp({ carriers: { mms: { kind: "mm7", url: mmsc.url, vaspid: "V", vasid: "S" } }, inbound: { mm7: MM7_INBOUND } });
   try {
     await post(app.url, "/mms", sendBody());
     await waitFor("submitted", () => mmsc.received.length === 1);

@@ -4,7 +4,7 @@ import { startApp, type App } from "../../src/app.ts";
 import { buildConfig, type Config } from "../../src/config.ts";
 import { ACME_KEY, tempDir, testConfigDoc } from "./config-doc.ts";
 
-export { ACME_KEY, ACME_SECRET, deepMerge, tempDir, testConfigDoc } from "./config-doc.ts";
+export { ACME_KEY, ACME_SECRET, MM7_INBOUND, deepMerge, tempDir, testConfigDoc } from "./config-doc.ts";
 
 export function testConfig(dir: string, overrides: Record<string, unknown> = {}): Config {
   return buildConfig(testConfigDoc(dir, overrides));

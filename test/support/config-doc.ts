@@ -6,6 +6,8 @@ import { join } from "node:path";
 
 export const ACME_KEY = "acme-test-key";
 export const ACME_SECRET = "acme-callback-secret";
+/** The Basic credentials a test MMSC sends to the gateway's /mm7 (required with kind = "mm7"). */
+export const MM7_INBOUND = { username: "mmsc", password: "mmsc-inbound-secret" };
 
 export function tempDir(prefix = "gw-test-"): string {
   return mkdtempSync(join(tmpdir(), prefix));

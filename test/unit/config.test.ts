@@ -72,6 +72,15 @@ describe("config", () => {
     expect(problems(`[carriers.sms]\nreceipt_id_base = "same"\n`)).toEqual([]);
   });
 
+  test("an MM7 carrier needs inbound credentials, or the explicit opt-out", () => {
+    const mm7 = `[carriers.mms]\nkind = "mm7"\nurl = "http://127.0.0.1:9/mm7"\n`;
+    expect(problems(mm7).join("\n")).toContain('inbound.mm7.username: required with carriers.mms.kind = "mm7"');
+    expect(problems(`${mm7}[inbound.mm7]\nusername = "mmsc"\npassword = "p"\n`)).toEqual([]);
+    expect(problems(`${mm7}[inbound.mm7]\nallow_unauthenticated = true\n`)).toEqual([]);
+    // The sandbox takes nothing at /mm7: no credentials needed.
+    expect(problems("")).toEqual([]);
+  });
+
   test("header names must be Chan-*", () => {
     expect(() => buildConfig({ accounts: [{ id: "a", headers: { "X-Key": "1" }, callback_secret: "s" }] })).toThrow(ConfigError);
   });
