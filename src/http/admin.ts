@@ -24,6 +24,29 @@ type Ctx = { request: Request; server: { requestIP(r: Request): { address: strin
 
 const json = (status: number, body: unknown) => new Response(`${JSON.stringify(body)}\n`, { status, headers: { "content-type": "application/json" } });
 
+/**
+ * A browser holding the admin's Basic credentials would send them with a cross-site form post
+ * (`enctype=text/plain` needs no CORS preflight): a POST must be JSON, which a foreign page can only
+ * send after a preflight we never grant, and must not come from a foreign page at all.
+ */
+function refuseCrossSite(request: Request): Response | null {
+  const site = request.headers.get("sec-fetch-site");
+  const origin = request.headers.get("origin");
+  let foreign = site !== null && site !== "same-origin" && site !== "none";
+  if (!foreign && origin !== null) {
+    try {
+      foreign = new URL(origin).host !== request.headers.get("host");
+    } catch {
+      foreign = true; // "null" (sandboxed frames, file: pages) and anything unparsable
+    }
+  }
+  if (foreign) return json(403, { error: { code: "cross_site", message: "admin actions are not taken from another site's page (Origin / Sec-Fetch-Site)" } });
+  if (!/^application\/json\s*(?:;|$)/i.test(request.headers.get("content-type") ?? "")) {
+    return json(415, { error: { code: "unsupported_media_type", message: "admin POST bodies must be sent as content-type: application/json" } });
+  }
+  return null;
+}
+
 async function readJson(request: Request): Promise<Record<string, unknown>> {
   const text = await request.text();
   if (text.trim() === "") return {};
@@ -42,7 +65,7 @@ export function admin(d: AdminDeps) {
   const guarded =
     (run: (c: Ctx & { params: Record<string, string> }) => Promise<Response> | Response) =>
     async (c: Ctx & { params: Record<string, string> }) => {
-      const refused = d.refuse(c.request, c.server?.requestIP(c.request)?.address ?? "unknown");
+      const refused = d.refuse(c.request, c.server?.requestIP(c.request)?.address ?? "unknown") ?? (c.request.method === "POST" ? refuseCrossSite(c.request) : null);
       if (refused) return refused;
       try {
         return await run(c);

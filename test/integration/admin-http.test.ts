@@ -40,6 +40,31 @@ describe("access", () => {
       await app.stop();
     }
   });
+
+  test("a POST from another site's page, or not JSON, is refused before it acts (CSRF with saved Basic credentials)", async () => {
+    const app = await startLoggedApp({});
+    try {
+      const r = await post(app.url, "/sms", sendBody({ to: "0012025550102", subject: undefined, fallback_text: undefined }));
+      await waitFor("failed", () => (app.store.describe(r.json.id) as { state: string }).state === "failed");
+      const retry = (headers: Record<string, string>, body?: string) =>
+        fetch(`${app.url}/admin/messages/retry-failed`, { method: "POST", headers: { ...basic(), ...headers }, body }).then(async (x) => ({ status: x.status, text: await x.text() }));
+      // What <form enctype="text/plain" method="post"> on any page sends with the browser's saved credentials.
+      const form = await retry({ "content-type": "text/plain", origin: "http://evil.example", "sec-fetch-site": "cross-site" }, '{"filter":{}}');
+      expect(form.status).toBe(403);
+      expect(form.text).toContain("another site");
+      expect((await retry({ "content-type": "text/plain" }, '{"filter":{}}')).status).toBe(415);
+      expect((await retry({})).status).toBe(415); // a bodiless POST would retry everything
+      expect((await retry({ "content-type": "application/json", origin: "http://evil.example" }, "{}")).status).toBe(403);
+      expect((await retry({ "content-type": "application/json", origin: "null" }, "{}")).status).toBe(403);
+      expect((await retry({ "content-type": "application/json", "sec-fetch-site": "same-site" }, "{}")).status).toBe(403);
+      expect((app.store.describe(r.json.id) as { state: string }).state).toBe("failed");
+      // The operator's own page (same origin) and scripts (no Origin) pass.
+      const own = await retry({ "content-type": "application/json", origin: app.url, "sec-fetch-site": "same-origin" }, "{}");
+      expect(own).toEqual({ status: 200, text: '{"retried":1}\n' });
+    } finally {
+      await app.stop();
+    }
+  });
 });
 
 describe("operations", () => {
