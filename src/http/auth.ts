@@ -1,6 +1,7 @@
 // Chan-* header authentication (contract section 2) and the guard against credential guessing.
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { AccountConfig } from "../config.ts";
+import { clientGroup } from "../pipeline/egress.ts";
 
 interface PreparedAccount {
   account: AccountConfig;
@@ -40,16 +41,19 @@ export class Authenticator {
 }
 
 /**
- * Failed authentications per client address in a sliding minute; past the limit the address gets
- * 429 without its headers being checked, so guessing a key costs a minute per few tries.
+ * Failed authentications per client (IPv4 address or IPv6 /64) in a minute; past the limit the client
+ * gets 429 without its credentials being checked, so guessing a key costs a minute per few tries.
  */
 export class GuessingGuard {
+  /** In the order each client's minute began, so the first entry is the one to drop when full. */
   private readonly failures = new Map<string, { count: number; since: number }>();
   private pruned = 0;
 
   constructor(
     private readonly limitPerMinute: number,
     private readonly now: () => number,
+    /** Clients remembered at most; past it the oldest are forgotten (memory stays bounded under a spray). */
+    private readonly maxClients = 100_000,
   ) {}
 
   /** True while any address has recent failures (only then is a request's address worth looking up). */
@@ -65,10 +69,11 @@ export class GuessingGuard {
 
   blocked(addr: string): boolean {
     if (this.limitPerMinute <= 0) return false;
-    const f = this.failures.get(addr);
+    const client = clientGroup(addr);
+    const f = this.failures.get(client);
     if (!f) return false;
     if (this.now() - f.since > 60_000) {
-      this.failures.delete(addr);
+      this.failures.delete(client);
       return false;
     }
     return f.count >= this.limitPerMinute;
@@ -76,10 +81,18 @@ export class GuessingGuard {
 
   failed(addr: string): void {
     const now = this.now();
-    const f = this.failures.get(addr);
-    if (!f || now - f.since > 60_000) this.failures.set(addr, { count: 1, since: now });
-    else f.count++;
-    if (this.failures.size > 100_000) this.failures.clear(); // bounded memory under a spray of addresses
+    const client = clientGroup(addr);
+    const f = this.failures.get(client);
+    if (f && now - f.since <= 60_000) {
+      f.count++;
+      return;
+    }
+    this.failures.delete(client); // a new minute goes to the end of the order
+    this.failures.set(client, { count: 1, since: now });
+    for (const oldest of this.failures.keys()) {
+      if (this.failures.size <= this.maxClients) break;
+      this.failures.delete(oldest);
+    }
   }
 }
 

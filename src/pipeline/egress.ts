@@ -68,6 +68,18 @@ function parseIp(text: string): Ip | null {
   return v6 === null ? null : { version: 6, value: v6 };
 }
 
+/**
+ * The unit a client is counted by (the guessing guard): an IPv4 address, or an IPv6 /64, since one
+ * host is commonly given a whole /64 and could otherwise take a fresh address for every try.
+ */
+export function clientGroup(addr: string): string {
+  const ip = parseIp(addr);
+  if (!ip || ip.version === 4) return addr;
+  if (ip.value >> 32n === 0xffffn) return [24n, 16n, 8n, 0n].map((s) => String((ip.value >> s) & 0xffn)).join("."); // IPv4-mapped
+  const prefix = ip.value >> 64n;
+  return `${[48n, 32n, 16n, 0n].map((s) => ((prefix >> s) & 0xffffn).toString(16)).join(":")}::/64`;
+}
+
 export interface Cidr {
   version: 4 | 6;
   base: bigint;
