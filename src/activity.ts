@@ -11,7 +11,11 @@ export interface ThroughputBucket {
 }
 
 export interface ErrorEvent {
+  /** Unix milliseconds it was last seen. */
   at: number;
+  /** Identical events (same level, message and fields) are one entry: first seen and how often. */
+  first: number;
+  count: number;
   level: "warn" | "error" | "fatal";
   msg: string;
   /** The fields an operator acts on (message, request, carrier, cause); the log line has the rest. */
@@ -23,7 +27,8 @@ const levelNames: Record<number, ErrorEvent["level"]> = { 40: "warn", 50: "error
 
 export class Activity {
   private readonly ring: ThroughputBucket[] = [];
-  private readonly errors: ErrorEvent[] = [];
+  /** Oldest first; the key says which events are the same. */
+  private readonly errors: (ErrorEvent & { key: string })[] = [];
 
   constructor(
     private readonly now: () => number,
@@ -51,14 +56,25 @@ export class Activity {
     return out;
   }
 
-  noteError(e: ErrorEvent): void {
-    this.errors.push(e);
+  /**
+   * A repeat of an entry already kept moves that entry to the front and counts it, so a flood of one
+   * error (a guesser's wrong passwords) takes one line and cannot push the other errors out.
+   */
+  noteError(e: Pick<ErrorEvent, "at" | "level" | "msg" | "fields">): void {
+    const key = JSON.stringify([e.level, e.msg, e.fields]);
+    const i = this.errors.findIndex((x) => x.key === key);
+    if (i !== -1) {
+      const [same] = this.errors.splice(i, 1);
+      this.errors.push({ ...same!, at: e.at, count: same!.count + 1 });
+      return;
+    }
+    this.errors.push({ ...e, first: e.at, count: 1, key });
     if (this.errors.length > this.errorsKept) this.errors.shift();
   }
 
   /** Newest first. */
   recentErrors(): ErrorEvent[] {
-    return [...this.errors].reverse();
+    return this.errors.map(({ key: _key, ...e }) => e).reverse();
   }
 
   /**

@@ -12,6 +12,7 @@ import { Activity } from "./activity.ts";
 import { mm7Settings, smppSettings, type Config } from "./config.ts";
 import { admin } from "./http/admin.ts";
 import { adminGuard } from "./http/admin-auth.ts";
+import { GuessingGuard } from "./http/auth.ts";
 import { carrierInbound } from "./http/carrier-inbound.ts";
 import { channelApi } from "./http/channel-api.ts";
 import { ops } from "./http/ops.ts";
@@ -175,7 +176,14 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         shuttingDown: () => shuttingDown,
       }),
     )
-    .use(carrierInbound(config.inbound.mm7.path, (req) => (mm7Inbound ? mm7Inbound.handleInbound(req) : Promise.resolve(new Response("no MM7 carrier is configured\n", { status: 404 })))))
+    .use(
+      carrierInbound(
+        config.inbound.mm7.path,
+        (req) => (mm7Inbound ? mm7Inbound.handleInbound(req) : Promise.resolve(new Response("no MM7 carrier is configured\n", { status: 404 }))),
+        new GuessingGuard(config.server.auth_failures_per_minute, now),
+        config.server.retry_after_s,
+      ),
+    )
     .use(
       ops({
         metrics,

@@ -70,8 +70,14 @@ export function renderStatus(d: StatusDeps, refreshS: number): string {
       ),
     `<h2>Recent errors</h2>` +
       table(
-        ["time", "level", "message", "details"],
-        errors.map((e) => [td(iso(e.at)), td(e.level), td(e.msg), td(Object.entries(e.fields).map(([k, v]) => `${k}=${v}`).join(" "))]),
+        ["last seen", "times", "level", "message", "details"],
+        errors.map((e) => [
+          td(iso(e.at)),
+          td(e.count === 1 ? "1" : `${e.count} since ${iso(e.first)}`),
+          td(e.level),
+          td(e.msg),
+          td(Object.entries(e.fields).map(([k, v]) => `${k}=${v}`).join(" ")),
+        ]),
         "no warnings or errors since start",
       ),
     `<h2>Dead letters <small>(<span data-k="dead:shown">${dead.length}</span> shown; requeue with <code>mms-gateway admin requeue</code>)</small></h2>` +
