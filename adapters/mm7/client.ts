@@ -16,7 +16,7 @@ export type PostOutcome =
 
 export interface MmscEndpoint {
   url: string;
-  /** The URL for logs: no user info. */
+  /** The URL for logs and /readyz: scheme, host, port and path only (a key may sit in the query). */
   redactedUrl: string;
   authorization?: string;
 }
@@ -24,10 +24,12 @@ export interface MmscEndpoint {
 /** Credentials may be configured as settings or, Mbuni style, inside the URL (http://user:pass@host/mm7). */
 export function mmscEndpoint(s: Mm7Settings): MmscEndpoint {
   let url = s.url;
+  let redactedUrl = "(invalid URL)";
   let username = s.username;
   let password = s.password;
   try {
     const u = new URL(s.url);
+    redactedUrl = `${u.protocol}//${u.host}${u.pathname}`;
     if (u.username || u.password) {
       if (!username) {
         username = decodeURIComponent(u.username);
@@ -41,7 +43,7 @@ export function mmscEndpoint(s: Mm7Settings): MmscEndpoint {
     // An invalid URL is reported by fetch at submit time, as a transport error.
   }
   const authorization = username ? "Basic " + Buffer.from(`${username}:${password}`, "utf8").toString("base64") : undefined;
-  return { url, redactedUrl: url, authorization };
+  return { url, redactedUrl, authorization };
 }
 
 export async function postSubmit(

@@ -59,6 +59,24 @@ test("readyz is 503 when the MMSC cannot be reached (carrier down)", async () =>
   }
 });
 
+test("readyz shows the MMSC's scheme, host, port and path only: no credentials, query or fragment", async () => {
+  const port = freePort();
+  const url = `http://vasp:url-PASSWORD@127.0.0.1:${port}/mm7/submit?apikey=QUERY-SECRET&x=1#frag-SECRET`;
+  const app = await startTestApp({ carriers: { mms: { kind: "mm7", url, vaspid: "V", vasid: "S", timeout_ms: 2000 } }, inbound: { mm7: MM7_INBOUND } });
+  try {
+    await post(app.url, "/mms", sendBody());
+    const text = await waitFor("not ready", async () => {
+      const r = await fetch(`${app.url}/readyz`);
+      const t = await r.text();
+      return r.status === 503 && t;
+    });
+    expect(text).toContain(`MMSC unreachable at http://127.0.0.1:${port}/mm7/submit:`);
+    for (const secret of ["url-PASSWORD", "vasp", "QUERY-SECRET", "apikey", "frag-SECRET"]) expect(text).not.toContain(secret);
+  } finally {
+    await app.stop();
+  }
+});
+
 test("readyz is 503 when the MMSC reports a configuration problem (carrier alarm)", async () => {
   let reply: StubReply = { kind: "ok", messageId: "m-1" };
   const mmsc = await startMmscStub({ scenario: () => reply });
