@@ -1,6 +1,23 @@
 // Prometheus metrics, one registry per app (no globals): every counter the gateway keeps.
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 
+/** Distinct unknown field names counted by name; any further name is counted as "other". */
+export const unknownFieldNamesKept = 50;
+
+/**
+ * Label values that come from clients: the first `max` distinct ones are kept, later ones become
+ * "other", so no client can add series (and scrape memory) without bound.
+ */
+function boundedLabel(max: number): (value: string) => string {
+  const kept = new Set<string>();
+  return (value) => {
+    if (kept.has(value)) return value;
+    if (kept.size >= max) return "other";
+    kept.add(value);
+    return value;
+  };
+}
+
 export function createMetrics() {
   const registry = new Registry();
   const c = (name: string, help: string, labelNames: string[] = []) => new Counter({ name, help, labelNames, registers: [registry] });
@@ -12,7 +29,8 @@ export function createMetrics() {
     requests: c("gateway_http_requests_total", "Channel API requests by endpoint and status", ["endpoint", "status"]),
     accepted: c("gateway_messages_accepted_total", "Messages accepted (200, new)", ["channel"]),
     duplicates: c("gateway_duplicates_total", "Requests answered from the dedup record", ["body_differs"]),
-    unknownFields: c("gateway_unknown_fields_total", "Unknown top-level fields in send requests", ["field"]),
+    unknownFields: c("gateway_unknown_fields_total", `Unknown top-level fields in send requests (the first ${unknownFieldNamesKept} names, then "other")`, ["field"]),
+    unknownFieldLabel: boundedLabel(unknownFieldNamesKept),
     submissions: c("gateway_submissions_total", "Carrier submits by carrier and outcome", ["carrier", "outcome"]),
     retries: c("gateway_retries_total", "Temporary carrier outcomes scheduled for retry", ["carrier"]),
     fallbacks: c("gateway_fallbacks_total", "MMS turned into fallback SMS"),

@@ -104,7 +104,7 @@ export function channelApi(d: IntakeDeps) {
           if (requestId === null) return reply(endpoint, 400, refusal);
           return replayed(endpoint, await d.store.rememberRefusal(account.id, requestId, 400, refusal, bodyHash), who);
         }
-        for (const f of parsed.unknownFields) d.metrics.unknownFields.inc({ field: f.slice(0, 40) });
+        for (const f of parsed.unknownFields) d.metrics.unknownFields.inc({ field: d.metrics.unknownFieldLabel(f.slice(0, 40)) });
         const refusedUrl = egressRefusal(parsed.payload, d.checkEgress);
         if (refusedUrl) {
           const refusal = errorBody("invalid_field", refusedUrl.message, refusedUrl.field);

@@ -90,6 +90,24 @@ describe("traffic through the sandbox carriers", () => {
   });
 });
 
+test("unknown field names: the first 50 distinct ones are labels, every later one is counted as other", async () => {
+  const app = await startTestApp();
+  try {
+    for (const batch of [0, 1]) {
+      const junk = Object.fromEntries(Array.from({ length: 3000 }, (_, i) => [`junk_${batch}_${i}`, 1]));
+      expect((await post(app.url, "/sms", { ...sendBody({ subject: undefined, fallback_text: undefined }), ...junk })).status).toBe(200);
+    }
+    const m = await scrape(app.url);
+    const series = m.text.split("\n").filter((l) => l.startsWith("gateway_unknown_fields_total{"));
+    expect(series).toHaveLength(51);
+    expect(m.get("gateway_unknown_fields_total", { field: "junk_0_0" })).toBe(1);
+    expect(m.get("gateway_unknown_fields_total", { field: "other" })).toBe(6000 - 50);
+    expect(m.sum("gateway_unknown_fields_total")).toBe(6000);
+  } finally {
+    await app.stop();
+  }
+});
+
 test("queue depth and oldest age per state and channel follow the queue (fake clock)", async () => {
   let t = 1_760_000_000_000;
   const app = await startLoggedApp({ log: { level: "silent" }, delivery: { paused: true } }, undefined, { now: () => t });
