@@ -20,6 +20,24 @@ export const aliases: Record<string, readonly string[]> = {
 const mediaUrlAliases = ["url", "link", "src"] as const;
 const mediaTypeAliases = ["content_type", "type", "mime_type"] as const;
 const known = new Set(Object.values(aliases).flat());
+const canonicalOf = new Map(Object.entries(aliases).flatMap(([canonical, names]) => names.map((n) => [n, canonical] as const)));
+
+/**
+ * Deeper than this is no message field. Checked without recursion before anything recursive (the
+ * alias comparison, the size check, storing) runs, which a deep enough value would overflow.
+ */
+const maxDepth = 32;
+
+function deeperThanMax(value: unknown): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (!v || typeof v !== "object") continue;
+    if (depth > maxDepth) return true;
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
 
 /** Fields a plain SMS does not take. */
 const mmsOnly = new Set(["subject", "fallback_text", "media"]);
@@ -142,6 +160,9 @@ export function parseSendRequest(body: unknown, channel: Channel, limits: SendLi
   if (!body || typeof body !== "object" || Array.isArray(body)) throw new InvalidField("body", "must be a JSON object");
   const raw = body as Record<string, unknown>;
   const unknownFields = Object.keys(raw).filter((k) => !known.has(k));
+  for (const [name, v] of Object.entries(raw)) {
+    if (known.has(name) && deeperThanMax(v)) throw new InvalidField(canonicalOf.get(name)!, `nested deeper than ${maxDepth} levels`);
+  }
   const c = foldAliases(raw);
   if (channel === "sms") {
     for (const f of mmsOnly) if (c[f] !== undefined && c[f] !== null && c[f] !== "") throw new InvalidField(f, `not accepted by POST /sms`);

@@ -173,6 +173,28 @@ describe("temporary refusals carry Retry-After", () => {
   }, 30000);
 });
 
+test("values nested 60,000 deep (in one spelling or two) are a 400 naming the field, not a stack overflow and a 503", async () => {
+  const own = await startTestApp();
+  try {
+    const deep = `${"[".repeat(60_000)}${"]".repeat(60_000)}`;
+    // Each with its own request_id: a refusal is stored and replayed for its request_id.
+    const valid = () => JSON.stringify(sendBody({ custom_data: undefined, metadata: undefined }));
+    for (const [extra, field] of [
+      [`"custom_data": ${deep}, "customData": ${deep}`, "custom_data"],
+      [`"metadata": {"a": ${deep}}`, "metadata"],
+    ] as const) {
+      const r = await post(own.url, "/mms", `{${extra}, ${valid().slice(1)}`);
+      expect({ status: r.status, error: r.json.error }).toEqual({ status: 400, error: { code: "invalid_field", field, message: "nested deeper than 32 levels" } });
+    }
+    // An unknown field is ignored whatever its shape; 32 levels in a known one are fine.
+    expect((await post(own.url, "/mms", `{"unknown_field": ${deep}, ${valid().slice(1)}`)).status).toBe(200);
+    const ok = await post(own.url, "/mms", sendBody({ metadata: { a: JSON.parse(`${"[".repeat(31)}${"]".repeat(31)}`) } }));
+    expect(ok.status).toBe(200);
+  } finally {
+    await own.stop();
+  }
+});
+
 test("429 at the queue's high-water mark", async () => {
   // Paused delivery keeps them waiting for the carrier (messages already submitted do not count).
   const small = await startTestApp({ limits: { queue_high_water: 3 }, delivery: { paused: true } });
