@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import pkg from "../package.json" with { type: "json" };
 import { adminUsage, runAdmin } from "./admin-cli.ts";
-import { startApp } from "./app.ts";
+import { splitHostPort, startApp } from "./app.ts";
 import { ConfigError, defaultConfig, loadConfigFile, type Config } from "./config.ts";
 import { exampleConfig } from "./example-config.ts";
 import { startWebhookSink } from "./webhook-sink.ts";
@@ -29,23 +29,37 @@ function flag(args: string[], name: string): string | undefined {
   return v;
 }
 
-/** With no config file: one demo account, its key and secret made once and kept beside the database. */
+interface DemoSecrets {
+  api_key: string;
+  callback_secret: string;
+  admin_token: string;
+}
+
+/**
+ * With no config file: one demo account and an admin token (so /status opens right away), made once
+ * and kept beside the database. A file from an older version without the token gets one added.
+ */
 function withDemoAccount(config: Config, dataDir: string): Config {
   mkdirSync(dataDir, { recursive: true });
   const file = join(dataDir, "demo-account.json");
-  if (!existsSync(file)) {
-    const demo = { api_key: randomBytes(16).toString("hex"), callback_secret: randomBytes(24).toString("hex") };
-    writeFileSync(file, `${JSON.stringify(demo, null, 2)}\n`, { mode: 0o600 });
-  }
-  const demo = JSON.parse(readFileSync(file, "utf8")) as { api_key: string; callback_secret: string };
+  const kept = (existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) : {}) as Partial<DemoSecrets>;
+  const demo: DemoSecrets = {
+    api_key: kept.api_key ?? randomBytes(16).toString("hex"),
+    callback_secret: kept.callback_secret ?? randomBytes(24).toString("hex"),
+    admin_token: kept.admin_token ?? randomBytes(16).toString("hex"),
+  };
+  if (!kept.api_key || !kept.callback_secret || !kept.admin_token) writeFileSync(file, `${JSON.stringify(demo, null, 2)}\n`, { mode: 0o600 });
+  const [host, port] = splitHostPort(config.server.listen);
   console.error(
     `No --config given: running on embedded defaults with sandbox carriers.\n` +
       `  demo account "demo":  header  Chan-Api-Key: ${demo.api_key}\n` +
       `                        callback secret (HS256): ${demo.callback_secret}\n` +
+      `  status page:          http://${host.includes(":") ? `[${host}]` : host}:${port}/status  user admin, password ${demo.admin_token}\n` +
       `  (kept in ${file}; loopback callbacks are allowed in this mode)`,
   );
   return {
     ...config,
+    admin: { token: demo.admin_token },
     accounts: [
       { id: "demo", headers: { "Chan-Api-Key": demo.api_key }, callback_secret: demo.callback_secret, inbound_url: "", enabled: true, allowed_senders: [], rate_limit: 0 },
     ],

@@ -50,20 +50,45 @@ describe("command line", () => {
     expect(p.exitCode).toBe(0);
   });
 
-  test("serve with no config runs on embedded defaults and prints the demo account", async () => {
+  test("serve with no config runs on embedded defaults and prints the demo account and the status page's admin token", async () => {
     const dir = tempDir();
     const port = freePort();
     const proc = Bun.spawn([binaryPath, "serve", "--data", dir, "--listen", `127.0.0.1:${port}`], { cwd: dir, stderr: "pipe", stdout: "pipe" });
+    let demo: { api_key: string; admin_token: string };
     try {
       await waitFor("listening", async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => null))?.ok);
-      const demo = (await Bun.file(join(dir, "demo-account.json")).json()) as { api_key: string };
+      demo = (await Bun.file(join(dir, "demo-account.json")).json()) as typeof demo;
       const r = await fetch(`http://127.0.0.1:${port}/verify`, { headers: { "Chan-Api-Key": demo.api_key } });
       expect(r.status).toBe(200);
+      expect(demo.admin_token).toMatch(/^[0-9a-f]{32}$/);
+      // What a browser sends once the newcomer types user admin and the printed password.
+      const page = await fetch(`http://127.0.0.1:${port}/status`, { headers: { authorization: `Basic ${btoa(`admin:${demo.admin_token}`)}` } });
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain("<h1>mms-gateway</h1>");
+      expect((await fetch(`http://127.0.0.1:${port}/status`, { headers: { authorization: `Basic ${btoa("admin:wrong")}` } })).status).toBe(401);
     } finally {
       proc.kill("SIGTERM");
       expect(await proc.exited).toBe(0);
     }
-    expect(await new Response(proc.stderr as ReadableStream).text()).toContain("Chan-Api-Key:");
+    const printed = await new Response(proc.stderr as ReadableStream).text();
+    expect(printed).toContain("Chan-Api-Key:");
+    expect(printed).toContain(`http://127.0.0.1:${port}/status  user admin, password ${demo.admin_token}`);
+  });
+
+  test("a demo-account.json from before the admin token keeps its key and secret and gains a token", async () => {
+    const dir = tempDir();
+    const port = freePort();
+    await Bun.write(join(dir, "demo-account.json"), JSON.stringify({ api_key: "old-key", callback_secret: "old-secret" }));
+    const proc = Bun.spawn([binaryPath, "serve", "--data", dir, "--listen", `127.0.0.1:${port}`], { cwd: dir, stderr: "pipe", stdout: "pipe" });
+    try {
+      await waitFor("listening", async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => null))?.ok);
+      const demo = (await Bun.file(join(dir, "demo-account.json")).json()) as { api_key: string; callback_secret: string; admin_token: string };
+      expect(demo).toMatchObject({ api_key: "old-key", callback_secret: "old-secret" });
+      expect((await fetch(`http://127.0.0.1:${port}/status`, { headers: { authorization: `Bearer ${demo.admin_token}` } })).status).toBe(200);
+    } finally {
+      proc.kill("SIGTERM");
+      expect(await proc.exited).toBe(0);
+    }
   });
 });
 
