@@ -47,6 +47,8 @@ export interface MediaPart {
 
 export interface MmsSubmit {
   messageId: string;
+  /** The client's id for the request (none when it sent none): for log lines only, to find them by it. */
+  requestId?: string | null;
   from: string;
   to: string;
   subject: string;
@@ -56,6 +58,8 @@ export interface MmsSubmit {
 
 export interface SmsSubmit {
   messageId: string;
+  /** As in MmsSubmit: for log lines only. */
+  requestId?: string | null;
   from: string;
   to: string;
   text: string;

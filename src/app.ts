@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { Elysia } from "elysia";
 import pino, { type DestinationStream, type Logger } from "pino";
 import pkg from "../package.json" with { type: "json" };
-import type { MmsCarrier, SmsCarrier } from "../adapters/carrier.ts";
+import type { Logger as AdapterLogger, MmsCarrier, SmsCarrier } from "../adapters/carrier.ts";
 import { createSandboxCarrier } from "../adapters/sandbox/index.ts";
 import { createMm7Carrier, inboundLimit, type Mm7Carrier } from "../adapters/mm7/index.ts";
 import { createSmppCarrier } from "../adapters/smpp/index.ts";
@@ -66,14 +66,27 @@ function readTls(config: Config): { cert: string; key: string } | null {
   return { cert: readFileSync(config.server.tls_cert, "utf8"), key: readFileSync(config.server.tls_key, "utf8") };
 }
 
+/**
+ * An adapter's logger: every line names its carrier, once (the adapters name it on most lines
+ * themselves; a pino child would write the key twice).
+ */
+function carrierLog(log: Logger, carrier: string): AdapterLogger {
+  const at =
+    (level: "debug" | "info" | "warn" | "error") =>
+    (obj: object, msg?: string): void => {
+      if (log.isLevelEnabled(level)) log[level]({ carrier, ...obj }, msg);
+    };
+  return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
+}
+
 function createCarriers(config: Config, log: Logger, now: () => number): { mms: MmsCarrier; sms: SmsCarrier; mm7Inbound: Mm7Carrier | null } {
   const { mms, sms } = config.carriers;
-  const mm7 = mms.kind === "mm7" ? createMm7Carrier(mm7Settings(config), { log: log.child({ carrier: mms.name }), now }) : null;
+  const mm7 = mms.kind === "mm7" ? createMm7Carrier(mm7Settings(config), { log: carrierLog(log, mms.name), now }) : null;
   return {
     mms: mm7 ?? createSandboxCarrier({ name: mms.name, channel: "mms", reportDelayMs: mms.sandbox_report_delay_ms, now }),
     sms:
       sms.kind === "smpp"
-        ? createSmppCarrier(sms.name, smppSettings(config), { log: log.child({ carrier: sms.name }), now })
+        ? createSmppCarrier(sms.name, smppSettings(config), { log: carrierLog(log, sms.name), now })
         : createSandboxCarrier({ name: sms.name, channel: "sms", reportDelayMs: sms.sandbox_report_delay_ms, now }),
     mm7Inbound: mm7,
   };

@@ -59,8 +59,8 @@ export function createMm7Carrier(settings: Partial<Mm7Settings>, deps: Mm7Deps):
     if (answer.alarm) noteHealth({ state: "alarm", detail: answer.alarm });
     else if (r.kind === "temporary" && /^mm7:(http-|bad-response)/.test(r.code)) noteHealth({ state: "down", detail: r.message });
     else noteHealth({ state: "up", detail: `last answer ${r.kind === "ok" ? "accepted" : r.code}` });
-    if (r.kind === "ok" && r.carrierMessageIds.length === 0) deps.log.warn({ carrier: s.name, messageId: m.messageId }, "mm7 SubmitRsp accepted without MessageID: reports cannot be matched");
-    if (r.kind !== "ok") deps.log.warn({ carrier: s.name, messageId: m.messageId, kind: r.kind, code: r.code, detail: r.message }, "mm7 submit not accepted");
+    if (r.kind === "ok" && r.carrierMessageIds.length === 0) deps.log.warn({ carrier: s.name, messageId: m.messageId, requestId: m.requestId }, "mm7 SubmitRsp accepted without MessageID: reports cannot be matched");
+    if (r.kind !== "ok") deps.log.warn({ carrier: s.name, messageId: m.messageId, requestId: m.requestId, kind: r.kind, code: r.code, detail: r.message }, "mm7 submit not accepted");
     return r;
   }
 
@@ -99,7 +99,7 @@ export function createMm7Carrier(settings: Partial<Mm7Settings>, deps: Mm7Deps):
       try {
         return await submitOnce(m);
       } catch (err) {
-        deps.log.error({ carrier: s.name, messageId: m.messageId, err: String(err) }, "mm7 submit failed unexpectedly");
+        deps.log.error({ carrier: s.name, messageId: m.messageId, requestId: m.requestId, err: String(err) }, "mm7 submit failed unexpectedly");
         return { kind: "temporary", code: "mm7:internal", message: String(err) };
       } finally {
         gate.release();

@@ -85,7 +85,7 @@ export function createSmppCarrier(name: string, settings: Partial<SmppSettings>,
     }
     const results = await Promise.all(outcomes);
     const result = summarise(results, plan.parts.length);
-    if (result.kind !== "ok") log.debug({ carrier: name, messageId: m.messageId, session: session.label, result }, "smpp submit not accepted");
+    if (result.kind !== "ok") log.debug({ carrier: name, messageId: m.messageId, requestId: m.requestId, session: session.label, result }, "smpp submit not accepted");
     return result;
   }
 

@@ -182,11 +182,11 @@ export class Dispatcher {
       media.push(got);
     }
     const p = m.payload;
-    return this.d.mms.submit({ messageId: m.id, from: p.from, to: p.to, subject: p.subject, text: p.text, media });
+    return this.d.mms.submit({ messageId: m.id, requestId: m.requestId, from: p.from, to: p.to, subject: p.subject, text: p.text, media });
   }
 
   private submitSms(m: StoredMessage): Promise<SubmitResult> {
     const p = m.payload;
-    return this.d.sms.submit({ messageId: m.id, from: p.from, to: p.to, text: m.fallback ? p.fallback_text : p.text });
+    return this.d.sms.submit({ messageId: m.id, requestId: m.requestId, from: p.from, to: p.to, text: m.fallback ? p.fallback_text : p.text });
   }
 }
