@@ -80,7 +80,7 @@ export const ConfigSchema = T.Object(
       tls_key: Str("", "PEM private key file for tls_cert."),
       max_body_bytes: Doc("Whole request body limit; over it → 413.", Int(262144, 1024)),
       auth_failures_per_minute: Doc(
-        "Failed authentications one client address may make per minute before it gets 429 for the rest of that minute (against key guessing); 0 = no limit. Bloomreach calls from few addresses: a misconfigured integration blocks its address too.",
+        "Failed authentications (Channel API keys, /mm7 passwords) one client may make per minute before it gets 429 for the rest of that minute (against guessing); a client is an IPv4 address or an IPv6 /64; 0 = no limit. Bloomreach calls from few addresses: a misconfigured integration blocks its address too.",
         Int(30, 0),
       ),
       log_request_bodies: Doc("Logs every raw Channel API request body (secrets redacted): for capturing Bloomreach's exact spellings.", Bool(false)),
