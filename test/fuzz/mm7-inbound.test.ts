@@ -23,6 +23,8 @@ beforeAll(async () => {
     dir,
     testConfigDoc(dir, {
       egress: { allow: [] },
+      // Every case must reach the parser: the guessing guard (429 after 30 wrong passwords) has its own test.
+      server: { auth_failures_per_minute: 0 },
       carriers: { mms: { kind: "mm7", url: `http://127.0.0.1:${freePort()}/mm7`, inbound_max_bytes: INBOUND_MAX } },
       inbound: { mm7: { path: "/mm7", ...MM7_IN } },
     }),
