@@ -15,7 +15,7 @@ import { adminGuard } from "./http/admin-auth.ts";
 import { GuessingGuard } from "./http/auth.ts";
 import { carrierInbound } from "./http/carrier-inbound.ts";
 import { channelApi } from "./http/channel-api.ts";
-import { ops } from "./http/ops.ts";
+import { liveness, ops } from "./http/ops.ts";
 import { statusPage } from "./http/status-page.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { Dispatcher } from "./pipeline/dispatcher.ts";
@@ -36,6 +36,8 @@ export interface AppOptions {
 export interface App {
   url: string;
   port: number;
+  /** Where /mm7, /metrics, /readyz and /healthz are served: `url` unless inbound.listen is set. */
+  carrierUrl: string;
   store: Store;
   metrics: Metrics;
   activity: Activity;
@@ -188,7 +190,9 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         checkEgress: (url) => egress.checkLiteral(url),
         shuttingDown: () => shuttingDown,
       }),
-    )
+    );
+  // The carrier and monitoring side: on its own listener when inbound.listen is set, else on the main one.
+  const carrierSide = new Elysia()
     .use(
       carrierInbound(
         config.inbound.mm7.path,
@@ -215,6 +219,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         },
       }),
     );
+  if (config.inbound.listen) http.use(liveness());
+  else http.use(carrierSide);
 
   const refuse = adminGuard(config.admin.token, now);
   http
@@ -243,6 +249,12 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const tls = readTls(config);
   http.listen({ ...listenOptions, port: Number(portText), ...(tls ? { tls } : {}) });
   let server = http.server!;
+  let carrierUrl: string | null = null;
+  if (config.inbound.listen) {
+    const [inboundHost, inboundPort] = splitHostPort(config.inbound.listen);
+    carrierSide.listen({ hostname: inboundHost, port: Number(inboundPort), maxRequestBodySize: listenOptions.maxRequestBodySize });
+    carrierUrl = `http://${inboundHost.includes(":") ? `[${inboundHost}]` : inboundHost}:${carrierSide.server!.port}`;
+  }
 
   if (config.delivery.paused) log.warn("delivery.paused is set: messages are accepted and queued, nothing is submitted");
   dispatcher.start();
@@ -271,12 +283,13 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   }, 1000);
 
   const url = `${tls ? "https" : "http"}://${host.includes(":") ? `[${host}]` : host}:${server.port}`;
-  log.info({ url, mms: mms.name, sms: sms.name }, "gateway listening");
+  log.info({ url, ...(carrierUrl ? { carrierUrl } : {}), mms: mms.name, sms: sms.name }, "gateway listening");
 
   let stopping: Promise<void> | null = null;
   return {
     url,
     port: server.port!,
+    carrierUrl: carrierUrl ?? url,
     store,
     metrics,
     activity,
@@ -303,6 +316,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         await Promise.all([mms.stop(deadline), sms.stop(deadline)]);
         await outbox.stop(Math.min(deadline, 2000));
         await server.stop(false);
+        if (carrierUrl) await carrierSide.server!.stop(false);
         await store.close();
         log.info("gateway stopped");
       })();

@@ -134,6 +134,10 @@ export const ConfigSchema = T.Object(
     }),
     carriers: Section({ mms: Mms, sms: Sms }),
     inbound: Section({
+      listen: Str(
+        "",
+        "HOST:PORT of a second, plain-HTTP listener for the carrier and monitoring side: /mm7, /metrics and /readyz are then served there and no longer on server.listen (e.g. an address only the MMSC and Prometheus reach; /healthz answers on both). Empty = everything on server.listen.",
+      ),
       mm7: Section({
         path: Str("/mm7", "Where the MMSC posts delivery reports and MO."),
         username: Str("", "Basic-auth user the MMSC must send. Required with carriers.mms.kind = \"mm7\" unless allow_unauthenticated is set."),
@@ -214,7 +218,10 @@ export function buildConfig(raw: unknown, env: Record<string, string | undefined
 
 function semanticProblems(c: Config): string[] {
   const p: string[] = [];
-  if (!/^(\[[0-9a-fA-F:.]+\]|[^:]+):\d{1,5}$/.test(c.server.listen)) p.push(`server.listen: expected HOST:PORT (got "${c.server.listen}")`);
+  const hostPort = /^(\[[0-9a-fA-F:.]+\]|[^:]+):\d{1,5}$/;
+  if (!hostPort.test(c.server.listen)) p.push(`server.listen: expected HOST:PORT (got "${c.server.listen}")`);
+  if (c.inbound.listen !== "" && !hostPort.test(c.inbound.listen)) p.push(`inbound.listen: expected HOST:PORT or empty (got "${c.inbound.listen}")`);
+  if (c.inbound.listen !== "" && c.inbound.listen === c.server.listen && !c.server.listen.endsWith(":0")) p.push("inbound.listen: must differ from server.listen (empty = share it)");
   if (Boolean(c.server.tls_cert) !== Boolean(c.server.tls_key)) p.push("server.tls_cert / server.tls_key: set both or neither");
   const ids = new Set<string>();
   c.accounts.forEach((a, i) => {

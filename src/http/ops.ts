@@ -13,9 +13,14 @@ export interface OpsDeps {
   shuttingDown: () => boolean;
 }
 
+/** Liveness: 200 while the process runs. Served on every listener, so each can be probed. */
+export function liveness() {
+  return new Elysia({ name: "liveness" }).get("/healthz", () => new Response("ok\n"));
+}
+
 export function ops(d: OpsDeps) {
   return new Elysia({ name: "ops" })
-    .get("/healthz", () => new Response("ok\n"))
+    .use(liveness())
     .get("/readyz", () => {
       const carriers = d.carriers();
       const problems = [

@@ -2,7 +2,8 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { join } from "node:path";
-import { ACME_SECRET, post, sendBody, tempDir, testConfigDoc, waitFor } from "../support/app.ts";
+import { ACME_SECRET, MM7_INBOUND, post, sendBody, tempDir, testConfigDoc, waitFor } from "../support/app.ts";
+import { startMmscStub } from "../integration/mm7-stub.ts";
 import { binaryPath, configFor, freePort, startBinary } from "../support/binary.ts";
 import { startSink } from "../support/sink.ts";
 
@@ -41,6 +42,31 @@ describe("command line", () => {
     const serve = Bun.spawnSync([binaryPath, "serve", "--config", path, "--listen", "127.0.0.1:0"], { timeout: 20000 });
     expect(serve.exitCode).toBe(2);
     expect(serve.stderr.toString()).toContain("inbound.mm7.allow_unauthenticated");
+  });
+
+  test("inbound.listen: the compiled gateway takes MM7 reports and serves /metrics on the second port only", async () => {
+    const dir = tempDir();
+    const [port, inboundPort] = [freePort(), freePort()];
+    const path = gatewayConfig(dir, {
+      carriers: { mms: { kind: "mm7", url: "http://127.0.0.1:9/mm7" } },
+      inbound: { listen: `127.0.0.1:${inboundPort}`, mm7: MM7_INBOUND },
+    });
+    const gw = await startBinary(path, port);
+    try {
+      const report = { messageId: "not-yet-known", status: "Retrieved", ...MM7_INBOUND };
+      const stub = await startMmscStub();
+      try {
+        expect((await stub.sendDeliveryReport(`${gw.url}/mm7`, report)).status).toBe(404);
+        expect((await stub.sendDeliveryReport(`http://127.0.0.1:${inboundPort}/mm7`, report)).status).toBe(200);
+      } finally {
+        await stub.stop();
+      }
+      expect((await fetch(`${gw.url}/metrics`)).status).toBe(404);
+      expect(await (await fetch(`http://127.0.0.1:${inboundPort}/metrics`)).text()).toContain("gateway_receipts_total");
+    } finally {
+      gw.proc.kill("SIGTERM");
+      expect(await gw.proc.exited).toBe(0);
+    }
   });
 
   test("check-config accepts a good file", async () => {

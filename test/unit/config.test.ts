@@ -81,6 +81,12 @@ describe("config", () => {
     expect(problems("")).toEqual([]);
   });
 
+  test("inbound.listen: HOST:PORT or empty, and not server.listen's address", () => {
+    expect(problems(`[inbound]\nlisten = "10.0.0.5"\n`).join("\n")).toContain("inbound.listen: expected HOST:PORT or empty");
+    expect(problems(`[inbound]\nlisten = "127.0.0.1:8080"\n`).join("\n")).toContain("inbound.listen: must differ from server.listen");
+    expect(problems(`[inbound]\nlisten = "127.0.0.1:8081"\n`)).toEqual([]);
+  });
+
   test("header names must be Chan-*", () => {
     expect(() => buildConfig({ accounts: [{ id: "a", headers: { "X-Key": "1" }, callback_secret: "s" }] })).toThrow(ConfigError);
   });
