@@ -23,7 +23,7 @@ import { createEgress, EgressRefused } from "./pipeline/egress.ts";
 import { createMediaFetcher } from "./pipeline/media.ts";
 import { Outbox } from "./pipeline/outbox.ts";
 import { carrierEvents } from "./pipeline/receipts.ts";
-import { Store } from "./store/store.ts";
+import { Store, type WalSync } from "./store/store.ts";
 
 export interface AppOptions {
   /** A ready logger (its warnings do not reach the status page's error list). */
@@ -31,6 +31,8 @@ export interface AppOptions {
   /** Where the app's own logger writes (default stdout); ignored when `log` is given. */
   logDestination?: DestinationStream;
   now?: () => number;
+  /** How the WAL is fsynced (default fdatasync): tests hold it to see that nothing is told before it. */
+  walSync?: WalSync;
 }
 
 export interface App {
@@ -112,6 +114,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     intermediateEvents: config.delivery.intermediate_events,
     inFlightPolicy: config.delivery.in_flight_policy,
     backgroundCheckpoints: true,
+    walSync: options.walSync,
   });
   store.writer.onFsyncFailure = (e) => {
     // Committed data may be missing on disk: stop now and let the next start recover from the disk.

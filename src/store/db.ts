@@ -47,6 +47,33 @@ function migrate(db: Database): void {
   }
 }
 
+/**
+ * How the WAL reaches the disk. The gateway's is `fdatasyncWal`; a test passes one that holds each fsync
+ * until released, to prove that nothing is told before the fsync covering it.
+ */
+export interface WalSync {
+  /** Makes `fd` durable and calls `done` once it is (or failed), perhaps before returning. */
+  sync(fd: number, lone: boolean, done: (error: unknown) => void): void;
+  /** Makes `fd` durable before returning (closing). */
+  syncNow(fd: number): void;
+}
+
+export const fdatasyncWal: WalSync = {
+  sync(fd, lone, done) {
+    if (!lone) return fdatasync(fd, done);
+    // A lone write (nothing else was waiting) is fsynced right here: the hop to the helper thread and
+    // back costs more than the few requests that could arrive meanwhile would gain.
+    let error: unknown = null;
+    try {
+      fdatasyncSync(fd);
+    } catch (e) {
+      error = e;
+    }
+    done(error);
+  },
+  syncNow: (fd) => fdatasyncSync(fd),
+};
+
 interface Op {
   run: () => unknown;
   resolve: (v: unknown) => void;
@@ -111,7 +138,10 @@ export class GroupCommit {
     return new Promise((resolve) => this.durableWaiters.push({ commits, resolve }));
   }
 
-  constructor(private readonly db: Database) {
+  constructor(
+    private readonly db: Database,
+    private readonly walSync: WalSync = fdatasyncWal,
+  ) {
     this.begin = db.prepare("BEGIN IMMEDIATE");
     this.commit = db.prepare("COMMIT");
     this.rollback = db.prepare("ROLLBACK");
@@ -187,7 +217,7 @@ export class GroupCommit {
     let error: unknown = null;
     try {
       const fd = this.wal();
-      if (fd !== null) fdatasyncSync(fd);
+      if (fd !== null) this.walSync.syncNow(fd);
     } catch (e) {
       error = e;
     }
@@ -216,20 +246,8 @@ export class GroupCommit {
       this.settle(batches, null);
       return;
     }
-    // A lone write (nothing else was waiting) is fsynced right here: the hop to the helper thread
-    // and back costs more than the few requests that could arrive meanwhile would gain.
-    if (batches.length === 1 && batches[0]!.ops.length === 1) {
-      let error: unknown = null;
-      try {
-        fdatasyncSync(fd);
-      } catch (e) {
-        error = e;
-      }
-      this.settle(batches, error);
-      return;
-    }
     this.syncing = true;
-    fdatasync(fd, (error) => {
+    this.walSync.sync(fd, batches.length === 1 && batches[0]!.ops.length === 1, (error) => {
       this.syncing = false;
       this.settle(batches, error);
       if (!this.closing) return this.sync();
@@ -238,7 +256,7 @@ export class GroupCommit {
       let lateError: unknown = null;
       if (late.length) {
         try {
-          fdatasyncSync(fd);
+          this.walSync.syncNow(fd);
         } catch (e) {
           lateError = e;
         }

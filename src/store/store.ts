@@ -14,9 +14,9 @@ import {
 import { backoffMs, gatewayErrors, type GatewayError } from "../domain/outcome.ts";
 import { chooseCandidate, IdBaseLearning, type ReceiptCandidate } from "../domain/receipt-match.ts";
 import { Checkpointer } from "./checkpointer.ts";
-import { GroupCommit, openDatabase } from "./db.ts";
+import { GroupCommit, openDatabase, type WalSync } from "./db.ts";
 
-export { StorageUnavailable } from "./db.ts";
+export { StorageUnavailable, type WalSync } from "./db.ts";
 
 export interface AcceptInput {
   accountId: string;
@@ -53,6 +53,8 @@ export interface StoreOptions {
    * counters fed from it are complete.
    */
   onOutcome?: (o: StoreOutcome) => void;
+  /** How the WAL is fsynced (default fdatasync). */
+  walSync?: WalSync;
 }
 
 export type StoreOutcome = { kind: "final"; status: ReportStatus } | { kind: "fallback" };
@@ -99,7 +101,7 @@ export class Store {
     readonly db: Database,
     private readonly opts: StoreOptions,
   ) {
-    this.writer = new GroupCommit(db);
+    this.writer = new GroupCommit(db, opts.walSync);
     this.now = opts.now;
     this.random = opts.random ?? Math.random;
     const q = (sql: string) => db.prepare(sql);

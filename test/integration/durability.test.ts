@@ -1,0 +1,124 @@
+// "A 200 is on disk", and replays wait for the disk: each fsync of the WAL is the real
+// fdatasync, but the one covering the write under test is held (test/support/held-sync.ts) while the
+// test looks at what has left the gateway. Real HTTP on loopback, a real webhook sink, real SQLite files.
+import { afterEach, describe, expect, spyOn, test } from "bun:test";
+import * as fs from "node:fs";
+import { join } from "node:path";
+import pino from "pino";
+import { startApp, type App } from "../../src/app.ts";
+import { GroupCommit, openDatabase } from "../../src/store/db.ts";
+import { ACME_KEY, ACME_SECRET, post, sendBody, tempDir, testConfig, waitFor } from "../support/app.ts";
+import { HeldSync, watchDurableWaits } from "../support/held-sync.ts";
+import { scrape } from "../support/metrics.ts";
+
+const cleanup: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanup.splice(0).reverse()) await c();
+});
+
+async function gateway(overrides: Record<string, unknown> = {}, now?: () => number): Promise<{ app: App; held: HeldSync }> {
+  const held = new HeldSync();
+  const app = await startApp(testConfig(tempDir(), overrides), { log: pino({ level: "silent" }), walSync: held, now });
+  cleanup.push(async () => {
+    await held.releaseAll();
+    await app.stop();
+  });
+  return { app, held };
+}
+
+/** The answers counted by the gateway for /mms with this status (counted as each answer is made). */
+async function answered(app: App, status: number): Promise<number> {
+  return (await scrape(app.url)).get("gateway_http_requests_total", { endpoint: "/mms", status: String(status) });
+}
+
+function committed(app: App, requestId: string): () => boolean {
+  return () => app.store.lookupRequest("acme", requestId, "") !== null;
+}
+
+describe("nothing is told before the fsync covering it", () => {
+  test("a 200, and the replay of a retry sent meanwhile, only after the fsync covering the write", async () => {
+    const { app, held } = await gateway();
+    const accepts = spyOn(app.store, "accept");
+    const body = sendBody();
+    const hold = held.hold("accept", committed(app, body.request_id as string));
+    const first = post(app.url, "/mms", body).then((r) => (held.timeline.push("200:first"), r));
+    await waitFor("the fsync covering the write to start, or the answer", () => hold.started || held.timeline.includes("200:first"));
+    expect(held.timeline).toEqual([]);
+    // The retry's dedup insert commits in a later group (flushed on the next setImmediate), which
+    // waits behind the held fsync.
+    const retry = post(app.url, "/mms", body).then((r) => (held.timeline.push("200:retry"), r));
+    await waitFor("the retry to reach the store", () => accepts.mock.calls.length === 2);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(await answered(app, 200)).toBe(0);
+
+    await hold.release();
+    const [a, b] = await Promise.all([first, retry]);
+    expect([a.status, b.status]).toEqual([200, 200]);
+    expect(b.json).toEqual(a.json);
+    expect(held.timeline[0]).toBe("fsynced:accept");
+    expect(held.timeline.slice(1).sort()).toEqual(["200:first", "200:retry"]);
+  });
+
+  test("a retry replayed under 429 waits for the fsync covering the original", async () => {
+    // One request per second and a clock that stands still: the retry takes the 429 replay path.
+    const t0 = Date.now();
+    const { app, held } = await gateway({ accounts: [{ id: "acme", headers: { "Chan-Api-Key": ACME_KEY }, callback_secret: ACME_SECRET, rate_limit: 1 }] }, () => t0);
+    const waits = watchDurableWaits(app.store.writer);
+    const body = sendBody();
+    const hold = held.hold("accept", committed(app, body.request_id as string));
+    const first = post(app.url, "/mms", body).then((r) => (held.timeline.push("200:first"), r));
+    await waitFor("the fsync covering the write to start, or the answer", () => hold.started || held.timeline.includes("200:first"));
+    expect(held.timeline).toEqual([]);
+    const retry = post(app.url, "/mms", body).then((r) => (held.timeline.push("200:replay"), r));
+    await waitFor("the replay to read the stored answer and wait", () => waits.length > 0);
+    expect(await answered(app, 200)).toBe(0);
+    expect(waits.some((w) => w.pending)).toBe(true);
+
+    await hold.release();
+    const [a, b] = await Promise.all([first, retry]);
+    expect([a.status, b.status]).toEqual([200, 200]);
+    expect(b.json).toEqual(a.json);
+    expect(held.timeline[0]).toBe("fsynced:accept");
+  });
+
+});
+
+describe("the gateway's own fsync", () => {
+  test("a write resolves only after fdatasync of the WAL returned, lone or in a group", async () => {
+    const dir = tempDir();
+    const path = join(dir, "w.db");
+    const db = openDatabase(path);
+    const writer = new GroupCommit(db);
+    cleanup.push(() => {
+      writer.drain();
+      db.close();
+    });
+    db.run("CREATE TABLE t (x INTEGER)");
+    const order: string[] = [];
+    const walIno = () => fs.statSync(`${path}-wal`).ino;
+    const realSync = fs.fdatasyncSync;
+    const realAsync = fs.fdatasync;
+    const syncSpy = spyOn(fs, "fdatasyncSync").mockImplementation((fd) => {
+      realSync(fd);
+      order.push(fs.fstatSync(fd).ino === walIno() ? "fsynced wal" : "fsynced other");
+    });
+    const asyncSpy = spyOn(fs, "fdatasync").mockImplementation(((fd: number, cb: (e: NodeJS.ErrnoException | null) => void) =>
+      realAsync(fd, (e) => {
+        order.push(fs.fstatSync(fd).ino === walIno() ? "fsynced wal" : "fsynced other");
+        cb(e);
+      })) as typeof fs.fdatasync);
+    cleanup.push(() => {
+      syncSpy.mockRestore();
+      asyncSpy.mockRestore();
+    });
+
+    await writer.write(() => db.run("INSERT INTO t VALUES (1)")).then(() => order.push("lone write resolved"));
+    expect(order).toEqual(["fsynced wal", "lone write resolved"]);
+    expect(syncSpy).toHaveBeenCalledTimes(1);
+
+    order.length = 0;
+    await Promise.all([1, 2, 3].map((x) => writer.write(() => db.run("INSERT INTO t VALUES (?)", [x])).then(() => order.push("grouped write resolved"))));
+    expect(order).toEqual(["fsynced wal", "grouped write resolved", "grouped write resolved", "grouped write resolved"]);
+    expect(asyncSpy).toHaveBeenCalledTimes(1);
+  });
+});
