@@ -117,7 +117,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     walSync: options.walSync,
   });
   store.writer.onFsyncFailure = (e) => {
-    // Committed data may be missing on disk: stop now and let the next start recover from the disk.
+    // Committed data may be missing on disk, and the writer already refuses every write (503): stop now
+    // and let the next start recover from what the disk holds.
     log.fatal({ err: (e as Error)?.message ?? String(e) }, "fsync of the database failed; exiting so a restart recovers from what is on disk");
     setTimeout(() => process.exit(70), 100);
   };

@@ -88,6 +88,11 @@ interface Op {
  *
  * A write's promise settles only once the WAL holding it is fsynced. The fsync runs off the event
  * loop, one at a time; commits made meanwhile wait for the next one, which covers them all.
+ *
+ * A failed fsync ends the writer for good: these transactions are committed but maybe not on disk, and
+ * Linux may drop the pages it could not write and report success on the next fsync, so nothing
+ * committed since can be trusted either. Every later write and durable wait is refused
+ * (StorageUnavailable → 503) until the process exits.
  */
 /** A committed group waiting for its fsync. */
 interface Committed {
@@ -123,19 +128,22 @@ export class GroupCommit {
 
   /** Called after each fsync that made commits durable (the background checkpointer counts them). */
   onDurable: (() => void) | null = null;
-  /** Called when an fsync fails: committed data may not be on disk (see settle). */
+  /** Called when an fsync fails: committed data may not be on disk (see the class comment). */
   onFsyncFailure: ((e: unknown) => void) | null = null;
   private durableCommits = 0;
-  private durableWaiters: { commits: number; resolve: () => void }[] = [];
+  private durableWaiters: { commits: number; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  /** Set by the first failed fsync and never cleared (see above). */
+  private broken: StorageUnavailable | null = null;
 
   /**
    * Resolves once every transaction committed so far is on disk. What this connection reads can be
    * committed but not yet fsynced: whatever is told to the outside from a read waits for this first.
    */
   whenDurable(): Promise<void> {
+    if (this.broken) return Promise.reject(this.broken);
     const commits = this.commits;
     if (this.durableCommits >= commits) return Promise.resolve();
-    return new Promise((resolve) => this.durableWaiters.push({ commits, resolve }));
+    return new Promise((resolve, reject) => this.durableWaiters.push({ commits, resolve, reject }));
   }
 
   constructor(
@@ -152,6 +160,7 @@ export class GroupCommit {
   }
 
   write<T>(run: () => T): Promise<T> {
+    if (this.broken) return Promise.reject(this.broken);
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ run, resolve: resolve as (v: unknown) => void, reject });
       if (!this.scheduled) {
@@ -166,6 +175,10 @@ export class GroupCommit {
     const ops = this.queue;
     this.queue = [];
     if (ops.length === 0) return;
+    if (this.broken) {
+      for (const op of ops) op.reject(this.broken);
+      return;
+    }
     const results: { ok: boolean; v: unknown }[] = [];
     const changesBefore = this.totalChanges();
     try {
@@ -269,11 +282,13 @@ export class GroupCommit {
   private settle(batches: Committed[], error: unknown): void {
     if (error) {
       this.fail(error);
-      // These transactions are committed but maybe not on disk, and after a failed fsync Linux may have
-      // dropped their pages: nothing read back from this connection can be trusted to be durable. Only a
-      // restart (recovery from what the disk really holds) is safe; the app decides how to do it.
-      this.onFsyncFailure?.(error);
-    } else {
+      if (!this.broken) {
+        this.broken = new StorageUnavailable(error);
+        for (const w of this.durableWaiters.splice(0)) w.reject(this.broken);
+        // Only a restart (recovery from what the disk really holds) is safe; the app decides how to do it.
+        this.onFsyncFailure?.(error);
+      }
+    } else if (!this.broken) {
       if (batches.some((b) => b.changed)) this.healthy = true;
       this.durableCommits += batches.length;
       for (const w of this.durableWaiters.splice(0)) {
@@ -285,7 +300,8 @@ export class GroupCommit {
     for (const { ops, results } of batches) {
       ops.forEach((op, i) => {
         const r = results[i]!;
-        if (error) op.reject(new StorageUnavailable(error));
+        // Committed after a failed fsync: even a later fsync that succeeds proves nothing (see above).
+        if (this.broken) op.reject(this.broken);
         else if (r.ok) op.resolve(r.v);
         else op.reject(r.v);
       });

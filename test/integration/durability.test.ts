@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import { join } from "node:path";
 import pino from "pino";
 import { startApp, type App } from "../../src/app.ts";
-import { GroupCommit, openDatabase } from "../../src/store/db.ts";
+import { GroupCommit, openDatabase, StorageUnavailable } from "../../src/store/db.ts";
 import { ACME_KEY, ACME_SECRET, post, sendBody, tempDir, testConfig, waitFor } from "../support/app.ts";
 import { HeldSync, watchDurableWaits } from "../support/held-sync.ts";
 import { scrape } from "../support/metrics.ts";
@@ -81,6 +81,60 @@ describe("nothing is told before the fsync covering it", () => {
     expect(held.timeline[0]).toBe("fsynced:accept");
   });
 
+});
+
+describe("after a failed fsync", () => {
+  test("every later write is refused with 503 and Retry-After, until the process exits", async () => {
+    const { app, held } = await gateway();
+    const exits: unknown[] = [];
+    // The gateway exits here (app.ts); the test process must live on to look.
+    app.store.writer.onFsyncFailure = (e) => exits.push(e);
+    const first = sendBody();
+    const hold = held.hold("accept", committed(app, first.request_id as string));
+    const a = post(app.url, "/mms", first);
+    await waitFor("the fsync covering the write to start", () => hold.started);
+    // Committed while the fsync that fails runs: the next fsync would succeed, and prove nothing.
+    const second = sendBody();
+    const meanwhile = post(app.url, "/mms", second);
+    await waitFor("the second write to commit", committed(app, second.request_id as string));
+    hold.fail(Object.assign(new Error("EIO: i/o error, fdatasync"), { code: "EIO" }));
+
+    for (const r of [await a, await meanwhile, await post(app.url, "/mms", sendBody()), await post(app.url, "/mms", first)]) {
+      expect(r.status).toBe(503);
+      expect(r.headers.get("retry-after")).toBe("2");
+      expect(r.json.error.code).toBe("storage_unavailable");
+    }
+    expect(exits).toHaveLength(1);
+    expect(await answered(app, 200)).toBe(0);
+    expect((await fetch(`${app.url}/readyz`)).status).toBe(503);
+  });
+
+  test("the writer refuses writes and durable waits, and a later fsync that succeeds settles nothing", async () => {
+    const dir = tempDir();
+    const held = new HeldSync();
+    const db = openDatabase(join(dir, "w.db"));
+    const writer = new GroupCommit(db, held);
+    cleanup.push(() => {
+      writer.drain();
+      db.close();
+    });
+    db.run("CREATE TABLE t (x INTEGER)");
+    const outcomes: unknown[] = [];
+    const settled = <T>(p: Promise<T>) => p.then((v) => outcomes.push(v ?? "resolved"), (e) => outcomes.push(e));
+    const hold = held.hold("first", () => writer.commits > 0);
+    void settled(writer.write(() => db.run("INSERT INTO t VALUES (1)")));
+    await waitFor("the first fsync to start", () => hold.started);
+    void settled(writer.whenDurable());
+    void settled(writer.write(() => db.run("INSERT INTO t VALUES (2)")));
+    await waitFor("the second write to commit", () => writer.commits >= 2);
+    hold.fail(new Error("EIO"));
+    // The second write's own fsync runs now, and succeeds: that proves nothing after the failure.
+    void settled(writer.write(() => 1));
+    void settled(writer.whenDurable());
+    await waitFor("every write and wait to end", () => outcomes.length === 5);
+    for (const outcome of outcomes) expect(outcome).toBeInstanceOf(StorageUnavailable);
+    expect(writer.healthy).toBe(false);
+  });
 });
 
 describe("the gateway's own fsync", () => {
