@@ -90,8 +90,6 @@ export class Outbox {
       const s = this.d.settings;
       const free = s.concurrency - this.active;
       if (free > 0) {
-        // Events committed but not yet fsynced must not reach Bloomreach: a power cut could undo them.
-        await this.d.store.writer.whenDurable();
         const limit = this.sending.size + s.batch_max_events * free;
         const due = this.d.store.dueEvents(now, limit);
         const groups = new Map<string, PendingEvent[]>();
@@ -112,6 +110,13 @@ export class Outbox {
             continue;
           }
           g.push(e);
+        }
+        if (groups.size > 0) {
+          // What was read may be committed but not yet fsynced, and a power cut could undo it: read first,
+          // then wait for the disk, so the wait covers everything read (waiting first would not).
+          await this.d.store.writer.whenDurable();
+          // Stopped meanwhile: stop() waits only for the POSTs already in flight.
+          if (this.stopped) return;
         }
         for (const g of groups.values()) {
           for (const e of g) this.sending.add(e.seq);

@@ -1,4 +1,4 @@
-// "A 200 is on disk", and replays wait for the disk: each fsync of the WAL is the real
+// "A 200 is on disk", and replays and webhooks wait for the disk: each fsync of the WAL is the real
 // fdatasync, but the one covering the write under test is held (test/support/held-sync.ts) while the
 // test looks at what has left the gateway. Real HTTP on loopback, a real webhook sink, real SQLite files.
 import { afterEach, describe, expect, spyOn, test } from "bun:test";
@@ -6,10 +6,14 @@ import * as fs from "node:fs";
 import { join } from "node:path";
 import pino from "pino";
 import { startApp, type App } from "../../src/app.ts";
+import { createMetrics } from "../../src/metrics.ts";
+import { Outbox } from "../../src/pipeline/outbox.ts";
 import { GroupCommit, openDatabase, StorageUnavailable } from "../../src/store/db.ts";
+import { Store } from "../../src/store/store.ts";
 import { ACME_KEY, ACME_SECRET, post, sendBody, tempDir, testConfig, waitFor } from "../support/app.ts";
 import { HeldSync, watchDurableWaits } from "../support/held-sync.ts";
 import { scrape } from "../support/metrics.ts";
+import { startSink } from "../support/sink.ts";
 
 const cleanup: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -81,6 +85,61 @@ describe("nothing is told before the fsync covering it", () => {
     expect(held.timeline[0]).toBe("fsynced:accept");
   });
 
+  test("a webhook leaves only after the fsync covering its event, also one committed while the outbox waited", async () => {
+    // The outbox on its own (no dispatcher or housekeeping writing meanwhile): the only commits are the
+    // test's two events and the outbox's own bookkeeping.
+    const sink = startSink(ACME_SECRET);
+    cleanup.push(() => sink.stop());
+    const held = new HeldSync();
+    // A clock that stands still: an event committed while the outbox waits is due in that same round.
+    const t0 = Date.now();
+    const now = () => t0;
+    const store = Store.open(join(tempDir(), "g.db"), { now, retryBaseMs: 50, retryMaxMs: 500, receiptWindowMs: 3_600_000, intermediateEvents: false, inFlightPolicy: "at-most-once", walSync: held });
+    const outbox = new Outbox({
+      store,
+      secrets: new Map([["acme", ACME_SECRET]]),
+      log: pino({ level: "silent" }),
+      metrics: createMetrics(),
+      now,
+      isRefusal: () => false,
+      settings: testConfig(tempDir()).webhooks,
+      post: async (url, headers, body, timeoutMs) => ({ status: (await fetch(url, { method: "POST", headers, body, signal: AbortSignal.timeout(timeoutMs) })).status }),
+    });
+    cleanup.push(async () => {
+      await held.releaseAll();
+      await outbox.stop(5000);
+      await store.close();
+    });
+    outbox.start();
+    const waits = watchDurableWaits(store.writer);
+    const urls = [`${sink.url}/e0`, `${sink.url}/e1`];
+    const inStore = (url: string) => () => store.dueEvents(Number.MAX_SAFE_INTEGER, 1000).some((e) => e.url === url);
+    const inbound = (n: number) => ({ carrier: "mmsc", channel: "sms" as const, carrierMessageId: `mo-${n}`, from: "15550001", to: "15550002", text: `mo ${n}`, media: [], timestamp: Date.now() });
+    const arrived = (n: number) => sink.events.some((e) => e.carrier_message_id === `mo-${n}`);
+
+    // e0 is committed, its fsync held, and the outbox woken: it must wait for the disk.
+    const hold0 = held.hold("e0", inStore(urls[0]!));
+    void store.recordInbound("acme", urls[0]!, inbound(0));
+    await waitFor("the fsync covering e0 to start", () => hold0.started);
+    outbox.wake(0);
+    await waitFor("the outbox to wait for the disk, or e0 to arrive", () => arrived(0) || waits.some((w) => w.pending));
+    expect(arrived(0)).toBe(false);
+
+    // e1 commits during that wait; its own fsync is held. Waiting first and reading after would send it.
+    const hold1 = held.hold("e1", inStore(urls[1]!));
+    void store.recordInbound("acme", urls[1]!, inbound(1));
+    await waitFor("e1 to commit", inStore(urls[1]!));
+    const e1Commit = store.writer.commits;
+    await hold0.release();
+    await waitFor("the fsync covering e1 to start", () => hold1.started);
+    await waitFor("e0 to arrive", () => arrived(0));
+    await waitFor("the outbox to wait for e1's fsync, or e1 to arrive", () => arrived(1) || waits.some((w) => w.pending && w.commits >= e1Commit));
+    expect(arrived(1)).toBe(false);
+
+    await hold1.release();
+    await waitFor("e1 to arrive", () => arrived(1));
+    expect(held.timeline).toEqual(["fsynced:e0", "fsynced:e1"]);
+  });
 });
 
 describe("after a failed fsync", () => {
