@@ -34,8 +34,10 @@ export type PartOutcome =
   | { kind: "refused"; status: number }
   /** No response in time: the SMSC may or may not have taken it. */
   | { kind: "timeout" }
-  /** Never sent, or sent and the link dropped before the answer. */
+  /** Written to the socket, and the link dropped before the answer: the SMSC may have it. */
   | { kind: "link-down" }
+  /** Never written: no bound link, or the carrier stopped while it waited for a window slot. */
+  | { kind: "unsent" }
   /** Not sent because the caller no longer wanted it (another part of its message failed). */
   | { kind: "cancelled" };
 
@@ -65,19 +67,25 @@ interface Connection {
   socket: net.Socket;
   reader: FrameReader;
   alive: boolean;
-  /** PDUs written in this turn of the event loop, sent as one write. */
+  /** PDUs queued in this turn of the event loop, sent as one write. */
   out: Buffer[];
+  /** Sequence numbers of the requests among `out`, marked written when it is flushed. */
+  outRequests: number[];
   flushScheduled: boolean;
 }
 
-type Response = Pdu | "timeout" | "link-down";
+/** "unsent": the link went before the request was handed to the socket. */
+type Response = Pdu | "timeout" | "link-down" | "unsent";
 
 interface PendingRequest {
   deadline: number;
+  /** Handed to the socket: from here on the peer may have it. */
+  written: boolean;
   resolve: (r: Response) => void;
 }
 
 const LINK_DOWN: PartOutcome = { kind: "link-down" };
+const UNSENT: PartOutcome = { kind: "unsent" };
 const TIMEOUT: PartOutcome = { kind: "timeout" };
 const CANCELLED: PartOutcome = { kind: "cancelled" };
 /** A bind that lived this long counts as stable: the next drop starts the backoff from the minimum. */
@@ -106,6 +114,7 @@ export class SmppSession {
   private enquireOutstanding = false;
   private timers: {
     connect?: ReturnType<typeof setTimeout>;
+    rebindWait?: ReturnType<typeof setTimeout>;
     reconnect?: ReturnType<typeof setTimeout>;
     pause?: ReturnType<typeof setTimeout>;
     sweep?: ReturnType<typeof setInterval>;
@@ -145,24 +154,26 @@ export class SmppSession {
   }
 
   /**
-   * Sends one submit_sm once the window has room and no throttle pause is on. The parts of one
-   * message share a `group`: a part that fails marks it before its window slot is released, so a
-   * later part waiting for that very slot sees the mark and is not sent.
+   * Sends one submit_sm once the window has room and no throttle pause is on. A submit waiting for a
+   * slot keeps its place when the link drops and goes out after the rebind; it comes back "unsent"
+   * only on stop or when no rebind came within response_timeout_ms. The parts of one message share
+   * a `group`: a part that fails marks it before its window slot is released, so a later part
+   * waiting for that very slot sees the mark and is not sent.
    */
   async submit(sm: ShortMessageFields, group: PartGroup = { failed: false }): Promise<PartOutcome> {
-    if (!this.canSubmit) return LINK_DOWN;
+    if (!this.canSubmit) return UNSENT;
     if (!this.takeSlot()) {
       const granted = await new Promise<boolean>((resolve) => {
         this.slotWaiters.push(resolve);
         this.pumpSlots();
       });
-      if (!granted) return LINK_DOWN;
+      if (!granted) return UNSENT;
     }
-    // The link may have been replaced while we waited for the slot.
+    // Slots are granted only while bound, but a part may have failed meanwhile.
     const conn = this.conn;
     if (!conn || !conn.alive || this.state !== "bound" || group.failed) {
       this.releaseSlot();
-      return group.failed ? CANCELLED : LINK_DOWN;
+      return group.failed ? CANCELLED : UNSENT;
     }
     this.counters.submits++;
     const outcome = await this.sendSubmit(conn, sm);
@@ -182,6 +193,7 @@ export class SmppSession {
     }
     if (r === "timeout") return TIMEOUT;
     if (r === "link-down") return LINK_DOWN;
+    if (r === "unsent") return UNSENT;
     // A generic_nack without a status is a broken SMSC; call it a system error (retried later).
     const status = r.commandId === Command.generic_nack ? r.status || ESME_RSYSERR : r.status;
     if (status === 0) return { kind: "ok", messageId: r.id ?? "" };
@@ -192,11 +204,12 @@ export class SmppSession {
   /**
    * Graceful stop by `deadlineAt` (Unix ms): no new submits, in-flight ones get until the deadline,
    * then unbind (bounded by unbind_timeout_ms) and close. Whatever is still outstanding is handed
-   * back as link-down, so its submit reports a temporary failure.
+   * back as link-down (in doubt), and submits still waiting for a slot as unsent.
    */
   async stop(deadlineAt: number): Promise<void> {
     this.stopping = true;
     clearTimeout(this.timers.reconnect);
+    clearTimeout(this.timers.rebindWait);
     for (const w of this.slotWaiters.splice(0)) w(false);
     const conn = this.conn;
     if (!conn || !conn.alive) {
@@ -245,7 +258,7 @@ export class SmppSession {
     const socket = s.tls
       ? tls.connect({ host: s.host, port: s.port, rejectUnauthorized: s.tls_verify, servername: net.isIP(s.host) ? undefined : s.host })
       : net.connect({ host: s.host, port: s.port });
-    const conn: Connection = { socket, reader: new FrameReader(s.max_pdu_bytes), alive: true, out: [], flushScheduled: false };
+    const conn: Connection = { socket, reader: new FrameReader(s.max_pdu_bytes), alive: true, out: [], outRequests: [], flushScheduled: false };
     this.conn = conn;
     // Without it, small PDUs wait for the peer's delayed ACK (the ~40 ms Kannel stall).
     socket.setNoDelay(true);
@@ -276,7 +289,7 @@ export class SmppSession {
         addressRange: "",
       }),
     );
-    if (!conn.alive || r === "link-down") return;
+    if (!conn.alive || r === "link-down" || r === "unsent") return;
     if (r === "timeout") return this.drop(conn, "bind response timed out");
     if (r.status !== 0 || r.commandId === Command.generic_nack) {
       const why = `bind refused: ${statusName(r.status)} (0x${r.status.toString(16).padStart(2, "0")})`;
@@ -295,13 +308,16 @@ export class SmppSession {
     this.counters.binds++;
     this.log.info({ session: this.label, host: s.host, port: s.port, smsc: r.id }, "smpp bound");
     this.timers.enquire = setInterval(() => void this.enquireLink(conn), s.enquire_link_s * 1000);
+    clearTimeout(this.timers.rebindWait);
+    this.timers.rebindWait = undefined;
     this.firstAttempt.settle();
     this.pumpSlots();
   }
 
   /**
    * Tears the connection down once; later calls for the same connection do nothing. Every request
-   * in flight learns "link-down" (Cloudhopper's unacknowledged PDUs on disconnect).
+   * in flight learns "link-down" if it was written (Cloudhopper's unacknowledged PDUs on
+   * disconnect), else "unsent". Submits waiting for a slot wait on for the rebind.
    */
   private drop(conn: Connection, reason: string, opts: { retryInMs?: number; graceful?: boolean } = {}): void {
     if (!conn.alive) return;
@@ -315,8 +331,7 @@ export class SmppSession {
     this.enquireOutstanding = false;
     const handedBack = [...this.pending.values()];
     this.pending.clear();
-    for (const p of handedBack) p.resolve("link-down");
-    for (const w of this.slotWaiters.splice(0)) w(false);
+    for (const p of handedBack) p.resolve(p.written ? "link-down" : "unsent");
     this.lastError = reason;
     this.counters.drops++;
     this.firstAttempt.settle();
@@ -329,6 +344,12 @@ export class SmppSession {
     if (this.boundAt && this.now() - this.boundAt >= STABLE_BIND_MS) this.attempts = 0;
     this.boundAt = 0;
     const delay = opts.retryInMs ?? this.backoff();
+    // Waiting submits are not in doubt; from the first drop they get one response timeout for a
+    // rebind, then go back to the dispatcher as unsent.
+    this.timers.rebindWait ??= setTimeout(() => {
+      this.timers.rebindWait = undefined;
+      if (this.state !== "bound") for (const w of this.slotWaiters.splice(0)) w(false);
+    }, this.settings.response_timeout_ms);
     this.log.warn({ session: this.label, reason, handedBack: handedBack.length, retryInMs: Math.round(delay) }, "smpp link down");
     this.timers.reconnect = setTimeout(() => this.connect(), delay);
   }
@@ -370,8 +391,8 @@ export class SmppSession {
     const sequence = this.nextSequence();
     const pdu = encode(sequence);
     return new Promise<Response>((resolve) => {
-      this.pending.set(sequence, { deadline: this.now() + this.settings.response_timeout_ms, resolve });
-      this.write(conn, pdu);
+      this.pending.set(sequence, { deadline: this.now() + this.settings.response_timeout_ms, written: false, resolve });
+      this.write(conn, pdu, sequence);
     });
   }
 
@@ -428,8 +449,9 @@ export class SmppSession {
   // ---- the wire ------------------------------------------------------------------------------
 
   /** Queues a PDU; everything queued in this turn goes out in one write (one syscall, one TCP segment when small). */
-  private write(conn: Connection, pdu: Buffer): void {
+  private write(conn: Connection, pdu: Buffer, requestSequence?: number): void {
     conn.out.push(pdu);
+    if (requestSequence !== undefined) conn.outRequests.push(requestSequence);
     if (conn.flushScheduled) return;
     conn.flushScheduled = true;
     setImmediate(() => this.flush(conn));
@@ -440,6 +462,10 @@ export class SmppSession {
     if (conn.out.length === 0 || conn.socket.destroyed) return;
     const out = conn.out;
     conn.out = [];
+    for (const sequence of conn.outRequests.splice(0)) {
+      const p = this.pending.get(sequence);
+      if (p) p.written = true;
+    }
     conn.socket.write(out.length === 1 ? out[0]! : Buffer.concat(out));
   }
 

@@ -93,7 +93,8 @@ export function createSmppCarrier(name: string, settings: Partial<SmppSettings>,
    * One result for all parts. All accepted → ok with one key per part. Any part refused for good →
    * permanent, even if earlier parts were accepted: the handset could never show the whole text, and
    * resending would repeat the refusal. Otherwise (throttled, temporary status, timeout, link down,
-   * parts not sent) → temporary: the retry sends every part again under a new reference, so the
+   * parts not sent) → temporary, in doubt only when a part left and no answer came (timeout, link
+   * lost after the write); the retry sends every part again under a new reference, so the
    * recipient may also hold orphan parts of this attempt, which handsets drop; a partial text would be worse.
    */
   function summarise(results: PartOutcome[], total: number): SubmitResult {
@@ -116,9 +117,17 @@ export function createSmppCarrier(name: string, settings: Partial<SmppSettings>,
     if (timedOut >= 0) {
       return { kind: "temporary", code: "smpp:timeout", message: `no submit_sm_resp within ${s.response_timeout_ms} ms${where(timedOut)}; the SMSC may have accepted it`, inDoubt: true };
     }
-    if (stopped) return { kind: "temporary", code: "smpp:stopped", message: "SMPP carrier stopping" };
-    // A part may have been on the wire when the link went: the SMSC may have it.
-    return { kind: "temporary", code: "smpp:link-down", message: "SMPP link dropped before the SMSC answered", retryAfterMs: s.reconnect_min_ms, inDoubt: true };
+    // A part was written and the link went before its answer: the SMSC may have it.
+    const lost = results.findIndex((r) => r.kind === "link-down");
+    if (lost >= 0) {
+      const message = `SMPP link ${stopped ? "closed by stop" : "dropped"} before the SMSC answered${where(lost)}`;
+      return stopped
+        ? { kind: "temporary", code: "smpp:stopped", message, inDoubt: true }
+        : { kind: "temporary", code: "smpp:link-down", message, retryAfterMs: s.reconnect_min_ms, inDoubt: true };
+    }
+    // Every unanswered part stayed with us: the SMSC has none of them, so a resend is safe.
+    if (stopped) return { kind: "temporary", code: "smpp:stopped", message: "SMPP carrier stopping; not sent" };
+    return { kind: "temporary", code: "smpp:not-bound", message: "SMPP link down; not sent", retryAfterMs: s.reconnect_min_ms };
   }
 
   return {

@@ -143,7 +143,8 @@ describe("failures on the link", () => {
     const { h } = await setup({ neverAnswer: true }, { response_timeout_ms: 200 });
     const t0 = Date.now();
     const r = await h.carrier.submit(sms("lost"));
-    expect(r).toMatchObject({ kind: "temporary", code: "smpp:timeout" });
+    // The SMSC read it and may have taken it: in doubt, so at-most-once never resends it.
+    expect(r).toMatchObject({ kind: "temporary", code: "smpp:timeout", inDoubt: true });
     expect(Date.now() - t0).toBeGreaterThanOrEqual(190);
     expect(h.carrier.health()[0]!.state).toBe("up");
     expect(h.carrier.counters()[0]!.counters.timeouts).toBe(1);
@@ -152,7 +153,8 @@ describe("failures on the link", () => {
   test("SMSC drops the link mid-window: in-flight are temporary, reconnect on a fresh socket, later submits succeed", async () => {
     const { smsc, h } = await setup({ dropAfter: 3, respondDelayMs: 50 }, { window: 10 });
     const results = await Promise.all(Array.from({ length: 5 }, (_, i) => h.carrier.submit(sms(`d${i}`))));
-    expect(results.map((r) => (r.kind === "temporary" ? r.code : r.kind))).toEqual(Array(5).fill("smpp:link-down"));
+    // All five were written in one window before the drop: each is in doubt.
+    expect(results.map((r) => (r.kind === "temporary" ? `${r.code}${r.inDoubt ? " in doubt" : ""}` : r.kind))).toEqual(Array(5).fill("smpp:link-down in doubt"));
     await smsc.waitFor(() => h!.carrier.health()[0]!.state === "up" && smsc!.binds.length === 2);
     expect(smsc.connections).toBe(2);
     expect(new Set(smsc.binds.map((b) => b.connection)).size).toBe(2);
@@ -251,7 +253,10 @@ describe("failures on the link", () => {
     const fake = { port } as Smsc;
     h = await startCarrier(fake, { reconnect_min_ms: 50, reconnect_max_ms: 100 });
     expect(h.carrier.health()[0]!.state).toBe("down");
-    expect((await h.carrier.submit(sms("x"))).kind).toBe("temporary");
+    // Nothing left: a plain temporary error, never in doubt.
+    const r = await h.carrier.submit(sms("x"));
+    expect(r).toMatchObject({ kind: "temporary", code: "smpp:not-bound" });
+    expect(r.kind === "temporary" && r.inDoubt).toBeFalsy();
   });
 });
 
@@ -274,6 +279,52 @@ describe("stop", () => {
     const t0 = Date.now();
     await h.carrier.stop(200);
     expect(Date.now() - t0).toBeLessThan(1000);
-    expect((await pending).kind).toBe("temporary");
+    // On the wire when the carrier stopped: in doubt, so it is not resent after the restart.
+    expect(await pending).toMatchObject({ kind: "temporary", code: "smpp:stopped", inDoubt: true });
+  });
+
+  test("a submit still waiting for a window slot at stop never left: temporary, not in doubt", async () => {
+    const { smsc, h } = await setup({ neverAnswer: true }, { window: 1 });
+    const written = h.carrier.submit(sms("on the wire"));
+    const waiting = h.carrier.submit(sms("waiting"));
+    await smsc.waitFor(() => smsc.submitCount === 1);
+    await h.carrier.stop(100);
+    expect(await written).toMatchObject({ kind: "temporary", code: "smpp:stopped", inDoubt: true });
+    const r = await waiting;
+    expect(r).toMatchObject({ kind: "temporary", code: "smpp:stopped" });
+    expect(r.kind === "temporary" && r.inDoubt).toBeFalsy();
+    expect(smsc.submits.map((x) => x.body.toString())).toEqual(["on the wire"]);
+  });
+});
+
+describe("in doubt is exactly what was written (issue 11, items 10 and 11)", () => {
+  test("link drop with more submits than the window: the written ones are in doubt, the waiting ones go out after the rebind", async () => {
+    const window = 4;
+    const { smsc, h } = await setup({ dropAfter: 3, respondDelayMs: 50 }, { window });
+    const texts = Array.from({ length: 20 }, (_, i) => `q${i}`);
+    const results = await Promise.all(texts.map((t) => h.carrier.submit(sms(t))));
+    const inDoubt = texts.filter((_, i) => results[i]!.kind === "temporary" && (results[i] as { inDoubt?: boolean }).inDoubt);
+    const delivered = texts.filter((_, i) => results[i]!.kind === "ok");
+    // The first window was written before the drop; nothing else failed.
+    expect(inDoubt).toEqual(texts.slice(0, window));
+    expect(delivered).toEqual(texts.slice(window));
+    const onConnection = (c: number) => smsc.submits.filter((x) => x.connection === c).map((x) => x.body.toString());
+    // The SMSC read (some of) the in-doubt ones on the first connection, and each delivered one exactly once after the rebind.
+    expect(texts.slice(0, window)).toEqual(expect.arrayContaining(onConnection(1)));
+    expect(onConnection(1).length).toBeGreaterThanOrEqual(3);
+    expect(onConnection(2).sort()).toEqual([...delivered].sort());
+  });
+
+  test("no rebind within response_timeout_ms: waiting submits come back not sent, not in doubt", async () => {
+    const { smsc, h } = await setup({ neverAnswer: true }, { window: 2, response_timeout_ms: 300 });
+    const all = Array.from({ length: 5 }, (_, i) => h.carrier.submit(sms(`n${i}`)));
+    await smsc.waitFor(() => smsc.submitCount === 2);
+    await smsc.stop();
+    const results = await Promise.all(all);
+    expect(results.slice(0, 2).map((r) => r.kind === "temporary" && r.code + (r.inDoubt ? " in doubt" : ""))).toEqual(Array(2).fill("smpp:link-down in doubt"));
+    for (const r of results.slice(2)) {
+      expect(r).toMatchObject({ kind: "temporary", code: "smpp:not-bound" });
+      expect(r.kind === "temporary" && r.inDoubt).toBeFalsy();
+    }
   });
 });
