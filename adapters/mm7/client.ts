@@ -12,7 +12,22 @@ export type PostOutcome =
   | { kind: "answer"; answer: HttpAnswer }
   | { kind: "timeout"; message: string }
   | { kind: "aborted"; message: string }
-  | { kind: "transport"; message: string };
+  /** Failed before the request could leave: no connection, no name, a refused certificate, a bad URL. */
+  | { kind: "transport"; message: string }
+  /** The connection broke once it was open: the MMSC may have read the SubmitReq. */
+  | { kind: "broken"; message: string };
+
+/**
+ * Errors that come before a byte of the request is written (Bun's fetch codes). Anything else, a
+ * reset or close above all, may come after the MMSC read the whole SubmitReq, so it is in doubt.
+ */
+const beforeSending = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EAI_NONAME", "ENETUNREACH", "EHOSTUNREACH", "EADDRNOTAVAIL", "ERR_INVALID_URL", "ConnectionRefused", "FailedToOpenSocket"]);
+const certificateError = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS_CERT/;
+
+export function failedBeforeSending(err: unknown): boolean {
+  const code = (err as { code?: unknown })?.code;
+  return typeof code === "string" && (beforeSending.has(code) || certificateError.test(code));
+}
 
 export interface MmscEndpoint {
   url: string;
@@ -77,7 +92,8 @@ export async function postSubmit(
   } catch (err) {
     if (timedOut) return { kind: "timeout", message: `no answer within ${timeoutMs} ms` };
     if (stopSignal.aborted) return { kind: "aborted", message: "carrier stopped while the submit was in flight" };
-    return { kind: "transport", message: describe(err) };
+    if (failedBeforeSending(err)) return { kind: "transport", message: describe(err) };
+    return { kind: "broken", message: describe(err) };
   } finally {
     clearTimeout(timer);
     stopSignal.removeEventListener("abort", onStop);

@@ -54,6 +54,10 @@ export function createMm7Carrier(settings: Partial<Mm7Settings>, deps: Mm7Deps):
       noteHealth({ state: "down", detail: `MMSC unreachable at ${endpoint.redactedUrl}: ${outcome.message}` });
       return { kind: "temporary", code: "mm7:transport", message: outcome.message };
     }
+    if (outcome.kind === "broken") {
+      noteHealth({ state: "down", detail: `MMSC connection broke at ${endpoint.redactedUrl}: ${outcome.message}` });
+      return { kind: "temporary", code: "mm7:connection-lost", message: `${outcome.message}; the MMSC may have taken it`, inDoubt: true };
+    }
     const answer = classifySubmitAnswer(s, outcome.answer, deps.now());
     const r = answer.result;
     if (answer.alarm) noteHealth({ state: "alarm", detail: answer.alarm });

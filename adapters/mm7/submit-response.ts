@@ -41,6 +41,8 @@ export function classifySubmitAnswer(s: Mm7Settings, http: HttpAnswer, now: numb
   const ok2xx = http.status >= 200 && http.status < 300;
   const code = !ok2xx ? `mm7:http-${http.status}` : mm7.faultcode ? "mm7:fault" : "mm7:bad-response";
   const message = `HTTP ${http.status}${readable}`;
+  // A 2xx we cannot read may be a SubmitRsp the MMSC acted on: in doubt, never resent blindly.
+  if (code === "mm7:bad-response") return { result: { kind: "temporary", code, message, inDoubt: true } };
   const result = byClass(s, cls, code, message, retryAfterMs, false);
   return cls === "config" ? { result, alarm: message } : { result };
 }

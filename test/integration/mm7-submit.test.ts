@@ -1,6 +1,7 @@
 // Submits over real HTTP to the stub MMSC on 127.0.0.1: what it receives, and how every kind of answer
 // (and non-answer) is classified.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import net from "node:net";
 import type { MmsSubmit, SubmitResult } from "../../adapters/carrier.ts";
 import { createMm7Carrier, type Mm7Settings } from "../../adapters/mm7/index.ts";
 import { memoryLog, randomBytes, sampleSubmit, silentLog } from "../unit/mm7-helpers.ts";
@@ -98,14 +99,18 @@ describe("answers by status family", () => {
     ["fault without detail, HTTP 500", { kind: "fault", code: 0, detail: "none" }, { kind: "permanent", code: "mm7:http-500" }],
     ["bare 503 with Retry-After", { kind: "raw", httpStatus: 503, body: "busy", headers: { "Retry-After": "30" } }, { kind: "temporary", code: "mm7:http-503", retryAfterMs: 30000 }],
     ["bare 502 with HTML", { kind: "raw", httpStatus: 502, body: "<html>bad gateway</html>", contentType: "text/html" }, { kind: "temporary", code: "mm7:http-502" }],
-    ["garbage with 200", { kind: "raw", httpStatus: 200, body: "\u0000\u0001garbage" }, { kind: "temporary", code: "mm7:bad-response" }],
-    ["empty 200", { kind: "raw", httpStatus: 200 }, { kind: "temporary", code: "mm7:bad-response" }],
+    // A 2xx nobody can read may be an accepted submit: in doubt (issue 11 item 9).
+    ["garbage with 200", { kind: "raw", httpStatus: 200, body: "\u0000\u0001garbage" }, { kind: "temporary", code: "mm7:bad-response", inDoubt: true }],
+    ["empty 200", { kind: "raw", httpStatus: 200 }, { kind: "temporary", code: "mm7:bad-response", inDoubt: true }],
     ["400 without body", { kind: "raw", httpStatus: 400 }, { kind: "permanent", code: "mm7:http-400" }],
   ];
   test.each(cases)("%s", async (_, stubReply, expected) => {
     const c = await carrierFor();
     reply = () => stubReply;
-    expect(await c.submit(submitTo("12025550200"))).toMatchObject(expected);
+    const r = await c.submit(submitTo("12025550200"));
+    expect(r).toMatchObject(expected);
+    // An answer the MMSC gave leaves no doubt unless the case says so.
+    if (!("inDoubt" in expected)) expect(r.kind === "temporary" && r.inDoubt).toBeFalsy();
   });
 });
 
@@ -128,7 +133,7 @@ describe("configuration errors and transport failures", () => {
     const c = await carrierFor({ timeout_ms: 300 });
     reply = () => ({ kind: "hang" });
     const t = performance.now();
-    expect(await c.submit(submitTo("12025550400"))).toMatchObject({ kind: "temporary", code: "mm7:timeout" });
+    expect(await c.submit(submitTo("12025550400"))).toMatchObject({ kind: "temporary", code: "mm7:timeout", inDoubt: true });
     expect(performance.now() - t).toBeLessThan(1500);
     expect(c.health()[0]!.state).toBe("down");
   });
@@ -138,7 +143,10 @@ describe("configuration errors and transport failures", () => {
     const port = closed.port;
     await closed.stop(true);
     const c = await carrierFor({ url: `http://127.0.0.1:${port}/mm7` });
-    expect(await c.submit(submitTo("12025550401"))).toMatchObject({ kind: "temporary", code: "mm7:transport" });
+    // Nothing left: a plain temporary error, resent later whatever the in-flight policy.
+    const r = await c.submit(submitTo("12025550401"));
+    expect(r).toMatchObject({ kind: "temporary", code: "mm7:transport" });
+    expect(r.kind === "temporary" && r.inDoubt).toBeFalsy();
     expect(c.health()[0]).toMatchObject({ state: "down" });
     expect(c.health()[0]!.detail).toContain(`127.0.0.1:${port}`);
   });
@@ -188,10 +196,68 @@ describe("admission: concurrency, rate, stop", () => {
     const t = performance.now();
     await c.stop(200);
     const elapsed = performance.now() - t;
-    expect(await queued).toMatchObject({ kind: "temporary", code: "mm7:stopped" });
-    expect(await inFlight).toMatchObject({ kind: "temporary", code: "mm7:stopped" });
+    const q = await queued;
+    expect(q).toMatchObject({ kind: "temporary", code: "mm7:stopped" });
+    expect(q.kind === "temporary" && q.inDoubt).toBeFalsy();
+    expect(await inFlight).toMatchObject({ kind: "temporary", code: "mm7:stopped", inDoubt: true });
     expect(elapsed).toBeGreaterThanOrEqual(190);
     expect(elapsed).toBeLessThan(1500);
     expect(await c.submit(submitTo("12025550802"))).toMatchObject({ kind: "temporary", code: "mm7:stopped" });
+  });
+});
+
+/**
+ * A raw HTTP peer on 127.0.0.1 that reads one whole request (headers and Content-Length bytes), then
+ * does `then` to the socket without a word of HTTP: what a crashing MMSC or a cutting middlebox does.
+ */
+async function cuttingPeer(then: (socket: net.Socket) => void) {
+  const seen: { bytes: number; complete: boolean }[] = [];
+  const server = net.createServer((socket) => {
+    let buf = Buffer.alloc(0);
+    const rec = { bytes: 0, complete: false };
+    seen.push(rec);
+    socket.on("error", () => {});
+    socket.on("data", (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      rec.bytes = buf.length;
+      const end = buf.indexOf("\r\n\r\n");
+      if (end < 0 || rec.complete) return;
+      const length = Number(/\r\ncontent-length:\s*(\d+)/i.exec(buf.subarray(0, end).toString("latin1"))?.[1] ?? NaN);
+      if (buf.length >= end + 4 + length) {
+        rec.complete = true;
+        then(socket);
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as net.AddressInfo).port;
+  return { url: `http://127.0.0.1:${port}/mm7`, seen, stop: () => new Promise<void>((r) => server.close(() => r())) };
+}
+
+describe("after the SubmitReq was sent, no answer is in doubt (issue 11 item 9)", () => {
+  const cases: [string, (socket: net.Socket) => void][] = [
+    ["the MMSC resets the connection after reading the request", (socket) => socket.resetAndDestroy()],
+    ["the MMSC closes the connection after reading the request", (socket) => socket.end()],
+  ];
+  test.each(cases)("%s: temporary, in doubt", async (_, then) => {
+    const peer = await cuttingPeer(then);
+    try {
+      const c = await carrierFor({ url: peer.url });
+      const r = await c.submit(submitTo("12025550900"));
+      expect(r).toMatchObject({ kind: "temporary", code: "mm7:connection-lost", inDoubt: true });
+      expect(c.health()[0]!.state).toBe("down");
+      // The whole SubmitReq reached the peer before it cut: exactly the case a resend would duplicate.
+      expect(peer.seen.length).toBeGreaterThanOrEqual(1);
+      expect(peer.seen.every((x) => x.complete)).toBe(true);
+    } finally {
+      await peer.stop();
+    }
+  });
+
+  test("an invalid URL fails before sending: plain temporary", async () => {
+    const c = await carrierFor({ url: "http://[::1/mm7" });
+    const r = await c.submit(submitTo("12025550901"));
+    expect(r).toMatchObject({ kind: "temporary", code: "mm7:transport" });
+    expect(r.kind === "temporary" && r.inDoubt).toBeFalsy();
   });
 });

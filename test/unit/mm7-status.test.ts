@@ -87,22 +87,24 @@ describe("StatusCode table", () => {
 
 describe("HTTP without an MM7 status", () => {
   test.each([
-    [401, "temporary", "mm7:http-401", true],
-    [403, "temporary", "mm7:http-403", true],
-    [404, "temporary", "mm7:http-404", true],
-    [302, "temporary", "mm7:http-302", true],
-    [400, "permanent", "mm7:http-400", false],
-    [413, "permanent", "mm7:http-413", false],
-    [408, "temporary", "mm7:http-408", false],
-    [429, "temporary", "mm7:http-429", false],
-    [500, "temporary", "mm7:http-500", false],
-    [502, "temporary", "mm7:http-502", false],
-    [503, "temporary", "mm7:http-503", false],
-    [200, "temporary", "mm7:bad-response", false],
-  ])("HTTP %d with a garbage body → %s %s", (status, kind, code, alarm) => {
+    [401, "temporary", "mm7:http-401", true, false],
+    [403, "temporary", "mm7:http-403", true, false],
+    [404, "temporary", "mm7:http-404", true, false],
+    [302, "temporary", "mm7:http-302", true, false],
+    [400, "permanent", "mm7:http-400", false, false],
+    [413, "permanent", "mm7:http-413", false, false],
+    [408, "temporary", "mm7:http-408", false, false],
+    [429, "temporary", "mm7:http-429", false, false],
+    [500, "temporary", "mm7:http-500", false, false],
+    [502, "temporary", "mm7:http-502", false, false],
+    [503, "temporary", "mm7:http-503", false, false],
+    [200, "temporary", "mm7:bad-response", false, true],
+  ])("HTTP %d with a garbage body → %s %s", (status, kind, code, alarm, inDoubt) => {
     const r = answer(status, "<html>oops</html>", "text/html");
     expect(r.result).toMatchObject({ kind, code });
     expect(r.alarm !== undefined).toBe(alarm);
+    // Only a 2xx nobody can read may be a submit the MMSC took (issue 11 item 9).
+    expect(r.result.kind === "temporary" && r.result.inDoubt === true).toBe(inDoubt);
   });
 
   test("a fault without any code: Client is permanent, Server temporary", () => {

@@ -1,6 +1,7 @@
 // The SubmitReq we build: strictly schema-valid in every namespace preset and XML style, elements in
 // schema order, and a MIME body an MMSC can take apart (checked by the stub MMSC's strict reader).
 import { describe, expect, test } from "bun:test";
+import { failedBeforeSending } from "../../adapters/mm7/client.ts";
 import { buildSubmitReq } from "../../adapters/mm7/envelope.ts";
 import { PartCache } from "../../adapters/mm7/part-cache.ts";
 import { mm7Presets, namespaceUri, optionalSubmitElements, type Mm7Settings } from "../../adapters/mm7/settings.ts";
@@ -196,5 +197,18 @@ describe("the MIME body", () => {
     const m = sampleSubmit({ text: "--=_mm7_ tricky\r\n--=_mm7_00000000000000000000000000000000--\r\n", subject: "=_mm7_" });
     const msg = buildSubmitMessage(s, namespaceUri(s), m, now, new PartCache(1 << 20));
     expect(parseSubmitRequest(msg.contentType, msg.body).text).toBe(m.text);
+  });
+});
+
+describe("which transport errors leave no doubt (issue 11 item 9)", () => {
+  const err = (code: string) => Object.assign(new TypeError(code), { code });
+  test.each(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ERR_INVALID_URL", "DEPTH_ZERO_SELF_SIGNED_CERT", "CERT_HAS_EXPIRED", "UNABLE_TO_VERIFY_LEAF_SIGNATURE"])("%s: before sending", (code) => {
+    expect(failedBeforeSending(err(code))).toBe(true);
+  });
+  test.each(["ECONNRESET", "EPIPE", "ETIMEDOUT", "UNKNOWN_SOMETHING"])("%s: the request may have left", (code) => {
+    expect(failedBeforeSending(err(code))).toBe(false);
+  });
+  test("an error without a code may have come after sending", () => {
+    expect(failedBeforeSending(new Error("socket hang up"))).toBe(false);
   });
 });
