@@ -116,6 +116,17 @@ export interface InboundMessage {
 }
 
 /**
+ * A concatenated MO given up before all its parts came: it waited too long ("expired") or the
+ * reassembly buffer's bounds pushed it out ("full"). `delivered`: its partial text still reached the
+ * pipeline; otherwise it is lost (its parts were already acknowledged).
+ */
+export interface MoIncomplete {
+  carrier: string;
+  reason: "expired" | "full";
+  delivered: boolean;
+}
+
+/**
  * How an adapter hands what it received to the pipeline. Each promise resolves once the item is
  * durably recorded and rejects when it could not be; the adapter acknowledges to the carrier only
  * after it resolves, so a refused acknowledgement makes the carrier send it again.
@@ -123,6 +134,8 @@ export interface InboundMessage {
 export interface CarrierEvents {
   receipt(r: CarrierReceipt): Promise<void>;
   inbound(m: InboundMessage): Promise<void>;
+  /** Counted, for operators: what the adapter could not hand on whole. */
+  moIncomplete(d: MoIncomplete): void;
 }
 
 export interface CarrierHealth {

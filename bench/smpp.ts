@@ -32,7 +32,7 @@ function percentile(sorted: number[], p: number): number {
 
 async function runCarrier(port: number, window: number) {
   const carrier = createSmppCarrier("bench", { port, window, tps: 0, system_id: "bench", password: "pw", enquire_link_s: 3600 }, { log: silent, now: Date.now });
-  await carrier.start({ receipt: async () => {}, inbound: async () => {} });
+  await carrier.start({ receipt: async () => {}, inbound: async () => {}, moIncomplete: () => {} });
   const latencies: number[] = [];
   let sent = 0;
   let ok = 0;

@@ -37,6 +37,7 @@ export function createMetrics() {
     finals: c("gateway_final_events_total", "Messages reaching a final state", ["status"]),
     receipts: c("gateway_receipts_total", "Carrier receipts by carrier, outcome and result", ["carrier", "outcome", "result"]),
     inbound: c("gateway_inbound_total", "Mobile-originated messages received", ["channel"]),
+    moIncomplete: c("gateway_mo_incomplete_total", "Concatenated MO given up before all parts came (reason: expired, full), delivered partial or lost", ["carrier", "reason", "result"]),
     webhookDeliveries: c("gateway_webhook_deliveries_total", "Webhook POSTs by result", ["result"]),
     webhookEvents: c("gateway_webhook_events_total", "Webhook events by result", ["result"]),
     deadLetters: c("gateway_dead_letters_total", "Events dead-lettered"),

@@ -3,7 +3,7 @@
 // command_status: 0 once the pipeline has the item, ESME_RX_T_APPN when it refused, so the SMSC retries.
 
 import type { CarrierEvents, CarrierReceipt } from "../carrier.ts";
-import { decodeText, MoReassembly, splitUserData, type Reassembled } from "./mo.ts";
+import { decodeText, MoReassembly, splitUserData, type GiveUpReason, type Reassembled } from "./mo.ts";
 import { idReadings, receiptKey } from "./message-id.ts";
 import type { ShortMessageFields } from "./pdu.ts";
 import { isReceipt, parseReceipt } from "./receipt.ts";
@@ -58,7 +58,7 @@ async function handleMo(sm: ShortMessageFields, events: CarrierEvents, ctx: Deli
   const part = splitUserData(sm);
   if (!part.concat) return deliverInbound(sm.sourceAddr, sm.destAddr, decodeText(sm.dataCoding, part.payload), events, ctx);
   const done = ctx.reassembly.add(sm.sourceAddr, sm.destAddr, sm.dataCoding, { ...part, concat: part.concat }, (evicted) =>
-    void deliverLeftover(evicted, events, ctx),
+    void deliverLeftover(evicted, "full", events, ctx),
   );
   // Earlier parts are acknowledged at once: holding their deliver_sm_resp would stall the SMSC's window.
   if (!done) return ESME_ROK;
@@ -88,10 +88,15 @@ async function deliverInbound(from: string, to: string, text: string, events: Ca
   }
 }
 
-/** A concatenated MO whose parts never all came: better its text with a gap than nothing. */
-export async function deliverLeftover(r: Reassembled, events: CarrierEvents, ctx: DeliverContext): Promise<void> {
+/**
+ * A concatenated MO that left the buffer before the pipeline had it: better its text with a gap than
+ * nothing. A complete one (the pipeline refused it earlier and the SMSC never redelivered) is simply
+ * offered again.
+ */
+export async function deliverLeftover(r: Reassembled, reason: GiveUpReason, events: CarrierEvents, ctx: DeliverContext): Promise<void> {
   const [from = "", to = ""] = r.key.split("\u0000");
-  ctx.log.warn({ carrier: ctx.carrier, from }, "smpp concatenated MO incomplete; delivering the parts that came");
+  if (!r.complete) ctx.log.warn({ carrier: ctx.carrier, from, reason, held: { messages: ctx.reassembly.size, bytes: ctx.reassembly.bytes } }, "smpp concatenated MO incomplete; delivering the parts that came");
   const status = await deliverInbound(from, to, r.text, events, ctx);
   if (status !== ESME_ROK) ctx.log.error({ carrier: ctx.carrier, from }, "smpp incomplete MO lost: the pipeline refused it and its parts were acknowledged");
+  if (!r.complete) events.moIncomplete({ carrier: ctx.carrier, reason, delivered: status === ESME_ROK });
 }

@@ -87,8 +87,22 @@ interface Pending {
   key: string;
   parts: (Uint8Array | undefined)[];
   received: number;
+  /** Octets held for this message. */
+  bytes: number;
   dataCoding: number;
   firstAt: number;
+}
+
+/** Why a message left the buffer before the pipeline had it whole. */
+export type GiveUpReason = "expired" | "full";
+
+export interface ReassemblyLimits {
+  /** How long the parts of a message wait for the rest. */
+  timeoutMs: number;
+  /** Messages held at once. */
+  maxMessages: number;
+  /** Octets held at once over all messages (parts arrive up to 64 KiB each in message_payload). */
+  maxBytes: number;
 }
 
 /** A message put back together, or what was left of one when its time ran out. */
@@ -100,62 +114,81 @@ export interface Reassembled {
 }
 
 /**
- * Holds parts until their message is complete. Parts are concatenated as octets before decoding,
- * because a careless sender may cut a UCS2 surrogate pair or GSM escape across parts. A completed
- * message stays until `release` so that a redelivered last part (after we refused it) completes it again.
+ * Holds parts until their message is complete, bounded in messages, in octets and in time: a flood
+ * of first parts that never complete (a broken or hostile sender) cannot grow memory. Parts are
+ * concatenated as octets before decoding, because a careless sender may cut a UCS2 surrogate pair
+ * or GSM escape across parts. A completed message stays until `release` so that a redelivered last
+ * part (after we refused it) completes it again.
  */
 export class MoReassembly {
   private readonly pending = new Map<string, Pending>();
+  private heldBytes = 0;
 
   constructor(
-    private readonly timeoutMs: number,
-    private readonly maxMessages: number,
+    private readonly limits: ReassemblyLimits,
     private readonly now: () => number,
   ) {}
 
   /**
    * Adds a part. Returns the message when this part completes it; otherwise undefined. `evicted`
-   * receives messages pushed out incomplete by the size bound.
+   * receives messages pushed out by the bounds, oldest first (this very message last, when its own
+   * parts exceed the byte bound).
    */
   add(from: string, to: string, dataCoding: number, part: MoPart & { concat: Concat }, evicted: (r: Reassembled) => void): Reassembled | undefined {
     const { ref, total, seq } = part.concat;
     const key = `${from}\u0000${to}\u0000${ref}\u0000${total}`;
     let p = this.pending.get(key);
     if (!p) {
-      while (this.pending.size >= this.maxMessages) {
-        const oldest = this.pending.values().next().value as Pending;
-        this.pending.delete(oldest.key);
-        evicted(this.assemble(oldest));
-      }
-      p = { key, parts: new Array(total).fill(undefined), received: 0, dataCoding, firstAt: this.now() };
+      while (this.pending.size >= this.limits.maxMessages) evicted(this.remove(this.pending.values().next().value as Pending));
+      p = { key, parts: new Array(total).fill(undefined), received: 0, bytes: 0, dataCoding, firstAt: this.now() };
       this.pending.set(key, p);
     }
     if (!p.parts[seq - 1]) {
       p.parts[seq - 1] = part.payload.slice();
       p.received++;
+      p.bytes += part.payload.byteLength;
+      this.heldBytes += part.payload.byteLength;
     }
-    return p.received === p.parts.length ? this.assemble(p) : undefined;
+    if (p.received === p.parts.length) return this.assemble(p);
+    while (this.heldBytes > this.limits.maxBytes) {
+      // Map order is arrival order and this message came last: when it is the oldest, it alone is too big.
+      const oldest = this.pending.values().next().value as Pending;
+      evicted(this.remove(oldest));
+      if (oldest === p) break;
+    }
+    return undefined;
   }
 
   /** Forgets a message once the pipeline has it. */
   release(key: string): void {
-    this.pending.delete(key);
+    const p = this.pending.get(key);
+    if (p) this.remove(p);
   }
 
   /** Removes and returns the messages that waited longer than the timeout, incomplete as they are. */
   expire(): Reassembled[] {
-    const cutoff = this.now() - this.timeoutMs;
+    const cutoff = this.now() - this.limits.timeoutMs;
     const out: Reassembled[] = [];
     for (const p of this.pending.values()) {
       if (p.firstAt > cutoff) break; // insertion order is arrival order
-      this.pending.delete(p.key);
-      out.push(this.assemble(p));
+      out.push(this.remove(p));
     }
     return out;
   }
 
   get size(): number {
     return this.pending.size;
+  }
+
+  /** Octets held over all messages. */
+  get bytes(): number {
+    return this.heldBytes;
+  }
+
+  private remove(p: Pending): Reassembled {
+    this.pending.delete(p.key);
+    this.heldBytes -= p.bytes;
+    return this.assemble(p);
   }
 
   private assemble(p: Pending): Reassembled {

@@ -66,6 +66,8 @@ export interface SmppSettings {
   mo_reassembly_timeout_ms: number;
   /** Concatenated MO messages held at once; the oldest goes out incomplete beyond this. */
   mo_reassembly_max: number;
+  /** Octets of concatenated MO parts held at once; the oldest message goes out incomplete beyond this. */
+  mo_reassembly_max_bytes: number;
   /** Incoming command_length cap; anything larger is a framing error (message_payload fits in 64 KiB). */
   max_pdu_bytes: number;
 }
@@ -109,6 +111,8 @@ export const smppDefaults: SmppSettings = {
   receipt_id_base: "learn",
   mo_reassembly_timeout_ms: 300_000,
   mo_reassembly_max: 1_000,
+  // Thousands of ordinary parts (140 octets each), yet a bound far below 1,000 × 254 parts × 64 KiB.
+  mo_reassembly_max_bytes: 8 * 1024 * 1024,
   max_pdu_bytes: 65_536,
 };
 
@@ -117,7 +121,7 @@ export function resolveSettings(partial: Partial<SmppSettings>): SmppSettings {
   const s: SmppSettings = { ...smppDefaults, ...partial };
   const positive: (keyof SmppSettings)[] = [
     "port", "binds", "window", "response_timeout_ms", "connect_timeout_ms", "reconnect_min_ms",
-    "reconnect_max_ms", "enquire_link_s", "max_parts", "mo_reassembly_timeout_ms", "mo_reassembly_max",
+    "reconnect_max_ms", "enquire_link_s", "max_parts", "mo_reassembly_timeout_ms", "mo_reassembly_max", "mo_reassembly_max_bytes",
   ];
   for (const k of positive) {
     const v = s[k];

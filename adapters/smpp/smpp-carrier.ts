@@ -35,7 +35,7 @@ export function createSmppCarrier(name: string, settings: Partial<SmppSettings>,
   let concatRef = Math.floor(Math.random() * 0x10000);
   let next = 0;
   const bucket = new TokenBucket(s.tps, deps.now);
-  const reassembly = new MoReassembly(s.mo_reassembly_timeout_ms, s.mo_reassembly_max, deps.now);
+  const reassembly = new MoReassembly({ timeoutMs: s.mo_reassembly_timeout_ms, maxMessages: s.mo_reassembly_max, maxBytes: s.mo_reassembly_max_bytes }, deps.now);
   const ctx: DeliverContext = { carrier: name, settings: s, events: () => events, log, now: deps.now, reassembly };
   const hooks = { deliver: (sm: ShortMessageFields) => handleDeliver(sm, ctx) };
 
@@ -137,7 +137,7 @@ export function createSmppCarrier(name: string, settings: Partial<SmppSettings>,
       stopped = false;
       const every = Math.min(30_000, Math.max(100, Math.floor(s.mo_reassembly_timeout_ms / 4)));
       moSweep = setInterval(() => {
-        for (const r of reassembly.expire()) if (events) void deliverLeftover(r, events, ctx);
+        for (const r of reassembly.expire()) if (events) void deliverLeftover(r, "expired", events, ctx);
       }, every);
       await Promise.all(sessions.map((x) => x.start()));
       log.info({ carrier: name, binds: sessions.map((x) => x.health()) }, "smpp carrier started");

@@ -1,7 +1,7 @@
 // What carriers send back (receipts, MO) → the store, one transaction each; the adapter acknowledges
 // to the carrier only after the promise resolves, so nothing acknowledged is ever lost.
 import type { Logger } from "pino";
-import type { CarrierEvents, CarrierReceipt, InboundMessage } from "../../adapters/carrier.ts";
+import type { CarrierEvents, CarrierReceipt, InboundMessage, MoIncomplete } from "../../adapters/carrier.ts";
 import type { AccountConfig } from "../config.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Store } from "../store/store.ts";
@@ -37,6 +37,9 @@ export function carrierEvents(d: ReceiptDeps): CarrierEvents {
       const eventId = await d.store.recordInbound(inboundAccount.id, inboundAccount.inbound_url, m);
       d.log.info({ carrier: m.carrier, eventId, channel: m.channel }, "MO message queued for the inbound URL");
       d.onChange();
+    },
+    moIncomplete(x: MoIncomplete) {
+      d.metrics.moIncomplete.inc({ carrier: x.carrier, reason: x.reason, result: x.delivered ? "delivered" : "lost" });
     },
   };
 }

@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { App } from "../../src/app.ts";
 import { ACME_KEY, ACME_SECRET, post, sendBody, startTestApp, waitFor } from "../support/app.ts";
+import { scrape } from "../support/metrics.ts";
 import { startSink, type Sink } from "../support/sink.ts";
 import { startMmscStub, type MmscStub } from "./mm7-stub.ts";
 import { startSmsc, type Smsc } from "./smpp-sim.ts";
@@ -44,7 +45,8 @@ beforeAll(async () => {
     accounts: [{ id: "acme", headers: { "Chan-Api-Key": ACME_KEY }, callback_secret: ACME_SECRET, inbound_url: inboundSink.url }],
     carriers: {
       mms: { kind: "mm7", url: mmsc.url, username: "vasp", password: "secret", vaspid: "VASP1", vasid: "VAS1", service_code: "SC1" },
-      sms: { kind: "smpp", host: "127.0.0.1", port: smsc.port, system_id: "gw", password: "pw", tps: 1000, reconnect_min_ms: 100, reconnect_max_ms: 500 },
+      // Room for one 140-octet MO part: the concatenated MO test below fills it.
+      sms: { kind: "smpp", host: "127.0.0.1", port: smsc.port, system_id: "gw", password: "pw", tps: 1000, reconnect_min_ms: 100, reconnect_max_ms: 500, mo_reassembly_max_bytes: 200 },
     },
     inbound: { mm7: { path: "/mm7", username: "mmsc", password: "in-secret" } },
   });
@@ -158,6 +160,16 @@ describe("MO to the account's inbound_url", () => {
     await smsc.sendMo({ from: "12025550999", to: "18885551234", dataCoding: 0, shortMessage: Buffer.from("STOP") });
     const e = await waitFor("inbound event", () => inboundSink.events.find((x) => (x as any).text === "STOP"));
     expect(e).toMatchObject({ type: "inbound", channel: "sms", from: "12025550999" });
+  });
+
+  test("a concatenated MO pushed out of the bounded reassembly buffer arrives partial and is counted in /metrics", async () => {
+    const first = (ref: number, fill: string) => Buffer.concat([Buffer.from([5, 0, 3, ref, 2, 1]), Buffer.from(fill.repeat(140))]);
+    await smsc.sendMo({ from: "12025550901", to: "18885551234", dataCoding: 0, esmClass: 0x40, shortMessage: first(1, "P") });
+    await smsc.sendMo({ from: "12025550902", to: "18885551234", dataCoding: 0, esmClass: 0x40, shortMessage: first(2, "Q") });
+    const e = await waitFor("partial MO", () => inboundSink.events.find((x) => (x as any).from === "12025550901"));
+    expect((e as any).text).toBe("P".repeat(140));
+    const m = await waitFor("counted", async () => ((await scrape(app.url)).get("gateway_mo_incomplete_total", { carrier: "sms", reason: "full", result: "delivered" }) === 1 ? true : undefined));
+    expect(m).toBe(true);
   });
 
   test("MO MMS (DeliverReq)", async () => {

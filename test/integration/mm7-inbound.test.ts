@@ -16,6 +16,7 @@ const events: CarrierEvents = {
   async inbound(m) {
     inbound.push(m);
   },
+  moIncomplete() {},
 };
 
 let carrier: Mm7Carrier;

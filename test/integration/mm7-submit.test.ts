@@ -7,7 +7,7 @@ import { createMm7Carrier, type Mm7Settings } from "../../adapters/mm7/index.ts"
 import { memoryLog, randomBytes, sampleSubmit, silentLog } from "../unit/mm7-helpers.ts";
 import { startMmscStub, type MmscStub, type StubReply } from "./mm7-stub.ts";
 
-const events = { receipt: async () => {}, inbound: async () => {} };
+const events = { receipt: async () => {}, inbound: async () => {}, moIncomplete: () => {} };
 let stub: MmscStub;
 let reply: (to: string) => StubReply = () => ({ kind: "ok" });
 

@@ -1,5 +1,5 @@
 // A carrier wired to a simulator, with recorded callbacks and logs, for the SMPP integration tests.
-import type { CarrierReceipt, InboundMessage } from "../../adapters/carrier.ts";
+import type { CarrierReceipt, InboundMessage, MoIncomplete } from "../../adapters/carrier.ts";
 import { createSmppCarrier, type SmppCarrier, type SmppSettings } from "../../adapters/smpp/index.ts";
 import type { Smsc } from "./smpp-sim.ts";
 
@@ -13,6 +13,8 @@ export interface Harness {
   carrier: SmppCarrier;
   receipts: CarrierReceipt[];
   inbound: InboundMessage[];
+  /** Concatenated MO given up before all parts came. */
+  moIncomplete: MoIncomplete[];
   logs: LogLine[];
   /** Events in arrival order, e.g. "receipt:123", "submit-resolved". */
   timeline: string[];
@@ -45,6 +47,7 @@ export async function startCarrier(smsc: Smsc, settings: Partial<SmppSettings> =
     carrier: createSmppCarrier("sms", { ...fastSettings, port: smsc.port, ...settings }, { log: recordingLogger(logs), now: Date.now }),
     receipts: [],
     inbound: [],
+    moIncomplete: [],
     logs,
     timeline: [],
     failNext: { receipt: 0, inbound: 0 },
@@ -66,6 +69,7 @@ export async function startCarrier(smsc: Smsc, settings: Partial<SmppSettings> =
         }
         h.inbound.push(m);
       },
+      moIncomplete: (d) => h.moIncomplete.push(d),
     });
   }
   return h;

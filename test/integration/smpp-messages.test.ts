@@ -239,5 +239,22 @@ describe("MO", () => {
     await smsc.sendMo({ from: "4477", to: "123", dataCoding: 0, esmClass: 0x40, shortMessage: Buffer.concat([Buffer.from([5, 0, 3, 4, 2, 1]), Buffer.from("half")]) });
     await smsc.waitFor(() => h!.inbound.length === 1, 2000);
     expect(h.inbound[0]!.text).toBe("half");
+    expect(h.moIncomplete).toEqual([{ carrier: "sms", reason: "expired", delivered: true }]);
+  });
+
+  test("the reassembly buffer is bounded in bytes: a flood of first parts pushes the oldest out, counted (issue 11 item 7)", async () => {
+    // Room for three 140-octet parts; every sender's message stops at part 1 of 2.
+    const { smsc, h } = await setup({}, { mo_reassembly_max_bytes: 3 * 140 });
+    const first = (i: number) => Buffer.concat([Buffer.from([5, 0, 3, i, 2, 1]), Buffer.alloc(140, 0x41 + i)]);
+    for (let i = 0; i < 5; i++) expect(await smsc.sendMo({ from: `44770${i}`, to: "123", dataCoding: 0, esmClass: 0x40, shortMessage: first(i) })).toBe(0);
+    await smsc.waitFor(() => h!.moIncomplete.length === 2, 2000);
+    expect(h.moIncomplete).toEqual(Array(2).fill({ carrier: "sms", reason: "full", delivered: true }));
+    // The two oldest went out with what came; the three newest still wait for their second part.
+    expect(h.inbound.map((m) => [m.from, m.text])).toEqual([
+      ["447700", "A".repeat(140)],
+      ["447701", "B".repeat(140)],
+    ]);
+    await smsc.sendMo({ from: "447704", to: "123", dataCoding: 0, esmClass: 0x40, shortMessage: Buffer.concat([Buffer.from([5, 0, 3, 4, 2, 2]), Buffer.from("!")]) });
+    expect(h.inbound.at(-1)!.text).toBe("E".repeat(140) + "!");
   });
 });

@@ -22,6 +22,7 @@ function collector(fail = false) {
       if (fail) throw new Error("disk full");
       inbound.push(m);
     },
+    moIncomplete() {},
   };
   return { receipts, inbound, events };
 }

@@ -91,7 +91,7 @@ describe("MO", () => {
 
   test("reassembly: out of order, duplicates, timeout, size bound", () => {
     let t = 0;
-    const r = new MoReassembly(1000, 2, () => t);
+    const r = new MoReassembly({ timeoutMs: 1000, maxMessages: 2, maxBytes: 1 << 20 }, () => t);
     const part = (ref: number, seq: number, total: number, text: string) => ({ concat: { ref, total, seq }, payload: Buffer.from(text) });
     const evicted: string[] = [];
     expect(r.add("a", "b", 0, part(1, 2, 2, "World"), (x) => evicted.push(x.text))).toBeUndefined();
@@ -107,5 +107,29 @@ describe("MO", () => {
     t = 1600;
     expect(r.expire().map((x) => [x.text, x.complete])).toEqual([["y", false], ["z", false]]);
     expect(r.size).toBe(0);
+  });
+
+  test("reassembly is bounded in octets: oldest out first, a message alone over the bound goes itself", () => {
+    const r = new MoReassembly({ timeoutMs: 60_000, maxMessages: 100, maxBytes: 10 }, () => 0);
+    const part = (ref: number, seq: number, total: number, text: string) => ({ concat: { ref, total, seq }, payload: Buffer.from(text) });
+    const evicted: string[] = [];
+    const out = (x: { text: string }) => evicted.push(x.text);
+    r.add("a", "b", 0, part(1, 1, 3, "aaaa"), out);
+    r.add("a", "b", 0, part(2, 1, 3, "bbbb"), out);
+    expect([r.bytes, evicted]).toEqual([8, []]);
+    r.add("a", "b", 0, part(3, 1, 3, "cccc"), out);
+    expect([r.size, r.bytes, evicted]).toEqual([2, 8, ["aaaa"]]);
+    // A duplicate part holds nothing more.
+    r.add("a", "b", 0, part(3, 1, 3, "cccc"), out);
+    expect(r.bytes).toBe(8);
+    // One message over the bound by itself: everything older goes, then the message too.
+    r.add("a", "b", 0, part(4, 1, 2, "dddddddddddd"), out);
+    expect([r.size, r.bytes, evicted]).toEqual([0, 0, ["aaaa", "bbbb", "cccc", "dddddddddddd"]]);
+    // A completing part is returned, not evicted, and release frees its octets.
+    r.add("a", "b", 0, part(5, 1, 2, "eeee"), out);
+    const done = r.add("a", "b", 0, part(5, 2, 2, "ff"), out);
+    expect(done).toMatchObject({ text: "eeeeff", complete: true });
+    r.release(done!.key);
+    expect([r.size, r.bytes]).toEqual([0, 0]);
   });
 });
