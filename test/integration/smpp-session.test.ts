@@ -315,6 +315,18 @@ describe("in doubt is exactly what was written (issue 11, items 10 and 11)", () 
     expect(onConnection(2).sort()).toEqual([...delivered].sort());
   });
 
+  test("a multipart message cut after its first part was written: in doubt, and its other parts never go out after the rebind", async () => {
+    const { smsc, h } = await setup({ dropAfter: 1, respondDelayMs: 50 }, { window: 1 });
+    const r = await h.carrier.submit(sms("x".repeat(400)));
+    expect(r).toMatchObject({ kind: "temporary", code: "smpp:link-down", message: "SMPP link dropped before the SMSC answered (part 1 of 3)", inDoubt: true });
+    await smsc.waitFor(() => h!.carrier.health()[0]!.state === "up" && smsc!.binds.length === 2);
+    expect((await h.carrier.submit(sms("after"))).kind).toBe("ok");
+    expect(smsc.submits.map((x) => [x.connection, x.body.toString().slice(0, 5)])).toEqual([
+      [1, "xxxxx"],
+      [2, "after"],
+    ]);
+  });
+
   test("no rebind within response_timeout_ms: waiting submits come back not sent, not in doubt", async () => {
     const { smsc, h } = await setup({ neverAnswer: true }, { window: 2, response_timeout_ms: 300 });
     const all = Array.from({ length: 5 }, (_, i) => h.carrier.submit(sms(`n${i}`)));
