@@ -65,6 +65,7 @@ async function handleMo(sm: ShortMessageFields, events: CarrierEvents, ctx: Deli
   const status = await deliverInbound(sm.sourceAddr, sm.destAddr, done.text, events, ctx);
   // On refusal the parts stay, so the SMSC's redelivery of this last part completes the message again.
   if (status === ESME_ROK) ctx.reassembly.release(done.key);
+  else ctx.reassembly.refused(done.key);
   return status;
 }
 

@@ -89,6 +89,8 @@ interface Pending {
   received: number;
   /** Octets held for this message. */
   bytes: number;
+  /** Complete and with the pipeline now: the bounds and the timeout pass it over, or it would arrive twice. */
+  handedOn: boolean;
   dataCoding: number;
   firstAt: number;
 }
@@ -139,8 +141,8 @@ export class MoReassembly {
     const key = `${from}\u0000${to}\u0000${ref}\u0000${total}`;
     let p = this.pending.get(key);
     if (!p) {
-      while (this.pending.size >= this.limits.maxMessages) evicted(this.remove(this.pending.values().next().value as Pending));
-      p = { key, parts: new Array(total).fill(undefined), received: 0, bytes: 0, dataCoding, firstAt: this.now() };
+      for (let oldest = this.oldestIdle(); oldest && this.pending.size >= this.limits.maxMessages; oldest = this.oldestIdle()) evicted(this.remove(oldest));
+      p = { key, parts: new Array(total).fill(undefined), received: 0, bytes: 0, handedOn: false, dataCoding, firstAt: this.now() };
       this.pending.set(key, p);
     }
     if (!p.parts[seq - 1]) {
@@ -149,12 +151,13 @@ export class MoReassembly {
       p.bytes += part.payload.byteLength;
       this.heldBytes += part.payload.byteLength;
     }
-    if (p.received === p.parts.length) return this.assemble(p);
-    while (this.heldBytes > this.limits.maxBytes) {
-      // Map order is arrival order and this message came last: when it is the oldest, it alone is too big.
-      const oldest = this.pending.values().next().value as Pending;
+    if (p.received === p.parts.length) {
+      p.handedOn = true;
+      return this.assemble(p);
+    }
+    // Map order is arrival order and this message came last: when it is the oldest, it alone is too big.
+    for (let oldest = this.oldestIdle(); oldest && this.heldBytes > this.limits.maxBytes; oldest = oldest === p ? undefined : this.oldestIdle()) {
       evicted(this.remove(oldest));
-      if (oldest === p) break;
     }
     return undefined;
   }
@@ -165,13 +168,19 @@ export class MoReassembly {
     if (p) this.remove(p);
   }
 
+  /** The pipeline refused a completed message: keep it for the SMSC's redelivery of its last part. */
+  refused(key: string): void {
+    const p = this.pending.get(key);
+    if (p) p.handedOn = false;
+  }
+
   /** Removes and returns the messages that waited longer than the timeout, incomplete as they are. */
   expire(): Reassembled[] {
     const cutoff = this.now() - this.limits.timeoutMs;
     const out: Reassembled[] = [];
     for (const p of this.pending.values()) {
       if (p.firstAt > cutoff) break; // insertion order is arrival order
-      out.push(this.remove(p));
+      if (!p.handedOn) out.push(this.remove(p));
     }
     return out;
   }
@@ -183,6 +192,11 @@ export class MoReassembly {
   /** Octets held over all messages. */
   get bytes(): number {
     return this.heldBytes;
+  }
+
+  private oldestIdle(): Pending | undefined {
+    for (const p of this.pending.values()) if (!p.handedOn) return p;
+    return undefined;
   }
 
   private remove(p: Pending): Reassembled {

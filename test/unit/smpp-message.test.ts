@@ -132,4 +132,22 @@ describe("MO", () => {
     r.release(done!.key);
     expect([r.size, r.bytes]).toEqual([0, 0]);
   });
+
+  test("a completed message with the pipeline is neither pushed out nor expired (it would arrive twice)", () => {
+    let t = 0;
+    const r = new MoReassembly({ timeoutMs: 1000, maxMessages: 100, maxBytes: 10 }, () => t);
+    const part = (ref: number, seq: number, total: number, text: string) => ({ concat: { ref, total, seq }, payload: Buffer.from(text) });
+    const evicted: string[] = [];
+    const out = (x: { text: string }) => evicted.push(x.text);
+    r.add("a", "b", 0, part(1, 1, 2, "aaaa"), out);
+    const done = r.add("a", "b", 0, part(1, 2, 2, "bbbb"), out)!;
+    r.add("a", "b", 0, part(2, 1, 2, "cccc"), out);
+    // Over the bound: the idle newer message goes, the one being stored stays.
+    expect(evicted).toEqual(["cccc"]);
+    t = 2000;
+    expect(r.expire()).toEqual([]);
+    // Refused by the pipeline: it waits for the redelivery again, and may expire.
+    r.refused(done.key);
+    expect(r.expire().map((x) => [x.text, x.complete])).toEqual([["aaaabbbb", true]]);
+  });
 });
