@@ -5,7 +5,7 @@ TARGET ?= bun-linux-x64
 OUT ?= dist/mms-gateway
 ARGS ?=
 
-.PHONY: setup run test test-unit test-chaos build build-all bench typecheck clean
+.PHONY: setup run test test-unit test-chaos build build-all deb bench typecheck clean
 
 setup: node_modules/.setup-done
 
@@ -28,6 +28,11 @@ build-all: setup
 		echo "== $$p"; \
 		$(BUN) build --compile --minify --bytecode --target=bun-$$p src/main.ts src/store/checkpoint-worker.ts --outfile dist/mms-gateway-$$p || exit 1; \
 	done
+
+# The Debian package of the binary built for TARGET: dist/mms-gateway_<version>_<arch>.deb (dpkg-deb only).
+DEB_ARCH = $(or $(if $(filter bun-linux-x64%,$(TARGET)),amd64),$(if $(filter bun-linux-arm64%,$(TARGET)),arm64),$(error no Debian architecture for TARGET=$(TARGET)))
+deb: build
+	packaging/build-deb.sh $(OUT) $(DEB_ARCH) dist
 
 typecheck: setup
 	./node_modules/.bin/tsc -p .
