@@ -1,5 +1,5 @@
 #!/usr/bin/env bun
-// The command line: serve, check-config, version, admin, example-config.
+// The command line: serve, check-config, probe, version, admin, example-config.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -8,6 +8,7 @@ import { adminUsage, runAdmin } from "./admin-cli.ts";
 import { splitHostPort, startApp } from "./app.ts";
 import { ConfigError, defaultConfig, loadConfigFile, type Config } from "./config.ts";
 import { exampleConfig } from "./example-config.ts";
+import { runProbe } from "./probe.ts";
 import { startWebhookSink } from "./webhook-sink.ts";
 
 const usage = `mms-gateway ${pkg.version}
@@ -15,6 +16,7 @@ const usage = `mms-gateway ${pkg.version}
 usage:
   mms-gateway serve [--config FILE] [--listen HOST:PORT] [--data DIR]
   mms-gateway check-config FILE
+  mms-gateway probe --config FILE     (connects and authenticates to each carrier, sends nothing; exit 1 if any fails)
   mms-gateway version
   mms-gateway example-config          (prints config.example.toml: every key with its default)
 ${adminUsage}
@@ -122,6 +124,8 @@ async function main(argv: string[]): Promise<number> {
         console.log(`${args[0]}: ok`);
         return 0;
       }
+      case "probe":
+        return await runProbe(args);
       case "admin":
         return await runAdmin(args);
       case "example-config":

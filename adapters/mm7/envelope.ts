@@ -143,3 +143,13 @@ function versionAndStatus(st: Style, a: AnswerFields): string {
     `<${n("Status")}><${n("StatusCode")}>${a.code}</${n("StatusCode")}><${n("StatusText")}>${escapeXml(a.text)}</${n("StatusText")}></${n("Status")}>`
   );
 }
+
+/** CancelReq (research §3.7): `mm7 probe` asks to cancel a message that cannot exist, to test the credentials. */
+export function buildCancelReq(s: Mm7Settings, ns: string, transactionId: string, messageId: string): string {
+  const st = xmlStyle(s.xml_style);
+  const el = (local: string, value: string) => `<${st.name(local)}>${escapeXml(value)}</${st.name(local)}>`;
+  let x = st.top("CancelReq", ns) + el("MM7Version", s.version);
+  x += `<${st.name("SenderIdentification")}>${s.vaspid ? el("VASPID", s.vaspid) : ""}${s.vasid ? el("VASID", s.vasid) : ""}</${st.name("SenderIdentification")}>`;
+  x += el("MessageID", messageId) + `</${st.name("CancelReq")}>`;
+  return envelope(transactionHeader(st, ns, transactionId), x);
+}

@@ -56,14 +56,15 @@ function byClass(s: Mm7Settings, cls: StatusClass, code: string, message: string
   return { kind: "permanent", code, message, fallbackEligible: fallback };
 }
 
-interface ReadStatus extends Mm7Status {
+export interface ReadStatus extends Mm7Status {
   messageId?: string;
   faultcode?: string;
   faultstring?: string;
   parsed: boolean;
 }
 
-function readMm7Status(http: HttpAnswer): ReadStatus {
+/** The MM7 status in any answer: a response body, RSErrorRsp or SOAP Fault, whatever the HTTP status. */
+export function readMm7Status(http: HttpAnswer): ReadStatus {
   if (http.body.byteLength === 0) return { parsed: false };
   try {
     const env = readEnvelope(readPayload(http.contentType, http.body).soap);

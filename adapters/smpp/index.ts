@@ -6,3 +6,5 @@ export { smppDefaults, resolveSettings, type SmppSettings, type BindMode, type C
 export { idReadings, respKey, receiptKey } from "./message-id.ts";
 export { countParts, capacityFor } from "./gsm.ts";
 export type { Logger } from "../carrier.ts";
+export { probeSmsc } from "./probe.ts";
+export type { ProbeResult } from "../carrier-probe.ts";

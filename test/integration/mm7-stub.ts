@@ -55,6 +55,8 @@ export interface StubOptions {
   password?: string;
   /** Namespace release for answers; default REL-6-MM7-1-4. */
   namespace?: string;
+  /** CancelReq (what `mms-gateway probe` sends): false = answer 4003 Unsupported operation, as an MMSC without it. */
+  cancelSupported?: boolean;
 }
 
 export interface DeliveryReportInput {
@@ -95,6 +97,8 @@ export interface MmscStub {
   url: string;
   port: number;
   received: ParsedSubmit[];
+  /** MessageIDs of the CancelReqs received (none was ever issued, so each is answered 2005 or 4003). */
+  cancels: string[];
   /** Requests the stub could not accept (bad auth, no Content-Length, chunked, malformed MIME/SOAP). */
   errors: string[];
   stop(): Promise<void>;
@@ -104,6 +108,7 @@ export interface MmscStub {
 
 export async function startMmscStub(options: StubOptions = {}): Promise<MmscStub> {
   const received: ParsedSubmit[] = [];
+  const cancels: string[] = [];
   const errors: string[] = [];
   const ns = nsBase + (options.namespace ?? "REL-6-MM7-1-4");
   const version = options.namespace?.startsWith("REL-5") ? "5.3.0" : "6.8.0";
@@ -125,6 +130,12 @@ export async function startMmscStub(options: StubOptions = {}): Promise<MmscStub
       const contentLength = req.headers.get("content-length");
       const transferEncoding = req.headers.get("transfer-encoding");
       const bytes = new Uint8Array(await req.arrayBuffer());
+      const cancel = readCancelReq(req.headers.get("content-type") ?? "", bytes);
+      if (cancel) {
+        cancels.push(cancel.messageId);
+        if (options.cancelSupported === false) return xml(faultXml(ns, version, cancel.tx, 4003, "Unsupported operation", "RSErrorRsp"), 500);
+        return xml(envelope(ns, cancel.tx, `<CancelRsp xmlns="${ns}"><MM7Version>${version}</MM7Version>${statusXml(2005, "Message ID not found")}</CancelRsp>`));
+      }
       let parsed: ParsedSubmit;
       try {
         if (!contentLength) throw new Error("no Content-Length header");
@@ -178,6 +189,7 @@ export async function startMmscStub(options: StubOptions = {}): Promise<MmscStub
     url: `http://127.0.0.1:${server.port}/mm7`,
     port: server.port!,
     received,
+    cancels,
     errors,
     async stop() {
       for (const release of hanging) release();
@@ -334,6 +346,17 @@ const kids = (n: Node) => (n[nameOf(n)] as Node[]).filter((c) => !("#text" in c)
 const textOf = (n: Node) => (n[nameOf(n)] as Node[]).filter((c) => "#text" in c).map((c) => String(c["#text"])).join("");
 const attrsOf = (n: Node) => (n[":@"] ?? {}) as Record<string, string>;
 const find = (n: Node | undefined, local: string) => (n ? kids(n).find((c) => localOf(c) === local) : undefined);
+
+/** A CancelReq is a bare text/xml SOAP envelope (no MIME); anything else is left to parseSubmitRequest. */
+function readCancelReq(contentType: string, bytes: Uint8Array): { messageId: string; tx?: string } | undefined {
+  if (!/^text\/xml/i.test(contentType)) return undefined;
+  const doc = xmlParser.parse(Buffer.from(bytes).toString("utf8")) as Node[];
+  const env = doc.find((n) => localOf(n) === "Envelope");
+  const req = find(find(env, "Body"), "CancelReq");
+  if (!req) return undefined;
+  const tx = find(find(env, "Header"), "TransactionID");
+  return { messageId: textOf(find(req, "MessageID") ?? { MessageID: [] }), tx: tx ? textOf(tx) : undefined };
+}
 
 export function parseSubmitRequest(contentType: string, bytes: Uint8Array): ParsedSubmit {
   const ct = params(contentType);

@@ -132,6 +132,8 @@ export interface Smsc {
   readonly submitCount: number;
   /** Raw PDU the given connection numbers have received as enquire_link. */
   readonly enquireLinks: number;
+  /** unbind PDUs received from the ESME. */
+  readonly unbinds: number;
   sendMo(m: MoOptions): Promise<number>;
   sendReceipt(r: ReceiptOptions): Promise<number>;
   /** Writes octets as they are to every open connection. */
@@ -173,6 +175,7 @@ export async function startSmsc(opts: SmscOptions = {}): Promise<Smsc> {
   let submitCount = 0;
   let maxOutstanding = 0;
   let enquireLinks = 0;
+  let unbinds = 0;
   let nextId = opts.firstId ?? 1_000_000;
   let dropped = false;
   let rr = 0;
@@ -328,6 +331,7 @@ export async function startSmsc(opts: SmscOptions = {}): Promise<Smsc> {
       if (!opts.ignoreEnquireLink) session.send(pdu.response());
     });
     session.on("unbind", (pdu: any) => {
+      unbinds++;
       session.send(pdu.response());
       session.close();
     });
@@ -357,6 +361,9 @@ export async function startSmsc(opts: SmscOptions = {}): Promise<Smsc> {
     },
     get enquireLinks() {
       return enquireLinks;
+    },
+    get unbinds() {
+      return unbinds;
     },
     sendMo(m) {
       const pdu: Record<string, unknown> = {

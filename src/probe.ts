@@ -1,0 +1,73 @@
+// `mms-gateway probe --config FILE`: the first thing an operator runs on site. Each carrier is
+// connected and authenticated without sending a message, and each URL the gateway will post to is
+// checked against the egress rules; one line each, exit 1 when any line failed.
+import { probeMmsc } from "../adapters/mm7/index.ts";
+import { probeSmsc, type ProbeResult } from "../adapters/smpp/index.ts";
+import { ConfigError, loadConfigFile, mm7Settings, smppSettings, type Config } from "./config.ts";
+import { classifyAddress, createEgress } from "./pipeline/egress.ts";
+
+interface Line extends ProbeResult {
+  subject: string;
+}
+
+const mark: Record<ProbeResult["verdict"], string> = { ok: "ok        ", unverified: "unverified", failed: "FAILED    " };
+
+async function carrierLines(config: Config): Promise<Line[]> {
+  const { mms, sms } = config.carriers;
+  const sandbox: ProbeResult = { verdict: "ok", detail: "sandbox: the embedded test carrier, nothing leaves this machine" };
+  // Both at once: an unreachable one waits out its connect timeout.
+  const [m, s] = await Promise.all([
+    mms.kind === "mm7" ? probeMmsc(mm7Settings(config)) : sandbox,
+    sms.kind === "smpp" ? probeSmsc(smppSettings(config)) : sandbox,
+  ]);
+  return [
+    { subject: `carrier ${mms.name} (${mms.kind === "mm7" ? `mm7 ${new URL(mms.url).origin}${new URL(mms.url).pathname}` : "sandbox"})`, ...m },
+    { subject: `carrier ${sms.name} (${sms.kind === "smpp" ? `smpp ${sms.host}:${sms.port}${sms.tls ? " tls" : ""}` : "sandbox"})`, ...s },
+  ];
+}
+
+/** Where the gateway posts: MO to each account's inbound_url, events to callback URLs that come with each request. */
+async function urlLines(config: Config): Promise<Line[]> {
+  const egress = createEgress({ allow: config.egress.allow });
+  const lines: Line[] = [];
+  for (const a of config.accounts) {
+    const subject = `account ${a.id} inbound_url`;
+    if (!a.inbound_url) {
+      lines.push({ subject, verdict: "ok", detail: "not set: mobile-originated messages are only logged" });
+      continue;
+    }
+    try {
+      await egress.checkUrl(a.inbound_url);
+      lines.push({ subject, verdict: "ok", detail: `${a.inbound_url} is allowed by the egress rules` });
+    } catch (e) {
+      lines.push({ subject, verdict: "failed", detail: `${a.inbound_url}: ${(e as Error).message}` });
+    }
+  }
+  const allowed = config.egress.allow.length ? `public addresses and egress.allow ${JSON.stringify(config.egress.allow)}` : "public addresses only";
+  lines.push({ subject: "callback URLs", verdict: "ok", detail: `webhooks may reach ${allowed}` });
+  return lines;
+}
+
+/** The MMSC posts receipts and MO to us: it can only if we listen beyond loopback, and should authenticate. */
+function inboundLines(config: Config): Line[] {
+  if (config.carriers.mms.kind !== "mm7") return [];
+  const host = config.server.listen.replace(/:\d+$/, "").replace(/^\[(.*)\]$/, "$1");
+  const loopback = host === "localhost" || classifyAddress(host) === "loopback";
+  const problems = [
+    loopback ? `server.listen ${config.server.listen} is loopback: the MMSC reaches ${config.inbound.mm7.path} only through a local proxy` : "",
+    config.inbound.mm7.username ? "" : "inbound.mm7.username is empty: anyone who reaches it can post delivery reports",
+  ].filter(Boolean);
+  const subject = `inbound ${config.inbound.mm7.path}`;
+  if (problems.length === 0) return [{ subject, verdict: "ok", detail: `on ${config.server.listen}, Basic auth as "${config.inbound.mm7.username}"` }];
+  return [{ subject, verdict: "unverified", detail: problems.join("; ") }];
+}
+
+export async function runProbe(args: string[]): Promise<number> {
+  const i = args.indexOf("--config");
+  const file = i >= 0 ? args[i + 1] : undefined;
+  if (!file) throw new ConfigError(["probe needs --config FILE"]);
+  const config = await loadConfigFile(file);
+  const lines = [...(await carrierLines(config)), ...inboundLines(config), ...(await urlLines(config))];
+  for (const l of lines) console.log(`${mark[l.verdict]}  ${l.subject}: ${l.detail}`);
+  return lines.some((l) => l.verdict === "failed") ? 1 : 0;
+}
