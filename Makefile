@@ -5,7 +5,7 @@ TARGET ?= bun-linux-x64
 OUT ?= dist/mms-gateway
 ARGS ?=
 
-.PHONY: setup run test test-unit test-chaos build build-all deb bench typecheck clean
+.PHONY: setup run test test-unit test-chaos build build-all deb openapi bench typecheck clean
 
 setup: node_modules/.setup-done
 
@@ -33,6 +33,10 @@ build-all: setup
 DEB_ARCH = $(or $(if $(filter bun-linux-x64%,$(TARGET)),amd64),$(if $(filter bun-linux-arm64%,$(TARGET)),arm64),$(error no Debian architecture for TARGET=$(TARGET)))
 deb: build
 	packaging/build-deb.sh $(OUT) $(DEB_ARCH) dist
+
+# docs/openapi.json: what GET /openapi.json serves with the default configuration (a test compares them).
+openapi: setup
+	$(BUN) -e 'import { defaultConfig } from "./src/config.ts"; import { openApiDocument } from "./src/http/openapi.ts"; import pkg from "./package.json"; const c = defaultConfig(); await Bun.write("docs/openapi.json", JSON.stringify(openApiDocument({ version: pkg.version, limits: c.limits, maxBodyBytes: c.server.max_body_bytes }), null, 2) + "\n");'
 
 typecheck: setup
 	./node_modules/.bin/tsc -p .

@@ -15,6 +15,7 @@ import { adminGuard } from "./http/admin-auth.ts";
 import { GuessingGuard } from "./http/auth.ts";
 import { carrierInbound } from "./http/carrier-inbound.ts";
 import { channelApi } from "./http/channel-api.ts";
+import { openApi } from "./http/openapi.ts";
 import { liveness, ops } from "./http/ops.ts";
 import { statusPage } from "./http/status-page.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
@@ -194,7 +195,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         checkEgress: (url) => egress.checkLiteral(url),
         shuttingDown: () => shuttingDown,
       }),
-    );
+    )
+    .use(openApi({ version: pkg.version, limits: config.limits, maxBodyBytes: config.server.max_body_bytes }));
   // The carrier and monitoring side: on its own listener when inbound.listen is set, else on the main one.
   const carrierSide = new Elysia()
     .use(

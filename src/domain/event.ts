@@ -1,20 +1,34 @@
 // The delivery-report event Bloomreach receives (contract section 6). Field names are ours and stable.
+// The schema is the one definition: the type below, and the webhook part of GET /openapi.json.
+import { Type as T, type Static } from "@sinclair/typebox";
 import type { Channel, MessagePayload, ReportStatus } from "./message.ts";
 
-export interface DeliveryEvent {
-  event_id: string;
-  message_id: string;
-  request_id: string | null;
-  custom_data: string | null;
-  status: ReportStatus;
-  channel: Channel;
-  fallback: boolean;
-  timestamp: number;
-  to: string;
-  from: string;
-  carrier_message_id: string | null;
-  error?: { code: string; message: string };
-}
+export const DeliveryEventSchema = T.Object(
+  {
+    event_id: T.String({ description: "Unique per event: a consumer can deduplicate on it (delivery is at-least-once)." }),
+    message_id: T.String({ description: "The id POST /mms or POST /sms answered with." }),
+    request_id: T.Union([T.String(), T.Null()], { description: "The request_id as received; null if the request had none." }),
+    custom_data: T.Union([T.String(), T.Null()], { description: "The request's custom_data, byte for byte." }),
+    status: T.Union([T.Literal("delivered"), T.Literal("failed"), T.Literal("sent")], {
+      description: "delivered: the handset has it. failed: final failure. sent: the carrier took it but cannot or did not report more.",
+    }),
+    channel: T.Union([T.Literal("mms"), T.Literal("sms")], { description: "sms when the fallback SMS is what the event is about." }),
+    fallback: T.Boolean({ description: "True when the MMS could not be delivered and the fallback SMS was sent instead." }),
+    timestamp: T.Number({ description: "Unix seconds (with milliseconds) of the carrier's event." }),
+    to: T.String({ description: "The recipient, 00 followed by E.164 digits." }),
+    from: T.String({ description: "The sender as sent to the carrier." }),
+    carrier_message_id: T.Union([T.String(), T.Null()], { description: "The carrier's id for the message, when it gave one." }),
+    error: T.Optional(
+      T.Object(
+        { code: T.String({ description: "mm7:<status>, smpp:<status> or a gateway code." }), message: T.String() },
+        { description: "On failed events only.", additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export type DeliveryEvent = Static<typeof DeliveryEventSchema> & { status: ReportStatus; channel: Channel };
 
 export function deliveryEvent(
   m: { id: string; requestId: string | null; channel: Channel; fallback: boolean; payload: MessagePayload },

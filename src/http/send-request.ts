@@ -68,16 +68,23 @@ export interface SendRequest {
 }
 
 // Plain TypeBox types only: Elysia's transforming types (t.Numeric, …) would slow every decode.
-const Canonical = T.Object({
-  subject: T.Optional(T.String()),
-  fallback_text: T.Optional(T.String()),
-  from: T.String({ minLength: 1 }),
-  to: T.String({ minLength: 1 }),
-  text: T.Optional(T.String()),
-  request_id: T.Optional(T.Union([T.String(), T.Null()])),
-  custom_data: T.Optional(T.Union([T.String(), T.Null()])),
-  callback_url: T.String({ minLength: 1 }),
-  metadata: T.Optional(T.Union([T.Object({}), T.Null()])),
+// Exported for GET /openapi.json, which documents the body from these very schemas.
+export const Canonical = T.Object({
+  subject: T.Optional(T.String({ description: "MMS subject line (POST /mms only)." })),
+  fallback_text: T.Optional(T.String({ description: "SMS sent when the handset cannot take MMS; empty = no fallback (POST /mms only)." })),
+  from: T.String({ minLength: 1, description: "Sender: digits with optional + or 00 (number, short code), or an alphanumeric name of at most 11 characters." }),
+  to: T.String({ minLength: 1, description: "Recipient MSISDN: 00 or + followed by 7 to 15 digits." }),
+  text: T.Optional(T.String({ description: "Message text. An MMS may leave it empty if it has media; an SMS needs it." })),
+  request_id: T.Optional(T.Union([T.String(), T.Null()], { description: "Deduplication key per account: a repeat gets the original answer and sends nothing." })),
+  custom_data: T.Optional(T.Union([T.String(), T.Null()], { description: "Returned byte for byte in every delivery report." })),
+  callback_url: T.String({ minLength: 1, description: "Absolute http(s) URL the delivery reports are posted to." }),
+  metadata: T.Optional(T.Union([T.Object({}), T.Null()], { description: "Any JSON object, stored verbatim." })),
+});
+
+/** One media item in its canonical spelling (parseMedia also reads the aliases). */
+export const MediaItem = T.Object({
+  url: T.String({ format: "uri", description: "Absolute http(s) URL the gateway fetches the content from (aliases: link, src)." }),
+  content_type: T.Optional(T.String({ description: "MIME type such as image/jpeg; else the fetched Content-Type (aliases: type, mime_type)." })),
 });
 const checkCanonical = TypeCompiler.Compile(Canonical);
 
