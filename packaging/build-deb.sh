@@ -18,7 +18,7 @@ root=$stage/root
 umask 022
 install -d "$root/DEBIAN" "$root/usr/bin" "$root/lib/systemd/system" "$root/etc/mms-gateway" \
   "$root/usr/lib/sysusers.d" "$root/usr/lib/tmpfiles.d" "$root/usr/share/doc/mms-gateway" \
-  "$root/usr/share/man/man1" "$root/usr/share/lintian/overrides"
+  "$root/usr/share/man/man1" "$root/usr/share/lintian/overrides" "$root/usr/share/mms-gateway"
 
 install -m 0755 "$binary" "$root/usr/bin/mms-gateway"
 
@@ -56,6 +56,8 @@ chmod 0644 "$conf"
 
 install -m 0644 "$here/debian/sysusers.conf" "$root/usr/lib/sysusers.d/mms-gateway.conf"
 install -m 0644 "$here/debian/tmpfiles.conf" "$root/usr/lib/tmpfiles.d/mms-gateway.conf"
+# The dashboard and alert rules, to import into Grafana and Prometheus.
+install -m 0644 "$here/grafana/mms-gateway.json" "$here/prometheus/alerts.yml" "$root/usr/share/mms-gateway/"
 install -m 0644 "$here/debian/lintian-overrides" "$root/usr/share/lintian/overrides/mms-gateway"
 install -m 0644 "$here/debian/copyright" "$root/usr/share/doc/mms-gateway/copyright"
 gzip -9n < "$here/debian/changelog" > "$root/usr/share/doc/mms-gateway/changelog.gz"

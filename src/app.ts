@@ -126,6 +126,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const recovered = await store.recoverInFlight();
   if (recovered > 0) log.warn({ count: recovered, policy: config.delivery.in_flight_policy }, "messages were in flight when the gateway stopped");
 
+  metrics.validity.set(config.delivery.validity_hours * 3600);
+  metrics.startTime.set(now() / 1000);
   const egress = createEgress({ allow: config.egress.allow });
   const media = createMediaFetcher({
     egress,

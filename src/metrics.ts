@@ -46,6 +46,11 @@ export function createMetrics() {
     queueOldest: new Gauge({ name: "gateway_queue_oldest_seconds", help: "Age of the oldest live message by state", labelNames: ["state", "channel"], registers: [registry] }),
     outboxDepth: new Gauge({ name: "gateway_outbox_events", help: "Outbox events by state (pending, dead)", labelNames: ["state"], registers: [registry] }),
     carrierUp: new Gauge({ name: "gateway_carrier_link_up", help: "1 when the carrier link is up", labelNames: ["carrier", "link"], registers: [registry] }),
+    ready: new Gauge({ name: "gateway_ready", help: "1 when /readyz would answer 200", registers: [registry] }),
+    // Alert rules compare queue ages with it, so they follow the configuration.
+    validity: new Gauge({ name: "gateway_delivery_validity_seconds", help: "delivery.validity_hours in seconds", registers: [registry] }),
+    // Restarts show as changes of this value (an fsync failure exits the process on purpose).
+    startTime: new Gauge({ name: "gateway_start_time_seconds", help: "Unix time the process started", registers: [registry] }),
     acceptLatency: h("gateway_accept_seconds", "Send request to durable 200", ["channel"], ms.map((x) => x / 1000)),
     submitLatency: h("gateway_submit_seconds", "Carrier submit round trip", ["carrier"], ms.map((x) => x / 1000)),
     receiptToWebhook: h("gateway_receipt_to_webhook_seconds", "Event written to webhook acknowledged", [], ms.map((x) => x / 1000)),

@@ -18,16 +18,20 @@ export function liveness() {
   return new Elysia({ name: "liveness" }).get("/healthz", () => new Response("ok\n"));
 }
 
+function readinessProblems(d: OpsDeps, carriers: CarrierHealth[]): string[] {
+  return [
+    ...(d.shuttingDown() ? ["shutting down"] : []),
+    ...(d.storageWritable() ? [] : ["storage is not writable"]),
+    ...carriers.filter((c) => c.state === "down" || c.state === "alarm").map((c) => `carrier ${c.name}: ${c.state} (${c.detail})`),
+  ];
+}
+
 export function ops(d: OpsDeps) {
   return new Elysia({ name: "ops" })
     .use(liveness())
     .get("/readyz", () => {
       const carriers = d.carriers();
-      const problems = [
-        ...(d.shuttingDown() ? ["shutting down"] : []),
-        ...(d.storageWritable() ? [] : ["storage is not writable"]),
-        ...carriers.filter((c) => c.state === "down" || c.state === "alarm").map((c) => `carrier ${c.name}: ${c.state} (${c.detail})`),
-      ];
+      const problems = readinessProblems(d, carriers);
       return new Response(JSON.stringify({ ready: problems.length === 0, problems, carriers }), {
         status: problems.length === 0 ? 200 : 503,
         headers: { "content-type": "application/json" },
@@ -35,6 +39,7 @@ export function ops(d: OpsDeps) {
     })
     .get("/metrics", async () => {
       d.refreshGauges();
+      d.metrics.ready.set(readinessProblems(d, d.carriers()).length === 0 ? 1 : 0);
       for (const c of d.carriers()) d.metrics.carrierUp.set({ carrier: c.name.split("#")[0]!, link: c.name }, c.state === "up" ? 1 : 0);
       return new Response(await d.metrics.registry.metrics(), { headers: { "content-type": d.metrics.registry.contentType } });
     });

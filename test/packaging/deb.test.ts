@@ -74,6 +74,8 @@ describe("mms-gateway .deb", () => {
       "usr/lib/tmpfiles.d/mms-gateway.conf",
       "usr/share/doc/mms-gateway/copyright",
       "usr/share/man/man1/mms-gateway.1.gz",
+      "usr/share/mms-gateway/mms-gateway.json",
+      "usr/share/mms-gateway/alerts.yml",
     ])
       expect(entry(f)).toMatch(/^-rw-r--r-- root\/root /);
     expect(lines.every((l) => / root\/root /.test(l))).toBe(true);
