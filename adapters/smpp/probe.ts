@@ -16,8 +16,10 @@ export async function probeSmsc(s: SmppSettings, now: () => number = Date.now): 
     const session = new SmppSession(`probe:${kind}`, kind, s, { deliver: async () => ESME_RX_T_APPN }, quiet, now);
     await session.start();
     const health = session.health();
+    const why = session.lastFailure;
     await session.stop(now() + s.unbind_timeout_ms);
-    if (health.state !== "up") return { verdict: "failed", detail: `${kind} bind as "${s.system_id}": ${health.detail}` };
+    if (health.state === "alarm") return { verdict: "failed", detail: `${kind} bind as "${s.system_id}": ${why}: check system_id and password` };
+    if (health.state !== "up") return { verdict: "failed", detail: `${kind} bind to ${s.host}:${s.port}: ${why}` };
     bound.push(kind);
   }
   return { verdict: "ok", detail: `bound as ${bound.join(" and ")} ("${s.system_id}") and unbound` };

@@ -153,6 +153,11 @@ export class SmppSession {
     return this.inFlight;
   }
 
+  /** Why the link last went down (or never came up), without the retry plan health() adds. */
+  get lastFailure(): string {
+    return this.lastError;
+  }
+
   /**
    * Sends one submit_sm once the window has room and no throttle pause is on. A submit waiting for a
    * slot keeps its place when the link drops and goes out after the rebind; it comes back "unsent"
