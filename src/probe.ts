@@ -51,14 +51,16 @@ async function urlLines(config: Config): Promise<Line[]> {
 /** The MMSC posts receipts and MO to us: it can only if we listen beyond loopback, and should authenticate. */
 function inboundLines(config: Config): Line[] {
   if (config.carriers.mms.kind !== "mm7") return [];
-  const host = config.server.listen.replace(/:\d+$/, "").replace(/^\[(.*)\]$/, "$1");
+  const { listen: inboundListen, mm7 } = config.inbound;
+  const [key, listen] = inboundListen ? ["inbound.listen", inboundListen] : ["server.listen", config.server.listen];
+  const host = listen.replace(/:\d+$/, "").replace(/^\[(.*)\]$/, "$1");
   const loopback = host === "localhost" || classifyAddress(host) === "loopback";
   const problems = [
-    loopback ? `server.listen ${config.server.listen} is loopback: the MMSC reaches ${config.inbound.mm7.path} only through a local proxy` : "",
-    config.inbound.mm7.username ? "" : "inbound.mm7.username is empty: anyone who reaches it can post delivery reports",
+    loopback ? `${key} ${listen} is loopback: the MMSC reaches ${mm7.path} only through a local proxy` : "",
+    mm7.username ? "" : "no Basic auth (allow_unauthenticated): anyone who reaches it can post delivery reports",
   ].filter(Boolean);
-  const subject = `inbound ${config.inbound.mm7.path}`;
-  if (problems.length === 0) return [{ subject, verdict: "ok", detail: `on ${config.server.listen}, Basic auth as "${config.inbound.mm7.username}"` }];
+  const subject = `inbound ${mm7.path}`;
+  if (problems.length === 0) return [{ subject, verdict: "ok", detail: `on ${listen}, Basic auth as "${mm7.username}"` }];
   return [{ subject, verdict: "unverified", detail: problems.join("; ") }];
 }
 

@@ -30,6 +30,7 @@ function doc(sms: Record<string, unknown>, mms: Record<string, unknown>, extra: 
     dir,
     doc: deepMerge(
       testConfigDoc(dir, {
+        inbound: { mm7: { username: "mmsc", password: "in" } },
         carriers: {
           mms: { kind: "mm7", url: mmsc.url, username: "vasp", password: "mm7pass", vaspid: "vasp1", timeout_ms: 5000, ...mms },
           sms: { kind: "smpp", host: "127.0.0.1", port: smsc.port, system_id: "esme1", password: "secret1", connect_timeout_ms: 5000, response_timeout_ms: 5000, ...sms },
@@ -116,7 +117,7 @@ describe("the compiled binary", () => {
   }
 
   test("every check passes: one line each, exit 0", async () => {
-    const r = await probe({}, {}, { inbound: { mm7: { username: "mmsc", password: "in" } }, server: { listen: "0.0.0.0:0" } });
+    const r = await probe({}, {}, { inbound: { listen: "0.0.0.0:0" } });
     expect(r.err).toBe("");
     expect(r.lines).toEqual([
       `ok          carrier mms (mm7 ${mmsc.url}): answered with the configured credentials: CancelReq of an unknown message → 2005 Message ID Not found: Message ID not found`,
