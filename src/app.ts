@@ -165,6 +165,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     claimBatch: config.delivery.claim_batch,
     paused: config.delivery.paused,
     onFinal: () => outbox.wake(),
+    onSubmitted: (carrier, outcome) => activity.submitted(carrier, outcome),
   });
   const events = carrierEvents({
     store,
@@ -247,7 +248,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         },
       }),
     )
-    .use(statusPage({ store, activity, now, refuse, carriers: () => [...mms.health(), ...sms.health()], version: pkg.version }));
+    .use(statusPage({ store, activity, now, refuse, carriers: () => [...mms.health(), ...sms.health()], carrierNames: [mms.name, sms.name], version: pkg.version }));
 
   const [host, portText] = splitHostPort(config.server.listen);
   // Bun's own cap only guards memory: each handler enforces its limit first and answers 413 with a

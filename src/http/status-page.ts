@@ -2,13 +2,16 @@
 // build step; it reloads itself with a meta refresh. Every value from outside is escaped.
 import { Elysia } from "elysia";
 import type { CarrierHealth } from "../../adapters/carrier.ts";
-import type { Activity } from "../activity.ts";
+import type { Activity, SubmitOutcome } from "../activity.ts";
+import { barChart } from "./status-charts.ts";
 import type { Store } from "../store/store.ts";
 
 export interface StatusDeps {
   store: Store;
   activity: Activity;
   carriers: () => CarrierHealth[];
+  /** The configured carriers' names: each gets its chart, traffic or not. */
+  carrierNames: string[];
   now: () => number;
   refuse: (request: Request, addr: string) => Response | null;
   version: string;
@@ -25,6 +28,13 @@ function table(headers: string[], rows: string[][], empty: string): string {
 }
 
 /** A cell; `key` names the figure for anyone reading the page by machine (the browser test does). */
+/** Carrier answers, drawn bottom up: accepted, to be retried, refused for good. */
+const outcomes: [SubmitOutcome, string][] = [
+  ["ok", "#2e8b3a"],
+  ["temporary", "#e0a100"],
+  ["permanent", "#c62828"],
+];
+
 const td = (v: unknown, key?: string) => `<td${key ? ` data-k="${esc(key)}"` : ""}>${esc(v)}</td>`;
 
 export function renderStatus(d: StatusDeps, refreshS: number): string {
@@ -60,23 +70,29 @@ export function renderStatus(d: StatusDeps, refreshS: number): string {
       `<p>last minute: <b data-k="minute:accepted">${sum(lastMinute, "accepted")}</b> accepted, <b data-k="minute:finals">${sum(lastMinute, "finals")}</b> final; ` +
       `last ${Math.round((buckets.length * d.activity.bucketMs) / 60_000)} minutes: <b data-k="window:accepted">${sum(buckets, "accepted")}</b> accepted, ` +
       `<b data-k="window:finals">${sum(buckets, "finals")}</b> final</p>` +
+      barChart("chart:accepted", "Accepted messages", buckets, [{ name: "accepted", color: "#3572b0", value: (b) => b.accepted }], d.activity.bucketMs) +
+      d.carrierNames
+        .map((carrier) =>
+          barChart(
+            `chart:carrier:${carrier}`,
+            `Carrier ${carrier}: submits by outcome`,
+            buckets,
+            outcomes.map(([outcome, color]) => ({ name: outcome, color, value: (b) => b.submits[carrier]?.[outcome] ?? 0 })),
+            d.activity.bucketMs,
+          ),
+        )
+        .join(""),
+    `<h2>Recent problems <small>(warnings and errors, one line per kind and target)</small></h2>` +
       table(
-        ["interval from", "accepted", "final"],
-        buckets
-          .filter((b) => b.accepted || b.finals)
-          .reverse()
-          .map((b) => [td(iso(b.start)), td(b.accepted), td(b.finals)]),
-        "no traffic in this window",
-      ),
-    `<h2>Recent errors</h2>` +
-      table(
-        ["last seen", "times", "level", "message", "details"],
+        ["problem", "target", "level", "times", "first seen", "last seen", "latest details"],
         errors.map((e) => [
-          td(iso(e.at)),
-          td(e.count === 1 ? "1" : `${e.count} since ${iso(e.first)}`),
-          td(e.level),
           td(e.msg),
-          td(Object.entries(e.fields).map(([k, v]) => `${k}=${v}`).join(" ")),
+          td(e.target),
+          td(e.level),
+          td(e.count, "problem-count"),
+          td(iso(e.first)),
+          td(iso(e.at)),
+          td(Object.entries(e.fields).filter(([, v]) => v !== e.target).map(([k, v]) => `${k}=${v}`).join(" ")),
         ]),
         "no warnings or errors since start",
       ),
@@ -93,7 +109,8 @@ export function renderStatus(d: StatusDeps, refreshS: number): string {
 <title>mms-gateway status</title>
 <style>body{font:14px system-ui,sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;margin:.3em 0 1em}
 td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left;vertical-align:top}th{background:#f3f3f3}.ok{color:#070}.bad{color:#b00;font-weight:bold}
-.empty{color:#777}small{font-weight:normal;color:#555}</style></head>
+.empty{color:#777}small{font-weight:normal;color:#555}figure{margin:.4em 0 1em}figcaption{margin-bottom:.2em}
+.key i{display:inline-block;width:.8em;height:.8em;margin:0 .25em 0 .5em;vertical-align:-.05em}svg text{fill:#555}</style></head>
 <body><h1>mms-gateway</h1><p>version ${esc(d.version)} · page made at <span data-k="generated">${esc(iso(now))}</span> · reloads every ${refreshS} s</p>
 ${sections.join("\n")}
 </body></html>

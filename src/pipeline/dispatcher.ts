@@ -23,6 +23,8 @@ export interface DispatcherDeps {
   paused?: boolean;
   /** After a fallback or any change that makes more work due. */
   onFinal?: () => void;
+  /** Each carrier answer (the status page's per-carrier charts). */
+  onSubmitted?: (carrier: string, outcome: SubmitResult["kind"]) => void;
 }
 
 interface Lane {
@@ -145,6 +147,7 @@ export class Dispatcher {
     }
     this.d.metrics.submitLatency.observe({ carrier: carrier.name }, (performance.now() - started) / 1000);
     this.d.metrics.submissions.inc({ carrier: carrier.name, outcome: result.kind });
+    this.d.onSubmitted?.(carrier.name, result.kind);
     const log = { messageId: m.id, requestId: m.requestId, carrier: carrier.name };
     if (result.kind === "ok") this.d.log.debug({ ...log, carrierIds: result.carrierMessageIds }, "submitted");
     else this.d.log.info({ ...log, outcome: result.kind, code: result.code, reason: result.message }, "submit not accepted");
