@@ -84,3 +84,16 @@ test("the webhook events the gateway posts fit the documented event schema", asy
   expect([...documented.required].sort()).toEqual(Object.keys(sink.byMessage(r.json.id)[0]!).sort());
   expect(served.webhooks.deliveryReport.post.requestBody.content["application/json"].schema.items.$ref).toBe("#/components/schemas/DeliveryEvent");
 });
+
+test("the compiled binary serves the same document", async () => {
+  const { configFor, freePort, startBinary } = await import("../support/binary.ts");
+  const { tempDir, testConfigDoc } = await import("../support/config-doc.ts");
+  const dir = tempDir();
+  const gw = await startBinary(configFor(dir, testConfigDoc(dir)), freePort());
+  try {
+    expect(await (await fetch(`${gw.url}/openapi.json`)).json()).toEqual(served);
+  } finally {
+    gw.proc.kill("SIGTERM");
+    await gw.proc.exited;
+  }
+});

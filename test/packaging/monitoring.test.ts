@@ -106,3 +106,23 @@ test.skipIf(!hasPromtool && !process.env.CI)("promtool check rules and promtool 
   expect(unit.stdout.toString() + unit.stderr.toString()).toContain("SUCCESS");
   expect(unit.exitCode).toBe(0);
 });
+
+test("gateway_ready follows /readyz: 1 when ready, 0 while a carrier link is down", async () => {
+  expect(exposedValue(await (await fetch(`${app.url}/metrics`)).text(), "gateway_ready")).toBe(1);
+  // An SMSC that is not there: the SMPP link stays down, so the gateway is not ready.
+  const closed = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
+  const port = closed.port!;
+  closed.stop(true);
+  const down = await startTestApp({ carriers: { sms: { kind: "smpp", host: "127.0.0.1", port, system_id: "x", password: "y", connect_timeout_ms: 1000 } } });
+  try {
+    expect((await fetch(`${down.url}/readyz`)).status).toBe(503);
+    expect(exposedValue(await (await fetch(`${down.url}/metrics`)).text(), "gateway_ready")).toBe(0);
+  } finally {
+    await down.stop();
+  }
+});
+
+function exposedValue(text: string, name: string): number | undefined {
+  const m = new RegExp(`^${name} (\\S+)$`, "m").exec(text);
+  return m ? Number(m[1]) : undefined;
+}
