@@ -37,7 +37,11 @@ let root = "";
 /** dpkg working on the throwaway root; scripts run unchrooted with DPKG_ROOT (there is no shell inside). */
 const dpkg = (...args: string[]) => ok(["dpkg", `--root=${root}`, "--force-script-chrootless", "--force-depends", ...args]);
 
+// Building and installing need Debian's dpkg; elsewhere the suite skips (saying so), never under CI.
+const suite = needs("dpkg-deb") ? describe.skip : describe;
+
 beforeAll(() => {
+  if (!has("dpkg-deb")) return;
   requireBinary();
   deb = ok([join(repo, "packaging/build-deb.sh"), binaryPath, arch, join(work, "out")]).trim();
   root = join(work, "root");
@@ -49,7 +53,7 @@ beforeAll(() => {
 
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-describe("mms-gateway .deb", () => {
+suite("mms-gateway .deb", () => {
   test("named and described as Debian expects", () => {
     expect(deb).toEndWith(`/mms-gateway_${pkg.version}_${arch}.deb`);
     const info = ok(["dpkg-deb", "-I", deb]);
