@@ -14,6 +14,8 @@ export interface ReceiptCandidate {
   open: boolean;
   /** The message's recipient. */
   to: string;
+  /** The message's sender (some SMSCs write it in the receipt's source_addr instead of the handset). */
+  from: string;
   /** Unix ms of the message's last change: its submit, while it waits for the receipt. */
   submittedAt: number;
 }
@@ -30,7 +32,11 @@ export type ReceiptMatch =
  * near stay ambiguous: guessing would report one message's fate on another.
  */
 export function chooseCandidate(found: ReceiptCandidate[], receipt: { to?: string; arrivedAt: number }): ReceiptMatch {
-  const byMessage = found.filter((c, i) => found.findIndex((o) => o.messageId === c.messageId) === i);
+  // A converted reading that found a message for another handset found a lookalike id: typically the
+  // receipt beat its own submit answer (16 decimal is 10 hex, an older message still waiting). Held,
+  // the receipt is applied when that answer is stored.
+  const plausible = found.filter((c) => c.base === "same" || receipt.to === undefined || sameAddress(c.to, receipt.to) || sameAddress(c.from, receipt.to));
+  const byMessage = plausible.filter((c, i) => plausible.findIndex((o) => o.messageId === c.messageId) === i);
   if (byMessage.length === 0) return { kind: "none" };
   if (byMessage.length === 1) return { kind: "match", candidate: byMessage[0]!, evidence: found.length === 1 };
   let pool = byMessage.some((c) => c.open) ? byMessage.filter((c) => c.open) : byMessage;

@@ -421,8 +421,8 @@ export class Store {
     for (const reading of readings) {
       const link = this.s.carrierIdGet!.get(r.carrier, reading.key) as Row | null;
       if (!link) continue;
-      const to = link.payload === null ? "" : (JSON.parse(link.payload as string) as MessagePayload).to;
-      found.push({ ...reading, messageId: link.message_id as string, open: link.outcome === null, to, submittedAt: (link.updated_at as number | null) ?? 0 });
+      const { to, from } = link.payload === null ? { to: "", from: "" } : (JSON.parse(link.payload as string) as MessagePayload);
+      found.push({ ...reading, messageId: link.message_id as string, open: link.outcome === null, to, from, submittedAt: (link.updated_at as number | null) ?? 0 });
     }
     const match = chooseCandidate(found, { to: r.to, arrivedAt });
     if (match.kind !== "match") {

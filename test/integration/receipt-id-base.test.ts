@@ -128,6 +128,26 @@ describe("the store on SQLite", () => {
     await store.close();
   });
 
+  test("a receipt that beats its submit answer is not applied to an older message its id reads as in another base", async () => {
+    const clock = { t: 1000 };
+    const store = Store.open(join(tempDir(), "g.db"), { now: () => clock.t, retryBaseMs: 1000, retryMaxMs: 60000, receiptWindowMs: 3_600_000, intermediateEvents: false, inFlightPolicy: "at-most-once" });
+    const accept = async (to: string) => {
+      await store.accept({ accountId: "a", requestId: null, channel: "sms", payload: { ...payload, to }, bodyHash: "h", expiresAt: 10_000_000 });
+      return (await store.claimDue("sms", 1))[0]!;
+    };
+    // A decimal SMSC: the older message got id 10 and waits for its receipt; the newer one's answer (16) is not stored yet.
+    const older = await accept("12025550160");
+    await store.recordSubmit(older, "sms", { kind: "ok", carrierMessageIds: ["10"] });
+    const newer = await accept("12025550161");
+    // "16" read as decimal and written in hex is "10".
+    expect(await store.receipt({ carrier: "sms", carrierMessageId: "16", readings: idReadings("16"), to: "12025550161", outcome: "delivered", timestamp: clock.t })).toBe("unmatched");
+    expect(store.getMessage(older.id)!.state).toBe("submitted");
+    await store.recordSubmit(newer, "sms", { kind: "ok", carrierMessageIds: ["16"] });
+    expect(store.getMessage(newer.id)!.state).toBe("delivered");
+    expect(store.getMessage(older.id)!.state).toBe("submitted");
+    await store.close();
+  });
+
   test("a held receipt waits under each reading, is listed once, and is dropped once after the hold time", async () => {
     const clock = { t: 1000 };
     const store = Store.open(join(tempDir(), "g.db"), { now: () => clock.t, retryBaseMs: 1000, retryMaxMs: 60000, receiptWindowMs: 3_600_000, intermediateEvents: false, inFlightPolicy: "at-most-once" });

@@ -9,6 +9,7 @@ const cand = (o: Partial<ReceiptCandidate> & { messageId: string }): ReceiptCand
   base: "same",
   open: true,
   to: "447700900001",
+  from: "Shop",
   submittedAt: 1_000,
   ...o,
 });
@@ -43,6 +44,19 @@ describe("chooseCandidate", () => {
     expect(chooseCandidate([a, b], { to: "SENDER", arrivedAt: 1_500 })).toMatchObject({ kind: "match", candidate: a });
     const tie = chooseCandidate([a, b], { arrivedAt: 3_000 });
     expect(tie.kind).toBe("ambiguous");
+  });
+
+  test("a converted reading that found a message for another handset is a lookalike, not a match", () => {
+    // The receipt says 16; its own submit answer is not stored yet, and 16 decimal is 10 hex, an older message's id.
+    const older = cand({ messageId: "older", key: "10", base: "resp_hex_receipt_dec", to: "447700900001" });
+    expect(chooseCandidate([older], { to: "447700900002", arrivedAt: 0 })).toEqual({ kind: "none" });
+    // Once the right answer is stored, its plain reading wins even if the lookalike was sent nearer.
+    const own = cand({ messageId: "own", key: "16", to: "447700900002", submittedAt: 0 });
+    expect(chooseCandidate([own, { ...older, submittedAt: 1 }], { to: "SENDER", arrivedAt: 1 })).toMatchObject({ kind: "match", candidate: own });
+    // The handset, or an SMSC that writes the sender there, or no address at all: still a match.
+    expect(chooseCandidate([older], { to: "07700900001", arrivedAt: 0 })).toMatchObject({ kind: "match", candidate: older });
+    expect(chooseCandidate([older], { to: "SHOP", arrivedAt: 0 })).toMatchObject({ kind: "match", candidate: older });
+    expect(chooseCandidate([older], { arrivedAt: 0 })).toMatchObject({ kind: "match", candidate: older });
   });
 
   test("two readings finding the same message count once", () => {
