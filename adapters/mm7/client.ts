@@ -25,8 +25,11 @@ const beforeSending = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EAI_NO
 const certificateError = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS_CERT/;
 
 export function failedBeforeSending(err: unknown): boolean {
-  const code = (err as { code?: unknown })?.code;
-  return typeof code === "string" && (beforeSending.has(code) || certificateError.test(code));
+  const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown };
+  if (typeof code !== "string") return false;
+  // EPROTO names any TLS failure; only one in the handshake (e.g. an https URL to a plain-HTTP port) comes before the request.
+  if (code === "EPROTO") return typeof message === "string" && /handshake/i.test(message);
+  return beforeSending.has(code) || certificateError.test(code);
 }
 
 export interface MmscEndpoint {

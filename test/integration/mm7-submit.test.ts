@@ -254,6 +254,30 @@ describe("after the SubmitReq was sent, no answer is in doubt (issue 11 item 9)"
     }
   });
 
+  test("an https URL to a plain-HTTP MMSC fails in the TLS handshake, before sending: plain temporary", async () => {
+    const received: Buffer[] = [];
+    const server = net.createServer((socket) => {
+      socket.on("error", () => {});
+      // Answers the ClientHello in plain HTTP, as a server without TLS does.
+      socket.once("data", (chunk: Buffer) => {
+        received.push(chunk);
+        socket.end("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    try {
+      const c = await carrierFor({ url: `https://127.0.0.1:${(server.address() as net.AddressInfo).port}/mm7` });
+      const r = await c.submit(submitTo("12025550902"));
+      expect(r).toMatchObject({ kind: "temporary", code: "mm7:transport" });
+      expect(r.kind === "temporary" && r.inDoubt).toBeFalsy();
+      // What reached it was a TLS record (0x16 handshake), not a request.
+      expect(received.length).toBeGreaterThanOrEqual(1);
+      expect(received.every((b) => b[0] === 0x16)).toBe(true);
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+
   test("an invalid URL fails before sending: plain temporary", async () => {
     const c = await carrierFor({ url: "http://[::1/mm7" });
     const r = await c.submit(submitTo("12025550901"));

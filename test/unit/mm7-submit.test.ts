@@ -208,6 +208,10 @@ describe("which transport errors leave no doubt (issue 11 item 9)", () => {
   test.each(["ECONNRESET", "EPIPE", "ETIMEDOUT", "UNKNOWN_SOMETHING"])("%s: the request may have left", (code) => {
     expect(failedBeforeSending(err(code))).toBe(false);
   });
+  test("EPROTO: only a failed handshake is before sending", () => {
+    expect(failedBeforeSending(Object.assign(new TypeError("EPROTO: The TLS handshake failed."), { code: "EPROTO" }))).toBe(true);
+    expect(failedBeforeSending(Object.assign(new TypeError("EPROTO: bad record mac"), { code: "EPROTO" }))).toBe(false);
+  });
   test("an error without a code may have come after sending", () => {
     expect(failedBeforeSending(new Error("socket hang up"))).toBe(false);
   });
