@@ -133,7 +133,7 @@ export class MoReassembly {
 
   /**
    * Adds a part. Returns the message when this part completes it; otherwise undefined. `evicted`
-   * receives messages pushed out by the bounds, oldest first (this very message last, when its own
+   * receives messages pushed out by the bounds, oldest first (or this very message alone, when its own
    * parts exceed the byte bound).
    */
   add(from: string, to: string, dataCoding: number, part: MoPart & { concat: Concat }, evicted: (r: Reassembled) => void): Reassembled | undefined {
@@ -154,6 +154,11 @@ export class MoReassembly {
     if (p.received === p.parts.length) {
       p.handedOn = true;
       return this.assemble(p);
+    }
+    // Alone over the bound, it goes by itself: pushing older messages out first would not make it fit.
+    if (p.bytes > this.limits.maxBytes) {
+      evicted(this.remove(p));
+      return undefined;
     }
     // Map order is arrival order and this message came last: when it is the oldest, it alone is too big.
     for (let oldest = this.oldestIdle(); oldest && this.heldBytes > this.limits.maxBytes; oldest = oldest === p ? undefined : this.oldestIdle()) {

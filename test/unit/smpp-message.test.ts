@@ -109,7 +109,7 @@ describe("MO", () => {
     expect(r.size).toBe(0);
   });
 
-  test("reassembly is bounded in octets: oldest out first, a message alone over the bound goes itself", () => {
+  test("reassembly is bounded in octets: oldest out first, a message alone over the bound goes by itself", () => {
     const r = new MoReassembly({ timeoutMs: 60_000, maxMessages: 100, maxBytes: 10 }, () => 0);
     const part = (ref: number, seq: number, total: number, text: string) => ({ concat: { ref, total, seq }, payload: Buffer.from(text) });
     const evicted: string[] = [];
@@ -122,15 +122,18 @@ describe("MO", () => {
     // A duplicate part holds nothing more.
     r.add("a", "b", 0, part(3, 1, 3, "cccc"), out);
     expect(r.bytes).toBe(8);
-    // One message over the bound by itself: everything older goes, then the message too.
+    // One message over the bound by itself goes alone: the older ones could not make room for it.
     r.add("a", "b", 0, part(4, 1, 2, "dddddddddddd"), out);
-    expect([r.size, r.bytes, evicted]).toEqual([0, 0, ["aaaa", "bbbb", "cccc", "dddddddddddd"]]);
+    expect([r.size, r.bytes, evicted]).toEqual([2, 8, ["aaaa", "dddddddddddd"]]);
+    r.add("a", "b", 0, part(6, 1, 2, "gggggg"), out);
+    expect([r.size, r.bytes, evicted]).toEqual([2, 10, ["aaaa", "dddddddddddd", "bbbb"]]);
     // A completing part is returned, not evicted, and release frees its octets.
     r.add("a", "b", 0, part(5, 1, 2, "eeee"), out);
     const done = r.add("a", "b", 0, part(5, 2, 2, "ff"), out);
     expect(done).toMatchObject({ text: "eeeeff", complete: true });
+    expect(evicted.at(-1)).toBe("cccc");
     r.release(done!.key);
-    expect([r.size, r.bytes]).toEqual([0, 0]);
+    expect([r.size, r.bytes]).toEqual([1, 6]);
   });
 
   test("a completed message with the pipeline is neither pushed out nor expired (it would arrive twice)", () => {
