@@ -127,10 +127,9 @@ export class Store {
       carrierIdsOf: q("SELECT carrier, carrier_id, part, outcome FROM carrier_ids WHERE message_id = ? ORDER BY carrier, part"),
       partsOf: q("SELECT carrier_id, part, outcome FROM carrier_ids WHERE message_id = ? AND carrier = ? ORDER BY part"),
       earlyInsert: q("INSERT INTO early_receipts (carrier, carrier_id, receipt, received_at) VALUES (?, ?, ?, ?)"),
-      // A receipt is held under every key its id may stand for; taking it by one takes it by all.
-      earlyTake: q(
-        "DELETE FROM early_receipts WHERE carrier = ?1 AND receipt IN (SELECT receipt FROM early_receipts WHERE carrier = ?1 AND carrier_id = ?2) RETURNING receipt, received_at",
-      ),
+      earlyAt: q("SELECT receipt, received_at FROM early_receipts WHERE carrier = ? AND carrier_id = ?"),
+      // By key and text, so the index is used: on the submit path, a scan would cost every held receipt.
+      earlyDelete: q("DELETE FROM early_receipts WHERE carrier = ? AND carrier_id = ? AND receipt = ?"),
       earlyExpire: q("DELETE FROM early_receipts WHERE received_at < ? RETURNING carrier, carrier_id, receipt"),
       eventInsert: q(
         "INSERT INTO events (event_id, message_id, account_id, kind, url, body, state, attempts, created_at, updated_at, due_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
@@ -309,9 +308,12 @@ export class Store {
         // Receipts that beat the submit answer (or named it in another base) were held; apply them now.
         let held = 0;
         for (const cid of result.carrierMessageIds) {
-          const taken = this.s.earlyTake!.all(carrier, cid) as { receipt: string; received_at: number }[];
-          for (const r of taken.filter((t, i) => taken.findIndex((o) => o.receipt === t.receipt) === i)) {
-            this.applyReceiptNow(JSON.parse(r.receipt) as CarrierReceipt, r.received_at);
+          const taken = this.s.earlyAt!.all(carrier, cid) as { receipt: string; received_at: number }[];
+          for (const t of new Map(taken.map((x) => [x.receipt, x])).values()) {
+            const r = JSON.parse(t.receipt) as CarrierReceipt;
+            // It waits under every key its id may stand for: taking it by one takes it by all.
+            for (const key of new Set([cid, r.carrierMessageId, ...(r.readings ?? []).map((x) => x.key)])) this.s.earlyDelete!.run(carrier, key, t.receipt);
+            this.applyReceiptNow(r, t.received_at);
             held++;
           }
         }
@@ -390,7 +392,9 @@ export class Store {
   dropStaleEarlyReceipts(holdMs: number): Promise<{ carrier: string; carrier_id: string }[]> {
     return this.writer.write(() => {
       const rows = this.s.earlyExpire!.all(this.now() - holdMs) as { carrier: string; carrier_id: string; receipt: string }[];
-      return rows.filter((r, i) => rows.findIndex((o) => o.receipt === r.receipt) === i).map(({ carrier, carrier_id }) => ({ carrier, carrier_id }));
+      // A Set, not findIndex: a flood of unmatched receipts can expire tens of thousands of rows at once.
+      const seen = new Set<string>();
+      return rows.filter((r) => !seen.has(r.receipt) && seen.add(r.receipt)).map(({ carrier, carrier_id }) => ({ carrier, carrier_id }));
     });
   }
 
