@@ -260,6 +260,8 @@ function semanticProblems(c: Config): string[] {
   // Whoever can post to the MM7 endpoint can mark any message delivered or failed and send MO as the MMSC.
   if (c.carriers.mms.kind === "mm7" && c.inbound.mm7.username === "" && !c.inbound.mm7.allow_unauthenticated) {
     p.push('inbound.mm7.username: required with carriers.mms.kind = "mm7" (the MMSC must authenticate its reports and MO); set inbound.mm7.allow_unauthenticated = true only if nothing but the MMSC can reach this port');
+  } else if (c.carriers.mms.kind === "mm7" && c.inbound.mm7.password === "" && !c.inbound.mm7.allow_unauthenticated) {
+    p.push('inbound.mm7.password: required with inbound.mm7.username (a user name alone is no secret)');
   }
   for (const [i, cidr] of c.egress.allow.entries()) {
     if (!/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(cidr)) p.push(`egress.allow.${i}: expected a CIDR like 127.0.0.0/8 (got "${cidr}")`);

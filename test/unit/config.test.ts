@@ -76,6 +76,8 @@ describe("config", () => {
     const mm7 = `[carriers.mms]\nkind = "mm7"\nurl = "http://127.0.0.1:9/mm7"\n`;
     expect(problems(mm7).join("\n")).toContain('inbound.mm7.username: required with carriers.mms.kind = "mm7"');
     expect(problems(`${mm7}[inbound.mm7]\nusername = "mmsc"\npassword = "p"\n`)).toEqual([]);
+    // A user name alone is no secret: it is in the MMSC's configuration and often guessable.
+    expect(problems(`${mm7}[inbound.mm7]\nusername = "mmsc"\n`).join("\n")).toContain("inbound.mm7.password: required");
     expect(problems(`${mm7}[inbound.mm7]\nallow_unauthenticated = true\n`)).toEqual([]);
     // The sandbox takes nothing at /mm7: no credentials needed.
     expect(problems("")).toEqual([]);
