@@ -17,7 +17,7 @@ run: setup
 	$(BUN) src/main.ts serve $(ARGS)
 
 build: setup
-	$(BUN) build --compile --minify --bytecode --target=$(TARGET) src/main.ts src/store/checkpoint-worker.ts --outfile $(OUT)
+	$(BUN) build --compile --minify --bytecode --target=$(TARGET) src/main.ts src/store/sqlite/checkpoint-worker.ts --outfile $(OUT)
 
 # Release binaries for every platform we ship. Cross targets need that platform's Bun runtime, which
 # `bun build` fetches once from the npm registry (@oven/bun-*) and caches in ~/.bun/install/cache; with
@@ -26,7 +26,7 @@ PLATFORMS ?= linux-x64 linux-arm64 darwin-arm64
 build-all: setup
 	@for p in $(PLATFORMS); do \
 		echo "== $$p"; \
-		$(BUN) build --compile --minify --bytecode --target=bun-$$p src/main.ts src/store/checkpoint-worker.ts --outfile dist/mms-gateway-$$p || exit 1; \
+		$(BUN) build --compile --minify --bytecode --target=bun-$$p src/main.ts src/store/sqlite/checkpoint-worker.ts --outfile dist/mms-gateway-$$p || exit 1; \
 	done
 
 # The Debian package of the binary built for TARGET: dist/mms-gateway_<version>_<arch>.deb (dpkg-deb only).

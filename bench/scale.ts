@@ -10,7 +10,7 @@ import { Database } from "bun:sqlite";
 import { copyFileSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { newId } from "../src/domain/event.ts";
-import { Store } from "../src/store/store.ts";
+import { Store } from "../src/store/sqlite/store.ts";
 import { ACME_KEY, sendBody } from "../test/support/app.ts";
 import { fmtN, quick, rssMb, sendScript, spread, startGateway, tempDir, wrk, type Row } from "./lib.ts";
 

@@ -5,7 +5,7 @@
 import { join } from "node:path";
 import { ConfigError, defaultConfig, loadConfigFile, type Config } from "./config.ts";
 import { OperatorInputError, positiveInt, purgeOlderThan, requeueTarget, retryFilter } from "./pipeline/operator.ts";
-import { Store } from "./store/store.ts";
+import { Store } from "./store/sqlite/store.ts";
 
 export const adminUsage = `  mms-gateway admin (--config FILE | --data DIR) show ID|REQUEST_ID
   mms-gateway admin (--config FILE | --data DIR) dead-letters [--limit N]

@@ -24,7 +24,7 @@ import { createEgress, EgressRefused } from "./pipeline/egress.ts";
 import { createMediaFetcher } from "./pipeline/media.ts";
 import { Outbox } from "./pipeline/outbox.ts";
 import { carrierEvents } from "./pipeline/receipts.ts";
-import { Store, type WalSync } from "./store/store.ts";
+import { Store, type WalSync } from "./store/sqlite/store.ts";
 
 export interface AppOptions {
   /** A ready logger (its warnings do not reach the status page's error list). */

@@ -4,7 +4,7 @@
 import { Elysia } from "elysia";
 import type { Logger } from "pino";
 import { OperatorInputError, positiveInt, purgeOlderThan, requeueTarget, retryFilter } from "../pipeline/operator.ts";
-import type { Store } from "../store/store.ts";
+import type { Store } from "../store/sqlite/store.ts";
 
 export interface AdminDeps {
   store: Store;

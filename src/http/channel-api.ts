@@ -5,7 +5,7 @@ import type { Logger } from "pino";
 import type { Config } from "../config.ts";
 import type { Channel, MessagePayload } from "../domain/message.ts";
 import type { Metrics } from "../metrics.ts";
-import { StorageUnavailable, type Store, type StoredResponse } from "../store/store.ts";
+import { StorageUnavailable, type Store, type StoredResponse } from "../store/sqlite/store.ts";
 import { AccountRateLimit, Authenticator, GuessingGuard } from "./auth.ts";
 import { InvalidField, parseSendRequest, requestIdOf } from "./send-request.ts";
 

@@ -4,7 +4,7 @@ import { Elysia } from "elysia";
 import type { CarrierHealth } from "../../adapters/carrier.ts";
 import type { Activity, SubmitOutcome } from "../activity.ts";
 import { barChart } from "./status-charts.ts";
-import type { Store } from "../store/store.ts";
+import type { Store } from "../store/sqlite/store.ts";
 
 export interface StatusDeps {
   store: Store;

@@ -4,7 +4,7 @@ import type { Logger } from "pino";
 import type { MediaPart, MmsCarrier, SmsCarrier, SubmitResult } from "../../adapters/carrier.ts";
 import type { Channel, StoredMessage } from "../domain/message.ts";
 import type { Metrics } from "../metrics.ts";
-import { StorageUnavailable, type Store } from "../store/store.ts";
+import { StorageUnavailable, type Store } from "../store/sqlite/store.ts";
 
 export interface MediaSource {
   get(item: { url: string; content_type?: string }): Promise<MediaPart | { kind: "temporary" | "permanent"; code: string; message: string }>;

@@ -1,6 +1,6 @@
 // What an operator may do to the queue, shared by the admin CLI and the admin HTTP API so both read
 // their arguments the same way and apply the same limits.
-import type { Store } from "../store/store.ts";
+import type { Store } from "../store/sqlite/store.ts";
 
 export class OperatorInputError extends Error {}
 

@@ -4,7 +4,7 @@ import { SignJWT } from "jose";
 import type { Logger } from "pino";
 import { backoffMs } from "../domain/outcome.ts";
 import type { Metrics } from "../metrics.ts";
-import type { PendingEvent, Store } from "../store/store.ts";
+import type { PendingEvent, Store } from "../store/sqlite/store.ts";
 
 export interface WebhookResponse {
   status: number;

@@ -4,7 +4,7 @@ import type { Logger } from "pino";
 import type { CarrierEvents, CarrierReceipt, InboundMessage, MoIncomplete } from "../../adapters/carrier.ts";
 import type { AccountConfig } from "../config.ts";
 import type { Metrics } from "../metrics.ts";
-import type { Store } from "../store/store.ts";
+import type { Store } from "../store/sqlite/store.ts";
 
 export interface ReceiptDeps {
   store: Store;

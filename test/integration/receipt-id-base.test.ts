@@ -8,7 +8,7 @@ import { idReadings } from "../../adapters/smpp/message-id.ts";
 import { runAdmin } from "../../src/admin-cli.ts";
 import type { MessagePayload } from "../../src/domain/message.ts";
 import { LEARN_AFTER } from "../../src/domain/receipt-match.ts";
-import { Store } from "../../src/store/store.ts";
+import { Store } from "../../src/store/sqlite/store.ts";
 import { ACME_SECRET, post, sendBody, tempDir, waitFor } from "../support/app.ts";
 import { scrape } from "../support/metrics.ts";
 import { adminFetch, startLoggedApp } from "../support/ops.ts";

@@ -2,7 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import type { MessagePayload } from "../../src/domain/message.ts";
-import { Store } from "../../src/store/store.ts";
+import { Store } from "../../src/store/sqlite/store.ts";
 import { tempDir } from "../support/app.ts";
 import { seeded } from "../support/random.ts";
 

@@ -1,7 +1,7 @@
 // A WAL fsync layer for tests: every fsync is the gateway's own (fdatasyncWal), but the first one that
 // starts while a hold's `covers()` is true waits until the test releases it. With it a test can stop the
 // disk at the exact fsync that makes a write durable and look at what has left the gateway meanwhile.
-import { fdatasyncWal, type GroupCommit, type WalSync } from "../../src/store/db.ts";
+import { fdatasyncWal, type GroupCommit, type WalSync } from "../../src/store/sqlite/db.ts";
 
 export interface Hold {
   /** The fsync covering this hold has started and is held. */

@@ -1,8 +1,8 @@
 // The only place that speaks SQL. Every write goes through the group-commit writer, and every state
 // change writes its webhook event in the same transaction (the outbox).
 import type { Database, Statement } from "bun:sqlite";
-import type { CarrierReceipt, InboundMessage, SubmitResult } from "../../adapters/carrier.ts";
-import { deliveryEvent, idFloor, newId } from "../domain/event.ts";
+import type { CarrierReceipt, InboundMessage, SubmitResult } from "../../../adapters/carrier.ts";
+import { deliveryEvent, idFloor, newId } from "../../domain/event.ts";
 import {
   assertTransition,
   type Channel,
@@ -10,9 +10,9 @@ import {
   type MessageState,
   type ReportStatus,
   type StoredMessage,
-} from "../domain/message.ts";
-import { backoffMs, gatewayErrors, type GatewayError } from "../domain/outcome.ts";
-import { chooseCandidate, IdBaseLearning, type ReceiptCandidate } from "../domain/receipt-match.ts";
+} from "../../domain/message.ts";
+import { backoffMs, gatewayErrors, type GatewayError } from "../../domain/outcome.ts";
+import { chooseCandidate, IdBaseLearning, type ReceiptCandidate } from "../../domain/receipt-match.ts";
 import { Checkpointer } from "./checkpointer.ts";
 import { GroupCommit, openDatabase, type WalSync } from "./db.ts";
 
