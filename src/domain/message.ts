@@ -2,7 +2,8 @@
 // compare-and-set on the state named here, so a late or repeated carrier event can never move a
 // message backwards or out of a final state.
 
-export type MessageState = "accepted" | "submitting" | "submitted" | "delivered" | "failed" | "sent";
+export const messageStates = ["accepted", "submitting", "submitted", "delivered", "failed", "sent"] as const;
+export type MessageState = (typeof messageStates)[number];
 export type Channel = "mms" | "sms";
 
 /**
@@ -20,6 +21,14 @@ const legal: Record<MessageState, readonly MessageState[]> = {
   sent: [],
 };
 
+/**
+ * What an operator may do beyond the automatic transitions (`retry-failed` after fixing a cause). Kept
+ * apart so no automatic path can ever reopen a final state.
+ */
+const byOperator: Partial<Record<MessageState, readonly MessageState[]>> = {
+  failed: ["accepted"],
+};
+
 export function isFinal(s: MessageState): boolean {
   return legal[s].length === 0;
 }
@@ -34,8 +43,9 @@ export class IllegalTransition extends Error {
   }
 }
 
-export function assertTransition(from: MessageState, to: MessageState, messageId: string): void {
-  if (!legal[from].includes(to)) throw new IllegalTransition(from, to, messageId);
+export function assertTransition(from: MessageState, to: MessageState, messageId: string, by: "automatic" | "operator" = "automatic"): void {
+  const allowed = by === "operator" ? (byOperator[from] ?? []) : legal[from];
+  if (!allowed.includes(to)) throw new IllegalTransition(from, to, messageId);
 }
 
 /** What Bloomreach is told in a delivery report. */

@@ -2,16 +2,19 @@
 // change writes its webhook event in the same transaction (the outbox).
 import type { Database, Statement } from "bun:sqlite";
 import type { CarrierReceipt, InboundMessage, SubmitResult } from "../../../adapters/carrier.ts";
-import { deliveryEvent, idFloor, newId } from "../../domain/event.ts";
 import {
-  assertTransition,
-  type Channel,
-  type MessagePayload,
-  type MessageState,
-  type ReportStatus,
-  type StoredMessage,
-} from "../../domain/message.ts";
-import { backoffMs, gatewayErrors, type GatewayError } from "../../domain/outcome.ts";
+  decideAfterSubmit,
+  decideClaim,
+  decideInFlight,
+  decideOperatorRetry,
+  decideReceipt,
+  decideReceiptWindowEnd,
+  waitsForCarrier,
+  type Outcome,
+  type Transition,
+} from "../../domain/decisions.ts";
+import { deliveryEvent, idFloor, newId } from "../../domain/event.ts";
+import type { Channel, MessagePayload, MessageState, ReportStatus, StoredMessage } from "../../domain/message.ts";
 import { chooseCandidate, IdBaseLearning, type ReceiptCandidate } from "../../domain/receipt-match.ts";
 import { Checkpointer } from "./checkpointer.ts";
 import { GroupCommit, openDatabase, type WalSync } from "./db.ts";
@@ -57,7 +60,7 @@ export interface StoreOptions {
   walSync?: WalSync;
 }
 
-export type StoreOutcome = { kind: "final"; status: ReportStatus } | { kind: "fallback" };
+export type StoreOutcome = Outcome;
 
 
 export interface PendingEvent {
@@ -117,7 +120,7 @@ export class Store {
       due: q("SELECT * FROM messages WHERE state = ? AND channel = ? AND due_at IS NOT NULL AND due_at <= ? ORDER BY due_at LIMIT ?"),
       nextDue: q("SELECT MIN(due_at) AS t FROM messages WHERE state = ? AND channel = ? AND due_at IS NOT NULL"),
       setState: q(
-        "UPDATE messages SET state = ?, due_at = ?, updated_at = ?, attempts = attempts + ?, channel = ?, fallback = ?, carrier = COALESCE(?, carrier), last_error = COALESCE(?, last_error), history = history || ? WHERE id = ? AND state = ?",
+        "UPDATE messages SET state = ?, due_at = ?, updated_at = ?, attempts = attempts + ?, channel = ?, fallback = ?, carrier = COALESCE(?, carrier), last_error = COALESCE(?, last_error), expires_at = COALESCE(?, expires_at), history = history || ? WHERE id = ? AND state = ?",
       ),
       carrierIdInsert: q("INSERT OR REPLACE INTO carrier_ids (carrier, carrier_id, message_id, part, outcome) VALUES (?, ?, ?, ?, NULL)"),
       carrierIdGet: q(
@@ -272,14 +275,9 @@ export class Store {
       const claimed: StoredMessage[] = [];
       for (const row of rows) {
         const m = toMessage(row);
-        if (now >= m.expiresAt) {
-          this.finish(m, "failed", now, null, { ...gatewayErrors.validityExpired, message: `${gatewayErrors.validityExpired.message}; last error: ${row.last_error ?? "none"}` });
-          continue;
-        }
-        this.move(m, "submitting", { dueAt: now, attemptsDelta: 1, detail: "claimed" });
-        m.state = "submitting";
-        m.attempts++;
-        claimed.push(m);
+        const t = decideClaim(m, now, row.last_error as string | null);
+        this.apply(m, t);
+        if (t.to === "submitting") claimed.push(m);
       }
       return claimed;
     });
@@ -296,67 +294,39 @@ export class Store {
       // A copy: if this transaction fails, the caller retries from the state that is really stored.
       const m = { ...claimed };
       const now = this.now();
-      if (result.kind === "ok") {
-        result.carrierMessageIds.forEach((cid, part) => this.s.carrierIdInsert!.run(carrier, cid, m.id, part));
-        this.move(m, "submitted", {
-          dueAt: now + this.opts.receiptWindowMs,
-          carrier,
-          detail: `submitted to ${carrier} as ${result.carrierMessageIds.join(",")}`,
-        });
-        m.state = "submitted";
-        if (this.opts.intermediateEvents) this.emit(m, "sent", now, result.carrierMessageIds[0] ?? null);
-        // Receipts that beat the submit answer (or named it in another base) were held; apply them now.
-        let held = 0;
-        for (const cid of result.carrierMessageIds) {
-          const taken = this.s.earlyAt!.all(carrier, cid) as { receipt: string; received_at: number }[];
-          for (const t of new Map(taken.map((x) => [x.receipt, x])).values()) {
-            const r = JSON.parse(t.receipt) as CarrierReceipt;
-            // It waits under every key its id may stand for: taking it by one takes it by all.
-            for (const key of new Set([cid, r.carrierMessageId, ...(r.readings ?? []).map((x) => x.key)])) this.s.earlyDelete!.run(carrier, key, t.receipt);
-            this.applyReceiptNow(r, t.received_at);
-            held++;
-          }
+      const t = decideAfterSubmit(m, carrier, result, this.opts, now, this.random);
+      if (result.kind === "ok") result.carrierMessageIds.forEach((cid, part) => this.s.carrierIdInsert!.run(carrier, cid, m.id, part));
+      this.apply(m, t);
+      if (result.kind !== "ok") return { fallback: t.outcome?.kind === "fallback", final: t.outcome?.kind === "final" ? t.outcome.status : null };
+      // Receipts that beat the submit answer (or named it in another base) were held; apply them now.
+      let held = 0;
+      for (const cid of result.carrierMessageIds) {
+        const taken = this.s.earlyAt!.all(carrier, cid) as { receipt: string; received_at: number }[];
+        for (const t of new Map(taken.map((x) => [x.receipt, x])).values()) {
+          const r = JSON.parse(t.receipt) as CarrierReceipt;
+          // It waits under every key its id may stand for: taking it by one takes it by all.
+          for (const key of new Set([cid, r.carrierMessageId, ...(r.readings ?? []).map((x) => x.key)])) this.s.earlyDelete!.run(carrier, key, t.receipt);
+          this.applyReceiptNow(r, t.received_at);
+          held++;
         }
-        if (held === 0) return { fallback: false, final: null };
-        // A held receipt may already have finished it, or sent it to the fallback SMS.
-        const state = this.stateOf(m.id);
-        if (state === "submitted") return { fallback: false, final: null };
-        if (state === "accepted") return { fallback: true, final: null };
-        return { fallback: false, final: state as ReportStatus };
       }
-      const error = { code: result.code, message: result.message };
-      if (result.kind === "temporary" && result.inDoubt && this.opts.inFlightPolicy === "at-most-once") {
-        this.finish(m, "failed", now, null, { code: gatewayErrors.inFlightUnknown.code, message: `${result.code}: ${result.message}; not resent (at-most-once policy)` }, carrier);
-        return { fallback: false, final: "failed" };
-      }
-      if (result.kind === "temporary") {
-        const wait = Math.max(result.retryAfterMs ?? 0, backoffMs(m.attempts, this.opts.retryBaseMs, this.opts.retryMaxMs, this.random));
-        if (now + wait < m.expiresAt) {
-          this.move(m, "accepted", { dueAt: now + wait, carrier, error, detail: `temporary ${result.code}: ${result.message}; retry in ${wait} ms` });
-          return { fallback: false, final: null };
-        }
-        this.finish(m, "failed", now, null, { code: result.code, message: `${result.message} (validity ends before the next retry)` });
-        return { fallback: false, final: "failed" };
-      }
-      if (result.fallbackEligible && m.channel === "mms") {
-        const fallback = this.fallbackOrFail(m, now, error);
-        return { fallback, final: fallback ? null : "failed" };
-      }
-      this.finish(m, "failed", now, null, error, carrier);
-      return { fallback: false, final: "failed" };
+      if (held === 0) return { fallback: false, final: null };
+      // A held receipt may already have finished it, or sent it to the fallback SMS.
+      const state = this.stateOf(m.id);
+      if (state === "submitted") return { fallback: false, final: null };
+      if (state === "accepted") return { fallback: true, final: null };
+      return { fallback: false, final: state as ReportStatus };
     });
   }
 
   /** Recovery at start-up: messages left `submitting` by a crash (the submit may or may not have gone out). */
   recoverInFlight(): Promise<number> {
-    const policy = this.opts.inFlightPolicy;
     return this.tx(() => {
       const now = this.now();
       const rows = this.db.query("SELECT * FROM messages WHERE state = 'submitting' AND due_at IS NOT NULL").all() as Row[];
       for (const row of rows) {
         const m = toMessage(row);
-        if (policy === "at-least-once") this.move(m, "accepted", { dueAt: now, detail: "recovered in flight: resending (at-least-once)" });
-        else this.finish(m, "failed", now, null, gatewayErrors.inFlightUnknown);
+        this.apply(m, decideInFlight(m, this.opts, now));
       }
       return rows.length;
     });
@@ -380,7 +350,8 @@ export class Store {
       let n = 0;
       for (const channel of ["mms", "sms"] as const) {
         for (const row of this.s.due!.all("submitted", channel, now, limit) as Row[]) {
-          this.finish(toMessage(row), "sent", now, null, gatewayErrors.noReportInWindow);
+          const m = toMessage(row);
+          this.apply(m, decideReceiptWindowEnd(m, now));
           n++;
         }
       }
@@ -442,18 +413,9 @@ export class Store {
     const m = toMessage(row);
     if (m.state !== "submitted") return "duplicate";
     // Only the parts of this carrier's submit: after a fallback the failed MMS id is still on record.
-    const parts = this.s.partsOf!.all(m.id, r.carrier) as Row[];
-    const outcomes = parts.map((p) => p.outcome as CarrierReceipt["outcome"] | null);
-    const error = r.code ? { code: r.code, message: r.message ?? r.code } : undefined;
-    if (r.outcome === "failed") {
-      const cause = error ?? { code: "carrier:failed", message: "the carrier reported a failure" };
-      if (r.fallbackEligible && m.channel === "mms") this.fallbackOrFail(m, r.timestamp, cause, key);
-      else this.finish(m, "failed", r.timestamp, key, cause);
-      return "applied";
-    }
-    if (outcomes.some((o) => o === null)) return "applied"; // other parts still open
-    const status: ReportStatus = outcomes.every((o) => o === "delivered") ? "delivered" : "sent";
-    this.finish(m, status, r.timestamp, parts[0]!.carrier_id as string);
+    const parts = (this.s.partsOf!.all(m.id, r.carrier) as Row[]).map((p) => ({ carrierId: p.carrier_id as string, outcome: p.outcome as CarrierReceipt["outcome"] | null }));
+    const t = decideReceipt(m, r, key, parts);
+    if (t) this.apply(m, t);
     return "applied";
   }
 
@@ -585,20 +547,16 @@ export class Store {
       const now = this.now();
       const rows = this.db
         .query(
-          `SELECT id FROM messages WHERE state = 'failed' AND updated_at >= ? AND (? IS NULL OR last_error LIKE ?) AND (? IS NULL OR account_id = ?) ORDER BY id LIMIT ?`,
+          `SELECT * FROM messages WHERE state = 'failed' AND updated_at >= ? AND (? IS NULL OR last_error LIKE ?) AND (? IS NULL OR account_id = ?) ORDER BY id LIMIT ?`,
         )
         .all(filter.since ?? 0, filter.errorCode ?? null, `%"code":"${filter.errorCode ?? ""}"%`, filter.accountId ?? null, filter.accountId ?? null, filter.limit ?? 1000) as Row[];
-      const st = this.db.query(
-        "UPDATE messages SET state = 'accepted', due_at = ?, expires_at = ?, updated_at = ?, history = history || ? WHERE id = ? AND state = 'failed'",
-      );
-      let n = 0;
-      for (const r of rows) {
-        // Operator action, outside the automatic transitions: the one place a final state is reopened.
-        n += st.run(now, now + validityMs, now, historyLine(now, "accepted", "operator retry"), r.id as string).changes;
-        this.db.query("DELETE FROM carrier_ids WHERE message_id = ?").run(r.id as string);
+      for (const row of rows) {
+        const m = toMessage(row);
+        this.apply(m, decideOperatorRetry(m, now, validityMs));
+        // The new attempt gets new carrier ids; the old ones' late receipts must not match it.
+        this.db.query("DELETE FROM carrier_ids WHERE message_id = ?").run(m.id);
       }
-      this.queuedDelta += n;
-      return n;
+      return rows.length;
     });
   }
 
@@ -653,73 +611,38 @@ export class Store {
     return (this.s.messageGet!.get(id) as Row).state as MessageState;
   }
 
-  private move(
-    m: StoredMessage,
-    to: MessageState,
-    o: { dueAt: number | null; attemptsDelta?: number; carrier?: string; error?: GatewayError; detail: string },
-  ): void {
-    const from = m.state;
-    assertTransition(from, to, m.id);
+  /**
+   * Writes a decided transition as a compare-and-set on the state it was decided from, with its event
+   * in the same transaction (the caller's); `m` then shows the new state.
+   */
+  private apply(m: StoredMessage, t: Transition): void {
     const now = this.now();
     const r = this.s.setState!.run(
-      to,
-      o.dueAt,
+      t.to,
+      t.dueAt,
       now,
-      o.attemptsDelta ?? 0,
-      m.channel,
-      m.fallback ? 1 : 0,
-      o.carrier ?? null,
-      o.error ? JSON.stringify(o.error) : null,
-      historyLine(now, to, o.detail),
+      t.attemptsDelta,
+      t.channel,
+      t.fallback ? 1 : 0,
+      t.carrier,
+      t.error ? JSON.stringify(t.error) : null,
+      t.expiresAt ?? null,
+      historyLine(now, t.to, t.detail),
       m.id,
-      from,
+      t.from,
     );
     // The compare-and-set lost: someone else moved it first. Never apply a transition twice.
-    if (r.changes !== 1) throw new Error(`message ${m.id} is no longer ${from}`);
-    m.state = to;
-    if (waitsForCarrier(from) !== waitsForCarrier(to)) this.queuedDelta += waitsForCarrier(to) ? 1 : -1;
-  }
-
-  /** Final state + its event, one transaction (the caller's). */
-  private finish(
-    m: StoredMessage,
-    status: ReportStatus,
-    eventTime: number,
-    carrierMessageId: string | null,
-    error?: GatewayError,
-    carrier?: string,
-  ): void {
-    this.move(m, status, { dueAt: null, error, carrier, detail: error ? `${error.code}: ${error.message}` : status });
-    this.emit(m, status, eventTime, carrierMessageId, error);
-    this.outcomes.push({ kind: "final", status });
-  }
-
-  /**
-   * The MMS cannot reach this handset: the fallback text goes out as SMS (true), or, when the
-   * request gave none, the message fails (false).
-   */
-  private fallbackOrFail(m: StoredMessage, now: number, cause: GatewayError, carrierMessageId: string | null = null): boolean {
-    if (m.payload.fallback_text === "") {
-      this.finish(m, "failed", now, carrierMessageId, { code: cause.code, message: `${cause.message}; ${gatewayErrors.noFallbackText.message}` });
-      return false;
+    if (r.changes !== 1) throw new Error(`message ${m.id} is no longer ${t.from}`);
+    Object.assign(m, { state: t.to, channel: t.channel, fallback: t.fallback, attempts: m.attempts + t.attemptsDelta });
+    if (t.expiresAt !== undefined) m.expiresAt = t.expiresAt;
+    if (waitsForCarrier(t.from) !== waitsForCarrier(t.to)) this.queuedDelta += waitsForCarrier(t.to) ? 1 : -1;
+    if (t.event) {
+      const eventId = newId("evt", now, this.random);
+      const body = deliveryEvent(m, t.event.status, eventId, t.event.at, t.event.carrierMessageId, t.event.error);
+      this.s.eventInsert!.run(eventId, m.id, m.accountId, t.event.status, m.payload.callback_url, JSON.stringify(body), now, now, now);
     }
-    m.channel = "sms";
-    m.fallback = true;
-    this.move(m, "accepted", { dueAt: now, error: cause, detail: `fallback to SMS after ${cause.code}` });
-    this.outcomes.push({ kind: "fallback" });
-    return true;
+    if (t.outcome) this.outcomes.push(t.outcome);
   }
-
-  private emit(m: StoredMessage, status: ReportStatus, eventTime: number, carrierMessageId: string | null, error?: GatewayError): void {
-    const now = this.now();
-    const eventId = newId("evt", now, this.random);
-    const body = deliveryEvent(m, status, eventId, eventTime, carrierMessageId, error);
-    this.s.eventInsert!.run(eventId, m.id, m.accountId, status, m.payload.callback_url, JSON.stringify(body), now, now, now);
-  }
-}
-
-function waitsForCarrier(s: MessageState): boolean {
-  return s === "accepted" || s === "submitting";
 }
 
 function historyLine(at: number, state: string, detail?: string): string {

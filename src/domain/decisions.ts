@@ -1,0 +1,182 @@
+// Every decision about a message, as pure functions: given what is stored and what happened, they
+// return the transition to write. A store driver applies it (compare-and-set on the state, the event
+// in the same transaction) and decides nothing itself, so every engine keeps the same promises.
+import type { CarrierReceipt, SubmitResult } from "../../adapters/carrier.ts";
+import { assertTransition, type Channel, type MessageState, type ReportStatus, type StoredMessage } from "./message.ts";
+import { backoffMs, gatewayErrors, type GatewayError } from "./outcome.ts";
+
+export interface DeliveryPolicy {
+  retryBaseMs: number;
+  retryMaxMs: number;
+  receiptWindowMs: number;
+  /** A `sent` event as soon as the carrier takes the message, before its report. */
+  intermediateEvents: boolean;
+  /** A submit whose outcome is unknown (crash, timeout, link lost, expired lease): never resend it, or resend it. */
+  inFlightPolicy: "at-most-once" | "at-least-once";
+}
+
+/** What a transition finished, told to the counters once it is committed. */
+export type Outcome = { kind: "final"; status: ReportStatus } | { kind: "fallback" };
+
+/** The delivery report a transition emits in the same transaction. */
+export interface EventToEmit {
+  status: ReportStatus;
+  /** The event's timestamp: when it happened (a receipt's own time), not when it was written. */
+  at: number;
+  carrierMessageId: string | null;
+  error?: GatewayError;
+}
+
+/** One transition of one message, and everything written with it. */
+export interface Transition {
+  from: MessageState;
+  to: MessageState;
+  /** When the next step is due; null once final. */
+  dueAt: number | null;
+  attemptsDelta: number;
+  /** The fallback SMS changes the channel (and marks the message as a fallback). */
+  channel: Channel;
+  fallback: boolean;
+  carrier: string | null;
+  error: GatewayError | null;
+  /** A line for the message's history. */
+  detail: string;
+  event: EventToEmit | null;
+  outcome: Outcome | null;
+  /** A new validity end (operator retry). */
+  expiresAt?: number;
+}
+
+type Options = Partial<Pick<Transition, "dueAt" | "attemptsDelta" | "carrier" | "error" | "event" | "outcome" | "expiresAt">> & { detail: string };
+
+function transition(m: StoredMessage, to: MessageState, o: Options, by: "automatic" | "operator" = "automatic"): Transition {
+  assertTransition(m.state, to, m.id, by);
+  return {
+    from: m.state,
+    to,
+    dueAt: o.dueAt ?? null,
+    attemptsDelta: o.attemptsDelta ?? 0,
+    channel: m.channel,
+    fallback: m.fallback,
+    carrier: o.carrier ?? null,
+    error: o.error ?? null,
+    detail: o.detail,
+    event: o.event ?? null,
+    outcome: o.outcome ?? null,
+    ...(o.expiresAt !== undefined ? { expiresAt: o.expiresAt } : {}),
+  };
+}
+
+/** A final state and its event. */
+export function finish(m: StoredMessage, status: ReportStatus, at: number, carrierMessageId: string | null, error?: GatewayError, carrier?: string): Transition {
+  return transition(m, status, {
+    dueAt: null,
+    error,
+    carrier,
+    detail: error ? `${error.code}: ${error.message}` : status,
+    event: { status, at, carrierMessageId, ...(error ? { error } : {}) },
+    outcome: { kind: "final", status },
+  });
+}
+
+/**
+ * The MMS cannot reach this handset: the fallback text goes out as SMS, or, when the request gave
+ * none, the message fails.
+ */
+export function fallbackOrFail(m: StoredMessage, now: number, cause: GatewayError, carrierMessageId: string | null = null): Transition {
+  if (m.payload.fallback_text === "") {
+    return finish(m, "failed", now, carrierMessageId, { code: cause.code, message: `${cause.message}; ${gatewayErrors.noFallbackText.message}` });
+  }
+  const t = transition(m, "accepted", { dueAt: now, error: cause, detail: `fallback to SMS after ${cause.code}`, outcome: { kind: "fallback" } });
+  return { ...t, channel: "sms", fallback: true };
+}
+
+/** A due message is claimed for a submit, or failed when its validity has ended. */
+export function decideClaim(m: StoredMessage, now: number, lastError: string | null): Transition {
+  if (now >= m.expiresAt) {
+    return finish(m, "failed", now, null, { ...gatewayErrors.validityExpired, message: `${gatewayErrors.validityExpired.message}; last error: ${lastError ?? "none"}` });
+  }
+  return transition(m, "submitting", { dueAt: now, attemptsDelta: 1, detail: "claimed" });
+}
+
+/** What the carrier's answer to a submit means for the message. */
+export function decideAfterSubmit(m: StoredMessage, carrier: string, result: SubmitResult, policy: DeliveryPolicy, now: number, random: () => number): Transition {
+  if (result.kind === "ok") {
+    const ids = result.carrierMessageIds;
+    return transition(m, "submitted", {
+      dueAt: now + policy.receiptWindowMs,
+      carrier,
+      detail: `submitted to ${carrier} as ${ids.join(",")}`,
+      event: policy.intermediateEvents ? { status: "sent", at: now, carrierMessageId: ids[0] ?? null } : null,
+    });
+  }
+  const error = { code: result.code, message: result.message };
+  if (result.kind === "temporary" && result.inDoubt && policy.inFlightPolicy === "at-most-once") {
+    return finish(m, "failed", now, null, { code: gatewayErrors.inFlightUnknown.code, message: `${result.code}: ${result.message}; not resent (at-most-once policy)` }, carrier);
+  }
+  if (result.kind === "temporary") {
+    const wait = Math.max(result.retryAfterMs ?? 0, backoffMs(m.attempts, policy.retryBaseMs, policy.retryMaxMs, random));
+    if (now + wait < m.expiresAt) {
+      return transition(m, "accepted", { dueAt: now + wait, carrier, error, detail: `temporary ${result.code}: ${result.message}; retry in ${wait} ms` });
+    }
+    return finish(m, "failed", now, null, { code: result.code, message: `${result.message} (validity ends before the next retry)` });
+  }
+  if (result.fallbackEligible && m.channel === "mms") return fallbackOrFail(m, now, error);
+  return finish(m, "failed", now, null, error, carrier);
+}
+
+/**
+ * A message left `submitting` by a node that stopped (a crash, or its claim lease ran out): the submit
+ * may or may not have reached the carrier.
+ */
+export function decideInFlight(m: StoredMessage, policy: DeliveryPolicy, now: number): Transition {
+  if (policy.inFlightPolicy === "at-least-once") return transition(m, "accepted", { dueAt: now, detail: "recovered in flight: resending (at-least-once)" });
+  return finish(m, "failed", now, null, gatewayErrors.inFlightUnknown);
+}
+
+/** The receipt window ended without a report. */
+export function decideReceiptWindowEnd(m: StoredMessage, now: number): Transition {
+  return finish(m, "sent", now, null, gatewayErrors.noReportInWindow);
+}
+
+/** The outcome of a whole multipart submit, once every part has one; null while a part is open. */
+export function aggregateParts(outcomes: (CarrierReceipt["outcome"] | null)[]): "delivered" | "sent" | null {
+  if (outcomes.some((o) => o === null)) return null;
+  return outcomes.every((o) => o === "delivered") ? "delivered" : "sent";
+}
+
+/**
+ * A final receipt for one part of a submitted message, matched under `carrierId` (the reading of its
+ * id that found the message). `parts` are the outcomes of every part of that carrier's submit, this
+ * receipt's already included. Null: nothing to write yet (other parts open).
+ */
+export function decideReceipt(
+  m: StoredMessage,
+  r: CarrierReceipt,
+  carrierId: string,
+  parts: { carrierId: string; outcome: CarrierReceipt["outcome"] | null }[],
+): Transition | null {
+  const error = r.code ? { code: r.code, message: r.message ?? r.code } : undefined;
+  if (r.outcome === "failed") {
+    // One failed part fails the whole message: the person did not get all of it.
+    const cause = error ?? { code: "carrier:failed", message: "the carrier reported a failure" };
+    if (r.fallbackEligible && m.channel === "mms") return fallbackOrFail(m, r.timestamp, cause, carrierId);
+    return finish(m, "failed", r.timestamp, carrierId, cause);
+  }
+  const status = aggregateParts(parts.map((p) => p.outcome));
+  if (status === null) return null;
+  return finish(m, status, r.timestamp, parts[0]!.carrierId);
+}
+
+/**
+ * Operator action: a failed message is sent again as a new attempt with a fresh validity window; the
+ * final event of the new attempt follows the earlier `failed` one.
+ */
+export function decideOperatorRetry(m: StoredMessage, now: number, validityMs: number): Transition {
+  return transition(m, "accepted", { dueAt: now, expiresAt: now + validityMs, detail: "operator retry" }, "operator");
+}
+
+/** Whether a message in this state waits for a carrier (what the high-water mark counts). */
+export function waitsForCarrier(s: MessageState): boolean {
+  return s === "accepted" || s === "submitting";
+}
