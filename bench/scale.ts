@@ -10,7 +10,7 @@ import { Database } from "bun:sqlite";
 import { copyFileSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { newId } from "../src/domain/event.ts";
-import { Store } from "../src/store/sqlite/store.ts";
+import { SqliteStore } from "../src/store/sqlite/store.ts";
 import { ACME_KEY, sendBody } from "../test/support/app.ts";
 import { fmtN, quick, rssMb, sendScript, spread, startGateway, tempDir, wrk, type Row } from "./lib.ts";
 
@@ -23,7 +23,7 @@ const CONNECTIONS = 16;
 /** Adds finished messages number `from`..`to-1` to the database at `path` (created with the store's schema). */
 export function fillDatabase(path: string, from: number, to: number, total: number): number {
   const t0 = performance.now();
-  Store.open(path, { now: Date.now, retryBaseMs: 1000, retryMaxMs: 1000, receiptWindowMs: 3_600_000, intermediateEvents: false, inFlightPolicy: "at-most-once" }).close();
+  SqliteStore.open(path, { now: Date.now, retryBaseMs: 1000, retryMaxMs: 1000, receiptWindowMs: 3_600_000, intermediateEvents: false, inFlightPolicy: "at-most-once" }).close();
   const db = new Database(path);
   db.run("PRAGMA journal_mode = WAL");
   db.run("PRAGMA synchronous = OFF");

@@ -5,7 +5,7 @@
 import { join } from "node:path";
 import { ConfigError, defaultConfig, loadConfigFile, type Config } from "./config.ts";
 import { OperatorInputError, positiveInt, purgeOlderThan, requeueTarget, retryFilter } from "./pipeline/operator.ts";
-import { Store } from "./store/sqlite/store.ts";
+import { openStore } from "./store/open.ts";
 
 export const adminUsage = `  mms-gateway admin (--config FILE | --data DIR) show ID|REQUEST_ID
   mms-gateway admin (--config FILE | --data DIR) dead-letters [--limit N]
@@ -55,11 +55,11 @@ export async function runAdmin(args: string[], io: Output = { out: (s) => consol
     return 2;
   }
   const config = await configFor(opts);
-  if (!(await Bun.file(config.store.path).exists())) {
+  if (config.store.kind === "sqlite" && !(await Bun.file(config.store.path).exists())) {
     io.err(`${config.store.path}: no database there`);
     return 2;
   }
-  const store = Store.open(config.store.path, {
+  const store = await openStore(config.store, {
     now: Date.now,
     retryBaseMs: config.delivery.retry_base_ms,
     retryMaxMs: config.delivery.retry_max_ms,
@@ -72,7 +72,7 @@ export async function runAdmin(args: string[], io: Output = { out: (s) => consol
     switch (cmd) {
       case "show": {
         if (rest.length !== 1) throw new OperatorInputError("show needs one message id or request_id");
-        const m = store.describe(rest[0]!);
+        const m = await store.describe(rest[0]!);
         if (!m) {
           io.err(`no message with id or request_id ${rest[0]}`);
           return 1;
@@ -82,12 +82,12 @@ export async function runAdmin(args: string[], io: Output = { out: (s) => consol
       }
       case "dead-letters": {
         const limit = opts.has("--limit") ? positiveInt(opts.get("--limit"), "--limit") : 100;
-        print(store.listDeadEvents(limit));
+        print(await store.listDeadEvents(limit));
         return 0;
       }
       case "unmatched-receipts": {
         const limit = opts.has("--limit") ? positiveInt(opts.get("--limit"), "--limit") : 100;
-        print(store.listUnmatchedReceipts(limit));
+        print(await store.listUnmatchedReceipts(limit));
         return 0;
       }
       case "requeue":
@@ -111,8 +111,6 @@ export async function runAdmin(args: string[], io: Output = { out: (s) => consol
     }
     throw e;
   } finally {
-    // Not store.close(): its checkpoint would wait on the running gateway's readers for nothing.
-    store.writer.flush();
-    store.db.close();
+    await store.close({ checkpoint: false });
   }
 }

@@ -24,7 +24,8 @@ import { createEgress, EgressRefused } from "./pipeline/egress.ts";
 import { createMediaFetcher } from "./pipeline/media.ts";
 import { Outbox } from "./pipeline/outbox.ts";
 import { carrierEvents } from "./pipeline/receipts.ts";
-import { Store, type WalSync } from "./store/sqlite/store.ts";
+import type { Store } from "./store/index.ts";
+import { openStore, type WalSync } from "./store/open.ts";
 
 export interface AppOptions {
   /** A ready logger (its warnings do not reach the status page's error list). */
@@ -102,7 +103,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const activity = new Activity(now);
   const log = options.log ?? createLogger(config, activity, options.logDestination);
   const metrics = createMetrics();
-  const store = Store.open(config.store.path, {
+  const store = await openStore(config.store, {
     onOutcome: (o) => {
       if (o.kind === "fallback") return metrics.fallbacks.inc();
       metrics.finals.inc({ status: o.status });
@@ -116,13 +117,13 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     inFlightPolicy: config.delivery.in_flight_policy,
     backgroundCheckpoints: true,
     walSync: options.walSync,
+    onDurabilityLost: (e) => {
+      // Committed data may be missing on disk, and the writer already refuses every write (503): stop now
+      // and let the next start recover from what the disk holds.
+      log.fatal({ err: (e as Error)?.message ?? String(e) }, "fsync of the database failed; exiting so a restart recovers from what is on disk");
+      setTimeout(() => process.exit(70), 100);
+    },
   });
-  store.writer.onFsyncFailure = (e) => {
-    // Committed data may be missing on disk, and the writer already refuses every write (503): stop now
-    // and let the next start recover from what the disk holds.
-    log.fatal({ err: (e as Error)?.message ?? String(e) }, "fsync of the database failed; exiting so a restart recovers from what is on disk");
-    setTimeout(() => process.exit(70), 100);
-  };
   const recovered = await store.recoverInFlight();
   if (recovered > 0) log.warn({ count: recovered, policy: config.delivery.in_flight_policy }, "messages were in flight when the gateway stopped");
 
@@ -179,7 +180,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   });
   for (const carrier of [mms, sms]) {
     await carrier.start(events);
-    carrier.resume?.(store.openCarrierIds(carrier.name));
+    carrier.resume?.(await store.openCarrierIds(carrier.name));
   }
 
   let shuttingDown = false;
@@ -213,18 +214,18 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     .use(
       ops({
         metrics,
-        storageWritable: () => store.writer.healthy,
+        storageWritable: () => store.healthy(),
         carriers: () => [...mms.health(), ...sms.health()],
         shuttingDown: () => shuttingDown,
-        refreshGauges: () => {
+        refreshGauges: async () => {
           metrics.queueDepth.reset();
           metrics.queueOldest.reset();
-          for (const q of store.queueStats()) {
+          for (const q of await store.queueStats()) {
             metrics.queueDepth.set({ state: q.state, channel: q.channel }, q.count);
             if (q.oldest !== null) metrics.queueOldest.set({ state: q.state, channel: q.channel }, (now() - q.oldest) / 1000);
           }
           metrics.outboxDepth.reset();
-          for (const e of store.eventStats()) metrics.outboxDepth.set({ state: e.state }, e.count);
+          for (const e of await store.eventStats()) metrics.outboxDepth.set({ state: e.state }, e.count);
         },
       }),
     );

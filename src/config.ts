@@ -88,9 +88,17 @@ export const ConfigSchema = T.Object(
       retry_after_s: Doc("Retry-After seconds sent with 429 and 503.", Int(5, 1)),
     }),
     store: Section({
-      path: Str("./data/gateway.db", "The SQLite database file (WAL mode; keep it on a local disk)."),
+      kind: Doc(
+        '"sqlite" (embedded, one node) or "postgres" (any number of nodes share it).',
+        T.Union([T.Literal("sqlite"), T.Literal("postgres")], { default: "sqlite" }),
+      ),
+      path: Str("./data/gateway.db", "sqlite: the database file (WAL mode; keep it on a local disk)."),
+      url: Str("", 'postgres: "postgres://user:password@host:5432/dbname" (${ENV} welcome).'),
       dedup_window_hours: Doc("How long a request_id is remembered for deduplication.", Int(168, 1)),
       retention_hours: Doc("Finished messages and their events are kept this long (admin lookups), then purged.", Int(720, 1)),
+    }),
+    node: Section({
+      id: Str("", "Unique per node sharing one postgres store; default: hostname:port."),
     }),
     accounts: Doc("One [[accounts]] table per Bloomreach integration.", T.Array(Account, { default: [] })),
     limits: Section({
@@ -263,6 +271,7 @@ function semanticProblems(c: Config): string[] {
   } else if (c.carriers.mms.kind === "mm7" && c.inbound.mm7.password === "" && !c.inbound.mm7.allow_unauthenticated) {
     p.push('inbound.mm7.password: required with inbound.mm7.username (a user name alone is no secret)');
   }
+  if (c.store.kind === "postgres" && !/^postgres(ql)?:\/\//.test(c.store.url)) p.push('store.url: required for kind = "postgres" (postgres://user:password@host:5432/dbname)');
   for (const [i, cidr] of c.egress.allow.entries()) {
     if (!/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(cidr)) p.push(`egress.allow.${i}: expected a CIDR like 127.0.0.0/8 (got "${cidr}")`);
   }

@@ -4,7 +4,7 @@
 import { Elysia } from "elysia";
 import type { Logger } from "pino";
 import { OperatorInputError, positiveInt, purgeOlderThan, requeueTarget, retryFilter } from "../pipeline/operator.ts";
-import type { Store } from "../store/sqlite/store.ts";
+import type { Store } from "../store/index.ts";
 
 export interface AdminDeps {
   store: Store;
@@ -79,23 +79,23 @@ export function admin(d: AdminDeps) {
   return new Elysia({ name: "admin" })
     .get(
       "/admin/messages/:id",
-      guarded(({ params }) => {
-        const m = d.store.describe(params.id!);
+      guarded(async ({ params }) => {
+        const m = await d.store.describe(params.id!);
         return m ? json(200, m) : json(404, { error: { code: "not_found", message: `no message with id or request_id ${params.id}` } });
       }),
     )
     .get(
       "/admin/dead-letters",
-      guarded(({ request }) => {
+      guarded(async ({ request }) => {
         const limit = new URL(request.url).searchParams.get("limit");
-        return json(200, { dead_letters: d.store.listDeadEvents(limit === null ? 100 : positiveInt(limit, "limit")) });
+        return json(200, { dead_letters: await d.store.listDeadEvents(limit === null ? 100 : positiveInt(limit, "limit")) });
       }),
     )
     .get(
       "/admin/receipts/unmatched",
-      guarded(({ request }) => {
+      guarded(async ({ request }) => {
         const limit = new URL(request.url).searchParams.get("limit");
-        return json(200, { unmatched_receipts: d.store.listUnmatchedReceipts(limit === null ? 100 : positiveInt(limit, "limit")) });
+        return json(200, { unmatched_receipts: await d.store.listUnmatchedReceipts(limit === null ? 100 : positiveInt(limit, "limit")) });
       }),
     )
     .post(

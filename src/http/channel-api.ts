@@ -5,7 +5,7 @@ import type { Logger } from "pino";
 import type { Config } from "../config.ts";
 import type { Channel, MessagePayload } from "../domain/message.ts";
 import type { Metrics } from "../metrics.ts";
-import { StorageUnavailable, type Store, type StoredResponse } from "../store/sqlite/store.ts";
+import { StorageUnavailable, type Store, type StoredResponse } from "../store/index.ts";
 import { AccountRateLimit, Authenticator, GuessingGuard } from "./auth.ts";
 import { InvalidField, parseSendRequest, requestIdOf } from "./send-request.ts";
 
@@ -93,7 +93,6 @@ export function channelApi(d: IntakeDeps) {
       const who = { accountId: account.id, requestId };
       // No dedup lookup up front: accept and rememberRefusal both insert the request_id key first and
       // replay whatever answer it already has, so a retry gets the original answer either way.
-      const known = () => (requestId === null ? null : d.store.lookupRequest(account.id, requestId, bodyHash));
       try {
         let parsed;
         try {
@@ -123,10 +122,8 @@ export function channelApi(d: IntakeDeps) {
             ? errorBody("queue_full", "the gateway's queue is over its high-water mark; retry later")
             : null;
         if (limited !== null) {
-          const seen = known();
+          const seen = requestId === null ? null : await d.store.lookupRequest(account.id, requestId, bodyHash);
           if (!seen) return reply(endpoint, 429, limited);
-          // The row may be committed but its fsync still running: a 200 is only told once it is on disk.
-          await d.store.writer.whenDurable();
           return replayed(endpoint, seen, who);
         }
         const r = await d.store.accept({

@@ -4,7 +4,7 @@ import { Elysia } from "elysia";
 import type { CarrierHealth } from "../../adapters/carrier.ts";
 import type { Activity, SubmitOutcome } from "../activity.ts";
 import { barChart } from "./status-charts.ts";
-import type { Store } from "../store/sqlite/store.ts";
+import type { Store } from "../store/index.ts";
 
 export interface StatusDeps {
   store: Store;
@@ -37,15 +37,13 @@ const outcomes: [SubmitOutcome, string][] = [
 
 const td = (v: unknown, key?: string) => `<td${key ? ` data-k="${esc(key)}"` : ""}>${esc(v)}</td>`;
 
-export function renderStatus(d: StatusDeps, refreshS: number): string {
+export async function renderStatus(d: StatusDeps, refreshS: number): Promise<string> {
   const now = d.now();
   const carriers = d.carriers();
-  const queue = d.store.queueStats();
-  const events = d.store.eventStats();
+  const [queue, events, dead] = await Promise.all([d.store.queueStats(), d.store.eventStats(), d.store.listDeadEvents(50)]);
   const buckets = d.activity.throughput();
   const lastMinute = buckets.slice(-Math.ceil(60_000 / d.activity.bucketMs));
   const sum = (bs: typeof buckets, k: "accepted" | "finals") => bs.reduce((n, b) => n + b[k], 0);
-  const dead = d.store.listDeadEvents(50);
   const errors = d.activity.recentErrors();
 
   const sections = [
@@ -118,12 +116,12 @@ ${sections.join("\n")}
 }
 
 export function statusPage(d: StatusDeps) {
-  return new Elysia({ name: "status-page" }).get("/status", ({ request, server }) => {
+  return new Elysia({ name: "status-page" }).get("/status", async ({ request, server }) => {
     const refused = d.refuse(request, server?.requestIP(request)?.address ?? "unknown");
     if (refused) return refused;
     const asked = Number(new URL(request.url).searchParams.get("refresh") ?? "5");
     const refreshS = Number.isInteger(asked) && asked >= 1 && asked <= 3600 ? asked : 5;
-    return new Response(renderStatus(d, refreshS), {
+    return new Response(await renderStatus(d, refreshS), {
       headers: { "content-type": "text/html; charset=utf-8", "cache-control": "no-store", "x-frame-options": "DENY", "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'" },
     });
   });

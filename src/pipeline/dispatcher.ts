@@ -4,7 +4,7 @@ import type { Logger } from "pino";
 import type { MediaPart, MmsCarrier, SmsCarrier, SubmitResult } from "../../adapters/carrier.ts";
 import type { Channel, StoredMessage } from "../domain/message.ts";
 import type { Metrics } from "../metrics.ts";
-import { StorageUnavailable, type Store } from "../store/sqlite/store.ts";
+import { StorageUnavailable, type Store } from "../store/index.ts";
 
 export interface MediaSource {
   get(item: { url: string; content_type?: string }): Promise<MediaPart | { kind: "temporary" | "permanent"; code: string; message: string }>;
@@ -100,23 +100,28 @@ export class Dispatcher {
       } while (lane.again && !this.stopping);
     } finally {
       lane.pumping = false;
-      this.schedule(lane);
+      void this.schedule(lane);
     }
   }
 
   /** Wakes the lane when its next message is due (a retry's backoff), at least every second. */
-  private schedule(lane: Lane): void {
+  private async schedule(lane: Lane): Promise<void> {
     if (this.stopping) return;
-    if (lane.timer) clearTimeout(lane.timer);
     // A full lane is woken by its next finished submit; polling it meanwhile would only spin.
-    if (lane.inFlight >= this.d.concurrency[lane.channel]) return;
+    if (lane.inFlight >= this.d.concurrency[lane.channel]) {
+      if (lane.timer) clearTimeout(lane.timer);
+      lane.timer = null;
+      return;
+    }
     let delay = 1000;
     try {
-      const next = this.d.store.nextDue("accepted", lane.channel);
+      const next = await this.d.store.nextDue("accepted", lane.channel);
       if (next !== null) delay = Math.max(5, Math.min(delay, next - Date.now()));
     } catch {
       // storage trouble: the one-second retry covers it
     }
+    if (this.stopping) return;
+    if (lane.timer) clearTimeout(lane.timer);
     lane.timer = setTimeout(() => {
       lane.timer = null;
       this.wake(lane.channel);

@@ -1,15 +1,10 @@
 // What an operator may do to the queue, shared by the admin CLI and the admin HTTP API so both read
 // their arguments the same way and apply the same limits.
-import type { Store } from "../store/sqlite/store.ts";
+import type { RetryFilter, Store } from "../store/index.ts";
 
 export class OperatorInputError extends Error {}
 
-export interface RetryFilter {
-  since?: number;
-  errorCode?: string;
-  accountId?: string;
-  limit?: number;
-}
+export type { RetryFilter };
 
 /** `{since?: ISO time, error?: code, account?: id, limit?: n}` as given on the command line or in JSON. */
 export function retryFilter(raw: { since?: unknown; error?: unknown; account?: unknown; limit?: unknown }): RetryFilter {

@@ -4,7 +4,7 @@ import { SignJWT } from "jose";
 import type { Logger } from "pino";
 import { backoffMs } from "../domain/outcome.ts";
 import type { Metrics } from "../metrics.ts";
-import type { PendingEvent, Store } from "../store/sqlite/store.ts";
+import type { PendingEvent, Store } from "../store/index.ts";
 
 export interface WebhookResponse {
   status: number;
@@ -91,7 +91,8 @@ export class Outbox {
       const free = s.concurrency - this.active;
       if (free > 0) {
         const limit = this.sending.size + s.batch_max_events * free;
-        const due = this.d.store.dueEvents(now, limit);
+        // Only durable events: what a power cut could undo must not reach Bloomreach.
+        const due = await this.d.store.dueEvents(now, limit);
         const groups = new Map<string, PendingEvent[]>();
         let leftOver = false;
         for (const e of due) {
@@ -111,13 +112,8 @@ export class Outbox {
           }
           g.push(e);
         }
-        if (groups.size > 0) {
-          // What was read may be committed but not yet fsynced, and a power cut could undo it: read first,
-          // then wait for the disk, so the wait covers everything read (waiting first would not).
-          await this.d.store.writer.whenDurable();
-          // Stopped meanwhile: stop() waits only for the POSTs already in flight.
-          if (this.stopped) return;
-        }
+        // Stopped while the read waited for the disk: stop() waits only for the POSTs already in flight.
+        if (this.stopped) return;
         for (const g of groups.values()) {
           for (const e of g) this.sending.add(e.seq);
           this.active++;
@@ -134,7 +130,7 @@ export class Outbox {
         }
         if (leftOver || (due.length === limit && groups.size > 0)) nextDelay = 0;
         else {
-          const next = this.d.store.nextEventDue(now);
+          const next = await this.d.store.nextEventDue(now);
           if (next !== null) nextDelay = Math.min(nextDelay, Math.max(0, next - now));
         }
       }

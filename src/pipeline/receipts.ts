@@ -4,7 +4,7 @@ import type { Logger } from "pino";
 import type { CarrierEvents, CarrierReceipt, InboundMessage, MoIncomplete } from "../../adapters/carrier.ts";
 import type { AccountConfig } from "../config.ts";
 import type { Metrics } from "../metrics.ts";
-import type { Store } from "../store/sqlite/store.ts";
+import type { Store } from "../store/index.ts";
 
 export interface ReceiptDeps {
   store: Store;
@@ -21,11 +21,11 @@ export function carrierEvents(d: ReceiptDeps): CarrierEvents {
   const inboundAccount = d.accounts.find((a) => a.enabled && a.inbound_url !== "");
   return {
     async receipt(r: CarrierReceipt) {
-      const result = await d.store.receipt(r);
+      const result = await d.store.applyReceipt(r);
       d.metrics.receipts.inc({ carrier: r.carrier, outcome: r.outcome, result });
       const log = { carrier: r.carrier, carrierId: r.carrierMessageId, outcome: r.outcome, code: r.code };
       if (result === "unmatched") d.log.info({ ...log, to: r.to }, "receipt matches no submitted message (or two alike); held until a submit answer names it (GET /admin/receipts/unmatched)");
-      else if (d.log.isLevelEnabled("debug")) d.log.debug({ ...d.store.messageOfCarrierId(r.carrier, r.carrierMessageId), ...log, result }, "receipt");
+      else if (d.log.isLevelEnabled("debug")) d.log.debug({ ...(await d.store.messageOfCarrierId(r.carrier, r.carrierMessageId)), ...log, result }, "receipt");
       if (result === "applied") d.onChange();
     },
     async inbound(m: InboundMessage) {

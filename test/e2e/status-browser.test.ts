@@ -53,8 +53,8 @@ suite("status page in chromium", () => {
     sink.answer = 400;
     for (let i = 0; i < 4; i++) expect((await post(app.url, "/mms", sendBody({ callback_url: sink.url }))).status).toBe(200);
     for (let i = 0; i < 3; i++) expect((await post(app.url, "/sms", sendBody({ callback_url: sink.url, subject: undefined, fallback_text: undefined }))).status).toBe(200);
-    const stat = (state: string, channel: string) => app.store.queueStats().find((q) => q.state === state && q.channel === channel)?.count ?? 0;
-    await waitFor("queue settled", () => stat("submitted", "mms") === 4 && app.store.listDeadEvents().length === 3);
+    const stat = async (state: string, channel: string) => (await app.store.queueStats()).find((q) => q.state === state && q.channel === channel)?.count ?? 0;
+    await waitFor("queue settled", async () => (await stat("submitted", "mms")) === 4 && (await app.store.listDeadEvents()).length === 3);
 
     // Without credentials the page is a Basic-auth challenge (what makes the browser prompt).
     const challenge = await fetch(`${app.url}/status`);
@@ -67,20 +67,20 @@ suite("status page in chromium", () => {
     const figure = async (key: string) => (await page.locator(`[data-k="${key}"]`).first().textContent())?.trim();
 
     expect(await figure("queue:submitted:mms")).toBe(String(stat("submitted", "mms")));
-    const deadInStore = app.store.eventStats().find((e) => e.state === "dead")?.count;
+    const deadInStore = (await app.store.eventStats()).find((e) => e.state === "dead")?.count;
     expect(await figure("events:dead")).toBe(String(deadInStore));
     expect(await figure("minute:accepted")).toBe("7");
     expect(await figure("window:finals")).toBe("3");
     expect(await figure("carrier:mms")).toBe("up");
     const rows = await page.locator("table").last().locator("tr").count();
-    expect(rows - 1).toBe(app.store.listDeadEvents().length);
-    for (const d of app.store.listDeadEvents()) expect(await page.content()).toContain(String(d.event_id));
+    expect(rows - 1).toBe((await app.store.listDeadEvents()).length);
+    for (const d of await app.store.listDeadEvents()) expect(await page.content()).toContain(String(d.event_id));
     expect(await page.title()).toBe("mms-gateway status");
 
     // One more message: the page shows it by reloading itself (meta refresh), not by being told to.
     const loadsBefore = await page.evaluate(() => performance.timeOrigin);
     expect((await post(app.url, "/mms", sendBody({ callback_url: sink.url }))).status).toBe(200);
-    await waitFor("store has 5", () => stat("submitted", "mms") === 5);
+    await waitFor("store has 5", async () => (await stat("submitted", "mms")) === 5);
     // A function, not a string: the page's CSP forbids eval. (No DOM types in this tsconfig, hence `any`.)
     await page.waitForFunction(() => (globalThis as any).document.querySelector('[data-k="queue:submitted:mms"]')?.textContent === "5", undefined, { timeout: 15000 });
     expect(await page.evaluate(() => performance.timeOrigin)).not.toBe(loadsBefore);

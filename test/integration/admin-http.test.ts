@@ -45,7 +45,7 @@ describe("access", () => {
     const app = await startLoggedApp({});
     try {
       const r = await post(app.url, "/sms", sendBody({ to: "0012025550102", subject: undefined, fallback_text: undefined }));
-      await waitFor("failed", () => (app.store.describe(r.json.id) as { state: string }).state === "failed");
+      await waitFor("failed", async () => ((await app.store.describe(r.json.id)) as { state: string }).state === "failed");
       const retry = (headers: Record<string, string>, body?: string) =>
         fetch(`${app.url}/admin/messages/retry-failed`, { method: "POST", headers: { ...basic(), ...headers }, body }).then(async (x) => ({ status: x.status, text: await x.text() }));
       // What <form enctype="text/plain" method="post"> on any page sends with the browser's saved credentials.
@@ -57,7 +57,7 @@ describe("access", () => {
       expect((await retry({ "content-type": "application/json", origin: "http://evil.example" }, "{}")).status).toBe(403);
       expect((await retry({ "content-type": "application/json", origin: "null" }, "{}")).status).toBe(403);
       expect((await retry({ "content-type": "application/json", "sec-fetch-site": "same-site" }, "{}")).status).toBe(403);
-      expect((app.store.describe(r.json.id) as { state: string }).state).toBe("failed");
+      expect(((await app.store.describe(r.json.id)) as { state: string }).state).toBe("failed");
       // The operator's own page (same origin) and scripts (no Origin) pass.
       const own = await retry({ "content-type": "application/json", origin: app.url, "sec-fetch-site": "same-origin" }, "{}");
       expect(own).toEqual({ status: 200, text: '{"retried":1}\n' });
@@ -124,7 +124,7 @@ describe("operations", () => {
     try {
       const r = await post(app.url, "/mms", sendBody({ callback_url: sink.url }));
       await waitFor("failed event", () => sink.byMessage(r.json.id).length === 1);
-      const failed = app.store.describe(r.json.id) as { state: string; lastError: string };
+      const failed = (await app.store.describe(r.json.id)) as { state: string; lastError: string };
       expect(failed.state).toBe("failed");
       const code = JSON.parse(failed.lastError).code as string;
 
@@ -134,9 +134,9 @@ describe("operations", () => {
       reply = { kind: "ok" };
       const retried = await adminFetch(app.url, "/admin/messages/retry-failed", { method: "POST", body: { filter: { error: code, account: "acme", since: new Date(0).toISOString() } } });
       expect(retried.json).toEqual({ retried: 1 });
-      await waitFor("submitted again", () => (app.store.describe(r.json.id) as { state: string }).state === "submitted");
+      await waitFor("submitted again", async () => ((await app.store.describe(r.json.id)) as { state: string }).state === "submitted");
       expect(mmsc.received).toHaveLength(2);
-      const history = (app.store.describe(r.json.id) as { history: { detail?: string }[] }).history.map((h) => h.detail);
+      const history = ((await app.store.describe(r.json.id)) as { history: { detail?: string }[] }).history.map((h) => h.detail);
       expect(history).toContain("operator retry");
     } finally {
       await app.stop();
@@ -152,7 +152,7 @@ describe("operations", () => {
       const body = sendBody({ callback_url: sink.url });
       const r = await post(app.url, "/mms", body);
       await waitFor("delivered", () => sink.byMessage(r.json.id).length === 1);
-      await waitFor("event acknowledged", () => (app.store.describe(r.json.id) as { events: { state: string }[] }).events[0]?.state === "delivered");
+      await waitFor("event acknowledged", async () => ((await app.store.describe(r.json.id)) as { events: { state: string }[] }).events[0]?.state === "delivered");
       expect((await adminFetch(app.url, "/admin/purge", { method: "POST", body: { older_than_hours: 2 } })).json).toEqual({ dedup: 0, messages: 0, events: 0 });
       t += 3 * 3_600_000;
       expect((await adminFetch(app.url, "/admin/purge", { method: "POST", body: { older_than_hours: 2 } })).json).toEqual({ dedup: 0, messages: 1, events: 1 });
@@ -177,10 +177,10 @@ test("the status page shows links, queue, throughput, errors and dead letters, e
   try {
     local.answer = 400;
     await post(app.url, "/sms", sendBody({ callback_url: local.url, subject: undefined, fallback_text: undefined }));
-    await waitFor("dead letter", () => app.store.listDeadEvents().length === 1);
+    await waitFor("dead letter", async () => (await app.store.listDeadEvents()).length === 1);
     reply = { kind: "status", code: 2001, text: hostile };
     await post(app.url, "/mms", sendBody({ callback_url: sink.url }));
-    await waitFor("alarm", () => app.store.listDeadEvents().length === 1 && mmsc.received.length === 1 && app.activity.recentErrors().length >= 2);
+    await waitFor("alarm", async () => (await app.store.listDeadEvents()).length === 1 && mmsc.received.length === 1 && app.activity.recentErrors().length >= 2);
 
     const page = await adminFetch(app.url, "/status?refresh=7");
     expect(page.status).toBe(200);
@@ -193,7 +193,7 @@ test("the status page shows links, queue, throughput, errors and dead letters, e
     expect(page.text).toContain('data-k="events:dead">1<');
     expect(page.text).toContain("webhook events dead-lettered");
     expect(page.text).toContain("mm7 carrier alarm: configuration problem");
-    expect(page.text).toContain(app.store.listDeadEvents()[0]!.event_id as string);
+    expect(page.text).toContain((await app.store.listDeadEvents())[0]!.event_id as string);
   } finally {
     await app.stop();
     await mmsc.stop();

@@ -77,8 +77,8 @@ describe("MMS over MM7", () => {
     expect(submit.http.contentLength).toBe(String(Number(submit.http.contentLength)));
     expect(submit.http.transferEncoding).toBeNull();
 
-    const messageId = await waitFor("submitted", () => {
-      const d = app.store.describe(r.json.id) as { state: string; carrierIds: { carrier_id: string }[] } | null;
+    const messageId = await waitFor("submitted", async () => {
+      const d = (await app.store.describe(r.json.id)) as { state: string; carrierIds: { carrier_id: string }[] } | null;
       return d?.state === "submitted" && d.carrierIds[0]?.carrier_id;
     });
     const answer = await mmsc.sendDeliveryReport(`${app.url}/mm7`, { messageId, status: "Retrieved", username: "mmsc", password: "in-secret" });

@@ -14,7 +14,7 @@ test("with inbound.listen, /mm7, /metrics and /readyz answer only there, and the
     expect(app.carrierUrl).not.toBe(app.url);
     const r = await post(app.url, "/mms", sendBody());
     expect(r.status).toBe(200);
-    await waitFor("submitted", () => (app.store.describe(r.json.id) as { state: string }).state === "submitted");
+    await waitFor("submitted", async () => ((await app.store.describe(r.json.id)) as { state: string }).state === "submitted");
 
     // The public listener: no carrier or monitoring paths.
     const report = { messageId: "mmsc-1", status: "Retrieved", ...MM7_INBOUND };
@@ -24,7 +24,7 @@ test("with inbound.listen, /mm7, /metrics and /readyz answer only there, and the
 
     // The carrier listener: the report is taken, monitoring answers, the Channel API does not exist.
     expect((await mmsc.sendDeliveryReport(`${app.carrierUrl}/mm7`, report)).status).toBe(200);
-    await waitFor("delivered", () => (app.store.describe(r.json.id) as { state: string }).state === "delivered");
+    await waitFor("delivered", async () => ((await app.store.describe(r.json.id)) as { state: string }).state === "delivered");
     for (const path of ["/metrics", "/readyz", "/healthz"]) expect((await fetch(`${app.carrierUrl}${path}`)).status).toBe(200);
     expect((await post(app.carrierUrl, "/mms", sendBody())).status).toBe(404);
   } finally {

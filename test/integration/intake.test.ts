@@ -2,10 +2,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import type { App } from "../../src/app.ts";
-import { ACME_KEY, post, sendBody, startTestApp } from "../support/app.ts";
+import { ACME_KEY, post, sendBody, startTestApp, sqlite } from "../support/app.ts";
 
 let app: App & { dir: string };
-const count = (sql: string, ...args: string[]) => (app.store.db.query(sql).get(...args) as { n: number }).n;
+const count = (sql: string, ...args: string[]) => (sqlite(app.store).db.query(sql).get(...args) as { n: number }).n;
 
 beforeAll(async () => {
   app = await startTestApp({

@@ -67,8 +67,8 @@ test("debug logs of MM7, SMPP, fallback, receipts, webhooks and admin traffic co
   expect((await adminFetch(app.url, `/admin/messages/${mms.json.id}`)).status).toBe(200);
   expect((await adminFetch(app.url, "/status", { headers: { authorization: "Bearer not-the-token" } })).status).toBe(401);
 
-  const submitted = await waitFor("MM7 message id", () => {
-    const d = app.store.describe(mms.json.id) as { carrierIds: { carrier_id: string }[] } | null;
+  const submitted = await waitFor("MM7 message id", async () => {
+    const d = (await app.store.describe(mms.json.id)) as { carrierIds: { carrier_id: string }[] } | null;
     return d?.carrierIds[0]?.carrier_id;
   });
   const report = await mmsc.sendDeliveryReport(`${app.url}/mm7`, { messageId: submitted, status: "Retrieved", username: "mmsc", password: secrets.inboundPassword });

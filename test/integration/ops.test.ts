@@ -1,6 +1,6 @@
 // /healthz and /readyz: ready means storage takes writes and no carrier link is down or in alarm.
 import { expect, test } from "bun:test";
-import { ACME_SECRET, MM7_INBOUND, post, sendBody, startTestApp, waitFor } from "../support/app.ts";
+import { ACME_SECRET, MM7_INBOUND, post, sendBody, startTestApp, waitFor, sqlite } from "../support/app.ts";
 import { startSink } from "../support/sink.ts";
 import { freePort } from "../support/binary.ts";
 import { startMmscStub, type StubReply } from "./mm7-stub.ts";
@@ -26,8 +26,8 @@ test("readyz is 503 while storage refuses writes, and 200 again once it takes th
   const app = await startTestApp();
   try {
     // A full disk, for real: SQLite may not grow the file past the pages it has now.
-    const pages = (app.store.db.query("PRAGMA page_count").get() as { page_count: number }).page_count;
-    app.store.db.run(`PRAGMA max_page_count = ${pages}`);
+    const pages = (sqlite(app.store).db.query("PRAGMA page_count").get() as { page_count: number }).page_count;
+    sqlite(app.store).db.run(`PRAGMA max_page_count = ${pages}`);
     let status = 0;
     for (let i = 0; i < 200 && status !== 503; i++) status = (await post(app.url, "/mms", sendBody({ text: "x".repeat(4000) }))).status;
     expect(status).toBe(503);
@@ -36,7 +36,7 @@ test("readyz is 503 while storage refuses writes, and 200 again once it takes th
     expect(down.body.problems).toContain("storage is not writable");
     expect((await fetch(`${app.url}/healthz`)).status).toBe(200); // alive, only not ready
 
-    app.store.db.run("PRAGMA max_page_count = 1073741823");
+    sqlite(app.store).db.run("PRAGMA max_page_count = 1073741823");
     expect((await post(app.url, "/mms", sendBody())).status).toBe(200);
     expect((await readyz(app.url)).status).toBe(200);
   } finally {

@@ -1,7 +1,7 @@
 // Accepted → sandbox carrier → receipt → signed webhook, over real HTTP with a JWT-verifying sink.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { App } from "../../src/app.ts";
-import { ACME_SECRET, post, sendBody, startTestApp, waitFor } from "../support/app.ts";
+import { ACME_SECRET, post, sendBody, startTestApp, waitFor, sqlite } from "../support/app.ts";
 import { startSink, type Sink } from "../support/sink.ts";
 
 let app: App & { dir: string };
@@ -43,7 +43,7 @@ describe("sandbox MMS", () => {
   test("01 → first submit fails temporarily, the retry is delivered", async () => {
     const { events, id } = await journey("/mms", "0012025550101");
     expect(events.map((e) => e.status)).toEqual(["delivered"]);
-    expect(app.store.getMessage(id)!.attempts).toBe(2);
+    expect((await app.store.getMessage(id))!.attempts).toBe(2);
   });
 
   test("02 → failed", async () => {
@@ -101,7 +101,7 @@ describe("webhook faults", () => {
       const r = await post(app.url, "/sms", sendBody({ to: `00120255503${String(i).padStart(2, "0")}`.replace(/0[1-4]$/, "10"), callback_url: sink.url, subject: undefined, fallback_text: undefined }));
       ids.push(r.json.id);
     }
-    await waitFor("retries to start", () => (app.store.db.query("SELECT COUNT(*) AS n FROM events WHERE state = 'pending' AND attempts > 0").get() as { n: number }).n >= 1);
+    await waitFor("retries to start", () => (sqlite(app.store).db.query("SELECT COUNT(*) AS n FROM events WHERE state = 'pending' AND attempts > 0").get() as { n: number }).n >= 1);
     expect(ids.every((id) => sink.byMessage(id).length === 0)).toBe(true);
     sink.answer = 200;
     await waitFor("all delivered after recovery", () => ids.every((id) => sink.byMessage(id).length === 1));
@@ -110,7 +110,7 @@ describe("webhook faults", () => {
   test("sink answers 401 → retried (a key rotation must not dead-letter reports)", async () => {
     sink.answer = 401;
     const r = await post(app.url, "/sms", sendBody({ to: "0012025550311", callback_url: sink.url, subject: undefined, fallback_text: undefined }));
-    await waitFor("a retry", () => (app.store.db.query("SELECT attempts FROM events WHERE message_id = ?").get(r.json.id) as { attempts: number } | null)?.attempts ?? 0 >= 1);
+    await waitFor("a retry", () => (sqlite(app.store).db.query("SELECT attempts FROM events WHERE message_id = ?").get(r.json.id) as { attempts: number } | null)?.attempts ?? 0 >= 1);
     sink.answer = 200;
     await waitFor("delivered", () => sink.byMessage(r.json.id).length === 1);
   });
@@ -118,7 +118,7 @@ describe("webhook faults", () => {
   test("sink answers 400 → dead letter, kept and listable, requeue delivers it", async () => {
     sink.answer = 400;
     const r = await post(app.url, "/sms", sendBody({ to: "0012025550312", callback_url: sink.url, subject: undefined, fallback_text: undefined }));
-    const dead = await waitFor("dead letter", () => app.store.listDeadEvents().find((e) => e.message_id === r.json.id));
+    const dead = await waitFor("dead letter", async () => (await app.store.listDeadEvents()).find((e) => e.message_id === r.json.id));
     expect(String(dead.last_error)).toContain("HTTP 400");
     sink.answer = 200;
     expect(await app.store.requeueDead([dead.seq as number])).toBe(1);
@@ -152,7 +152,7 @@ test("a loopback callback URL is never contacted when egress.allow is empty: ref
     // A name is resolved only when the report is sent: `localhost` → loopback → refused then.
     const r = await post(a.url, "/mms", sendBody({ to: "0012025550100", callback_url: guarded.url.replace("127.0.0.1", "localhost") }));
     expect(r.status).toBe(200);
-    const dead = await waitFor("dead letter", () => a.store.listDeadEvents().find((e) => e.message_id === r.json.id));
+    const dead = await waitFor("dead letter", async () => (await a.store.listDeadEvents()).find((e) => e.message_id === r.json.id));
     expect(String(dead.last_error)).toContain("egress");
     expect(guarded.posts).toBe(0);
   } finally {
@@ -174,7 +174,7 @@ test("events queued behind a retrying one never crowd the outbox: everything arr
       ids.push(r.json.id);
     }
     await waitFor("every message final with its events pending", () =>
-      ids.every((id) => (a.store.db.query("SELECT COUNT(*) AS n FROM events WHERE message_id = ? AND state = 'pending'").get(id) as { n: number }).n === 2),
+      ids.every((id) => (sqlite(a.store).db.query("SELECT COUNT(*) AS n FROM events WHERE message_id = ? AND state = 'pending'").get(id) as { n: number }).n === 2),
     );
     await Bun.sleep(300);
     s.answer = 200;

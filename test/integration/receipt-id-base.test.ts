@@ -8,7 +8,7 @@ import { idReadings } from "../../adapters/smpp/message-id.ts";
 import { runAdmin } from "../../src/admin-cli.ts";
 import type { MessagePayload } from "../../src/domain/message.ts";
 import { LEARN_AFTER } from "../../src/domain/receipt-match.ts";
-import { Store } from "../../src/store/sqlite/store.ts";
+import { SqliteStore } from "../../src/store/sqlite/store.ts";
 import { ACME_SECRET, post, sendBody, tempDir, waitFor } from "../support/app.ts";
 import { scrape } from "../support/metrics.ts";
 import { adminFetch, startLoggedApp } from "../support/ops.ts";
@@ -43,7 +43,7 @@ async function sendSms(to: string) {
   return r.json.id as string;
 }
 
-const stateOf = (id: string) => app!.store.getMessage(id)?.state;
+const stateOf = async (id: string) => (await app!.store.getMessage(id))?.state;
 
 describe("default receipt_id_base over SMPP", () => {
   for (const idBase of ["resp_hex_receipt_dec", "resp_dec_receipt_hex"] as const) {
@@ -62,18 +62,18 @@ describe("default receipt_id_base over SMPP", () => {
     // Hex answers: the first submit is id 26 ("1A"), the second id 38 ("26"); receipts come by hand, in decimal.
     const { smsc } = await gateway({ idBase: "hex", idNumber: (n) => (n === 1 ? 26 : 38) });
     const a = await sendSms("0012025550141");
-    await waitFor("a submitted", () => stateOf(a) === "submitted");
+    await waitFor("a submitted", async () => (await stateOf(a)) === "submitted");
     const b = await sendSms("0012025550142");
-    await waitFor("b submitted", () => stateOf(b) === "submitted");
+    await waitFor("b submitted", async () => (await stateOf(b)) === "submitted");
     expect(smsc.submits.map((s) => s.respId)).toEqual(["1A", "26"]);
 
     // "26" is b's id as written and a's read as decimal; b was sent nearer the receipt, a to its handset.
     expect(await smsc.sendReceipt({ id: "26", from: smsc.submits[0]!.destAddr, format: "text" })).toBe(0);
-    await waitFor("a delivered", () => stateOf(a) === "delivered");
-    expect(stateOf(b)).toBe("submitted");
+    await waitFor("a delivered", async () => (await stateOf(a)) === "delivered");
+    expect(await stateOf(b)).toBe("submitted");
 
     expect(await smsc.sendReceipt({ id: "38", from: smsc.submits[1]!.destAddr, format: "text" })).toBe(0);
-    await waitFor("b delivered", () => stateOf(b) === "delivered");
+    await waitFor("b delivered", async () => (await stateOf(b)) === "delivered");
     for (const id of [a, b]) expect((await waitFor("webhook", () => sink!.byMessage(id).length > 0 && sink!.byMessage(id)))[0]).toMatchObject({ status: "delivered" });
   });
 
@@ -105,32 +105,32 @@ describe("the store on SQLite", () => {
 
   test(`after ${LEARN_AFTER} hex-answer/decimal-receipt matches, a receipt is read that way only`, async () => {
     const clock = { t: 1000 };
-    const store = Store.open(join(tempDir(), "g.db"), { now: () => clock.t, retryBaseMs: 1000, retryMaxMs: 60000, receiptWindowMs: 3_600_000, intermediateEvents: false, inFlightPolicy: "at-most-once" });
+    const store = SqliteStore.open(join(tempDir(), "g.db"), { now: () => clock.t, retryBaseMs: 1000, retryMaxMs: 60000, receiptWindowMs: 3_600_000, intermediateEvents: false, inFlightPolicy: "at-most-once" });
     const submit = async (carrierId: string) => {
       const { messageId } = await store.accept({ accountId: "a", requestId: null, channel: "sms", payload, bodyHash: "h", expiresAt: 10_000_000 });
       const [m] = await store.claimDue("sms", 1);
       await store.recordSubmit(m!, "sms", { kind: "ok", carrierMessageIds: [carrierId] });
       return messageId!;
     };
-    const receipt = (id: string) => store.receipt({ carrier: "sms", carrierMessageId: idReadings(id)[0]!.key, readings: idReadings(id), to: payload.to, outcome: "delivered", timestamp: clock.t });
+    const receipt = (id: string) => store.applyReceipt({ carrier: "sms", carrierMessageId: idReadings(id)[0]!.key, readings: idReadings(id), to: payload.to, outcome: "delivered", timestamp: clock.t });
     for (let i = 0; i < LEARN_AFTER; i++) {
       const m = await submit((0xf4240 + i).toString(16).toUpperCase());
       expect(await receipt(String(1_000_000 + i))).toBe("applied");
-      expect(store.getMessage(m)!.state).toBe("delivered");
+      expect((await store.getMessage(m))!.state).toBe("delivered");
     }
     // Same handset; the one whose answer happens to read 1000003 as written was sent later, nearer the receipt.
     const meant = await submit("F4243");
     clock.t += 3000;
     const lookalike = await submit("1000003");
     expect(await receipt("1000003")).toBe("applied");
-    expect(store.getMessage(meant)!.state).toBe("delivered");
-    expect(store.getMessage(lookalike)!.state).toBe("submitted");
+    expect((await store.getMessage(meant))!.state).toBe("delivered");
+    expect((await store.getMessage(lookalike))!.state).toBe("submitted");
     await store.close();
   });
 
   test("a receipt that beats its submit answer is not applied to an older message its id reads as in another base", async () => {
     const clock = { t: 1000 };
-    const store = Store.open(join(tempDir(), "g.db"), { now: () => clock.t, retryBaseMs: 1000, retryMaxMs: 60000, receiptWindowMs: 3_600_000, intermediateEvents: false, inFlightPolicy: "at-most-once" });
+    const store = SqliteStore.open(join(tempDir(), "g.db"), { now: () => clock.t, retryBaseMs: 1000, retryMaxMs: 60000, receiptWindowMs: 3_600_000, intermediateEvents: false, inFlightPolicy: "at-most-once" });
     const accept = async (to: string) => {
       await store.accept({ accountId: "a", requestId: null, channel: "sms", payload: { ...payload, to }, bodyHash: "h", expiresAt: 10_000_000 });
       return (await store.claimDue("sms", 1))[0]!;
@@ -140,23 +140,23 @@ describe("the store on SQLite", () => {
     await store.recordSubmit(older, "sms", { kind: "ok", carrierMessageIds: ["10"] });
     const newer = await accept("12025550161");
     // "16" read as decimal and written in hex is "10".
-    expect(await store.receipt({ carrier: "sms", carrierMessageId: "16", readings: idReadings("16"), to: "12025550161", outcome: "delivered", timestamp: clock.t })).toBe("unmatched");
-    expect(store.getMessage(older.id)!.state).toBe("submitted");
+    expect(await store.applyReceipt({ carrier: "sms", carrierMessageId: "16", readings: idReadings("16"), to: "12025550161", outcome: "delivered", timestamp: clock.t })).toBe("unmatched");
+    expect((await store.getMessage(older.id))!.state).toBe("submitted");
     await store.recordSubmit(newer, "sms", { kind: "ok", carrierMessageIds: ["16"] });
-    expect(store.getMessage(newer.id)!.state).toBe("delivered");
-    expect(store.getMessage(older.id)!.state).toBe("submitted");
+    expect((await store.getMessage(newer.id))!.state).toBe("delivered");
+    expect((await store.getMessage(older.id))!.state).toBe("submitted");
     await store.close();
   });
 
   test("a held receipt waits under each reading, is listed once, and is dropped once after the hold time", async () => {
     const clock = { t: 1000 };
-    const store = Store.open(join(tempDir(), "g.db"), { now: () => clock.t, retryBaseMs: 1000, retryMaxMs: 60000, receiptWindowMs: 3_600_000, intermediateEvents: false, inFlightPolicy: "at-most-once" });
+    const store = SqliteStore.open(join(tempDir(), "g.db"), { now: () => clock.t, retryBaseMs: 1000, retryMaxMs: 60000, receiptWindowMs: 3_600_000, intermediateEvents: false, inFlightPolicy: "at-most-once" });
     const r = { carrier: "sms", carrierMessageId: "26", readings: idReadings("26"), outcome: "failed" as const, timestamp: 1 };
-    expect(await store.receipt(r)).toBe("unmatched");
-    expect(store.listUnmatchedReceipts()).toEqual([{ carrier: "sms", carrierIds: ["26", "1A", "38"], receivedAt: 1000, receipt: r }]);
+    expect(await store.applyReceipt(r)).toBe("unmatched");
+    expect(await store.listUnmatchedReceipts()).toEqual([{ carrier: "sms", carrierIds: ["26", "1A", "38"], receivedAt: 1000, receipt: r }]);
     clock.t += 10_000;
     expect(await store.dropStaleEarlyReceipts(5_000)).toEqual([{ carrier: "sms", carrier_id: "26" }]);
-    expect(store.listUnmatchedReceipts()).toEqual([]);
+    expect(await store.listUnmatchedReceipts()).toEqual([]);
     await store.close();
   });
 });

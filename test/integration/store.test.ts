@@ -2,12 +2,12 @@
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import type { MessagePayload } from "../../src/domain/message.ts";
-import { Store } from "../../src/store/sqlite/store.ts";
+import { SqliteStore } from "../../src/store/sqlite/store.ts";
 import { tempDir } from "../support/app.ts";
 import { seeded } from "../support/random.ts";
 
 function open(clock: { t: number }, inFlightPolicy: "at-most-once" | "at-least-once" = "at-most-once") {
-  return Store.open(join(tempDir(), "g.db"), { now: () => clock.t, retryBaseMs: 1000, retryMaxMs: 60000, receiptWindowMs: 3_600_000, intermediateEvents: false, inFlightPolicy, random: seeded(1) });
+  return SqliteStore.open(join(tempDir(), "g.db"), { now: () => clock.t, retryBaseMs: 1000, retryMaxMs: 60000, receiptWindowMs: 3_600_000, intermediateEvents: false, inFlightPolicy, random: seeded(1) });
 }
 const payload: MessagePayload = { from: "1", to: "12025550123", subject: "", text: "hi", fallback_text: "fb", media: [], custom_data: "cd", callback_url: "https://x.example/cb", metadata: null };
 const input = (requestId: string | null) => ({ accountId: "a", requestId, channel: "sms" as const, payload, bodyHash: "h", expiresAt: 10_000_000 });
@@ -76,10 +76,10 @@ describe("store", () => {
     await store.accept(input("r5"));
     const [m] = await store.claimDue("sms", 10);
     const receipt = { carrier: "sms", carrierMessageId: "c5", outcome: "delivered" as const, timestamp: 1500 };
-    expect(await store.receipt(receipt)).toBe("unmatched");
+    expect(await store.applyReceipt(receipt)).toBe("unmatched");
     await store.recordSubmit(m!, "sms", { kind: "ok", carrierMessageIds: ["c5"] });
-    expect(store.getMessage(m!.id)!.state).toBe("delivered");
-    expect(await store.receipt(receipt)).toBe("duplicate");
+    expect((await store.getMessage(m!.id))!.state).toBe("delivered");
+    expect(await store.applyReceipt(receipt)).toBe("duplicate");
     expect((store.db.query("SELECT COUNT(*) AS n FROM events").get() as { n: number }).n).toBe(1);
   });
 
@@ -90,14 +90,14 @@ describe("store", () => {
     const [a, b] = await store.claimDue("sms", 10);
     await store.recordSubmit(a!, "sms", { kind: "ok", carrierMessageIds: ["a1", "a2"] });
     await store.recordSubmit(b!, "sms", { kind: "ok", carrierMessageIds: ["b1", "b2"] });
-    await store.receipt({ carrier: "sms", carrierMessageId: "a1", outcome: "delivered", timestamp: 1 });
-    expect(store.getMessage(a!.id)!.state).toBe("submitted");
-    await store.receipt({ carrier: "sms", carrierMessageId: "a2", outcome: "delivered", timestamp: 2 });
-    expect(store.getMessage(a!.id)!.state).toBe("delivered");
-    await store.receipt({ carrier: "sms", carrierMessageId: "b2", outcome: "failed", code: "smpp:UNDELIV", timestamp: 3 });
-    expect(store.getMessage(b!.id)!.state).toBe("failed");
-    await store.receipt({ carrier: "sms", carrierMessageId: "b1", outcome: "delivered", timestamp: 4 });
-    expect(store.getMessage(b!.id)!.state).toBe("failed");
+    await store.applyReceipt({ carrier: "sms", carrierMessageId: "a1", outcome: "delivered", timestamp: 1 });
+    expect((await store.getMessage(a!.id))!.state).toBe("submitted");
+    await store.applyReceipt({ carrier: "sms", carrierMessageId: "a2", outcome: "delivered", timestamp: 2 });
+    expect((await store.getMessage(a!.id))!.state).toBe("delivered");
+    await store.applyReceipt({ carrier: "sms", carrierMessageId: "b2", outcome: "failed", code: "smpp:UNDELIV", timestamp: 3 });
+    expect((await store.getMessage(b!.id))!.state).toBe("failed");
+    await store.applyReceipt({ carrier: "sms", carrierMessageId: "b1", outcome: "delivered", timestamp: 4 });
+    expect((await store.getMessage(b!.id))!.state).toBe("failed");
     expect((store.db.query("SELECT COUNT(*) AS n FROM events").get() as { n: number }).n).toBe(2);
   });
 
@@ -136,14 +136,14 @@ describe("store", () => {
     await store.recordSubmit(m!, "sms", { kind: "ok", carrierMessageIds: ["c9"] });
     clock.t += 3_600_001;
     expect(await store.expireReceiptWindows(100)).toBe(1);
-    expect(store.getMessage(m!.id)!.state).toBe("sent");
+    expect((await store.getMessage(m!.id))!.state).toBe("sent");
   });
 });
 
 describe("background checkpoints", () => {
   test("the WAL is copied back by the worker and starts over under sustained writes (stays bounded)", async () => {
     const dir = tempDir();
-    const store = Store.open(join(dir, "g.db"), {
+    const store = SqliteStore.open(join(dir, "g.db"), {
       now: Date.now,
       retryBaseMs: 1000,
       retryMaxMs: 60000,
@@ -177,12 +177,12 @@ test("the queue count follows messages waiting for a carrier through submit, fal
   expect(store.queuedCount()).toBe(1); // submitting still waits for the carrier
   await store.recordSubmit(m!, "mms", { kind: "ok", carrierMessageIds: ["mm1"] });
   expect(store.queuedCount()).toBe(0); // submitted: only the report is awaited
-  await store.receipt({ carrier: "mms", carrierMessageId: "mm1", outcome: "failed", fallbackEligible: true, timestamp: 1 });
+  await store.applyReceipt({ carrier: "mms", carrierMessageId: "mm1", outcome: "failed", fallbackEligible: true, timestamp: 1 });
   expect(store.queuedCount()).toBe(1); // the fallback SMS waits for its carrier
   const [sms] = await store.claimDue("sms", 10);
   await store.recordSubmit(sms!, "sms", { kind: "ok", carrierMessageIds: ["s1"] });
-  await store.receipt({ carrier: "sms", carrierMessageId: "s1", outcome: "delivered", timestamp: 2 });
-  expect(store.getMessage(m!.id)).toMatchObject({ state: "delivered", channel: "sms", fallback: true });
+  await store.applyReceipt({ carrier: "sms", carrierMessageId: "s1", outcome: "delivered", timestamp: 2 });
+  expect(await store.getMessage(m!.id)).toMatchObject({ state: "delivered", channel: "sms", fallback: true });
   expect(store.queuedCount()).toBe(0);
   // A restart counts the same from the database.
   expect((store.db.query("SELECT COUNT(*) AS n FROM messages WHERE due_at IS NOT NULL AND state IN ('accepted','submitting')").get() as { n: number }).n).toBe(0);
@@ -192,14 +192,14 @@ test("a held receipt that sends the message to its fallback is reported as a fal
   const store = open({ t: 1000 });
   await store.accept({ ...input("q2"), channel: "mms" });
   const [m] = await store.claimDue("mms", 10);
-  expect(await store.receipt({ carrier: "mms", carrierMessageId: "early", outcome: "failed", fallbackEligible: true, timestamp: 1 })).toBe("unmatched");
+  expect(await store.applyReceipt({ carrier: "mms", carrierMessageId: "early", outcome: "failed", fallbackEligible: true, timestamp: 1 })).toBe("unmatched");
   expect(await store.recordSubmit(m!, "mms", { kind: "ok", carrierMessageIds: ["early"] })).toEqual({ fallback: true, final: null });
 });
 
 test("a failed background checkpoint does not stop the later ones", async () => {
   const dir = tempDir();
   const path = join(dir, "g.db");
-  const store = Store.open(path, { now: Date.now, retryBaseMs: 1000, retryMaxMs: 60000, receiptWindowMs: 3_600_000, intermediateEvents: false, inFlightPolicy: "at-most-once", backgroundCheckpoints: true });
+  const store = SqliteStore.open(path, { now: Date.now, retryBaseMs: 1000, retryMaxMs: 60000, receiptWindowMs: 3_600_000, intermediateEvents: false, inFlightPolicy: "at-most-once", backgroundCheckpoints: true });
   let n = 0;
   const writeSome = async (rounds: number) => {
     for (let r = 0; r < rounds; r++) await Promise.all(Array.from({ length: 16 }, () => store.accept(input(`c${n++}`))));

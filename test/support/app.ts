@@ -2,6 +2,8 @@
 import pino from "pino";
 import { startApp, type App } from "../../src/app.ts";
 import { buildConfig, type Config } from "../../src/config.ts";
+import type { Store } from "../../src/store/index.ts";
+import { SqliteStore } from "../../src/store/sqlite/store.ts";
 import { ACME_KEY, tempDir, testConfigDoc } from "./config-doc.ts";
 
 export { ACME_KEY, ACME_SECRET, MM7_INBOUND, deepMerge, tempDir, testConfigDoc } from "./config-doc.ts";
@@ -14,6 +16,12 @@ export async function startTestApp(overrides: Record<string, unknown> = {}, dir 
   const config = testConfig(dir, overrides);
   const app = await startApp(config, { log: pino({ level: process.env.TEST_LOG ?? "silent" }) });
   return Object.assign(app, { dir });
+}
+
+/** The SQLite driver under a test app, for a test that looks at or breaks the file itself. */
+export function sqlite(store: Store): SqliteStore {
+  if (!(store instanceof SqliteStore)) throw new Error("this test needs the SQLite store");
+  return store;
 }
 
 export function sendBody(overrides: Record<string, unknown> = {}): Record<string, unknown> {

@@ -2,17 +2,12 @@
 import { Database, SQLiteError } from "bun:sqlite";
 import { closeSync, fdatasync, fdatasyncSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
+import { StorageUnavailable } from "../index.ts";
 import initial from "./migrations/001_initial.sql" with { type: "text" };
 
 /** Versioned migrations, applied in order; `user_version` records how many have run. */
 const migrations: string[] = [initial];
 
-/** The database cannot take writes (disk full, read-only, locked, I/O error): answer 503, retry later. */
-export class StorageUnavailable extends Error {
-  constructor(override readonly cause: unknown) {
-    super(`storage unavailable: ${(cause as Error)?.message ?? String(cause)}`);
-  }
-}
 
 /** How long a write waits for another connection's lock (an admin command) before SQLITE_BUSY. */
 export const busyTimeoutMs = 5000;

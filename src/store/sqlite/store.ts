@@ -14,80 +14,23 @@ import {
   type Transition,
 } from "../../domain/decisions.ts";
 import { deliveryEvent, idFloor, newId } from "../../domain/event.ts";
+import type { AcceptInput, PendingEvent, ReceiptResult, RetryFilter, Store, StoredResponse, StoreOptions, UnmatchedReceipt } from "../index.ts";
 import type { Channel, MessagePayload, MessageState, ReportStatus, StoredMessage } from "../../domain/message.ts";
 import { chooseCandidate, IdBaseLearning, type ReceiptCandidate } from "../../domain/receipt-match.ts";
 import { Checkpointer } from "./checkpointer.ts";
 import { GroupCommit, openDatabase, type WalSync } from "./db.ts";
 
-export { StorageUnavailable, type WalSync } from "./db.ts";
-
-export interface AcceptInput {
-  accountId: string;
-  requestId: string | null;
-  channel: Channel;
-  payload: MessagePayload;
-  bodyHash: string;
-  expiresAt: number;
-}
-
-export interface StoredResponse {
-  status: number;
-  body: string;
-  replay: boolean;
-  /** The replayed request's body differed from the original (logged and counted by the caller). */
-  bodyDiffers: boolean;
-  messageId: string | null;
-}
-
-export interface StoreOptions {
-  now: () => number;
-  random?: () => number;
-  retryBaseMs: number;
-  retryMaxMs: number;
-  receiptWindowMs: number;
-  intermediateEvents: boolean;
+/** SQLite's own options beside the engine-neutral ones. */
+export interface SqliteOptions extends StoreOptions {
   /** Checkpoint the WAL on a worker thread instead of inside COMMIT (the running gateway does). */
   backgroundCheckpoints?: boolean;
-  /** A submit whose outcome is unknown (crash, timeout, link lost): never resend it, or resend it. */
-  inFlightPolicy: "at-most-once" | "at-least-once";
-  /**
-   * Told after each commit what it finished: a final state or a fallback. Every path that ends a
-   * message (submit answer, receipt, validity, receipt window, recovery) goes through here, so the
-   * counters fed from it are complete.
-   */
-  onOutcome?: (o: StoreOutcome) => void;
   /** How the WAL is fsynced (default fdatasync). */
   walSync?: WalSync;
 }
 
-export type StoreOutcome = Outcome;
-
-
-export interface PendingEvent {
-  seq: number;
-  eventId: string;
-  messageId: string | null;
-  accountId: string;
-  url: string;
-  body: string;
-  attempts: number;
-  createdAt: number;
-}
-
 type Row = Record<string, string | number | null>;
 
-/** `unmatched`: no submitted message has the id (yet), or two do alike; the receipt is held. */
-export type ReceiptResult = "applied" | "duplicate" | "unmatched" | "ignored";
-
-/** A held receipt, for the admin API: the keys it waits under and what it says. */
-export interface UnmatchedReceipt {
-  carrier: string;
-  carrierIds: string[];
-  receivedAt: number;
-  receipt: CarrierReceipt;
-}
-
-export class Store {
+export class SqliteStore implements Store {
   readonly writer: GroupCommit;
   private readonly now: () => number;
   private readonly random: () => number;
@@ -102,9 +45,10 @@ export class Store {
 
   constructor(
     readonly db: Database,
-    private readonly opts: StoreOptions,
+    private readonly opts: SqliteOptions,
   ) {
     this.writer = new GroupCommit(db, opts.walSync);
+    this.writer.onFsyncFailure = opts.onDurabilityLost ?? null;
     this.now = opts.now;
     this.random = opts.random ?? Math.random;
     const q = (sql: string) => db.prepare(sql);
@@ -156,8 +100,8 @@ export class Store {
     this.queued = (this.s.countQueued!.get() as { n: number }).n;
   }
 
-  static open(path: string, opts: StoreOptions): Store {
-    const store = new Store(openDatabase(path), opts);
+  static open(path: string, opts: SqliteOptions): SqliteStore {
+    const store = new SqliteStore(openDatabase(path), opts);
     if (opts.backgroundCheckpoints && path !== ":memory:") {
       store.db.run("PRAGMA wal_autocheckpoint = 0");
       const checkpointer = new Checkpointer(store.db, path, (message) => {
@@ -171,17 +115,35 @@ export class Store {
 
   checkpointer: Checkpointer | null = null;
 
-  async close(): Promise<void> {
+  async close(o: { checkpoint?: boolean } = {}): Promise<void> {
+    if (o.checkpoint === false) {
+      // An admin command beside a running gateway: a checkpoint would wait on its readers for nothing.
+      this.writer.flush();
+      this.db.close();
+      return;
+    }
     this.writer.drain();
     await this.checkpointer?.close();
     this.db.run("PRAGMA wal_checkpoint(TRUNCATE)");
     this.db.close();
   }
 
+  whenDurable(): Promise<void> {
+    return this.writer.whenDurable();
+  }
+
+  healthy(): boolean {
+    return this.writer.healthy;
+  }
+
+  lastError(): string | null {
+    return this.writer.lastError;
+  }
+
   /** Change to `queued` made by the write running now; applied only once its transaction commits. */
   private queuedDelta = 0;
   /** Outcomes of the write running now; reported only once its transaction commits. */
-  private outcomes: StoreOutcome[] = [];
+  private outcomes: Outcome[] = [];
 
   /** A write whose effect on the queue count lands only after it is durable. */
   private tx<T>(fn: () => T): Promise<T> {
@@ -245,8 +207,14 @@ export class Store {
     });
   }
 
-  /** A request_id's stored answer, if any, without writing. */
-  lookupRequest(accountId: string, requestId: string, bodyHash: string): StoredResponse | null {
+  async lookupRequest(accountId: string, requestId: string, bodyHash: string): Promise<StoredResponse | null> {
+    const r = this.readRequest(accountId, requestId, bodyHash);
+    // The row may be committed but its fsync still running: an answer is only told once it is on disk.
+    if (r) await this.writer.whenDurable();
+    return r;
+  }
+
+  private readRequest(accountId: string, requestId: string, bodyHash: string): StoredResponse | null {
     const row = this.s.dedupGet!.get(accountId, requestId) as Row | null;
     if (!row) return null;
     return {
@@ -259,7 +227,7 @@ export class Store {
   }
 
   private replay(accountId: string, requestId: string, bodyHash: string): StoredResponse {
-    return this.lookupRequest(accountId, requestId, bodyHash)!;
+    return this.readRequest(accountId, requestId, bodyHash)!;
   }
 
   // ---- dispatching --------------------------------------------------------------------------
@@ -284,7 +252,7 @@ export class Store {
   }
 
   /** The earliest time anything on `channel` is due in `state`, or null. */
-  nextDue(state: "accepted" | "submitted", channel: Channel): number | null {
+  async nextDue(state: "accepted" | "submitted", channel: Channel): Promise<number | null> {
     return (this.s.nextDue!.get(state, channel) as { t: number | null }).t;
   }
 
@@ -333,7 +301,7 @@ export class Store {
   }
 
   /** Carrier ids still waiting for their report, with the recipient (for a carrier's resume). */
-  openCarrierIds(carrier: string): { carrierMessageId: string; to: string }[] {
+  async openCarrierIds(carrier: string): Promise<{ carrierMessageId: string; to: string }[]> {
     return (
       this.db
         .query(
@@ -370,7 +338,7 @@ export class Store {
   }
 
   /** Held receipts, oldest first: each once, with every key it waits under. */
-  listUnmatchedReceipts(limit = 100): UnmatchedReceipt[] {
+  async listUnmatchedReceipts(limit = 100): Promise<UnmatchedReceipt[]> {
     const rows = this.db
       .query(
         "SELECT carrier, json_group_array(carrier_id) AS ids, receipt, received_at FROM (SELECT * FROM early_receipts ORDER BY seq) GROUP BY carrier, receipt, received_at ORDER BY MIN(seq) LIMIT ?",
@@ -385,7 +353,7 @@ export class Store {
    * Records a carrier receipt: idempotent. A receipt whose id matches no submitted message, or two
    * alike, is held under each key its id may stand for, until a submit answer names one of them.
    */
-  receipt(r: CarrierReceipt): Promise<ReceiptResult> {
+  applyReceipt(r: CarrierReceipt): Promise<ReceiptResult> {
     return this.tx(() => this.applyReceiptNow(r, this.now()));
   }
 
@@ -445,8 +413,8 @@ export class Store {
   // ---- outbox -------------------------------------------------------------------------------
 
   /** Pending events due by `now`, oldest due first, each the oldest pending event of its message. */
-  dueEvents(now: number, limit: number): PendingEvent[] {
-    return (this.s.eventsDue!.all(now, limit) as Row[]).map((r) => ({
+  async dueEvents(now: number, limit: number): Promise<PendingEvent[]> {
+    const due = (this.s.eventsDue!.all(now, limit) as Row[]).map((r) => ({
       seq: r.seq as number,
       eventId: r.event_id as string,
       messageId: r.message_id as string | null,
@@ -456,10 +424,14 @@ export class Store {
       attempts: r.attempts as number,
       createdAt: r.created_at as number,
     }));
+    // What was read may be committed but not yet fsynced, and a power cut could undo it: read first,
+    // then wait for the disk, so the wait covers everything read (waiting first would not).
+    if (due.length > 0) await this.writer.whenDurable();
+    return due;
   }
 
   /** When the next pending event not yet due becomes due, or null. */
-  nextEventDue(now: number): number | null {
+  async nextEventDue(now: number): Promise<number | null> {
     return (this.s.nextEventDue!.get(now) as { t: number | null }).t;
   }
 
@@ -488,20 +460,20 @@ export class Store {
   // ---- admin and housekeeping ---------------------------------------------------------------
 
   /** The message a carrier id belongs to, for log lines about a receipt. */
-  messageOfCarrierId(carrier: string, carrierMessageId: string): { messageId: string; requestId: string | null } | null {
+  async messageOfCarrierId(carrier: string, carrierMessageId: string): Promise<{ messageId: string; requestId: string | null } | null> {
     const row = this.db
       .query("SELECT m.id AS id, m.request_id AS request_id FROM carrier_ids c JOIN messages m ON m.id = c.message_id WHERE c.carrier = ? AND c.carrier_id = ?")
       .get(carrier, carrierMessageId) as Row | null;
     return row ? { messageId: row.id as string, requestId: row.request_id as string | null } : null;
   }
 
-  getMessage(id: string): StoredMessage | null {
+  async getMessage(id: string): Promise<StoredMessage | null> {
     const row = this.s.messageGet!.get(id) as Row | null;
     return row ? toMessage(row) : null;
   }
 
   /** Everything an operator needs about one message, by message id or request_id. */
-  describe(idOrRequestId: string): Record<string, unknown> | null {
+  async describe(idOrRequestId: string): Promise<Record<string, unknown> | null> {
     let row = this.s.messageGet!.get(idOrRequestId) as Row | null;
     if (!row) row = this.db.query("SELECT * FROM messages WHERE request_id = ? ORDER BY id DESC LIMIT 1").get(idOrRequestId) as Row | null;
     if (!row) return null;
@@ -522,7 +494,7 @@ export class Store {
     };
   }
 
-  listDeadEvents(limit = 100): Row[] {
+  async listDeadEvents(limit = 100): Promise<Row[]> {
     return this.db.query("SELECT seq, event_id, message_id, account_id, url, attempts, created_at, updated_at, last_error FROM events WHERE state = 'dead' ORDER BY seq LIMIT ?").all(limit) as Row[];
   }
 
@@ -542,7 +514,7 @@ export class Store {
    * Sends failed messages again as new attempts (operator's decision after fixing a cause). A fresh
    * validity window starts; the final event of the new attempt follows the earlier `failed` one.
    */
-  retryFailed(filter: { since?: number; errorCode?: string; accountId?: string; limit?: number }, validityMs: number): Promise<number> {
+  retryFailed(filter: RetryFilter, validityMs: number): Promise<number> {
     return this.tx(() => {
       const now = this.now();
       const rows = this.db
@@ -593,13 +565,13 @@ export class Store {
   }
 
   /** Queue depth and oldest age by state, for metrics and the status page. */
-  queueStats(): { state: string; channel: string; count: number; oldest: number | null }[] {
+  async queueStats(): Promise<{ state: string; channel: string; count: number; oldest: number | null }[]> {
     return this.db
       .query("SELECT state, channel, COUNT(*) AS count, MIN(updated_at) AS oldest FROM messages WHERE due_at IS NOT NULL GROUP BY state, channel")
       .all() as { state: string; channel: string; count: number; oldest: number | null }[];
   }
 
-  eventStats(): { state: string; count: number; oldest: number | null }[] {
+  async eventStats(): Promise<{ state: string; count: number; oldest: number | null }[]> {
     return this.db
       .query("SELECT state, COUNT(*) AS count, MIN(created_at) AS oldest FROM events WHERE state IN ('pending','dead') GROUP BY state")
       .all() as { state: string; count: number; oldest: number | null }[];
