@@ -95,21 +95,3 @@ export class GuessingGuard {
     }
   }
 }
-
-/** Requests per second per account (token bucket); rate 0 = unlimited. */
-export class AccountRateLimit {
-  private readonly buckets = new Map<string, { tokens: number; at: number }>();
-  constructor(private readonly now: () => number) {}
-
-  take(id: string, rate: number): boolean {
-    if (rate <= 0) return true;
-    const now = this.now();
-    const b = this.buckets.get(id) ?? { tokens: rate, at: now };
-    b.tokens = Math.min(rate, b.tokens + ((now - b.at) / 1000) * rate);
-    b.at = now;
-    this.buckets.set(id, b);
-    if (b.tokens < 1) return false;
-    b.tokens -= 1;
-    return true;
-  }
-}

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { buildConfig } from "../../src/config.ts";
-import { InvalidField, aliases, parseSendRequest, requestIdOf } from "../../src/http/send-request.ts";
+import { InvalidField, aliases, parseSendRequest, requestIdOf } from "../../src/pipeline/send-request.ts";
 
 const limits = buildConfig({}).limits;
 const base = {
