@@ -1,6 +1,8 @@
 // The store on a real SQLite file, with a fake clock: dedup window, purge, recovery, receipts.
 import { describe, expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
 import { join } from "node:path";
+import initialSchema from "../../src/store/sqlite/migrations/001_initial.sql" with { type: "text" };
 import type { MessagePayload } from "../../src/domain/message.ts";
 import { SqliteStore } from "../../src/store/sqlite/store.ts";
 import { tempDir } from "../support/app.ts";
@@ -225,3 +227,30 @@ test("a failed background checkpoint does not stop the later ones", async () => 
   expect(store.checkpointer!.checkpoints).toBeGreaterThan(after);
   await store.close();
 }, 60000);
+
+describe("schema", () => {
+  test("state columns refuse a state the domain does not know", async () => {
+    const store = open({ t: 1000 });
+    const r = await store.accept(input("k1"));
+    expect(() => store.db.run("UPDATE messages SET state = 'lost' WHERE id = ?", [r.messageId!])).toThrow(/CHECK constraint/);
+    await store.claimDue("sms", 10);
+    expect(() => store.db.run("UPDATE messages SET channel = 'fax'")).toThrow(/CHECK constraint/);
+    await store.close();
+  });
+
+  test("a database at schema version 1 keeps its rows through the migration that adds the checks", async () => {
+    const path = join(tempDir(), "v1.db");
+    const v1 = new Database(path, { create: true, strict: true });
+    v1.run(initialSchema);
+    v1.run("PRAGMA user_version = 1");
+    v1.run("INSERT INTO messages (id, account_id, request_id, channel, fallback, state, attempts, created_at, updated_at, due_at, expires_at, history, payload) VALUES ('msg_a', 'a', 'r', 'sms', 0, 'accepted', 0, 1, 1, 1, 9, '', ?)", [JSON.stringify(payload)]);
+    v1.run("INSERT INTO events (event_id, message_id, account_id, kind, url, body, state, attempts, created_at, updated_at, due_at) VALUES ('evt_a', 'msg_a', 'a', 'failed', 'u', '{}', 'pending', 0, 1, 1, 1)");
+    v1.close();
+    const store = SqliteStore.open(path, { now: () => 5, retryBaseMs: 1000, retryMaxMs: 60000, receiptWindowMs: 3_600_000, intermediateEvents: false, inFlightPolicy: "at-most-once" });
+    expect((store.db.query("PRAGMA user_version").get() as { user_version: number }).user_version).toBe(2);
+    expect(store.queuedCount()).toBe(1);
+    expect((await store.dueEvents(5, 10)).map((e) => e.eventId)).toEqual(["evt_a"]);
+    expect(() => store.db.run("UPDATE messages SET state = 'lost'")).toThrow(/CHECK constraint/);
+    await store.close();
+  });
+});

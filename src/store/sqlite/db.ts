@@ -4,9 +4,10 @@ import { closeSync, fdatasync, fdatasyncSync, mkdirSync, openSync } from "node:f
 import { dirname } from "node:path";
 import { StorageUnavailable } from "../index.ts";
 import initial from "./migrations/001_initial.sql" with { type: "text" };
+import stateChecks from "./migrations/002_state_checks.sql" with { type: "text" };
 
 /** Versioned migrations, applied in order; `user_version` records how many have run. */
-const migrations: string[] = [initial];
+const migrations: string[] = [initial, stateChecks];
 
 
 /** How long a write waits for another connection's lock (an admin command) before SQLITE_BUSY. */
