@@ -59,7 +59,7 @@ export async function runAdmin(args: string[], io: Output = { out: (s) => consol
     io.err(`${config.store.path}: no database there`);
     return 2;
   }
-  const store = await openStore(config.store, {
+  const store = await openStore(config.store, null, {
     now: Date.now,
     retryBaseMs: config.delivery.retry_base_ms,
     retryMaxMs: config.delivery.retry_max_ms,

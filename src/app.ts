@@ -9,7 +9,7 @@ import { createSandboxCarrier } from "../adapters/sandbox/index.ts";
 import { createMm7Carrier, inboundLimit, type Mm7Carrier } from "../adapters/mm7/index.ts";
 import { createSmppCarrier } from "../adapters/smpp/index.ts";
 import { Activity } from "./activity.ts";
-import { mm7Settings, smppSettings, type Config } from "./config.ts";
+import { mm7Settings, nodeId, smppSettings, type Config } from "./config.ts";
 import { admin } from "./http/admin.ts";
 import { adminGuard } from "./http/admin-auth.ts";
 import { GuessingGuard } from "./http/auth.ts";
@@ -103,7 +103,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const activity = new Activity(now);
   const log = options.log ?? createLogger(config, activity, options.logDestination);
   const metrics = createMetrics();
-  const store = await openStore(config.store, {
+  const store = await openStore(config.store, nodeId(config), {
     onOutcome: (o) => {
       if (o.kind === "fallback") return metrics.fallbacks.inc();
       metrics.finals.inc({ status: o.status });
@@ -178,6 +178,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       dispatcher.wake("sms");
     },
   });
+  // Work another node made due (PostgreSQL): a hint that saves waiting for the next poll.
+  store.watch((kind) => (kind === "events" ? outbox.wake() : dispatcher.wake(kind)));
   for (const carrier of [mms, sms]) {
     await carrier.start(events);
     carrier.resume?.(await store.openCarrierIds(carrier.name));

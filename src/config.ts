@@ -1,5 +1,6 @@
 // The configuration: one TOML file, `${NAME}` replaced from the environment, validated by one TypeBox
 // schema. Every default lives here and nowhere else.
+import { hostname } from "node:os";
 import { Type as T, type Static, type TSchema } from "@sinclair/typebox";
 import { Value, ValueErrorType } from "@sinclair/typebox/value";
 import { mm7Defaults, resolveMm7Settings, type Mm7Settings } from "../adapters/mm7/index.ts";
@@ -276,6 +277,18 @@ function semanticProblems(c: Config): string[] {
     if (!/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(cidr)) p.push(`egress.allow.${i}: expected a CIDR like 127.0.0.0/8 (got "${cidr}")`);
   }
   return p;
+}
+
+/** This node's name among the nodes sharing a PostgreSQL store. */
+export function nodeId(c: Config): string {
+  if (c.node.id) return c.node.id;
+  const port = splitPort(c.server.listen);
+  // Port 0 (the OS picks one) would give every node on a host the same name.
+  return port === "0" ? `${hostname()}:0:${process.pid}` : `${hostname()}:${port}`;
+}
+
+function splitPort(listen: string): string {
+  return /:(\d+)$/.exec(listen)?.[1] ?? "";
 }
 
 export function parseConfigText(text: string, env?: Record<string, string | undefined>): Config {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bun
-// The command line: serve, check-config, probe, version, admin, example-config.
+// The command line: serve, check-config, probe, migrate, version, admin, example-config.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -9,6 +9,7 @@ import { splitHostPort, startApp } from "./app.ts";
 import { ConfigError, defaultConfig, loadConfigFile, type Config } from "./config.ts";
 import { exampleConfig } from "./example-config.ts";
 import { runProbe } from "./probe.ts";
+import { migrateStore } from "./store/open.ts";
 import { startWebhookSink } from "./webhook-sink.ts";
 
 const usage = `mms-gateway ${pkg.version}
@@ -17,6 +18,7 @@ usage:
   mms-gateway serve [--config FILE] [--listen HOST:PORT] [--data DIR]
   mms-gateway check-config FILE
   mms-gateway probe --config FILE     (connects and authenticates to each carrier, sends nothing; exit 1 if any fails)
+  mms-gateway migrate [--config FILE]  (applies the store's schema; serve does too, under a lock)
   mms-gateway version
   mms-gateway example-config          (prints config.example.toml: every key with its default)
 ${adminUsage}
@@ -128,6 +130,13 @@ async function main(argv: string[]): Promise<number> {
         return await runProbe(args);
       case "admin":
         return await runAdmin(args);
+      case "migrate": {
+        const configPath = flag(args, "--config");
+        const config = configPath ? await loadConfigFile(configPath) : defaultConfig();
+        const r = await migrateStore(config.store);
+        console.log(`${config.store.kind} store: schema version ${r.from} → ${r.to}`);
+        return 0;
+      }
       case "example-config":
         process.stdout.write(exampleConfig());
         return 0;

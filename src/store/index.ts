@@ -77,6 +77,9 @@ export interface RetryFilter {
 
 export type Row = Record<string, unknown>;
 
+/** Work another node made due here: messages on a channel, or webhook events. */
+export type WorkKind = Channel | "events";
+
 export interface Store {
   // ---- intake
   /**
@@ -140,6 +143,12 @@ export interface Store {
   purge(dedupBefore: number, finishedBefore: number, chunk?: number): Promise<{ dedup: number; messages: number; events: number }>;
   queueStats(): Promise<{ state: string; channel: string; count: number; oldest: number | null }[]>;
   eventStats(): Promise<{ state: string; count: number; oldest: number | null }[]>;
+
+  /**
+   * Calls `listener` when another node made work due (a hint: every loop also polls). On one node
+   * the loops are woken directly and this never calls.
+   */
+  watch(listener: (kind: WorkKind) => void): void;
 
   // ---- health
   /** Resolves once everything committed so far is durable: what is told to the outside waits for it. */

@@ -13,7 +13,7 @@ const migrations: string[] = [initial, stateChecks];
 /** How long a write waits for another connection's lock (an admin command) before SQLITE_BUSY. */
 export const busyTimeoutMs = 5000;
 
-export function openDatabase(path: string): Database {
+export function openDatabase(path: string, migrated = true): Database {
   if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
   const db = new Database(path, { create: true, readwrite: true, strict: true });
   db.run("PRAGMA journal_mode = WAL");
@@ -26,11 +26,11 @@ export function openDatabase(path: string): Database {
   db.run("PRAGMA cache_size = -32000");
   // After the WAL starts over, its file is cut back to this size instead of keeping its peak.
   db.run("PRAGMA journal_size_limit = 67108864");
-  migrate(db);
+  if (migrated) migrate(db);
   return db;
 }
 
-function migrate(db: Database): void {
+export function migrate(db: Database): { from: number; to: number } {
   const current = (db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
   if (current > migrations.length) {
     throw new Error(`database schema version ${current} is newer than this gateway (${migrations.length}); refusing to run an older binary on it`);
@@ -41,6 +41,7 @@ function migrate(db: Database): void {
       db.run(`PRAGMA user_version = ${v + 1}`);
     }).immediate();
   }
+  return { from: current, to: migrations.length };
 }
 
 /**

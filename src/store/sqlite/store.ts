@@ -18,7 +18,17 @@ import type { AcceptInput, PendingEvent, ReceiptResult, RetryFilter, Store, Stor
 import type { Channel, MessagePayload, MessageState, ReportStatus, StoredMessage } from "../../domain/message.ts";
 import { chooseCandidate, IdBaseLearning, type ReceiptCandidate } from "../../domain/receipt-match.ts";
 import { Checkpointer } from "./checkpointer.ts";
-import { GroupCommit, openDatabase, type WalSync } from "./db.ts";
+import { GroupCommit, migrate, openDatabase, type WalSync } from "./db.ts";
+
+/** Applies the migrations to the file (creating it) and closes it. */
+export function migrateSqlite(path: string): { from: number; to: number } {
+  const db = openDatabase(path, false);
+  try {
+    return migrate(db);
+  } finally {
+    db.close();
+  }
+}
 
 /** SQLite's own options beside the engine-neutral ones. */
 export interface SqliteOptions extends StoreOptions {
@@ -126,6 +136,10 @@ export class SqliteStore implements Store {
     await this.checkpointer?.close();
     this.db.run("PRAGMA wal_checkpoint(TRUNCATE)");
     this.db.close();
+  }
+
+  watch(): void {
+    // One node: whoever makes work due wakes its loop directly.
   }
 
   whenDurable(): Promise<void> {

@@ -1,0 +1,314 @@
+// One suite, every engine: the store's promises through its interface only, on a real SQLite file and
+// a real PostgreSQL database (a fresh one per test, dropped after). Fake clock; real I/O.
+import { afterAll, describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import type { MessagePayload } from "../../src/domain/message.ts";
+import type { Store } from "../../src/store/index.ts";
+import { PostgresStore } from "../../src/store/postgres/store.ts";
+import { SqliteStore } from "../../src/store/sqlite/store.ts";
+import { tempDir } from "../support/app.ts";
+import { createTestDatabase, pgAvailable, type TestDatabase } from "../support/postgres.ts";
+import { seeded } from "../support/random.ts";
+
+type Policy = "at-most-once" | "at-least-once";
+const options = (clock: { t: number }, inFlightPolicy: Policy) => ({
+  now: () => clock.t,
+  retryBaseMs: 1000,
+  retryMaxMs: 60000,
+  receiptWindowMs: 3_600_000,
+  intermediateEvents: false,
+  inFlightPolicy,
+  random: seeded(1),
+});
+
+const databases: TestDatabase[] = [];
+const opened: Store[] = [];
+afterAll(async () => {
+  await Promise.all(opened.map((s) => s.close().catch(() => {})));
+  for (const d of databases) await d.drop();
+}, 60_000);
+
+interface Engine {
+  name: string;
+  skip: boolean;
+  open(clock: { t: number }, policy?: Policy): Promise<Store>;
+}
+
+const engines: Engine[] = [
+  {
+    name: "sqlite",
+    skip: false,
+    async open(clock, policy = "at-most-once") {
+      const s = SqliteStore.open(join(tempDir(), "g.db"), options(clock, policy));
+      opened.push(s);
+      return s;
+    },
+  },
+  {
+    name: "postgres",
+    skip: !pgAvailable,
+    async open(clock, policy = "at-most-once") {
+      const db = await createTestDatabase();
+      databases.push(db);
+      const s = await PostgresStore.open({ ...options(clock, policy), url: db.url, nodeId: "node-a", poolSize: 4 });
+      opened.push(s);
+      return s;
+    },
+  },
+];
+
+const payload: MessagePayload = { from: "1", to: "12025550123", subject: "", text: "hi", fallback_text: "fb", media: [], custom_data: "cd", callback_url: "https://x.example/cb", metadata: null };
+const input = (requestId: string | null) => ({ accountId: "a", requestId, channel: "sms" as const, payload, bodyHash: "h", expiresAt: 10_000_000 });
+const eventsOf = async (store: Store, id: string) => ((await store.describe(id)) as { events: { body: string; state: string }[] }).events;
+
+for (const engine of engines) {
+  describe.skipIf(engine.skip)(`store on ${engine.name}`, () => {
+    test("copies of one request_id sent at once make one message and one answer", async () => {
+      const store = await engine.open({ t: 1000 });
+      const answers = await Promise.all(Array.from({ length: 20 }, () => store.accept(input("r1"))));
+      expect(new Set(answers.map((a) => a.body)).size).toBe(1);
+      expect(answers.filter((a) => !a.replay)).toHaveLength(1);
+      expect(store.queuedCount()).toBe(1);
+      expect((await store.claimDue("sms", 100)).length).toBe(1);
+    });
+
+    test("a refusal is remembered; the request_id is new again after the dedup window", async () => {
+      const clock = { t: 1000 };
+      const store = await engine.open(clock);
+      await store.rememberRefusal("a", "bad", 400, '{"error":1}', "h");
+      expect(await store.accept(input("bad"))).toMatchObject({ status: 400, replay: true });
+      expect(await store.lookupRequest("a", "bad", "other")).toMatchObject({ status: 400, bodyDiffers: true });
+      const first = await store.accept(input("r2"));
+      clock.t += 10_000;
+      expect((await store.purge(clock.t - 5_000, 0)).dedup).toBe(2);
+      const again = await store.accept(input("r2"));
+      expect(again.replay).toBe(false);
+      expect(again.messageId).not.toBe(first.messageId);
+    });
+
+    test("a transition is a compare-and-set: a stale copy cannot apply twice", async () => {
+      const store = await engine.open({ t: 1000 });
+      await store.accept(input("r3"));
+      const [m] = await store.claimDue("sms", 10);
+      await store.recordSubmit(m!, "sms", { kind: "ok", carrierMessageIds: ["c1"] });
+      await expect(store.recordSubmit(m!, "sms", { kind: "ok", carrierMessageIds: ["c1"] })).rejects.toThrow(/no longer submitting|illegal/);
+    });
+
+    test("temporary outcomes back off; past the validity the message fails with one event", async () => {
+      const clock = { t: 1000 };
+      const store = await engine.open(clock);
+      await store.accept({ ...input("r4"), expiresAt: 5000 });
+      const [m] = await store.claimDue("sms", 10);
+      await store.recordSubmit(m!, "sms", { kind: "temporary", code: "x:busy", message: "busy" });
+      expect(await store.claimDue("sms", 10)).toHaveLength(0);
+      clock.t += 3000;
+      const [again] = await store.claimDue("sms", 10);
+      expect(again!.attempts).toBe(2);
+      expect((await store.recordSubmit(again!, "sms", { kind: "temporary", code: "x:busy", message: "busy" })).final).toBe("failed");
+      const events = await eventsOf(store, m!.id);
+      expect(events).toHaveLength(1);
+      expect(JSON.parse(events[0]!.body)).toMatchObject({ status: "failed", error: { code: "x:busy" } });
+      expect(store.queuedCount()).toBe(0);
+    });
+
+    test("a receipt before the submit answer is held, then applied; repeats are idempotent", async () => {
+      const store = await engine.open({ t: 1000 });
+      await store.accept(input("r5"));
+      const [m] = await store.claimDue("sms", 10);
+      const receipt = { carrier: "sms", carrierMessageId: "c5", outcome: "delivered" as const, timestamp: 1500 };
+      expect(await store.applyReceipt(receipt)).toBe("unmatched");
+      expect((await store.listUnmatchedReceipts()).map((u) => u.carrierIds)).toEqual([["c5"]]);
+      await store.recordSubmit(m!, "sms", { kind: "ok", carrierMessageIds: ["c5"] });
+      expect((await store.getMessage(m!.id))!.state).toBe("delivered");
+      expect(await store.applyReceipt(receipt)).toBe("duplicate");
+      expect(await eventsOf(store, m!.id)).toHaveLength(1);
+      expect(await store.listUnmatchedReceipts()).toEqual([]);
+    });
+
+    test("multipart: delivered only when every part is; failed as soon as one part fails", async () => {
+      const store = await engine.open({ t: 1000 });
+      await store.accept(input("r6"));
+      await store.accept(input("r7"));
+      const [a, b] = await store.claimDue("sms", 10);
+      await store.recordSubmit(a!, "sms", { kind: "ok", carrierMessageIds: ["a1", "a2"] });
+      await store.recordSubmit(b!, "sms", { kind: "ok", carrierMessageIds: ["b1", "b2"] });
+      await store.applyReceipt({ carrier: "sms", carrierMessageId: "a1", outcome: "delivered", timestamp: 1 });
+      expect((await store.getMessage(a!.id))!.state).toBe("submitted");
+      await store.applyReceipt({ carrier: "sms", carrierMessageId: "a2", outcome: "delivered", timestamp: 2 });
+      expect((await store.getMessage(a!.id))!.state).toBe("delivered");
+      await store.applyReceipt({ carrier: "sms", carrierMessageId: "b2", outcome: "failed", code: "smpp:UNDELIV", timestamp: 3 });
+      await store.applyReceipt({ carrier: "sms", carrierMessageId: "b1", outcome: "delivered", timestamp: 4 });
+      expect((await store.getMessage(b!.id))!.state).toBe("failed");
+      expect((await eventsOf(store, a!.id)).length + (await eventsOf(store, b!.id)).length).toBe(2);
+    });
+
+    test("in flight at start-up: at-most-once fails with a distinct code; at-least-once resends", async () => {
+      for (const policy of ["at-most-once", "at-least-once"] as const) {
+        const store = await engine.open({ t: 1000 }, policy);
+        await store.accept(input("r8"));
+        const [m] = await store.claimDue("sms", 10);
+        expect(await store.recoverInFlight()).toBe(1);
+        const d = (await store.describe(m!.id)) as { state: string; lastError: string | null };
+        if (policy === "at-most-once") {
+          expect(d.state).toBe("failed");
+          expect(d.lastError).toContain("gateway:in_flight_unknown");
+        } else {
+          expect(d.state).toBe("accepted");
+          expect(await store.claimDue("sms", 10)).toHaveLength(1);
+        }
+      }
+    });
+
+    test("no report within the receipt window → final `sent`", async () => {
+      const clock = { t: 1000 };
+      const store = await engine.open(clock);
+      await store.accept(input("r9"));
+      const [m] = await store.claimDue("sms", 10);
+      await store.recordSubmit(m!, "sms", { kind: "ok", carrierMessageIds: ["c9"] });
+      expect(await store.openCarrierIds("sms")).toEqual([{ carrierMessageId: "c9", to: payload.to }]);
+      clock.t += 3_600_001;
+      expect(await store.expireReceiptWindows(100)).toBe(1);
+      expect((await store.getMessage(m!.id))!.state).toBe("sent");
+    });
+
+    test("the queue count follows a message through submit, fallback and the end", async () => {
+      const store = await engine.open({ t: 1000 });
+      await store.accept({ ...input("q1"), channel: "mms" });
+      expect(store.queuedCount()).toBe(1);
+      const [m] = await store.claimDue("mms", 10);
+      await store.recordSubmit(m!, "mms", { kind: "ok", carrierMessageIds: ["mm1"] });
+      expect(store.queuedCount()).toBe(0);
+      await store.applyReceipt({ carrier: "mms", carrierMessageId: "mm1", outcome: "failed", fallbackEligible: true, timestamp: 1 });
+      expect(store.queuedCount()).toBe(1);
+      const [sms] = await store.claimDue("sms", 10);
+      await store.recordSubmit(sms!, "sms", { kind: "ok", carrierMessageIds: ["s1"] });
+      await store.applyReceipt({ carrier: "sms", carrierMessageId: "s1", outcome: "delivered", timestamp: 2 });
+      expect(await store.getMessage(m!.id)).toMatchObject({ state: "delivered", channel: "sms", fallback: true });
+      expect(store.queuedCount()).toBe(0);
+    });
+
+    test("outbox: only a message's oldest pending event is due; retry, dead letter, requeue", async () => {
+      const clock = { t: 1000 };
+      const store = await engine.open(clock);
+      await store.accept({ ...input("o1"), channel: "mms" });
+      const [m] = await store.claimDue("mms", 10);
+      await store.recordSubmit(m!, "mms", { kind: "permanent", code: "mm7:4000", message: "no", fallbackEligible: false });
+      const [first] = await store.dueEvents(clock.t, 10);
+      expect(first).toMatchObject({ messageId: m!.id, accountId: "a", url: payload.callback_url });
+      await store.eventsRetry([first!.seq], clock.t + 500, "503");
+      expect(await store.dueEvents(clock.t, 10)).toEqual([]);
+      expect(await store.nextEventDue(clock.t)).toBe(clock.t + 500);
+      clock.t += 500;
+      await store.eventsDead([first!.seq], "410");
+      expect((await store.listDeadEvents()).map((e) => e.seq)).toEqual([first!.seq]);
+      expect(await store.requeueDead("all")).toBe(1);
+      await store.eventsDelivered([(await store.dueEvents(clock.t, 10))[0]!.seq]);
+      expect(await store.dueEvents(clock.t, 10)).toEqual([]);
+      expect(await store.eventStats()).toEqual([]);
+    });
+
+    test("operator retry: a failed message goes again with a fresh validity; its old carrier ids are forgotten", async () => {
+      const clock = { t: 1000 };
+      const store = await engine.open(clock);
+      await store.accept(input("x1"));
+      const [m] = await store.claimDue("sms", 10);
+      await store.recordSubmit(m!, "sms", { kind: "permanent", code: "smpp:0x0b", message: "bad", fallbackEligible: false });
+      expect(await store.retryFailed({ errorCode: "smpp:0x0b" }, 60_000)).toBe(1);
+      const [again] = await store.claimDue("sms", 10);
+      expect(again).toMatchObject({ id: m!.id, state: "submitting", expiresAt: clock.t + 60_000 });
+    });
+  });
+}
+
+describe.skipIf(!pgAvailable)("several nodes on one PostgreSQL", () => {
+  async function nodes(n: number, clock: { t: number }, policy: Policy = "at-most-once", leaseMs = 30_000) {
+    const db = await createTestDatabase();
+    databases.push(db);
+    // Started together: the migration runs once under its lock.
+    const stores = await Promise.all(Array.from({ length: n }, (_, i) => PostgresStore.open({ ...options(clock, policy), url: db.url, nodeId: `node-${i}`, poolSize: 4, leaseMs })));
+    opened.push(...stores);
+    return stores;
+  }
+
+  test("the same request_id at two nodes at once: one message, one answer", async () => {
+    const [a, b] = await nodes(2, { t: 1000 });
+    const answers = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? a! : b!).accept(input("same"))));
+    expect(new Set(answers.map((x) => x.messageId))).toEqual(new Set([answers[0]!.messageId]));
+    expect(answers.filter((x) => !x.replay)).toHaveLength(1);
+  });
+
+  test("claims at two nodes never overlap", async () => {
+    const [a, b] = await nodes(2, { t: 1000 });
+    for (let i = 0; i < 40; i++) await a!.accept(input(`c${i}`));
+    const [x, y] = await Promise.all([a!.claimDue("sms", 25), b!.claimDue("sms", 25)]);
+    const ids = [...x, ...y].map((m) => m.id);
+    expect(new Set(ids).size).toBe(40);
+    expect(ids).toHaveLength(40);
+  });
+
+  test("a receipt arriving at the other node finds the message; one held there is applied by the submit", async () => {
+    const [a, b] = await nodes(2, { t: 1000 });
+    await a!.accept(input("r1"));
+    await a!.accept(input("r2"));
+    const [m1, m2] = await a!.claimDue("sms", 10);
+    await a!.recordSubmit(m1!, "sms", { kind: "ok", carrierMessageIds: ["k1"] });
+    expect(await b!.applyReceipt({ carrier: "sms", carrierMessageId: "k1", outcome: "delivered", timestamp: 5 })).toBe("applied");
+    expect(await b!.applyReceipt({ carrier: "sms", carrierMessageId: "k2", outcome: "delivered", timestamp: 6 })).toBe("unmatched");
+    await a!.recordSubmit(m2!, "sms", { kind: "ok", carrierMessageIds: ["k2"] });
+    expect((await a!.getMessage(m1!.id))!.state).toBe("delivered");
+    expect((await b!.getMessage(m2!.id))!.state).toBe("delivered");
+  });
+
+  test("a node that stops renewing its lease: another applies the in-flight policy, the late answer is refused", async () => {
+    const clock = { t: 1000 };
+    const [a, b] = await nodes(2, clock, "at-most-once", 300);
+    await a!.accept(input("l1"));
+    const [m] = await a!.claimDue("sms", 10);
+    // node-0 "dies": its timer stops renewing, the clock passes the lease.
+    await a!.close();
+    clock.t += 1000;
+    // Node B's next heartbeat (every lease/3 of real time) takes the message over.
+    for (let i = 0; i < 200 && (await b!.getMessage(m!.id))!.state === "submitting"; i++) await Bun.sleep(20);
+    const d = (await b!.describe(m!.id)) as { state: string; lastError: string; events: unknown[] };
+    expect(d.state).toBe("failed");
+    expect(d.lastError).toContain("gateway:in_flight_unknown");
+    expect(d.events).toHaveLength(1);
+  });
+
+  test("at-least-once: the survivor claims the message again, and the stopped node's late answer cannot land", async () => {
+    const clock = { t: 1000 };
+    const [a, b] = await nodes(2, clock, "at-least-once", 300);
+    await a!.accept(input("l2"));
+    const [m] = await a!.claimDue("sms", 10);
+    await a!.close();
+    clock.t += 1000;
+    for (let i = 0; i < 200 && (await b!.getMessage(m!.id))!.state !== "accepted"; i++) await Bun.sleep(20);
+    const [again] = await b!.claimDue("sms", 10);
+    expect(again?.id).toBe(m!.id);
+    // node-0 comes back (same name) with the answer of its old submit: the lease is node-1's now.
+    const revived = await PostgresStore.open({ ...options(clock, "at-least-once"), url: (b as unknown as { opts: { url: string } }).opts.url, nodeId: "node-0", poolSize: 2, leaseMs: 300 });
+    opened.push(revived);
+    await expect(revived.recordSubmit(m!, "sms", { kind: "ok", carrierMessageIds: ["late"] })).rejects.toThrow(/no longer submitting/);
+    await b!.recordSubmit(again!, "sms", { kind: "ok", carrierMessageIds: ["k"] });
+    expect((await b!.getMessage(m!.id))!.state).toBe("submitted");
+  });
+
+  test("an event leased by one node is not sent by another; the next event of a message waits for the first", async () => {
+    const clock = { t: 1000 };
+    const [a, b] = await nodes(2, clock);
+    await a!.accept(input("e1"));
+    const [m] = await a!.claimDue("sms", 10);
+    await a!.recordSubmit(m!, "sms", { kind: "permanent", code: "x", message: "no", fallbackEligible: false });
+    const [ea] = await a!.dueEvents(clock.t, 10);
+    expect(ea).toBeDefined();
+    expect(await b!.dueEvents(clock.t, 10)).toEqual([]);
+    await a!.eventsDelivered([ea!.seq]);
+    expect(await b!.dueEvents(clock.t, 10)).toEqual([]);
+    expect(await a!.eventStats()).toEqual([]);
+  });
+
+  test("a node's heartbeat is shared: every node sees the others", async () => {
+    const [a] = await nodes(3, { t: 1000 });
+    expect((await a!.nodes()).map((n) => n.id)).toEqual(["node-0", "node-1", "node-2"]);
+  });
+});
