@@ -59,6 +59,12 @@ type DbRow = Record<string, unknown>;
 
 const channelName = "gateway_work";
 
+/**
+ * A claim's lease. It need not outlast a submit (a live node renews it every third), only a stall of
+ * the node; it bounds how long a killed node's in-flight messages wait for another node.
+ */
+const defaultLeaseMs = 10_000;
+
 /** Errors that say the database is unreachable or refusing work right now (not a bug in a query). */
 function isUnavailable(e: unknown): boolean {
   const code = (e as { code?: string })?.code ?? "";
@@ -118,7 +124,7 @@ export class PostgresStore implements Store {
   ) {
     this.now = opts.now;
     this.random = opts.random ?? Math.random;
-    this.leaseMs = opts.leaseMs ?? 30_000;
+    this.leaseMs = opts.leaseMs ?? defaultLeaseMs;
     this.node = opts.nodeId ?? "(tool)";
   }
 
