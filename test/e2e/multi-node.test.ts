@@ -120,7 +120,9 @@ describe.skipIf(!pgAvailable)("several gateways on one PostgreSQL (compiled bina
     const refused = await waitFor(
       "a 503",
       async () => {
-        const r = await post(node.url, "/sms", body("/sms"));
+        const r = await post(node.url, "/sms", body("/sms")).catch((e) => {
+          throw new Error(`${e}; the node said: ${node.output().slice(-4000)}`);
+        });
         expect(r.status === 200 || r.status === 503).toBe(true);
         return r.status === 503 ? r : null;
       },

@@ -66,7 +66,7 @@ suite("status page in chromium", () => {
     expect(response?.status()).toBe(200);
     const figure = async (key: string) => (await page.locator(`[data-k="${key}"]`).first().textContent())?.trim();
 
-    expect(await figure("queue:submitted:mms")).toBe(String(stat("submitted", "mms")));
+    expect(await figure("queue:submitted:mms")).toBe(String(await stat("submitted", "mms")));
     const deadInStore = (await app.store.eventStats()).find((e) => e.state === "dead")?.count;
     expect(await figure("events:dead")).toBe(String(deadInStore));
     expect(await figure("minute:accepted")).toBe("7");

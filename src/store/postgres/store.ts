@@ -141,11 +141,20 @@ export class PostgresStore implements Store {
     await store.heartbeat(true);
     store.timer = setInterval(() => void store.heartbeat(false), Math.max(100, Math.floor(store.leaseMs / 3)));
     store.timer.unref?.();
-    // NOTIFY is a hint: if this connection is lost, postgres.js listens again, and polling covers the gap.
-    await sql.listen(channelName, (payload) => {
-      for (const l of store.listeners) l(payload as WorkKind);
-    }).catch(() => {});
+    await store.listen();
     return store;
+  }
+
+  /**
+   * NOTIFY is a hint: postgres.js listens again after a lost connection but gives up if the server is
+   * still away, so a heartbeat that ends an outage listens anew; polling covers the gap meanwhile.
+   */
+  private async listen(): Promise<void> {
+    await this.sql
+      .listen(channelName, (payload) => {
+        for (const l of this.listeners) l(payload as WorkKind);
+      })
+      .catch(() => {});
   }
 
   /**
@@ -161,15 +170,12 @@ export class PostgresStore implements Store {
       if (!starting) await this.sql`UPDATE messages SET lease_until = ${now + this.leaseMs} WHERE state = 'submitting' AND lease_node = ${me}`;
       const [q] = await this.sql`SELECT COUNT(*)::int AS n FROM messages WHERE due_at IS NOT NULL AND state IN ('accepted', 'submitting')`;
       this.queued = q!.n as number;
-      this.recovered(null);
+      if (!this.ok) void this.listen();
+      this.ok = true;
       if (!starting) await this.takeOverExpired();
     } catch (e) {
       this.failed(e);
     }
-  }
-
-  private recovered(_: null): void {
-    this.ok = true;
   }
 
   private failed(e: unknown): void {
