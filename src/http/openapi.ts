@@ -4,7 +4,7 @@
 import { Elysia } from "elysia";
 import { Type as T, type TSchema } from "@sinclair/typebox";
 import { DeliveryEventSchema } from "../domain/event.ts";
-import { aliases, Canonical, MediaItem, type SendLimits } from "./send-request.ts";
+import { aliases, Canonical, MediaItem, type SendLimits } from "../pipeline/send-request.ts";
 
 export interface OpenApiOptions {
   version: string;
