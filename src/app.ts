@@ -220,14 +220,18 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         carriers: () => [...mms.health(), ...sms.health()],
         shuttingDown: () => shuttingDown,
         refreshGauges: async () => {
+          // A store that cannot be read (PostgreSQL away) keeps the last figures: /metrics still answers,
+          // and gateway_ready says why they are stale.
+          const [queue, events] = await Promise.all([store.queueStats(), store.eventStats()]).catch(() => [null, null]);
+          if (!queue || !events) return;
           metrics.queueDepth.reset();
           metrics.queueOldest.reset();
-          for (const q of await store.queueStats()) {
+          for (const q of queue) {
             metrics.queueDepth.set({ state: q.state, channel: q.channel }, q.count);
             if (q.oldest !== null) metrics.queueOldest.set({ state: q.state, channel: q.channel }, (now() - q.oldest) / 1000);
           }
           metrics.outboxDepth.reset();
-          for (const e of await store.eventStats()) metrics.outboxDepth.set({ state: e.state }, e.count);
+          for (const e of events) metrics.outboxDepth.set({ state: e.state }, e.count);
         },
       }),
     );

@@ -130,6 +130,9 @@ describe.skipIf(!pgAvailable)("several gateways on one PostgreSQL (compiled bina
     );
     expect(refused.headers.get("retry-after")).toBe("2");
     await waitFor("not ready", async () => (await fetch(`${node.url}/readyz`)).status === 503, 30_000);
+    const metrics = await fetch(`${node.url}/metrics`);
+    expect(metrics.status).toBe(200);
+    expect(await metrics.text()).toContain("gateway_ready 0");
 
     relay.restore();
     await waitFor("ready again", async () => (await fetch(`${node.url}/readyz`)).status === 200, 30_000);
