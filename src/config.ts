@@ -4,6 +4,8 @@ import { hostname } from "node:os";
 import { Type as T, type Static, type TSchema } from "@sinclair/typebox";
 import { Value, ValueErrorType } from "@sinclair/typebox/value";
 import { mm7Defaults, resolveMm7Settings, type Mm7Settings } from "../adapters/mm7/index.ts";
+import type { Channel } from "./domain/message.ts";
+import { routeShadowedBy } from "./domain/route.ts";
 import { resolveSettings as resolveSmppSettings, smppDefaults, type SmppSettings } from "../adapters/smpp/index.ts";
 
 const Str = (d: string, description?: string) => T.String({ default: d, description });
@@ -22,6 +24,10 @@ const Account = T.Object(
     enabled: Doc("A disabled account gets 403.", Bool(true)),
     allowed_senders: Doc("Senders this account may use; empty = any. A sender outside the list is refused with 403.", T.Array(T.String(), { default: [] })),
     rate_limit: Doc("Requests per second for this account; 0 = unlimited. Over it → 429.", Int(0)),
+    inbound_numbers: Doc(
+      'MO sent to these numbers goes to this account ("1888555*" = every number starting 1888555; an exact number beats a prefix, a longer prefix a shorter). MO to a number no account owns goes to the first account with an inbound_url.',
+      T.Array(T.String(), { default: [] }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -62,15 +68,53 @@ const Sms = Section({
   ...sandboxKeys,
 });
 
-/** The adapter's own view of its section: the section less the gateway's keys. */
-export function mm7Settings(c: Config): Mm7Settings {
-  const { kind: _k, sandbox_report_delay_ms: _s, ...rest } = c.carriers.mms;
+/** A carrier beside `mms` and `sms`: the same keys, and the channel it serves (implied by kind mm7/smpp). */
+const channelKey = Doc('"mms" or "sms": implied by kind "mm7" / "smpp"; required for kind "sandbox".', T.Union([T.Literal("mms"), T.Literal("sms")]));
+function namedCarrierSchema(key: string, channel: Channel) {
+  const base = channel === "mms" ? Mms : Sms;
+  return Section({ ...base.properties, name: Str(key), channel: channelKey });
+}
+
+const Route = T.Object(
+  {
+    channel: Doc('"mms" or "sms".', T.Union([T.Literal("mms"), T.Literal("sms")])),
+    prefixes: Doc('Recipient prefixes (digits; a leading "+" or "00" of the recipient is stripped first); [] = any.', T.Array(T.String(), { default: [] })),
+    accounts: Doc("Account ids; [] = any.", T.Array(T.String(), { default: [] })),
+    carriers: Doc("Carrier names in order of preference: the next one takes over while one is down.", T.Array(T.String({ minLength: 1 }), { minItems: 1 })),
+    retry_elsewhere: Doc(
+      'Definite failures after which the message may be submitted to the next carrier: "temporary" (the carrier answered "not now") and/or "permanent" (it refused the message). A submit whose answer never came stays with its carrier whatever this says (delivery.in_flight_policy).',
+      T.Array(T.Union([T.Literal("temporary"), T.Literal("permanent")]), { default: ["temporary"] }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+/** The adapter's own view of a carrier section: the section less the gateway's keys. */
+export function mm7Settings(c: Config, key = "mms"): Mm7Settings {
+  const { kind: _k, sandbox_report_delay_ms: _s, channel: _ch, ...rest } = c.carriers[key] as MmsSection & { channel?: Channel };
   return resolveMm7Settings({ ...rest, inbound_username: c.inbound.mm7.username, inbound_password: c.inbound.mm7.password });
 }
 
-export function smppSettings(c: Config): SmppSettings {
-  const { kind: _k, name: _n, concurrency: _c, sandbox_report_delay_ms: _s, ...rest } = c.carriers.sms;
+export function smppSettings(c: Config, key = "sms"): SmppSettings {
+  const { kind: _k, name: _n, concurrency: _c, sandbox_report_delay_ms: _s, channel: _ch, ...rest } = c.carriers[key] as SmsSection & { channel?: Channel };
   return resolveSmppSettings(rest);
+}
+
+export interface CarrierEntry {
+  /** The table key: what routes name. */
+  key: string;
+  channel: Channel;
+  section: MmsSection | SmsSection;
+}
+
+/** Every configured carrier with its channel: `mms` and `sms` (each channel's default) first. */
+export function carrierEntries(c: Config): CarrierEntry[] {
+  const keys = ["mms", "sms", ...Object.keys(c.carriers).filter((k) => k !== "mms" && k !== "sms")];
+  return keys.map((key) => ({
+    key,
+    section: c.carriers[key]!,
+    channel: key === "mms" || key === "sms" ? key : (c.carriers[key] as NamedCarrierSection).channel,
+  }));
 }
 
 export const ConfigSchema = T.Object(
@@ -121,6 +165,8 @@ export const ConfigSchema = T.Object(
       intermediate_events: Doc("Also report `sent` when the carrier accepts the message (before the final report).", Bool(false)),
       paused: Doc("Accept and queue, but submit nothing (a carrier maintenance window); the queue drains when false again.", Bool(false)),
       claim_batch: Doc("Messages claimed per dispatcher round.", Int(256, 1, 10000)),
+      failover_after_errors: Doc("Consecutive temporary or unanswered submits after which a carrier is skipped for the next one in its route.", Int(3, 1)),
+      failover_probe_ms: Doc("A carrier that is down or skipped is tried with one message this often, so that traffic fails back once it recovers.", Int(10000, 100)),
     }),
     webhooks: Section({
       bearer_prefix: Doc("Send the JWT as `Bearer <jwt>` instead of the bare token.", Bool(false)),
@@ -142,6 +188,7 @@ export const ConfigSchema = T.Object(
       cache_entries: Int(1000, 0),
     }),
     carriers: Section({ mms: Mms, sms: Sms }),
+    routes: Doc("[[routes]]: which carriers take a message, by channel, recipient prefix and account; first match wins, no match → carriers.mms / carriers.sms.", T.Array(Route, { default: [] })),
     inbound: Section({
       listen: Str(
         "",
@@ -173,7 +220,9 @@ type Schema = Static<typeof ConfigSchema>;
 type MmsSection = Schema["carriers"]["mms"] & Omit<Mm7Settings, "inbound_username" | "inbound_password">;
 type SmsSection = Schema["carriers"]["sms"] & SmppSettings;
 /** The schema's static type, with the carrier sections' adapter keys (derived at run time) spelled out. */
-export type Config = Omit<Schema, "carriers"> & { carriers: { mms: MmsSection; sms: SmsSection } };
+export type NamedCarrierSection = (MmsSection | SmsSection) & { channel: Channel };
+export type Config = Omit<Schema, "carriers"> & { carriers: { mms: MmsSection; sms: SmsSection } & Record<string, MmsSection | SmsSection | NamedCarrierSection> };
+export type RouteConfig = Config["routes"][number];
 export type AccountConfig = Config["accounts"][number];
 
 export class ConfigError extends Error {
@@ -210,19 +259,67 @@ function keyName(path: string): string {
 /** Validates a parsed document, fills defaults, and returns every problem at once. */
 export function buildConfig(raw: unknown, env: Record<string, string | undefined> = process.env): Config {
   const problems: string[] = [];
-  const substituted = substituteEnv(raw ?? {}, env, "", problems);
-  const withDefaults = Value.Default(ConfigSchema, Value.Clone(substituted));
-  for (const e of Value.Errors(ConfigSchema, withDefaults)) {
-    if (e.type === ValueErrorType.ObjectAdditionalProperties) {
-      problems.push(`${keyName(e.path)}: unknown key`);
-      continue;
-    }
-    problems.push(`${keyName(e.path)}: ${e.message}${e.value !== undefined && typeof e.value !== "object" ? ` (got ${JSON.stringify(e.value)})` : ""}`);
+  const substituted = Value.Clone(substituteEnv(raw ?? {}, env, "", problems)) as Record<string, unknown>;
+  const named = takeNamedCarriers(substituted, problems);
+  const withDefaults = Value.Default(ConfigSchema, substituted) as Record<string, unknown>;
+  schemaProblems(ConfigSchema, withDefaults, "", problems);
+  for (const [key, { schema, section }] of named) {
+    const filled = Value.Default(schema, section);
+    schemaProblems(schema, filled, `/carriers/${key}`, problems);
+    (withDefaults.carriers as Record<string, unknown>)[key] = filled;
   }
   const config = withDefaults as Config;
   if (problems.length === 0) problems.push(...semanticProblems(config));
   if (problems.length) throw new ConfigError([...new Set(problems)]);
   return config;
+}
+
+function schemaProblems(schema: TSchema, value: unknown, prefix: string, problems: string[]): void {
+  for (const e of Value.Errors(schema, value)) {
+    const path = prefix + e.path;
+    if (e.type === ValueErrorType.ObjectAdditionalProperties) {
+      problems.push(`${keyName(path)}: unknown key`);
+      continue;
+    }
+    problems.push(`${keyName(path)}: ${e.message}${e.value !== undefined && typeof e.value !== "object" ? ` (got ${JSON.stringify(e.value)})` : ""}`);
+  }
+}
+
+const channelOfKind: Record<string, Channel | undefined> = { mm7: "mms", smpp: "sms" };
+
+/**
+ * Takes `[carriers.NAME]` tables other than mms and sms out of the document: each is checked against
+ * the mms or sms keys according to its channel, which its kind implies (sandbox must say it).
+ */
+function takeNamedCarriers(doc: Record<string, unknown>, problems: string[]): Map<string, { schema: TSchema; section: Record<string, unknown> }> {
+  const out = new Map<string, { schema: TSchema; section: Record<string, unknown> }>();
+  const carriers = doc.carriers;
+  if (!carriers || typeof carriers !== "object" || Array.isArray(carriers)) return out;
+  for (const [key, section] of Object.entries(carriers as Record<string, unknown>)) {
+    if (key === "mms" || key === "sms") continue;
+    delete (carriers as Record<string, unknown>)[key];
+    const where = `carriers.${key}`;
+    if (!/^[A-Za-z0-9_-]+$/.test(key)) {
+      problems.push(`${where}: a carrier name is letters, digits, "_" and "-"`);
+      continue;
+    }
+    if (!section || typeof section !== "object" || Array.isArray(section)) {
+      problems.push(`${where}: expected a table`);
+      continue;
+    }
+    const s = section as Record<string, unknown>;
+    const implied = channelOfKind[String(s.kind)];
+    if (s.kind === undefined) problems.push(`${where}.kind: required ("mm7", "smpp" or "sandbox")`);
+    else if (s.kind !== "sandbox" && !implied) problems.push(`${where}.kind: expected "mm7", "smpp" or "sandbox" (got ${JSON.stringify(s.kind)})`);
+    else if (s.kind === "sandbox" && s.channel === undefined) problems.push(`${where}.channel: required for kind "sandbox" ("mms" or "sms")`);
+    else if (implied && s.channel !== undefined && s.channel !== implied) problems.push(`${where}.channel: kind "${s.kind}" serves "${implied}" (got ${JSON.stringify(s.channel)})`);
+    else if (s.channel !== undefined && s.channel !== "mms" && s.channel !== "sms") problems.push(`${where}.channel: expected "mms" or "sms" (got ${JSON.stringify(s.channel)})`);
+    else {
+      const channel = implied ?? (s.channel as Channel);
+      out.set(key, { schema: namedCarrierSchema(key, channel), section: { ...s, channel } });
+    }
+  }
+  return out;
 }
 
 function semanticProblems(c: Config): string[] {
@@ -253,18 +350,20 @@ function semanticProblems(c: Config): string[] {
     });
   });
   // Receipts are matched by (carrier name, carrier id): two carriers with one name would mix them up.
-  if (c.carriers.mms.name === c.carriers.sms.name) p.push(`carriers.sms.name: must differ from carriers.mms.name ("${c.carriers.mms.name}")`);
-  if (c.carriers.mms.kind === "mm7" && !/^https?:\/\//.test(c.carriers.mms.url)) p.push("carriers.mms.url: required for kind = \"mm7\" (an http(s) URL)");
-  for (const [section, check] of [
-    ["carriers.mms", () => mm7Settings(c)],
-    ["carriers.sms", () => smppSettings(c)],
-  ] as const) {
+  const names = new Map<string, string>();
+  for (const { key, channel, section } of carrierEntries(c)) {
+    const other = names.get(section.name);
+    if (other !== undefined) p.push(`carriers.${key}.name: must differ from carriers.${other}.name ("${section.name}")`);
+    names.set(section.name, key);
+    if (section.kind === "mm7" && !/^https?:\/\//.test((section as MmsSection).url)) p.push(`carriers.${key}.url: required for kind = "mm7" (an http(s) URL)`);
     try {
-      check();
+      if (channel === "mms") mm7Settings(c, key);
+      else smppSettings(c, key);
     } catch (e) {
-      p.push(`${section}: ${(e as Error).message.replace(/^(mm7: |carriers\.sms\.)/, "")}`);
+      p.push(`carriers.${key}: ${(e as Error).message.replace(/^(mm7: |carriers\.sms\.)/, "")}`);
     }
   }
+  p.push(...routeProblems(c), ...inboundNumberProblems(c));
   if (!c.inbound.mm7.path.startsWith("/")) p.push("inbound.mm7.path: must start with /");
   // Whoever can post to the MM7 endpoint can mark any message delivered or failed and send MO as the MMSC.
   if (c.carriers.mms.kind === "mm7" && c.inbound.mm7.username === "" && !c.inbound.mm7.allow_unauthenticated) {
@@ -289,6 +388,48 @@ export function nodeId(c: Config): string {
 
 function splitPort(listen: string): string {
   return /:(\d+)$/.exec(listen)?.[1] ?? "";
+}
+
+/** Every route problem: unknown carrier or account, wrong channel, a prefix not digits, a route no message can reach. */
+function routeProblems(c: Config): string[] {
+  const p: string[] = [];
+  const channels = new Map(carrierEntries(c).map((e) => [e.key, e.channel]));
+  const accounts = new Set(c.accounts.map((a) => a.id));
+  c.routes.forEach((r, i) => {
+    const where = `routes.${i}`;
+    r.carriers.forEach((name, j) => {
+      const ch = channels.get(name);
+      if (ch === undefined) p.push(`${where}.carriers.${j}: unknown carrier "${name}" (no [carriers.${name}])`);
+      else if (ch !== r.channel) p.push(`${where}.carriers.${j}: carrier "${name}" serves ${ch}, the route is for ${r.channel}`);
+    });
+    if (new Set(r.carriers).size !== r.carriers.length) p.push(`${where}.carriers: a carrier is listed twice`);
+    r.prefixes.forEach((prefix, j) => {
+      if (!/^\d+$/.test(prefix)) p.push(`${where}.prefixes.${j}: a prefix is digits only (got "${prefix}")`);
+    });
+    r.accounts.forEach((id, j) => {
+      if (!accounts.has(id)) p.push(`${where}.accounts.${j}: unknown account "${id}"`);
+    });
+    const earlier = c.routes.slice(0, i).findIndex((e) => routeShadowedBy(r, e));
+    if (earlier >= 0) p.push(`${where}: never used: routes.${earlier} matches every message it would`);
+  });
+  return p;
+}
+
+function inboundNumberProblems(c: Config): string[] {
+  const p: string[] = [];
+  const owner = new Map<string, string>();
+  c.accounts.forEach((a, i) => {
+    a.inbound_numbers.forEach((n, j) => {
+      const where = `accounts.${i}.inbound_numbers.${j}`;
+      if (!/^\+?\d+\*?$/.test(n)) p.push(`${where}: expected digits, optionally ending in * for a prefix (got "${n}")`);
+      const key = n.replace(/^\+/, "");
+      const other = owner.get(key);
+      if (other !== undefined && other !== a.id) p.push(`${where}: "${n}" is also account "${other}"'s`);
+      owner.set(key, a.id);
+    });
+    if (a.inbound_numbers.length > 0 && a.inbound_url === "") p.push(`accounts.${i}.inbound_numbers: set inbound_url too, or MO to these numbers has nowhere to go`);
+  });
+  return p;
 }
 
 export function parseConfigText(text: string, env?: Record<string, string | undefined>): Config {

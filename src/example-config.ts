@@ -10,6 +10,9 @@ const accountExample: Record<string, unknown> = {
   callback_secret: "${ACME_CALLBACK_SECRET}",
 };
 
+/** Placeholders for the route keys that have no default. */
+const routeExample: Record<string, unknown> = { channel: "sms", prefixes: ["44"], carriers: ["sms"] };
+
 function toml(v: unknown): string {
   if (typeof v === "string") return JSON.stringify(v);
   if (Array.isArray(v)) return `[${v.map(toml).join(", ")}]`;
@@ -33,6 +36,15 @@ function section(name: string, schema: TSchema, lines: string[]): void {
     lines.push(`#${key} = ${toml(s.default)}`);
   }
   for (const [key, s] of props.filter(([, s]) => isSection(s))) section(`${name}.${key}`, s, lines);
+  if (name === "carriers") {
+    lines.push(
+      "",
+      "# More carriers: [carriers.NAME] with the keys of [carriers.mms] (kind = \"mm7\") or [carriers.sms] (kind = \"smpp\"),",
+      "# and `channel = \"mms\"` or `\"sms\"` (implied by kind; required for kind = \"sandbox\"). Routes name them by NAME.",
+      "#   [carriers.uk_b]",
+      "#   kind = \"smpp\"",
+    );
+  }
 }
 
 export function exampleConfig(): string {
@@ -46,13 +58,13 @@ export function exampleConfig(): string {
       section(name, s, lines);
       continue;
     }
-    // accounts: an array of tables, shown as one commented example.
+    // accounts, routes: arrays of tables, each shown as one commented example.
     lines.push("");
     describe(s, lines);
     lines.push(`#[[${name}]]`);
     for (const [key, field] of Object.entries((s.items as TSchema).properties as Record<string, TSchema>)) {
       describe(field, lines);
-      lines.push(`#${key} = ${toml(field.default ?? accountExample[key])}`);
+      lines.push(`#${key} = ${toml(name === "routes" ? (routeExample[key] ?? field.default) : (field.default ?? accountExample[key]))}`);
     }
   }
   return `${lines.join("\n")}\n`;

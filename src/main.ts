@@ -65,7 +65,7 @@ function withDemoAccount(config: Config, dataDir: string): Config {
     ...config,
     admin: { token: demo.admin_token },
     accounts: [
-      { id: "demo", headers: { "Chan-Api-Key": demo.api_key }, callback_secret: demo.callback_secret, inbound_url: "", enabled: true, allowed_senders: [], rate_limit: 0 },
+      { id: "demo", headers: { "Chan-Api-Key": demo.api_key }, callback_secret: demo.callback_secret, inbound_url: "", enabled: true, allowed_senders: [], rate_limit: 0, inbound_numbers: [] },
     ],
     // The demo is for trying the gateway on one machine, webhook sink included.
     egress: { allow: ["127.0.0.0/8", "::1/128"] },

@@ -39,8 +39,9 @@ test("the file as shipped passes check-config, and with every key uncommented it
   expect(parseConfigText(committed)).toEqual(defaultConfig());
   const uncommented = committed.replace(/^#(?=\w+ = |\[\[)/gm, "");
   const config = parseConfigText(uncommented, { ACME_API_KEY: "k", ACME_CALLBACK_SECRET: "s" });
-  expect({ ...config, accounts: [] } as typeof config).toEqual(defaultConfig());
+  expect({ ...config, accounts: [], routes: [] } as typeof config).toEqual(defaultConfig());
   expect(config.accounts).toEqual([
-    { id: "acme", headers: { "Chan-Api-Key": "k" }, callback_secret: "s", inbound_url: "", enabled: true, allowed_senders: [], rate_limit: 0 },
+    { id: "acme", headers: { "Chan-Api-Key": "k" }, callback_secret: "s", inbound_url: "", enabled: true, allowed_senders: [], rate_limit: 0, inbound_numbers: [] },
   ]);
+  expect(config.routes).toEqual([{ channel: "sms", prefixes: ["44"], accounts: [], carriers: ["sms"], retry_elsewhere: ["temporary"] }]);
 });

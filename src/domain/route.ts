@@ -1,0 +1,118 @@
+// Routing, pure: which carriers may take a message (the first matching route's list, in preference
+// order) and which of them takes it now, given what is known of their health. No clock, no I/O.
+import type { Channel } from "./message.ts";
+
+export interface RouteRule {
+  channel: Channel;
+  /** Digits; [] = any recipient. */
+  prefixes: string[];
+  /** Account ids; [] = any account. */
+  accounts: string[];
+  /** Carrier names, most preferred first. */
+  carriers: string[];
+  /** Definite failures after which the next carrier may have the message. */
+  retry_elsewhere: ("temporary" | "permanent")[];
+}
+
+/** What a lookup gives: the carriers in preference order and when the message may leave one of them. */
+export interface RouteChoice {
+  carriers: readonly string[];
+  elsewhereOnTemporary: boolean;
+  elsewhereOnPermanent: boolean;
+}
+
+/** A number as routes and inbound_numbers compare it: without a leading "+" or "00", then digits only. */
+export function digitsOf(number: string): string {
+  return number.replace(/^\+/, "").replace(/^00/, "").replace(/\D/g, "");
+}
+
+/** True when every message `later` could match is matched by `earlier` first (same channel). */
+export function routeShadowedBy(later: RouteRule, earlier: RouteRule): boolean {
+  if (later.channel !== earlier.channel) return false;
+  const accountsCovered = earlier.accounts.length === 0 || (later.accounts.length > 0 && later.accounts.every((a) => earlier.accounts.includes(a)));
+  const prefixesCovered =
+    earlier.prefixes.length === 0 || (later.prefixes.length > 0 && later.prefixes.every((p) => earlier.prefixes.some((e) => p.startsWith(e))));
+  return accountsCovered && prefixesCovered;
+}
+
+/**
+ * The routes compiled for lookup: per channel, in file order. A route with no account list sits in a
+ * shared list; account lists are sets. Lookup walks the routes once, testing a set and a few prefixes.
+ */
+export class RouteTable {
+  private readonly byChannel: Record<Channel, { rule: RouteRule; accounts: Set<string> | null; choice: RouteChoice }[]>;
+  private readonly defaults: Record<Channel, RouteChoice>;
+
+  constructor(rules: RouteRule[], defaults: Record<Channel, string>) {
+    const choice = (r: Pick<RouteRule, "carriers" | "retry_elsewhere">): RouteChoice => ({
+      carriers: r.carriers,
+      elsewhereOnTemporary: r.retry_elsewhere.includes("temporary"),
+      elsewhereOnPermanent: r.retry_elsewhere.includes("permanent"),
+    });
+    this.byChannel = { mms: [], sms: [] };
+    for (const rule of rules) {
+      this.byChannel[rule.channel].push({ rule, accounts: rule.accounts.length ? new Set(rule.accounts) : null, choice: choice(rule) });
+    }
+    // A channel's default carrier has no other to go to.
+    this.defaults = {
+      mms: choice({ carriers: [defaults.mms], retry_elsewhere: [] }),
+      sms: choice({ carriers: [defaults.sms], retry_elsewhere: [] }),
+    };
+  }
+
+  lookup(channel: Channel, accountId: string, to: string): RouteChoice {
+    const digits = digitsOf(to);
+    for (const r of this.byChannel[channel]) {
+      if (r.accounts && !r.accounts.has(accountId)) continue;
+      if (r.rule.prefixes.length && !r.rule.prefixes.some((p) => digits.startsWith(p))) continue;
+      return r.choice;
+    }
+    return this.defaults[channel];
+  }
+}
+
+/** What a message carries from earlier attempts that limits where it may go. */
+export interface Binding {
+  /** A carrier that may already hold it (in doubt, or the route forbids moving): only it may have it. */
+  pinned: string | null;
+  /** Carriers that refused it for good when the route allowed another to try. */
+  refused: readonly string[];
+}
+
+/**
+ * The carrier that takes a message now: the pinned one if any, else the first of the route's list that
+ * has not refused it and is available. When none is available the first eligible one takes it anyway,
+ * and its temporary answer sends the message round the retry loop (validity still applies), as with a
+ * single carrier.
+ */
+export function chooseCarrier(route: RouteChoice, binding: Binding, available: (carrier: string) => boolean): string {
+  if (binding.pinned !== null) return binding.pinned;
+  const eligible = route.carriers.filter((c) => !binding.refused.includes(c));
+  if (eligible.length === 0) return route.carriers[route.carriers.length - 1]!;
+  return eligible.find(available) ?? eligible[0]!;
+}
+
+/** What the store records about where the message may go after an attempt that did not succeed. */
+export interface AfterAttempt {
+  /** Keep the message on this carrier. */
+  pin: boolean;
+  /** A permanent refusal: back to the queue for the next carrier instead of failing. */
+  elsewhere: boolean;
+}
+
+/**
+ * After a submit to `carrier`: an answer that never came (in doubt) keeps the message on that carrier
+ * (resent there or not at all, as the in-flight policy says); a definite failure lets it move on only
+ * when the route allows that kind, and a permanent one only when a carrier that has not refused remains.
+ */
+export function afterAttempt(
+  route: RouteChoice,
+  binding: Binding,
+  carrier: string,
+  result: { kind: "ok" } | { kind: "temporary"; inDoubt?: boolean } | { kind: "permanent" },
+): AfterAttempt {
+  if (result.kind === "ok") return { pin: false, elsewhere: false };
+  if (result.kind === "temporary") return { pin: result.inDoubt === true || !route.elsewhereOnTemporary, elsewhere: false };
+  const left = route.carriers.filter((c) => c !== carrier && !binding.refused.includes(c));
+  return { pin: false, elsewhere: route.elsewhereOnPermanent && left.length > 0 };
+}
