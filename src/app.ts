@@ -9,7 +9,7 @@ import { createSandboxCarrier } from "../adapters/sandbox/index.ts";
 import { createMm7Carrier, inboundLimit, type Mm7Carrier } from "../adapters/mm7/index.ts";
 import { createSmppCarrier } from "../adapters/smpp/index.ts";
 import { Activity } from "./activity.ts";
-import { mm7Settings, nodeId, smppSettings, type Config } from "./config.ts";
+import { carrierEntries, mm7Settings, nodeId, smppSettings, type Config } from "./config.ts";
 import { admin } from "./http/admin.ts";
 import { adminGuard } from "./http/admin-auth.ts";
 import { GuessingGuard } from "./http/auth.ts";
@@ -19,7 +19,9 @@ import { openApi } from "./http/openapi.ts";
 import { liveness, ops } from "./http/ops.ts";
 import { statusPage } from "./http/status-page.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
-import { Dispatcher } from "./pipeline/dispatcher.ts";
+import { RouteTable } from "./domain/route.ts";
+import { Dispatcher, type ChannelCarrier } from "./pipeline/dispatcher.ts";
+import { Router } from "./pipeline/router.ts";
 import { createEgress, EgressRefused } from "./pipeline/egress.ts";
 import { createMediaFetcher } from "./pipeline/media.ts";
 import { Outbox } from "./pipeline/outbox.ts";
@@ -85,17 +87,32 @@ function carrierLog(log: Logger, carrier: string): AdapterLogger {
   return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
 }
 
-function createCarriers(config: Config, log: Logger, now: () => number): { mms: MmsCarrier; sms: SmsCarrier; mm7Inbound: Mm7Carrier | null } {
-  const { mms, sms } = config.carriers;
-  const mm7 = mms.kind === "mm7" ? createMm7Carrier(mm7Settings(config), { log: carrierLog(log, mms.name), now }) : null;
-  return {
-    mms: mm7 ?? createSandboxCarrier({ name: mms.name, channel: "mms", reportDelayMs: mms.sandbox_report_delay_ms, now }),
-    sms:
-      sms.kind === "smpp"
-        ? createSmppCarrier(sms.name, smppSettings(config), { log: carrierLog(log, sms.name), now })
-        : createSandboxCarrier({ name: sms.name, channel: "sms", reportDelayMs: sms.sandbox_report_delay_ms, now }),
-    mm7Inbound: mm7,
-  };
+/** One configured carrier, built: what routes call it, its channel, and the MM7 endpoint it takes reports on. */
+export interface BuiltCarrier {
+  key: string;
+  channel: "mms" | "sms";
+  carrier: MmsCarrier | SmsCarrier;
+  concurrency: number;
+  /** MM7 carriers: the path their MMSC posts reports and MO to. */
+  inboundPath: string | null;
+  mm7: Mm7Carrier | null;
+}
+
+/**
+ * Every carrier of the file. The MMSC of [carriers.mms] posts to inbound.mm7.path as before; one of
+ * [carriers.NAME] posts to inbound.mm7.path + "/NAME", so its reports are matched to its own ids.
+ */
+function createCarriers(config: Config, log: Logger, now: () => number): BuiltCarrier[] {
+  return carrierEntries(config).map(({ key, channel, section }): BuiltCarrier => {
+    const child = { log: carrierLog(log, section.name), now };
+    const base = { key, channel, concurrency: section.concurrency };
+    if (section.kind === "mm7") {
+      const mm7 = createMm7Carrier(mm7Settings(config, key), child);
+      return { ...base, carrier: mm7, mm7, inboundPath: key === "mms" ? config.inbound.mm7.path : `${config.inbound.mm7.path.replace(/\/$/, "")}/${key}` };
+    }
+    if (section.kind === "smpp") return { ...base, carrier: createSmppCarrier(section.name, smppSettings(config, key), child), mm7: null, inboundPath: null };
+    return { ...base, carrier: createSandboxCarrier({ name: section.name, channel, reportDelayMs: section.sandbox_report_delay_ms, now }), mm7: null, inboundPath: null };
+  });
 }
 
 export async function startApp(config: Config, options: AppOptions = {}): Promise<App> {
@@ -140,7 +157,23 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     now,
     warn: (o, m) => log.warn(o, m),
   });
-  const { mms, sms, mm7Inbound } = createCarriers(config, log, now);
+  const built = createCarriers(config, log, now);
+  const carriers = new Map(built.map((b) => [b.carrier.name, { channel: b.channel, carrier: b.carrier } as ChannelCarrier]));
+  const allHealth = () => built.flatMap((b) => b.carrier.health());
+  const nameOf = new Map(built.map((b) => [b.key, b.carrier.name]));
+  const router = new Router({
+    // Routes name carriers by their table key; the store and receipts know them by name.
+    routes: new RouteTable(
+      config.routes.map((r) => ({ ...r, carriers: r.carriers.map((k) => nameOf.get(k)!) })),
+      { mms: config.carriers.mms.name, sms: config.carriers.sms.name },
+    ),
+    health: (name) => carriers.get(name)?.carrier.health() ?? [],
+    failAfterErrors: config.delivery.failover_after_errors,
+    probeMs: config.delivery.failover_probe_ms,
+    now,
+    onFailover: (from, to) => metrics.failovers.inc({ carrier: from, to }),
+  });
+  const laneConcurrency = (channel: "mms" | "sms") => built.filter((b) => b.channel === channel).reduce((n, b) => n + b.concurrency, 0);
 
   const outbox = new Outbox({
     store,
@@ -157,12 +190,12 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   });
   const dispatcher = new Dispatcher({
     store,
-    mms,
-    sms,
+    carriers,
+    router,
     media,
     log,
     metrics,
-    concurrency: { mms: config.carriers.mms.concurrency, sms: config.carriers.sms.concurrency },
+    concurrency: { mms: laneConcurrency("mms"), sms: laneConcurrency("sms") },
     claimBatch: config.delivery.claim_batch,
     paused: config.delivery.paused,
     onFinal: () => outbox.wake(),
@@ -180,7 +213,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   });
   // Work another node made due (PostgreSQL): a hint that saves waiting for the next poll.
   store.watch((kind) => (kind === "events" ? outbox.wake() : dispatcher.wake(kind)));
-  for (const carrier of [mms, sms]) {
+  for (const { carrier } of built) {
     await carrier.start(events);
     carrier.resume?.(await store.openCarrierIds(carrier.name));
   }
@@ -204,20 +237,18 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     )
     .use(openApi({ version: pkg.version, limits: config.limits, maxBodyBytes: config.server.max_body_bytes }));
   // The carrier and monitoring side: on its own listener when inbound.listen is set, else on the main one.
-  const carrierSide = new Elysia()
-    .use(
-      carrierInbound(
-        config.inbound.mm7.path,
-        (req) => (mm7Inbound ? mm7Inbound.handleInbound(req) : Promise.resolve(new Response("no MM7 carrier is configured\n", { status: 404 }))),
-        new GuessingGuard(config.server.auth_failures_per_minute, now),
-        config.server.retry_after_s,
-      ),
-    )
+  const guessing = new GuessingGuard(config.server.auth_failures_per_minute, now);
+  const carrierSide = new Elysia();
+  for (const b of built) if (b.mm7 && b.inboundPath) carrierSide.use(carrierInbound(b.inboundPath, (req) => b.mm7!.handleInbound(req), guessing, config.server.retry_after_s));
+  if (config.carriers.mms.kind !== "mm7") {
+    carrierSide.use(carrierInbound(config.inbound.mm7.path, () => Promise.resolve(new Response("no MM7 carrier is configured\n", { status: 404 })), guessing, config.server.retry_after_s));
+  }
+  carrierSide
     .use(
       ops({
         metrics,
         storageWritable: () => store.healthy(),
-        carriers: () => [...mms.health(), ...sms.health()],
+        carriers: allHealth,
         shuttingDown: () => shuttingDown,
         refreshGauges: async () => {
           // A store that cannot be read (PostgreSQL away) keeps the last figures: /metrics still answers,
@@ -255,12 +286,12 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         },
       }),
     )
-    .use(statusPage({ store, activity, now, refuse, carriers: () => [...mms.health(), ...sms.health()], carrierNames: [mms.name, sms.name], version: pkg.version }));
+    .use(statusPage({ store, activity, now, refuse, carriers: allHealth, carrierNames: () => built.map((b) => b.carrier.name), version: pkg.version }));
 
   const [host, portText] = splitHostPort(config.server.listen);
   // Bun's own cap only guards memory: each handler enforces its limit first and answers 413 with a
   // body that says so (the Channel API's max_body_bytes, the MM7 inbound limit for MO MMS).
-  const ownLimit = Math.max(config.server.max_body_bytes, config.carriers.mms.kind === "mm7" ? inboundLimit(mm7Settings(config)) : 0);
+  const ownLimit = Math.max(config.server.max_body_bytes, ...built.filter((b) => b.mm7).map((b) => inboundLimit(mm7Settings(config, b.key))));
   const listenOptions = { hostname: host, maxRequestBodySize: 2 * ownLimit + (1 << 20) };
   const tls = readTls(config);
   http.listen({ ...listenOptions, port: Number(portText), ...(tls ? { tls } : {}) });
@@ -299,7 +330,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   }, 1000);
 
   const url = `${tls ? "https" : "http"}://${host.includes(":") ? `[${host}]` : host}:${server.port}`;
-  log.info({ url, ...(carrierUrl ? { carrierUrl } : {}), mms: mms.name, sms: sms.name }, "gateway listening");
+  log.info({ url, ...(carrierUrl ? { carrierUrl } : {}), carriers: built.map((b) => `${b.carrier.name} (${b.channel})`) }, "gateway listening");
 
   let stopping: Promise<void> | null = null;
   return {
@@ -329,7 +360,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         clearInterval(housekeeping);
         const deadline = config.server.shutdown_deadline_ms;
         await dispatcher.stop(deadline);
-        await Promise.all([mms.stop(deadline), sms.stop(deadline)]);
+        await Promise.all(built.map((b) => b.carrier.stop(deadline)));
         await outbox.stop(Math.min(deadline, 2000));
         await server.stop(false);
         if (carrierUrl) await carrierSide.server!.stop(false);

@@ -32,6 +32,8 @@ export function createMetrics() {
     unknownFields: c("gateway_unknown_fields_total", `Unknown top-level fields in send requests (the first ${unknownFieldNamesKept} names, then "other")`, ["field"]),
     unknownFieldLabel: boundedLabel(unknownFieldNamesKept),
     submissions: c("gateway_submissions_total", "Carrier submits by carrier and outcome", ["carrier", "outcome"]),
+    failovers: c("gateway_failovers_total", "Messages claimed for a later carrier of their route because `carrier` was skipped (down or failing)", ["carrier", "to"]),
+    inboundUnowned: c("gateway_inbound_unowned_total", "MO to a number no account's inbound_numbers owns (sent to the first account with an inbound_url)", ["channel"]),
     retries: c("gateway_retries_total", "Temporary carrier outcomes scheduled for retry", ["carrier"]),
     fallbacks: c("gateway_fallbacks_total", "MMS turned into fallback SMS"),
     finals: c("gateway_final_events_total", "Messages reaching a final state", ["status"]),

@@ -45,6 +45,8 @@ export interface Transition {
   outcome: Outcome | null;
   /** A new validity end (operator retry). */
   expiresAt?: number;
+  /** Where the message may go next among its route's carriers (domain/route.ts); written when set. */
+  routing?: { pinned: string | null; refused: string[] };
 }
 
 type Options = Partial<Pick<Transition, "dueAt" | "attemptsDelta" | "carrier" | "error" | "event" | "outcome" | "expiresAt">> & { detail: string };
@@ -88,19 +90,31 @@ export function fallbackOrFail(m: StoredMessage, now: number, cause: GatewayErro
     return finish(m, "failed", now, carrierMessageId, { code: cause.code, message: `${cause.message}; ${gatewayErrors.noFallbackText.message}` });
   }
   const t = transition(m, "accepted", { dueAt: now, error: cause, detail: `fallback to SMS after ${cause.code}`, outcome: { kind: "fallback" } });
-  return { ...t, channel: "sms", fallback: true };
+  // The SMS is routed afresh: what bound the MMS to its carriers does not apply to it.
+  return { ...t, channel: "sms", fallback: true, routing: { pinned: null, refused: [] } };
 }
 
-/** A due message is claimed for a submit, or failed when its validity has ended. */
-export function decideClaim(m: StoredMessage, now: number, lastError: string | null): Transition {
+/** A due message is claimed for a submit (for `carrier`, chosen now by its route), or failed when its validity has ended. */
+export function decideClaim(m: StoredMessage, now: number, lastError: string | null, carrier?: string): Transition {
   if (now >= m.expiresAt) {
     return finish(m, "failed", now, null, { ...gatewayErrors.validityExpired, message: `${gatewayErrors.validityExpired.message}; last error: ${lastError ?? "none"}` });
   }
-  return transition(m, "submitting", { dueAt: now, attemptsDelta: 1, detail: "claimed" });
+  return transition(m, "submitting", { dueAt: now, attemptsDelta: 1, carrier, detail: carrier ? `claimed for ${carrier}` : "claimed" });
 }
 
-/** What the carrier's answer to a submit means for the message. */
-export function decideAfterSubmit(m: StoredMessage, carrier: string, result: SubmitResult, policy: DeliveryPolicy, now: number, random: () => number): Transition {
+/**
+ * What the carrier's answer to a submit means for the message. `routing` (domain/route.ts
+ * afterAttempt) keeps a retry on this carrier, or sends a permanent refusal to the route's next one.
+ */
+export function decideAfterSubmit(
+  m: StoredMessage,
+  carrier: string,
+  result: SubmitResult,
+  policy: DeliveryPolicy,
+  now: number,
+  random: () => number,
+  routing: { pin: boolean; elsewhere: boolean } = { pin: false, elsewhere: false },
+): Transition {
   if (result.kind === "ok") {
     const ids = result.carrierMessageIds;
     return transition(m, "submitted", {
@@ -117,9 +131,14 @@ export function decideAfterSubmit(m: StoredMessage, carrier: string, result: Sub
   if (result.kind === "temporary") {
     const wait = Math.max(result.retryAfterMs ?? 0, backoffMs(m.attempts, policy.retryBaseMs, policy.retryMaxMs, random));
     if (now + wait < m.expiresAt) {
-      return transition(m, "accepted", { dueAt: now + wait, carrier, error, detail: `temporary ${result.code}: ${result.message}; retry in ${wait} ms` });
+      const t = transition(m, "accepted", { dueAt: now + wait, carrier, error, detail: `temporary ${result.code} from ${carrier}: ${result.message}; retry in ${wait} ms` });
+      return routing.pin ? { ...t, routing: { pinned: carrier, refused: m.refused } } : t;
     }
     return finish(m, "failed", now, null, { code: result.code, message: `${result.message} (validity ends before the next retry)` });
+  }
+  if (routing.elsewhere) {
+    const t = transition(m, "accepted", { dueAt: now, carrier, error, detail: `permanent ${result.code} from ${carrier}: ${result.message}; the route's next carrier may take it` });
+    return { ...t, routing: { pinned: null, refused: [...m.refused, carrier] } };
   }
   if (result.fallbackEligible && m.channel === "mms") return fallbackOrFail(m, now, error);
   return finish(m, "failed", now, null, error, carrier);
@@ -130,7 +149,11 @@ export function decideAfterSubmit(m: StoredMessage, carrier: string, result: Sub
  * may or may not have reached the carrier.
  */
 export function decideInFlight(m: StoredMessage, policy: DeliveryPolicy, now: number): Transition {
-  if (policy.inFlightPolicy === "at-least-once") return transition(m, "accepted", { dueAt: now, detail: "recovered in flight: resending (at-least-once)" });
+  if (policy.inFlightPolicy === "at-least-once") {
+    // Resent only to the carrier that may have it.
+    const t = transition(m, "accepted", { dueAt: now, detail: `recovered in flight: resending to ${m.carrier} (at-least-once)` });
+    return { ...t, routing: { pinned: m.carrier, refused: m.refused } };
+  }
   return finish(m, "failed", now, null, gatewayErrors.inFlightUnknown);
 }
 

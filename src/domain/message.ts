@@ -75,4 +75,10 @@ export interface StoredMessage {
   createdAt: number;
   expiresAt: number;
   payload: MessagePayload;
+  /** The carrier it was last claimed for (null before its first claim). */
+  carrier: string | null;
+  /** Only this carrier may have it: it may already hold it, or the route does not let it move. */
+  pinned: string | null;
+  /** Carriers that refused it for good while its route let the next one try. */
+  refused: string[];
 }

@@ -7,7 +7,7 @@ import type { GuessingGuard } from "./auth.ts";
 type Server = { requestIP(r: Request): { address: string } | null } | null;
 
 export function carrierInbound(path: string, handle: (req: Request) => Promise<Response>, guard: GuessingGuard, retryAfterS: number) {
-  return new Elysia({ name: "carrier-inbound" }).post(
+  return new Elysia({ name: "carrier-inbound", seed: path }).post(
     path,
     async ({ request, server }: { request: Request; server: Server }) => {
       const addr = guard.watching() ? ((server as Server)?.requestIP(request)?.address ?? "unknown") : null;

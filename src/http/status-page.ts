@@ -11,7 +11,7 @@ export interface StatusDeps {
   activity: Activity;
   carriers: () => CarrierHealth[];
   /** The configured carriers' names: each gets its chart, traffic or not. */
-  carrierNames: string[];
+  carrierNames: () => string[];
   now: () => number;
   refuse: (request: Request, addr: string) => Response | null;
   version: string;
@@ -69,7 +69,8 @@ export async function renderStatus(d: StatusDeps, refreshS: number): Promise<str
       `last ${Math.round((buckets.length * d.activity.bucketMs) / 60_000)} minutes: <b data-k="window:accepted">${sum(buckets, "accepted")}</b> accepted, ` +
       `<b data-k="window:finals">${sum(buckets, "finals")}</b> final</p>` +
       barChart("chart:accepted", "Accepted messages", buckets, [{ name: "accepted", color: "#3572b0", value: (b) => b.accepted }], d.activity.bucketMs) +
-      d.carrierNames
+      d
+        .carrierNames()
         .map((carrier) =>
           barChart(
             `chart:carrier:${carrier}`,

@@ -5,18 +5,23 @@ import type { MediaPart, MmsCarrier, SmsCarrier, SubmitResult } from "../../adap
 import type { Channel, StoredMessage } from "../domain/message.ts";
 import type { Metrics } from "../metrics.ts";
 import { StorageUnavailable, type Store } from "../store/index.ts";
+import type { Router } from "./router.ts";
 
 export interface MediaSource {
   get(item: { url: string; content_type?: string }): Promise<MediaPart | { kind: "temporary" | "permanent"; code: string; message: string }>;
 }
 
+export type ChannelCarrier = { channel: "mms"; carrier: MmsCarrier } | { channel: "sms"; carrier: SmsCarrier };
+
 export interface DispatcherDeps {
   store: Store;
-  mms: MmsCarrier;
-  sms: SmsCarrier;
+  /** Every carrier by its name. */
+  carriers: Map<string, ChannelCarrier>;
+  router: Router;
   media: MediaSource;
   log: Logger;
   metrics: Metrics;
+  /** Submits in flight per channel (over all its carriers). */
   concurrency: Record<Channel, number>;
   claimBatch: number;
   /** Submit nothing (delivery.paused). */
@@ -90,7 +95,7 @@ export class Dispatcher {
         const want = Math.min(free, this.d.claimBatch);
         let claimed: StoredMessage[];
         try {
-          claimed = await this.d.store.claimDue(lane.channel, want);
+          claimed = await this.d.store.claimDue(lane.channel, want, (m) => this.d.router.choose(m));
         } catch (e) {
           this.d.log.error({ err: (e as Error).message, channel: lane.channel }, "claiming due messages failed; retrying shortly");
           break;
@@ -141,15 +146,23 @@ export class Dispatcher {
   }
 
   private async submitOne(m: StoredMessage): Promise<void> {
-    const carrier = m.channel === "mms" ? this.d.mms : this.d.sms;
+    const name = m.carrier!;
+    const target = this.d.carriers.get(name);
+    const carrier = target?.carrier ?? { name };
     const started = performance.now();
     let result: SubmitResult;
+    // Set when the message never reached the carrier (its media could not be had): not the carrier's answer.
+    const unsent = { media: false };
     try {
-      result = m.channel === "mms" ? await this.submitMms(m) : await this.submitSms(m);
+      if (!target || target.channel !== m.channel) {
+        // Pinned to a carrier the configuration no longer has (or not of this channel): it waits for it.
+        result = { kind: "temporary", code: "gateway:no_such_carrier", message: `carrier "${name}" is not configured for ${m.channel}` };
+      } else result = target.channel === "mms" ? await this.submitMms(m, target.carrier, unsent) : await this.submitSms(m, target.carrier);
     } catch (e) {
       // An adapter that throws has a bug; the message must not be lost to it.
       result = { kind: "temporary", code: "gateway:adapter_error", message: (e as Error).message };
     }
+    const routing = unsent.media ? { pin: false, elsewhere: false } : this.d.router.after(m, name, result);
     this.d.metrics.submitLatency.observe({ carrier: carrier.name }, (performance.now() - started) / 1000);
     this.d.metrics.submissions.inc({ carrier: carrier.name, outcome: result.kind });
     this.d.onSubmitted?.(carrier.name, result.kind);
@@ -161,7 +174,7 @@ export class Dispatcher {
     // The answer must be stored: until it is, the message stays `submitting` (the in-flight gap).
     for (let attempt = 0; ; attempt++) {
       try {
-        const r = await this.d.store.recordSubmit(m, carrier.name, result);
+        const r = await this.d.store.recordSubmit(m, carrier.name, result, routing);
         // Finals and fallbacks are counted where every path to them passes: the store's onOutcome.
         if (r.fallback) this.wake("sms");
         if (r.final || r.fallback) this.d.onFinal?.();
@@ -177,11 +190,12 @@ export class Dispatcher {
     }
   }
 
-  private async submitMms(m: StoredMessage): Promise<SubmitResult> {
+  private async submitMms(m: StoredMessage, carrier: MmsCarrier, unsent: { media: boolean }): Promise<SubmitResult> {
     const media: MediaPart[] = [];
     for (const item of m.payload.media) {
       const got = await this.d.media.get(item);
       if (!("bytes" in got)) {
+        unsent.media = true;
         // Media we cannot send is not the handset's fault, but the fallback text still reaches the person.
         return got.kind === "temporary"
           ? { kind: "temporary", code: got.code, message: got.message }
@@ -190,11 +204,11 @@ export class Dispatcher {
       media.push(got);
     }
     const p = m.payload;
-    return this.d.mms.submit({ messageId: m.id, requestId: m.requestId, from: p.from, to: p.to, subject: p.subject, text: p.text, media });
+    return carrier.submit({ messageId: m.id, requestId: m.requestId, from: p.from, to: p.to, subject: p.subject, text: p.text, media });
   }
 
-  private submitSms(m: StoredMessage): Promise<SubmitResult> {
+  private submitSms(m: StoredMessage, carrier: SmsCarrier): Promise<SubmitResult> {
     const p = m.payload;
-    return this.d.sms.submit({ messageId: m.id, requestId: m.requestId, from: p.from, to: p.to, text: m.fallback ? p.fallback_text : p.text });
+    return carrier.submit({ messageId: m.id, requestId: m.requestId, from: p.from, to: p.to, text: m.fallback ? p.fallback_text : p.text });
   }
 }

@@ -96,11 +96,18 @@ export interface Store {
 
   // ---- dispatching
   /** Claims up to `limit` due messages: `submitting` before any is sent; expired ones fail instead. */
-  claimDue(channel: Channel, limit: number): Promise<StoredMessage[]>;
+  /** `assign` picks each claimed message's carrier (the router); recorded with the claim. */
+  claimDue(channel: Channel, limit: number, assign?: (m: StoredMessage) => string): Promise<StoredMessage[]>;
   /** The earliest time anything on `channel` is due in `state`, or null. */
   nextDue(state: "accepted" | "submitted", channel: Channel): Promise<number | null>;
   /** Applies what the carrier said about a submit (and any receipt that arrived before it). */
-  recordSubmit(claimed: StoredMessage, carrier: string, result: SubmitResult): Promise<{ fallback: boolean; final: ReportStatus | null }>;
+  /** `routing`: keep a retry on this carrier (pin), or send a permanent refusal to the route's next one (elsewhere). */
+  recordSubmit(
+    claimed: StoredMessage,
+    carrier: string,
+    result: SubmitResult,
+    routing?: { pin: boolean; elsewhere: boolean },
+  ): Promise<{ fallback: boolean; final: ReportStatus | null }>;
   /** Messages whose submit was in flight when their node stopped: the in-flight policy decides. */
   recoverInFlight(): Promise<number>;
   /** Carrier ids still waiting for their report, with the recipient (for a carrier's resume). */

@@ -24,6 +24,9 @@ const msg = (o: Partial<StoredMessage> = {}): StoredMessage => ({
   createdAt: 0,
   expiresAt: 100_000,
   payload: { from: "1", to: "2", subject: "", text: "t", fallback_text: "fb", media: [], custom_data: null, callback_url: "https://x.example/cb", metadata: null },
+  carrier: null,
+  pinned: null,
+  refused: [],
   ...o,
 });
 const half = () => 0.5;

@@ -40,8 +40,9 @@ import {
   type WorkKind,
 } from "../index.ts";
 import initial from "./migrations/001_initial.sql" with { type: "text" };
+import routing from "./migrations/002_routing.sql" with { type: "text" };
 
-const migrations: string[] = [initial];
+const migrations: string[] = [initial, routing];
 
 export interface PostgresOptions extends StoreOptions {
   url: string;
@@ -293,7 +294,7 @@ export class PostgresStore implements Store {
 
   // ---- dispatching --------------------------------------------------------------------------
 
-  claimDue(channel: Channel, limit: number): Promise<StoredMessage[]> {
+  claimDue(channel: Channel, limit: number, assign?: (m: StoredMessage) => string): Promise<StoredMessage[]> {
     return this.tx(async (tx, done) => {
       const now = this.now();
       const rows = await tx`SELECT * FROM messages WHERE state = 'accepted' AND channel = ${channel} AND due_at IS NOT NULL AND due_at <= ${now}
@@ -301,7 +302,7 @@ export class PostgresStore implements Store {
       const claimed: StoredMessage[] = [];
       for (const row of rows) {
         const m = toMessage(row);
-        const t = decideClaim(m, now, row.last_error as string | null);
+        const t = decideClaim(m, now, row.last_error as string | null, now < m.expiresAt ? assign?.(m) : undefined);
         await this.apply(tx, m, t, done);
         if (t.to === "submitting") claimed.push(m);
       }
@@ -316,11 +317,16 @@ export class PostgresStore implements Store {
     });
   }
 
-  recordSubmit(claimed: StoredMessage, carrier: string, result: SubmitResult): Promise<{ fallback: boolean; final: ReportStatus | null }> {
+  recordSubmit(
+    claimed: StoredMessage,
+    carrier: string,
+    result: SubmitResult,
+    routing: { pin: boolean; elsewhere: boolean } = { pin: false, elsewhere: false },
+  ): Promise<{ fallback: boolean; final: ReportStatus | null }> {
     return this.tx(async (tx, done) => {
       const m = { ...claimed };
       const now = this.now();
-      const t = decideAfterSubmit(m, carrier, result, this.opts, now, this.random);
+      const t = decideAfterSubmit(m, carrier, result, this.opts, now, this.random, routing);
       if (result.kind === "ok") {
         await lockKeys(tx, carrier, result.carrierMessageIds);
         for (const [part, cid] of result.carrierMessageIds.entries()) {
@@ -662,6 +668,11 @@ export class PostgresStore implements Store {
       WHERE id = ${m.id} AND state = ${t.from} AND (state <> 'submitting' OR lease_node = ${leaseHolder})`;
     if (r.count !== 1) throw new Error(`message ${m.id} is no longer ${t.from}`);
     Object.assign(m, { state: t.to, channel: t.channel, fallback: t.fallback, attempts: m.attempts + t.attemptsDelta });
+    if (t.carrier !== null) m.carrier = t.carrier;
+    if (t.routing) {
+      await tx`UPDATE messages SET pinned_carrier = ${t.routing.pinned}, refused_carriers = ${t.routing.refused.join(",")} WHERE id = ${m.id}`;
+      Object.assign(m, t.routing);
+    }
     if (t.expiresAt !== undefined) m.expiresAt = t.expiresAt;
     if (waitsForCarrier(t.from) !== waitsForCarrier(t.to)) this.queued += waitsForCarrier(t.to) ? 1 : -1;
     if (t.to === "accepted") await tx`SELECT pg_notify(${channelName}, ${t.channel})`;
@@ -707,5 +718,8 @@ function toMessage(row: DbRow): StoredMessage {
     createdAt: row.created_at as number,
     expiresAt: row.expires_at as number,
     payload: JSON.parse(row.payload as string) as MessagePayload,
+    carrier: (row.carrier as string | null) ?? null,
+    pinned: (row.pinned_carrier as string | null) ?? null,
+    refused: row.refused_carriers ? String(row.refused_carriers).split(",") : [],
   };
 }

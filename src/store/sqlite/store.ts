@@ -76,6 +76,7 @@ export class SqliteStore implements Store {
       setState: q(
         "UPDATE messages SET state = ?, due_at = ?, updated_at = ?, attempts = attempts + ?, channel = ?, fallback = ?, carrier = COALESCE(?, carrier), last_error = COALESCE(?, last_error), expires_at = COALESCE(?, expires_at), history = history || ? WHERE id = ? AND state = ?",
       ),
+      setRouting: q("UPDATE messages SET pinned_carrier = ?, refused_carriers = ? WHERE id = ?"),
       carrierIdInsert: q("INSERT OR REPLACE INTO carrier_ids (carrier, carrier_id, message_id, part, outcome) VALUES (?, ?, ?, ?, NULL)"),
       carrierIdGet: q(
         "SELECT c.message_id, c.outcome, m.payload, m.updated_at FROM carrier_ids c LEFT JOIN messages m ON m.id = c.message_id WHERE c.carrier = ? AND c.carrier_id = ?",
@@ -248,16 +249,17 @@ export class SqliteStore implements Store {
 
   /**
    * Claims up to `limit` messages due for a submit on `channel`: they become `submitting` in one
-   * transaction before any of them is sent. Messages past their validity are failed instead.
+   * transaction before any of them is sent, each bound to the carrier `assign` picks for it now.
+   * Messages past their validity are failed instead.
    */
-  claimDue(channel: Channel, limit: number): Promise<StoredMessage[]> {
+  claimDue(channel: Channel, limit: number, assign?: (m: StoredMessage) => string): Promise<StoredMessage[]> {
     return this.tx(() => {
       const now = this.now();
       const rows = this.s.due!.all("accepted", channel, now, limit) as Row[];
       const claimed: StoredMessage[] = [];
       for (const row of rows) {
         const m = toMessage(row);
-        const t = decideClaim(m, now, row.last_error as string | null);
+        const t = decideClaim(m, now, row.last_error as string | null, now < m.expiresAt ? assign?.(m) : undefined);
         this.apply(m, t);
         if (t.to === "submitting") claimed.push(m);
       }
@@ -270,13 +272,21 @@ export class SqliteStore implements Store {
     return (this.s.nextDue!.get(state, channel) as { t: number | null }).t;
   }
 
-  /** Applies what the carrier said about a submit. */
-  recordSubmit(claimed: StoredMessage, carrier: string, result: SubmitResult): Promise<{ fallback: boolean; final: ReportStatus | null }> {
+  /**
+   * Applies what the carrier said about a submit. `routing` (domain/route.ts afterAttempt) says whether
+   * a retry must stay on this carrier, and whether a permanent refusal goes back for the next carrier.
+   */
+  recordSubmit(
+    claimed: StoredMessage,
+    carrier: string,
+    result: SubmitResult,
+    routing: { pin: boolean; elsewhere: boolean } = { pin: false, elsewhere: false },
+  ): Promise<{ fallback: boolean; final: ReportStatus | null }> {
     return this.tx(() => {
       // A copy: if this transaction fails, the caller retries from the state that is really stored.
       const m = { ...claimed };
       const now = this.now();
-      const t = decideAfterSubmit(m, carrier, result, this.opts, now, this.random);
+      const t = decideAfterSubmit(m, carrier, result, this.opts, now, this.random, routing);
       if (result.kind === "ok") result.carrierMessageIds.forEach((cid, part) => this.s.carrierIdInsert!.run(carrier, cid, m.id, part));
       this.apply(m, t);
       if (result.kind !== "ok") return { fallback: t.outcome?.kind === "fallback", final: t.outcome?.kind === "final" ? t.outcome.status : null };
@@ -620,6 +630,11 @@ export class SqliteStore implements Store {
     // The compare-and-set lost: someone else moved it first. Never apply a transition twice.
     if (r.changes !== 1) throw new Error(`message ${m.id} is no longer ${t.from}`);
     Object.assign(m, { state: t.to, channel: t.channel, fallback: t.fallback, attempts: m.attempts + t.attemptsDelta });
+    if (t.carrier !== null) m.carrier = t.carrier;
+    if (t.routing) {
+      this.s.setRouting!.run(t.routing.pinned, t.routing.refused.join(","), m.id);
+      Object.assign(m, t.routing);
+    }
     if (t.expiresAt !== undefined) m.expiresAt = t.expiresAt;
     if (waitsForCarrier(t.from) !== waitsForCarrier(t.to)) this.queuedDelta += waitsForCarrier(t.to) ? 1 : -1;
     if (t.event) {
@@ -647,5 +662,8 @@ function toMessage(row: Row): StoredMessage {
     createdAt: row.created_at as number,
     expiresAt: row.expires_at as number,
     payload: JSON.parse(row.payload as string) as MessagePayload,
+    carrier: row.carrier as string | null,
+    pinned: (row.pinned_carrier as string | null) ?? null,
+    refused: row.refused_carriers ? String(row.refused_carriers).split(",") : [],
   };
 }

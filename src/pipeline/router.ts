@@ -1,0 +1,79 @@
+// Which carrier takes a message at claim time: the route (domain/route.ts) gives the candidates, this
+// keeps what is known of each carrier's health — its own link state, and a run of temporary or
+// unanswered submits — and lets a carrier that is skipped take one message every probe interval, so
+// traffic fails back once it has recovered.
+import type { CarrierHealth, SubmitResult } from "../../adapters/carrier.ts";
+import { afterAttempt, chooseCarrier, RouteTable, type AfterAttempt, type RouteChoice } from "../domain/route.ts";
+import type { StoredMessage } from "../domain/message.ts";
+
+export interface RouterOptions {
+  routes: RouteTable;
+  /** Each carrier's link state by carrier name. */
+  health: (carrier: string) => CarrierHealth[];
+  failAfterErrors: number;
+  probeMs: number;
+  now: () => number;
+  /** A message went to a later carrier of its route because an earlier one was skipped. */
+  onFailover?: (from: string, to: string) => void;
+}
+
+interface Track {
+  errors: number;
+  lastTry: number;
+}
+
+export class Router {
+  private readonly tracks = new Map<string, Track>();
+
+  constructor(private readonly o: RouterOptions) {}
+
+  route(m: StoredMessage): RouteChoice {
+    return this.o.routes.lookup(m.channel, m.accountId, m.payload.to);
+  }
+
+  /** The carrier `m` is claimed for now. */
+  choose(m: StoredMessage): string {
+    const route = this.route(m);
+    const chosen = chooseCarrier(route, m, (c) => this.available(c));
+    const first = route.carriers.find((c) => !m.refused.includes(c));
+    if (m.pinned === null && first !== undefined && chosen !== first) this.o.onFailover?.(first, chosen);
+    return chosen;
+  }
+
+  /** Notes what `carrier` answered and says where the message may go next. */
+  after(m: StoredMessage, carrier: string, result: SubmitResult): AfterAttempt {
+    const t = this.track(carrier);
+    t.lastTry = this.o.now();
+    // A definite refusal shows the carrier alive; "not now" and no answer count towards skipping it.
+    t.errors = result.kind === "temporary" ? t.errors + 1 : 0;
+    return afterAttempt(this.route(m), m, carrier, result);
+  }
+
+  /** Up, or skipped (link down, alarm, a run of failures) with its probe not yet due. */
+  available(carrier: string): boolean {
+    const t = this.track(carrier);
+    if (!this.down(carrier) && t.errors < this.o.failAfterErrors) return true;
+    const now = this.o.now();
+    if (now - t.lastTry < this.o.probeMs) return false;
+    t.lastTry = now;
+    return true;
+  }
+
+  /** For the status page and metrics: is the carrier being skipped now. */
+  skipped(carrier: string): boolean {
+    return this.down(carrier) || this.track(carrier).errors >= this.o.failAfterErrors;
+  }
+
+  private down(carrier: string): boolean {
+    // A receiver bind says nothing about whether submits can go out.
+    const links = this.o.health(carrier).filter((h) => !h.name.includes(":rx:"));
+    if (links.length === 0 || links.some((h) => h.state === "up")) return false;
+    return links.some((h) => h.state === "down" || h.state === "alarm");
+  }
+
+  private track(carrier: string): Track {
+    let t = this.tracks.get(carrier);
+    if (!t) this.tracks.set(carrier, (t = { errors: 0, lastTry: Number.NEGATIVE_INFINITY }));
+    return t;
+  }
+}
