@@ -116,3 +116,26 @@ export function afterAttempt(
   const left = route.carriers.filter((c) => c !== carrier && !binding.refused.includes(c));
   return { pin: false, elsewhere: route.elsewhereOnPermanent && left.length > 0 };
 }
+
+/**
+ * The account that owns the number an MO was sent to (`inbound_numbers`: exact, or "prefix*"): an
+ * exact number beats a prefix, a longer prefix a shorter. Null when no account owns it.
+ */
+export function inboundOwner<A extends { inbound_numbers: readonly string[] }>(accounts: readonly A[], to: string): A | null {
+  const digits = digitsOf(to);
+  let best: A | null = null;
+  let bestLength = -1;
+  for (const a of accounts) {
+    for (const n of a.inbound_numbers) {
+      const prefix = n.endsWith("*");
+      const d = digitsOf(prefix ? n.slice(0, -1) : n);
+      // An exact number ranks above any prefix of the same length.
+      const rank = prefix ? d.length : d.length + 0.5;
+      if ((prefix ? digits.startsWith(d) : digits === d) && rank > bestLength) {
+        best = a;
+        bestLength = rank;
+      }
+    }
+  }
+  return best;
+}

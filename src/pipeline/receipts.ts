@@ -3,6 +3,7 @@
 import type { Logger } from "pino";
 import type { CarrierEvents, CarrierReceipt, InboundMessage, MoIncomplete } from "../../adapters/carrier.ts";
 import type { AccountConfig } from "../config.ts";
+import { inboundOwner } from "../domain/route.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Store } from "../store/index.ts";
 
@@ -16,9 +17,9 @@ export interface ReceiptDeps {
 }
 
 export function carrierEvents(d: ReceiptDeps): CarrierEvents {
-  // MO goes to the first account that has an inbound_url (one Bloomreach project per gateway is the
-  // common deployment; routing MO by number is not configurable yet).
-  const inboundAccount = d.accounts.find((a) => a.enabled && a.inbound_url !== "");
+  // MO goes to the account whose inbound_numbers own the number it was sent to; a number nobody owns
+  // goes to the first account with an inbound_url (one Bloomreach project per gateway is common).
+  const withUrl = d.accounts.filter((a) => a.enabled && a.inbound_url !== "");
   return {
     async receipt(r: CarrierReceipt) {
       const result = await d.store.applyReceipt(r);
@@ -30,12 +31,15 @@ export function carrierEvents(d: ReceiptDeps): CarrierEvents {
     },
     async inbound(m: InboundMessage) {
       d.metrics.inbound.inc({ channel: m.channel });
+      const owner = inboundOwner(withUrl, m.to);
+      if (!owner) d.metrics.inboundUnowned.inc({ channel: m.channel });
+      const inboundAccount = owner ?? withUrl[0];
       if (!inboundAccount) {
         d.log.warn({ carrier: m.carrier, from: m.from, to: m.to, channel: m.channel, text: m.text }, "MO message received but no account has an inbound_url; logged only");
         return;
       }
       const eventId = await d.store.recordInbound(inboundAccount.id, inboundAccount.inbound_url, m);
-      d.log.info({ carrier: m.carrier, eventId, channel: m.channel }, "MO message queued for the inbound URL");
+      d.log.info({ carrier: m.carrier, eventId, channel: m.channel, account: inboundAccount.id, owned: owner !== null }, "MO message queued for the inbound URL");
       d.onChange();
     },
     moIncomplete(x: MoIncomplete) {

@@ -59,6 +59,8 @@ export interface SmscOptions {
   /** The id number for the n-th submit (1-based), instead of counting up from firstId. */
   idNumber?: (n: number) => number;
   tls?: { key: string; cert: string };
+  /** Listen on this port (to come back where a gateway expects it after stop()); default: any free one. */
+  port?: number;
 }
 
 export interface SubmitRecord {
@@ -339,7 +341,7 @@ export async function startSmsc(opts: SmscOptions = {}): Promise<Smsc> {
   };
 
   const server = opts.tls ? smpp.createServer({ key: opts.tls.key, cert: opts.tls.cert }, onSession) : smpp.createServer(onSession);
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => server.listen(opts.port ?? 0, "127.0.0.1", resolve));
   const port = (server.address() as { port: number }).port;
 
   const api: Smsc = {
