@@ -196,7 +196,7 @@ export const ConfigSchema = T.Object(
       ),
       mm7: Section({
         path: Str("/mm7", "Where the MMSC posts delivery reports and MO."),
-        username: Str("", "Basic-auth user the MMSC must send. Required with carriers.mms.kind = \"mm7\" unless allow_unauthenticated is set."),
+        username: Str("", "Basic-auth user the MMSC must send. Required when any carrier has kind = \"mm7\" unless allow_unauthenticated is set."),
         password: Str("", "Basic-auth password the MMSC must send."),
         allow_unauthenticated: Doc(
           "Take reports and MO at path without credentials. Only when nothing but the MMSC can reach this port (a private listener or firewall): anyone who can post here can mark messages delivered or failed and send MO in the account's name.",
@@ -366,10 +366,12 @@ function semanticProblems(c: Config): string[] {
   p.push(...routeProblems(c), ...inboundNumberProblems(c));
   if (!c.inbound.mm7.path.startsWith("/")) p.push("inbound.mm7.path: must start with /");
   // Whoever can post to the MM7 endpoint can mark any message delivered or failed and send MO as the MMSC.
-  if (c.carriers.mms.kind === "mm7" && c.inbound.mm7.username === "" && !c.inbound.mm7.allow_unauthenticated) {
-    p.push('inbound.mm7.username: required with carriers.mms.kind = "mm7" (the MMSC must authenticate its reports and MO); set inbound.mm7.allow_unauthenticated = true only if nothing but the MMSC can reach this port');
-  } else if (c.carriers.mms.kind === "mm7" && c.inbound.mm7.password === "" && !c.inbound.mm7.allow_unauthenticated) {
-    p.push('inbound.mm7.password: required with inbound.mm7.username (a user name alone is no secret)');
+  // Every MM7 carrier's endpoint shares these credentials.
+  const mm7Key = carrierEntries(c).find((e) => e.section.kind === "mm7")?.key;
+  if (mm7Key !== undefined && c.inbound.mm7.username === "" && !c.inbound.mm7.allow_unauthenticated) {
+    p.push(`inbound.mm7.username: required with carriers.${mm7Key}.kind = "mm7" (the MMSC must authenticate its reports and MO); set inbound.mm7.allow_unauthenticated = true only if nothing but the MMSC can reach this port`);
+  } else if (mm7Key !== undefined && c.inbound.mm7.password === "" && !c.inbound.mm7.allow_unauthenticated) {
+    p.push("inbound.mm7.password: required with inbound.mm7.username (a user name alone is no secret)");
   }
   if (c.store.kind === "postgres" && !/^postgres(ql)?:\/\//.test(c.store.url)) p.push('store.url: required for kind = "postgres" (postgres://user:password@host:5432/dbname)');
   for (const [i, cidr] of c.egress.allow.entries()) {

@@ -11,6 +11,7 @@ import { startMmscStub, type MmscStub } from "./mm7-stub.ts";
 import { startSmsc, type Smsc } from "./smpp-sim.ts";
 
 const BETA_KEY = "beta-test-key";
+const mmscAuth = { username: "mmsc", password: "in-secret" };
 let app: App & { dir: string };
 let smsc0: Smsc; // carriers.sms: the default SMS carrier
 let smscA: Smsc; // uk_a: first choice for +44
@@ -61,6 +62,7 @@ beforeAll(async () => {
       { channel: "mms", prefixes: ["33"], carriers: ["mmsc2", "mms"] },
     ],
     delivery: { failover_probe_ms: 200, failover_after_errors: 3 },
+    inbound: { mm7: { username: "mmsc", password: "in-secret" } },
   });
   await waitFor("three SMSCs bound", () => smsc0.openSessions > 0 && smscA.openSessions > 0 && smscB.openSessions > 0);
 });
@@ -102,8 +104,8 @@ describe("receipts per carrier", () => {
     expect(ids(fr.json.id)).toEqual(["mmsc2/mm-1"]);
     expect(ids(us.json.id)).toEqual(["mms/mm-1"]);
     // Each MMSC reports on its own endpoint: mmsc2 says its mm-1 was rejected, carriers.mms that its was retrieved.
-    expect((await mmsc2.sendDeliveryReport(`${app.url}/mm7/mmsc2`, { messageId: "mm-1", status: "Rejected" })).status).toBe(200);
-    expect((await mmsc0.sendDeliveryReport(`${app.url}/mm7`, { messageId: "mm-1", status: "Retrieved" })).status).toBe(200);
+    expect((await mmsc2.sendDeliveryReport(`${app.url}/mm7/mmsc2`, { messageId: "mm-1", status: "Rejected", ...mmscAuth })).status).toBe(200);
+    expect((await mmsc0.sendDeliveryReport(`${app.url}/mm7`, { messageId: "mm-1", status: "Retrieved", ...mmscAuth })).status).toBe(200);
     expect(await finalOf(fr.json.id)).toMatchObject({ status: "failed" });
     expect(await finalOf(us.json.id)).toMatchObject({ status: "delivered" });
   });

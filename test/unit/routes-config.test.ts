@@ -12,11 +12,12 @@ function problems(text: string): string[] {
   return [];
 }
 
+const inbound = `[inbound.mm7]\nusername = "mmsc"\npassword = "p"\n`;
 const account = (id: string, extra = "") => `[[accounts]]\nid = "${id}"\nheaders = { "Chan-Api-Key" = "k-${id}" }\ncallback_secret = "s"\n${extra}\n`;
 
 describe("named carriers", () => {
   test("the old two-carrier file means what it meant: two carriers, no routes", () => {
-    const c = parseConfigText(`[carriers.mms]\nkind = "mm7"\nurl = "http://127.0.0.1:1/mm7"\n[carriers.sms]\nkind = "smpp"\nport = 2775\n`);
+    const c = parseConfigText(`[carriers.mms]\nkind = "mm7"\nurl = "http://127.0.0.1:1/mm7"\n[carriers.sms]\nkind = "smpp"\nport = 2775\n[inbound.mm7]\nusername = "mmsc"\npassword = "p"\n`);
     expect(carrierEntries(c).map((e) => [e.key, e.channel, e.section.name, e.section.kind])).toEqual([
       ["mms", "mms", "mms", "mm7"],
       ["sms", "sms", "sms", "smpp"],
@@ -26,7 +27,7 @@ describe("named carriers", () => {
 
   test("channel follows from kind; sandbox says it; the name defaults to the table key; keys are the channel's", () => {
     const c = parseConfigText(
-      `[carriers.uk_a]\nkind = "smpp"\nport = 2776\nwindow = 4\n[carriers.mmsc2]\nkind = "mm7"\nurl = "http://127.0.0.1:1/mm7"\n[carriers.test_sms]\nkind = "sandbox"\nchannel = "sms"\n`,
+      `${inbound}[carriers.uk_a]\nkind = "smpp"\nport = 2776\nwindow = 4\n[carriers.mmsc2]\nkind = "mm7"\nurl = "http://127.0.0.1:1/mm7"\n[carriers.test_sms]\nkind = "sandbox"\nchannel = "sms"\n`,
     );
     const named = carrierEntries(c).slice(2);
     expect(named.map((e) => [e.key, e.channel, e.section.name])).toEqual([
@@ -47,14 +48,14 @@ describe("named carriers", () => {
     expect(p).toContain("carriers.c.url: unknown key");
     expect(p).toContain("carriers.d.kind: required");
     // Shape problems stop before semantic ones, so e and f are checked in a file without the others.
-    const q = problems(`[carriers.e]\nkind = "mm7"\n[carriers.f]\nkind = "smpp"\nname = "sms"\n`).join("\n");
+    const q = problems(`${inbound}[carriers.e]\nkind = "mm7"\n[carriers.f]\nkind = "smpp"\nname = "sms"\n`).join("\n");
     expect(q).toContain('carriers.e.url: required for kind = "mm7"');
     expect(q).toContain('carriers.f.name: must differ from carriers.sms.name ("sms")');
   });
 });
 
 describe("routes", () => {
-  const carriers = `[carriers.uk_a]\nkind = "smpp"\n[carriers.uk_b]\nkind = "smpp"\n[carriers.mmsc2]\nkind = "mm7"\nurl = "http://127.0.0.1:1/mm7"\n`;
+  const carriers = `${inbound}[carriers.uk_a]\nkind = "smpp"\n[carriers.uk_b]\nkind = "smpp"\n[carriers.mmsc2]\nkind = "mm7"\nurl = "http://127.0.0.1:1/mm7"\n`;
 
   test("a valid route table passes", () => {
     const c = parseConfigText(
