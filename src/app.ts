@@ -159,7 +159,6 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   });
   const built = createCarriers(config, log, now);
   const carriers = new Map(built.map((b) => [b.carrier.name, { channel: b.channel, carrier: b.carrier } as ChannelCarrier]));
-  const allHealth = () => built.flatMap((b) => b.carrier.health());
   const nameOf = new Map(built.map((b) => [b.key, b.carrier.name]));
   const router = new Router({
     // Routes name carriers by their table key; the store and receipts know them by name.
@@ -173,6 +172,12 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     now,
     onFailover: (from, to) => metrics.failovers.inc({ carrier: from, to }),
   });
+  // What the status page and /readyz show: each link, and whether routes are passing its carrier over.
+  const allHealth = () =>
+    built.flatMap((b) => {
+      const skipped = router.skipped(b.carrier.name);
+      return b.carrier.health().map((h) => (skipped ? { ...h, detail: `${h.detail}; routes skip ${b.carrier.name} for now` } : h));
+    });
   const laneConcurrency = (channel: "mms" | "sms") => built.filter((b) => b.channel === channel).reduce((n, b) => n + b.concurrency, 0);
 
   const outbox = new Outbox({
@@ -261,6 +266,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
             metrics.queueDepth.set({ state: q.state, channel: q.channel }, q.count);
             if (q.oldest !== null) metrics.queueOldest.set({ state: q.state, channel: q.channel }, (now() - q.oldest) / 1000);
           }
+          for (const b of built) metrics.carrierSkipped.set({ carrier: b.carrier.name }, router.skipped(b.carrier.name) ? 1 : 0);
           metrics.outboxDepth.reset();
           for (const e of events) metrics.outboxDepth.set({ state: e.state }, e.count);
         },

@@ -47,6 +47,7 @@ export function createMetrics() {
     queueDepth: new Gauge({ name: "gateway_queue_depth", help: "Live messages by state and channel", labelNames: ["state", "channel"], registers: [registry] }),
     queueOldest: new Gauge({ name: "gateway_queue_oldest_seconds", help: "Age of the oldest live message by state", labelNames: ["state", "channel"], registers: [registry] }),
     outboxDepth: new Gauge({ name: "gateway_outbox_events", help: "Outbox events by state (pending, dead)", labelNames: ["state"], registers: [registry] }),
+    carrierSkipped: new Gauge({ name: "gateway_carrier_skipped", help: "1 while routes pass the carrier over for the next of their list (link down, alarm, or a run of failed submits)", labelNames: ["carrier"], registers: [registry] }),
     carrierUp: new Gauge({ name: "gateway_carrier_link_up", help: "1 when the carrier link is up", labelNames: ["carrier", "link"], registers: [registry] }),
     ready: new Gauge({ name: "gateway_ready", help: "1 when /readyz would answer 200", registers: [registry] }),
     // Alert rules compare queue ages with it, so they follow the configuration.

@@ -40,7 +40,7 @@ export function ops(d: OpsDeps) {
     .get("/metrics", async () => {
       await d.refreshGauges();
       d.metrics.ready.set(readinessProblems(d, d.carriers()).length === 0 ? 1 : 0);
-      for (const c of d.carriers()) d.metrics.carrierUp.set({ carrier: c.name.split("#")[0]!, link: c.name }, c.state === "up" ? 1 : 0);
+      for (const c of d.carriers()) d.metrics.carrierUp.set({ carrier: c.name.split(/[#:]/)[0]!, link: c.name }, c.state === "up" ? 1 : 0);
       return new Response(await d.metrics.registry.metrics(), { headers: { "content-type": d.metrics.registry.contentType } });
     });
 }

@@ -191,6 +191,10 @@ describe("failover and failback", () => {
     expect(submitted(smscA).length + submitted(smscB).length).toBeGreaterThanOrEqual(n - 10);
     const m = await scrape(app.url);
     expect(m.get("gateway_failovers_total", { carrier: "uk_a", to: "uk_b" })).toBeGreaterThan(0);
+    expect(m.get("gateway_submissions_total", { carrier: "uk_b", outcome: "ok" })).toBeGreaterThan(0);
+    expect(m.get("gateway_carrier_skipped", { carrier: "uk_a" })).toBe(1);
+    expect(m.get("gateway_carrier_skipped", { carrier: "uk_b" })).toBe(0);
+    expect(m.get("gateway_carrier_link_up", { carrier: "uk_a", link: "uk_a:trx:0" })).toBe(0);
 
     // Failback: the SMSC returns on its port; once bound, +44 traffic goes to uk_a again.
     smscA = await startSmsc({ ...sameIds, firstId: 8_000_000, port: portA });
@@ -204,5 +208,8 @@ describe("failover and failback", () => {
     expect(await finalOf(back.json.id)).toMatchObject({ status: "delivered" });
     expect(carrierOf(back.json.id)).toBe("uk_a");
     expect(smscA.submits.some((s) => s.raw.toString() === "failback")).toBe(true);
+    const after = await scrape(app.url);
+    expect(after.get("gateway_carrier_skipped", { carrier: "uk_a" })).toBe(0);
+    expect(after.get("gateway_carrier_link_up", { carrier: "uk_a", link: "uk_a:trx:0" })).toBe(1);
   });
 });
