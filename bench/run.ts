@@ -7,6 +7,7 @@ import { benchKannel } from "./kannel.ts";
 import { machine, printRows, quick, type Row } from "./lib.ts";
 import { benchMm7 } from "./mm7-e2e.ts";
 import { benchPipeline } from "./pipeline.ts";
+import { benchRoutes } from "./routes.ts";
 import { benchScale } from "./scale.ts";
 import { benchSmpp } from "./smpp.ts";
 
@@ -56,6 +57,7 @@ await section("mm7", benchMm7);
 await section("smpp", benchSmpp);
 await section("kannel", benchKannel);
 await section("scale", benchScale);
+await section("routes", benchRoutes);
 
 const end = machine();
 console.log(`\nmms-gateway benchmarks — ${m.date} — ${quick ? "QUICK run (BENCH_QUICK=1: 1 run each, small counts)" : "full run"}, ${((Date.now() - started) / 60000).toFixed(1)} min`);

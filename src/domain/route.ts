@@ -35,12 +35,19 @@ export function routeShadowedBy(later: RouteRule, earlier: RouteRule): boolean {
   return accountsCovered && prefixesCovered;
 }
 
+interface Compiled {
+  accounts: Set<string> | null;
+  choice: RouteChoice;
+}
+
 /**
- * The routes compiled for lookup: per channel, in file order. A route with no account list sits in a
- * shared list; account lists are sets. Lookup walks the routes once, testing a set and a few prefixes.
+ * The routes compiled for lookup, per channel. The first matching route (lowest index) wins: routes
+ * with prefixes are found through a map from prefix to their indexes, one probe per length of the
+ * recipient's digits, so a lookup does not walk a long table; routes for any recipient are few (the
+ * account routes) and walked in order.
  */
 export class RouteTable {
-  private readonly byChannel: Record<Channel, { rule: RouteRule; accounts: Set<string> | null; choice: RouteChoice }[]>;
+  private readonly channels: Record<Channel, { routes: Compiled[]; byPrefix: Map<string, number[]>; maxPrefix: number; anyRecipient: number[] }>;
   private readonly defaults: Record<Channel, RouteChoice>;
 
   constructor(rules: RouteRule[], defaults: Record<Channel, string>) {
@@ -49,9 +56,18 @@ export class RouteTable {
       elsewhereOnTemporary: r.retry_elsewhere.includes("temporary"),
       elsewhereOnPermanent: r.retry_elsewhere.includes("permanent"),
     });
-    this.byChannel = { mms: [], sms: [] };
+    const empty = () => ({ routes: [] as Compiled[], byPrefix: new Map<string, number[]>(), maxPrefix: 0, anyRecipient: [] as number[] });
+    this.channels = { mms: empty(), sms: empty() };
     for (const rule of rules) {
-      this.byChannel[rule.channel].push({ rule, accounts: rule.accounts.length ? new Set(rule.accounts) : null, choice: choice(rule) });
+      const ch = this.channels[rule.channel];
+      const index = ch.routes.push({ accounts: rule.accounts.length ? new Set(rule.accounts) : null, choice: choice(rule) }) - 1;
+      if (rule.prefixes.length === 0) ch.anyRecipient.push(index);
+      for (const p of new Set(rule.prefixes)) {
+        const list = ch.byPrefix.get(p) ?? [];
+        list.push(index);
+        ch.byPrefix.set(p, list);
+        ch.maxPrefix = Math.max(ch.maxPrefix, p.length);
+      }
     }
     // A channel's default carrier has no other to go to.
     this.defaults = {
@@ -61,13 +77,33 @@ export class RouteTable {
   }
 
   lookup(channel: Channel, accountId: string, to: string): RouteChoice {
+    const ch = this.channels[channel];
     const digits = digitsOf(to);
-    for (const r of this.byChannel[channel]) {
-      if (r.accounts && !r.accounts.has(accountId)) continue;
-      if (r.rule.prefixes.length && !r.rule.prefixes.some((p) => digits.startsWith(p))) continue;
-      return r.choice;
+    const takes = (i: number) => {
+      const a = ch.routes[i]!.accounts;
+      return a === null || a.has(accountId);
+    };
+    let best = Number.POSITIVE_INFINITY;
+    for (let len = Math.min(ch.maxPrefix, digits.length); len > 0; len--) {
+      const list = ch.byPrefix.get(digits.slice(0, len));
+      if (!list) continue;
+      // Indexes are ascending: the first route that takes the account is this prefix's best.
+      for (const i of list) {
+        if (i >= best) break;
+        if (takes(i)) {
+          best = i;
+          break;
+        }
+      }
     }
-    return this.defaults[channel];
+    for (const i of ch.anyRecipient) {
+      if (i >= best) break;
+      if (takes(i)) {
+        best = i;
+        break;
+      }
+    }
+    return best === Number.POSITIVE_INFINITY ? this.defaults[channel] : ch.routes[best]!.choice;
   }
 }
 

@@ -5,6 +5,7 @@ import type { CarrierHealth } from "../../adapters/carrier.ts";
 import { afterAttempt, chooseCarrier, digitsOf, inboundOwner, RouteTable, type RouteRule } from "../../src/domain/route.ts";
 import type { StoredMessage } from "../../src/domain/message.ts";
 import { Router } from "../../src/pipeline/router.ts";
+import { seeded } from "../support/random.ts";
 
 const rule = (r: Partial<RouteRule> & Pick<RouteRule, "carriers">): RouteRule => ({ channel: "sms", prefixes: [], accounts: [], retry_elsewhere: ["temporary"], ...r });
 const free = { pinned: null, refused: [] };
@@ -26,6 +27,28 @@ describe("RouteTable", () => {
     expect(table.lookup("sms", "acme", "12025550123")).toEqual({ carriers: ["sms"], elsewhereOnTemporary: false, elsewhereOnPermanent: false });
     expect(table.lookup("mms", "acme", "12025550123").carriers).toEqual(["us_mmsc"]);
     expect(table.lookup("mms", "acme", "447700900123").carriers).toEqual(["mms"]);
+  });
+
+  test("the prefix index finds the same route as testing each route in order (seeded random tables)", () => {
+    const random = seeded(7);
+    const pick = <T>(xs: T[]) => xs[Math.floor(random() * xs.length)]!;
+    const digits = (n: number) => Array.from({ length: n }, () => pick(["1", "2", "3", "4"])).join("");
+    for (let round = 0; round < 50; round++) {
+      const rules = Array.from({ length: 1 + Math.floor(random() * 30) }, (_, i) =>
+        rule({
+          prefixes: random() < 0.3 ? [] : Array.from({ length: 1 + Math.floor(random() * 3) }, () => digits(1 + Math.floor(random() * 3))),
+          accounts: random() < 0.6 ? [] : [pick(["a", "b", "c"])],
+          carriers: [`r${i}`],
+        }),
+      );
+      const table = new RouteTable(rules, { mms: "mms", sms: "default" });
+      for (let k = 0; k < 40; k++) {
+        const to = `+${digits(6)}`;
+        const account = pick(["a", "b", "c", "d"]);
+        const naive = rules.find((r) => (r.accounts.length === 0 || r.accounts.includes(account)) && (r.prefixes.length === 0 || r.prefixes.some((p) => to.slice(1).startsWith(p))));
+        expect(table.lookup("sms", account, to).carriers).toEqual(naive?.carriers ?? ["default"]);
+      }
+    }
   });
 
   test("digitsOf strips one leading + or 00 and anything not a digit", () => {
