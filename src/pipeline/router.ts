@@ -44,8 +44,10 @@ export class Router {
   after(m: StoredMessage, carrier: string, result: SubmitResult): AfterAttempt {
     const t = this.track(carrier);
     t.lastTry = this.o.now();
-    // A definite refusal shows the carrier alive; "not now" and no answer count towards skipping it.
-    t.errors = result.kind === "temporary" ? t.errors + 1 : 0;
+    // A definite refusal shows the carrier alive; "not now" and no answer count towards skipping it,
+    // unless its link is down (that alone skips it, and a re-bind brings it back at once).
+    if (result.kind !== "temporary") t.errors = 0;
+    else if (!this.down(carrier)) t.errors++;
     return afterAttempt(this.route(m), m, carrier, result);
   }
 

@@ -141,6 +141,17 @@ describe("Router", () => {
     expect(router.choose(m)).toBe("a");
   });
 
+  test("failures while the link is down do not count: the carrier is used again as soon as it re-binds", () => {
+    const { router, health } = setup();
+    const m = message("1");
+    health.set("a", "down");
+    for (let i = 0; i < 5; i++) router.after(m, "a", { kind: "temporary", code: "smpp:not-bound", message: "" });
+    expect(router.choose(m)).toBe("b");
+    health.set("a", "up");
+    expect(router.choose(m)).toBe("a");
+    expect(router.skipped("a")).toBe(false);
+  });
+
   test("a receiver bind being up does not make a carrier with its transmitter down available", () => {
     let t = 0;
     const router = new Router({
