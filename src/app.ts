@@ -48,6 +48,12 @@ export interface App {
   metrics: Metrics;
   activity: Activity;
   log: Logger;
+  /**
+   * SIGHUP: takes the carriers and routes of a re-read file. Unchanged carriers keep their binds and
+   * in-flight work; new ones start; changed ones are replaced and removed ones drain (in-flight submits
+   * finish within the shutdown deadline). MM7 carriers and accounts need a restart; the returned lines say what changed.
+   */
+  reloadRouting(next: Config): Promise<string[]>;
   /** Re-reads server.tls_cert / tls_key and serves new connections with them (SIGHUP). */
   reloadTls(): "reloaded" | "no tls configured";
   /** Graceful: stop intake, finish in-flight work within the deadline, flush, close the database. */
@@ -102,8 +108,8 @@ export interface BuiltCarrier {
  * Every carrier of the file. The MMSC of [carriers.mms] posts to inbound.mm7.path as before; one of
  * [carriers.NAME] posts to inbound.mm7.path + "/NAME", so its reports are matched to its own ids.
  */
-function createCarriers(config: Config, log: Logger, now: () => number): BuiltCarrier[] {
-  return carrierEntries(config).map(({ key, channel, section }): BuiltCarrier => {
+function createCarriers(config: Config, log: Logger, now: () => number, entries = carrierEntries(config)): BuiltCarrier[] {
+  return entries.map(({ key, channel, section }): BuiltCarrier => {
     const child = { log: carrierLog(log, section.name), now };
     const base = { key, channel, concurrency: section.concurrency };
     if (section.kind === "mm7") {
@@ -159,13 +165,16 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   });
   const built = createCarriers(config, log, now);
   const carriers = new Map(built.map((b) => [b.carrier.name, { channel: b.channel, carrier: b.carrier } as ChannelCarrier]));
-  const nameOf = new Map(built.map((b) => [b.key, b.carrier.name]));
+  // Routes name carriers by their table key; the store and receipts know them by name.
+  const routeTable = (c: Config) => {
+    const nameOf = new Map(carrierEntries(c).map((e) => [e.key, e.section.name]));
+    return new RouteTable(
+      c.routes.map((r) => ({ ...r, carriers: r.carriers.map((k) => nameOf.get(k)!) })),
+      { mms: c.carriers.mms.name, sms: c.carriers.sms.name },
+    );
+  };
   const router = new Router({
-    // Routes name carriers by their table key; the store and receipts know them by name.
-    routes: new RouteTable(
-      config.routes.map((r) => ({ ...r, carriers: r.carriers.map((k) => nameOf.get(k)!) })),
-      { mms: config.carriers.mms.name, sms: config.carriers.sms.name },
-    ),
+    routes: routeTable(config),
     health: (name) => carriers.get(name)?.carrier.health() ?? [],
     failAfterErrors: config.delivery.failover_after_errors,
     probeMs: config.delivery.failover_probe_ms,
@@ -179,6 +188,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       return b.carrier.health().map((h) => (skipped ? { ...h, detail: `${h.detail}; routes skip ${b.carrier.name} for now` } : h));
     });
   const laneConcurrency = (channel: "mms" | "sms") => built.filter((b) => b.channel === channel).reduce((n, b) => n + b.concurrency, 0);
+  const concurrency = { mms: laneConcurrency("mms"), sms: laneConcurrency("sms") };
 
   const outbox = new Outbox({
     store,
@@ -200,7 +210,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     media,
     log,
     metrics,
-    concurrency: { mms: laneConcurrency("mms"), sms: laneConcurrency("sms") },
+    concurrency,
     claimBatch: config.delivery.claim_batch,
     paused: config.delivery.paused,
     onFinal: () => outbox.wake(),
@@ -347,6 +357,49 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     metrics,
     activity,
     log,
+    async reloadRouting(next: Config) {
+      const said: string[] = [];
+      const mm7Keys = (c: Config) => JSON.stringify(carrierEntries(c).filter((e) => e.section.kind === "mm7"));
+      // An MM7 carrier's endpoint is mounted at start: adding, changing or removing one needs a restart.
+      if (mm7Keys(next) !== mm7Keys(config)) throw new Error("MM7 carriers changed: restart to apply; nothing reloaded");
+      if (JSON.stringify(next.accounts) !== JSON.stringify(config.accounts)) said.push("accounts changed: not applied (needs a restart)");
+      const wanted = carrierEntries(next).filter((e) => e.section.kind !== "mm7");
+      const stopping: Promise<void>[] = [];
+      const drop = (b: BuiltCarrier) => {
+        built.splice(built.indexOf(b), 1);
+        carriers.delete(b.carrier.name);
+        stopping.push(b.carrier.stop(config.server.shutdown_deadline_ms));
+      };
+      for (const b of built.filter((x) => !x.mm7)) {
+        const w = wanted.find((e) => e.key === b.key);
+        if (!w) {
+          drop(b);
+          said.push(`carrier ${b.key} removed: draining`);
+        } else if (JSON.stringify(w.section) !== JSON.stringify(config.carriers[b.key])) {
+          drop(b);
+          said.push(`carrier ${b.key} changed: replaced`);
+        }
+      }
+      const fresh = createCarriers(next, log, now, wanted.filter((e) => !built.some((b) => b.key === e.key)));
+      for (const b of fresh) {
+        if (!said.some((l) => l.startsWith(`carrier ${b.key} changed`))) said.push(`carrier ${b.key} added`);
+        built.push(b);
+        carriers.set(b.carrier.name, { channel: b.channel, carrier: b.carrier } as ChannelCarrier);
+        await b.carrier.start(events);
+        b.carrier.resume?.(store.openCarrierIds(b.carrier.name));
+      }
+      for (const e of wanted) config.carriers[e.key] = e.section;
+      for (const key of Object.keys(config.carriers)) if (!next.carriers[key]) delete config.carriers[key]; // never an MM7 one: checked above
+      config.routes = next.routes;
+      router.setRoutes(routeTable(config));
+      concurrency.mms = laneConcurrency("mms");
+      concurrency.sms = laneConcurrency("sms");
+      await Promise.all(stopping);
+      dispatcher.wake("mms");
+      dispatcher.wake("sms");
+      log.info({ signal: "SIGHUP", changes: said }, said.length ? "carriers and routes reloaded" : "carriers and routes unchanged");
+      return said;
+    },
     reloadTls() {
       // Bun 1.4's server.reload() keeps the old certificate, so a new listener takes the port (Elysia
       // listens with SO_REUSEPORT, so both hold it for a moment) and the old one finishes the requests

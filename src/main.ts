@@ -110,6 +110,12 @@ async function serve(args: string[]): Promise<void> {
     } catch (e) {
       app.log.error({ signal: "SIGHUP", err: (e as Error).message }, "TLS reload failed; still serving the previous certificate");
     }
+    // Carriers and routes from the file as it is now; a file that does not check out changes nothing.
+    if (configPath) {
+      loadConfigFile(configPath)
+        .then((next) => app.reloadRouting(next))
+        .catch((e) => app.log.error({ signal: "SIGHUP", err: e instanceof ConfigError ? e.problems : (e as Error).message }, "carrier and route reload refused; running as before"));
+    }
   });
 }
 

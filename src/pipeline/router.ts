@@ -25,10 +25,19 @@ interface Track {
 export class Router {
   private readonly tracks = new Map<string, Track>();
 
-  constructor(private readonly o: RouterOptions) {}
+  private routes: RouteTable;
+
+  constructor(private readonly o: RouterOptions) {
+    this.routes = o.routes;
+  }
+
+  /** A reloaded route table takes effect at the next claim. */
+  setRoutes(routes: RouteTable): void {
+    this.routes = routes;
+  }
 
   route(m: StoredMessage): RouteChoice {
-    return this.o.routes.lookup(m.channel, m.accountId, m.payload.to);
+    return this.routes.lookup(m.channel, m.accountId, m.payload.to);
   }
 
   /** The carrier `m` is claimed for now. */

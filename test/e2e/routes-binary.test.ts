@@ -33,7 +33,7 @@ describe("routes in the compiled binary", () => {
     expect(again).toContain("routes.2: never used: routes.0 matches every message it would");
   });
 
-  test("serve sends +44 to the route's SMSC and the rest to carriers.sms", async () => {
+  test("serve sends +44 to the route's SMSC and the rest to carriers.sms; SIGHUP adds a carrier and route without re-binding the others", async () => {
     const smsc0 = await startSmsc({ sendReceipts: true, receiptDelayMs: 20 });
     const smscA = await startSmsc({ sendReceipts: true, receiptDelayMs: 20 });
     const dir = tempDir();
@@ -52,6 +52,21 @@ describe("routes in the compiled binary", () => {
       await waitFor("both delivered", () => sink.byMessage(uk.json.id)[0]?.status === "delivered" && sink.byMessage(us.json.id)[0]?.status === "delivered");
       expect(smscA.submits.map((s) => s.raw.toString())).toEqual(["bin-uk"]);
       expect(smsc0.submits.map((s) => s.raw.toString())).toEqual(["bin-us"]);
+
+      // SIGHUP with a route and a carrier added to the file: +49 goes to the new SMSC, the others keep their binds.
+      const smscC = await startSmsc({ sendReceipts: true, receiptDelayMs: 20 });
+      try {
+        const binds = [smsc0.binds.length, smscA.binds.length];
+        configFor(dir, { ...doc, carriers: { ...(doc.carriers as object), uk_c: { ...smpp, port: smscC.port } }, routes: [{ channel: "sms", prefixes: ["49"], carriers: ["uk_c"] }, ...(doc.routes as object[])] });
+        gw.proc.kill("SIGHUP");
+        await waitFor("uk_c bound", () => smscC.openSessions > 0);
+        const de = await post(gw.url, "/sms", sms("+4915112345678", "bin-de"));
+        await waitFor("delivered via uk_c", () => sink.byMessage(de.json.id)[0]?.status === "delivered");
+        expect(smscC.submits.map((s) => s.raw.toString())).toEqual(["bin-de"]);
+        expect([smsc0.binds.length, smscA.binds.length]).toEqual(binds);
+      } finally {
+        await smscC.stop();
+      }
     } finally {
       gw.proc.kill();
       await gw.proc.exited;

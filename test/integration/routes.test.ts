@@ -4,7 +4,7 @@
 // middle of traffic, and failback when it returns.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { App } from "../../src/app.ts";
-import { ACME_KEY, ACME_SECRET, post, sendBody, startTestApp, waitFor } from "../support/app.ts";
+import { ACME_KEY, ACME_SECRET, post, sendBody, startTestApp, testConfig, waitFor } from "../support/app.ts";
 import { scrape } from "../support/metrics.ts";
 import { startSink, type Sink } from "../support/sink.ts";
 import { startMmscStub, type MmscStub } from "./mm7-stub.ts";
@@ -26,25 +26,8 @@ const smppKeys = { kind: "smpp", host: "127.0.0.1", system_id: "gw", password: "
 // Both SMSCs number their messages alike, so every id uk_a issues is also issued by uk_b.
 const sameIds = { firstId: 7_000_000, sendReceipts: true, receiptDelayMs: 30, idBase: "dec" as const };
 
-beforeAll(async () => {
-  sink = startSink(ACME_SECRET);
-  acmeInbound = startSink(ACME_SECRET);
-  betaInbound = startSink(ACME_SECRET);
-  smsc0 = await startSmsc({ sendReceipts: true, receiptDelayMs: 30, firstId: 1 });
-  smscA = await startSmsc({ ...sameIds, respondDelayMs: 5 });
-  portA = smscA.port;
-  smscB = await startSmsc({ ...sameIds, receiptStat: "UNDELIV" });
-  // Both MMSCs answer with the same message id for their n-th submit.
-  const mmsc = () => {
-    let n = 0;
-    return (req: { to: { value: string }[] }) => {
-      if (req.to[0]?.value.endsWith("77")) return { kind: "status" as const, code: 2002, text: "Address Error" };
-      return { kind: "ok" as const, messageId: `mm-${++n}` };
-    };
-  };
-  mmsc0 = await startMmscStub({ scenario: mmsc() });
-  mmsc2 = await startMmscStub({ scenario: mmsc() });
-  app = await startTestApp({
+/** The gateway's configuration document (also re-read by the SIGHUP test, with additions). */
+const overrides = (): Record<string, any> => ({
     accounts: [
       { id: "acme", headers: { "Chan-Api-Key": ACME_KEY }, callback_secret: ACME_SECRET, inbound_url: acmeInbound.url, inbound_numbers: ["1888555*"] },
       { id: "beta", headers: { "Chan-Api-Key": BETA_KEY }, callback_secret: ACME_SECRET, inbound_url: betaInbound.url, inbound_numbers: ["18005550100"] },
@@ -64,6 +47,26 @@ beforeAll(async () => {
     delivery: { failover_probe_ms: 200, failover_after_errors: 3 },
     inbound: { mm7: { username: "mmsc", password: "in-secret" } },
   });
+
+beforeAll(async () => {
+  sink = startSink(ACME_SECRET);
+  acmeInbound = startSink(ACME_SECRET);
+  betaInbound = startSink(ACME_SECRET);
+  smsc0 = await startSmsc({ sendReceipts: true, receiptDelayMs: 30, firstId: 1 });
+  smscA = await startSmsc({ ...sameIds, respondDelayMs: 5 });
+  portA = smscA.port;
+  smscB = await startSmsc({ ...sameIds, receiptStat: "UNDELIV" });
+  // Both MMSCs answer with the same message id for their n-th submit.
+  const mmsc = () => {
+    let n = 0;
+    return (req: { to: { value: string }[] }) => {
+      if (req.to[0]?.value.endsWith("77")) return { kind: "status" as const, code: 2002, text: "Address Error" };
+      return { kind: "ok" as const, messageId: `mm-${++n}` };
+    };
+  };
+  mmsc0 = await startMmscStub({ scenario: mmsc() });
+  mmsc2 = await startMmscStub({ scenario: mmsc() });
+  app = await startTestApp(overrides());
   await waitFor("three SMSCs bound", () => smsc0.openSessions > 0 && smscA.openSessions > 0 && smscB.openSessions > 0);
 });
 
@@ -211,5 +214,36 @@ describe("failover and failback", () => {
     const after = await scrape(app.url);
     expect(after.get("gateway_carrier_skipped", { carrier: "uk_a" })).toBe(0);
     expect(after.get("gateway_carrier_link_up", { carrier: "uk_a", link: "uk_a:trx:0" })).toBe(1);
+  });
+});
+
+describe("SIGHUP reload", () => {
+  test("a new carrier and route take effect; the other carriers keep their binds (their bind counts do not change)", async () => {
+    const smscC = await startSmsc({ sendReceipts: true, receiptDelayMs: 20 });
+    try {
+      const binds = () => [smsc0.binds.length, smscA.binds.length, smscB.binds.length];
+      const before = binds();
+      const doc = overrides();
+      doc.carriers.uk_c = { ...smppKeys, port: smscC.port };
+      doc.routes = [{ channel: "sms", prefixes: ["49"], carriers: ["uk_c"] }, ...doc.routes];
+      const said = await app.reloadRouting(testConfig(app.dir, doc));
+      expect(said).toEqual(["carrier uk_c added"]);
+      await waitFor("uk_c bound", () => smscC.openSessions > 0);
+      const de = await post(app.url, "/sms", sms("+4915112345678", "after-reload"));
+      expect(await finalOf(de.json.id)).toMatchObject({ status: "delivered" });
+      expect(carrierOf(de.json.id)).toBe("uk_c");
+      expect(smscC.submits.map((x) => x.raw.toString())).toEqual(["after-reload"]);
+      const uk = await post(app.url, "/sms", sms("+447700900555", "still-uk"));
+      await finalOf(uk.json.id);
+      expect(carrierOf(uk.json.id)).toBe("uk_a");
+      expect(binds()).toEqual(before);
+      // The same file again changes nothing; an MM7 carrier added is refused whole.
+      expect(await app.reloadRouting(testConfig(app.dir, doc))).toEqual([]);
+      doc.carriers.mmsc3 = { kind: "mm7", url: mmsc2.url };
+      await expect(app.reloadRouting(testConfig(app.dir, doc))).rejects.toThrow(/MM7 carriers changed/);
+      expect(binds()).toEqual(before);
+    } finally {
+      await smscC.stop();
+    }
   });
 });
