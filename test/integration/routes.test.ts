@@ -22,7 +22,9 @@ let sink: Sink;
 let acmeInbound: Sink;
 let betaInbound: Sink;
 let portA = 0;
-const smppKeys = { kind: "smpp", host: "127.0.0.1", system_id: "gw", password: "pw", tps: 2000, reconnect_min_ms: 50, reconnect_max_ms: 200 };
+// response_timeout_ms also bounds how long a submit waiting for a window slot waits for a re-bind
+// after a drop before it goes back to the queue (and so to the next carrier).
+const smppKeys = { kind: "smpp", host: "127.0.0.1", system_id: "gw", password: "pw", tps: 2000, reconnect_min_ms: 50, reconnect_max_ms: 200, response_timeout_ms: 2000 };
 // Both SMSCs number their messages alike, so every id uk_a issues is also issued by uk_b.
 const sameIds = { firstId: 7_000_000, sendReceipts: true, receiptDelayMs: 30, idBase: "dec" as const };
 
