@@ -203,7 +203,8 @@ describe("failover and failback", () => {
 
     // Failback: the SMSC returns on its port; once bound, +44 traffic goes to uk_a again.
     smscA = await startSmsc({ ...sameIds, firstId: 8_000_000, port: portA });
-    await waitFor("uk_a bound again", () => smscA.openSessions > 0, 20000);
+    // Bound, not only connected: the owed receipts go out on the new bind.
+    await waitFor("uk_a bound again", async () => (await scrape(app.url)).get("gateway_carrier_link_up", { carrier: "uk_a", link: "uk_a:trx:0" }) === 1, 20000);
     // Back, the SMSC sends the receipts it still owed (as SMSCs do on the next bind).
     for (const id of waitingOnA()) await smscA.sendReceipt({ id: describe(id).carrierIds[0]!.carrier_id, stat: "DELIVRD" });
     await waitFor("every message final", () => ids.every((id) => sink.byMessage(id).length > 0), 30000);
