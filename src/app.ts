@@ -386,7 +386,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         built.push(b);
         carriers.set(b.carrier.name, { channel: b.channel, carrier: b.carrier } as ChannelCarrier);
         await b.carrier.start(events);
-        b.carrier.resume?.(store.openCarrierIds(b.carrier.name));
+        b.carrier.resume?.(await store.openCarrierIds(b.carrier.name));
       }
       for (const e of wanted) config.carriers[e.key] = e.section;
       for (const key of Object.keys(config.carriers)) if (!next.carriers[key]) delete config.carriers[key]; // never an MM7 one: checked above

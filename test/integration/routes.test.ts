@@ -82,7 +82,7 @@ afterAll(async () => {
 
 const sms = (to: string, text: string, extra: Record<string, unknown> = {}) => sendBody({ to, text, callback_url: sink.url, subject: undefined, fallback_text: undefined, ...extra });
 const finalOf = (id: string) => waitFor(`final event of ${id}`, () => sink.byMessage(id)[0]);
-const carrierOf = (id: string) => (app.store.describe(id) as { carrier: string }).carrier;
+const carrierOf = async (id: string) => ((await app.store.describe(id)) as { carrier: string }).carrier;
 
 describe("receipts per carrier", () => {
   // These run first: each carrier's first message gets the same id from its SMSC or MMSC.
@@ -92,8 +92,8 @@ describe("receipts per carrier", () => {
     const viaA = await post(app.url, "/sms", sms("+447700900003", "same-id-a"));
     const viaB = await post(app.url, "/sms", sms("+12025550004", "same-id-b"), { "Chan-Api-Key": BETA_KEY });
     const [a, b] = [await finalOf(viaA.json.id), await finalOf(viaB.json.id)];
-    const idsA = (app.store.describe(viaA.json.id) as { carrierIds: unknown[] }).carrierIds;
-    const idsB = (app.store.describe(viaB.json.id) as { carrierIds: unknown[] }).carrierIds;
+    const idsA = ((await app.store.describe(viaA.json.id)) as { carrierIds: unknown[] }).carrierIds;
+    const idsB = ((await app.store.describe(viaB.json.id)) as { carrierIds: unknown[] }).carrierIds;
     expect(idsA).toEqual([{ carrier: "uk_a", carrier_id: "7000000", part: 0, outcome: "delivered" }]);
     expect(idsB).toEqual([{ carrier: "uk_b", carrier_id: "7000000", part: 0, outcome: "failed" }]);
     expect(a).toMatchObject({ status: "delivered" });
@@ -103,11 +103,11 @@ describe("receipts per carrier", () => {
   test("the same MM7 message id from two MMSCs, each reporting to its own endpoint", async () => {
     const fr = await post(app.url, "/mms", sendBody({ to: "+33612340001", callback_url: sink.url }));
     const us = await post(app.url, "/mms", sendBody({ to: "+12025550005", callback_url: sink.url }));
-    const submitted = (id: string) => (app.store.describe(id) as { state: string }).state === "submitted";
-    await waitFor("both submitted", () => submitted(fr.json.id) && submitted(us.json.id));
-    const ids = (id: string) => (app.store.describe(id) as { carrierIds: { carrier: string; carrier_id: string }[] }).carrierIds.map((c) => `${c.carrier}/${c.carrier_id}`);
-    expect(ids(fr.json.id)).toEqual(["mmsc2/mm-1"]);
-    expect(ids(us.json.id)).toEqual(["mms/mm-1"]);
+    const submitted = async (id: string) => ((await app.store.describe(id)) as { state: string }).state === "submitted";
+    await waitFor("both submitted", async () => (await submitted(fr.json.id)) && (await submitted(us.json.id)));
+    const ids = async (id: string) => ((await app.store.describe(id)) as { carrierIds: { carrier: string; carrier_id: string }[] }).carrierIds.map((c) => `${c.carrier}/${c.carrier_id}`);
+    expect(await ids(fr.json.id)).toEqual(["mmsc2/mm-1"]);
+    expect(await ids(us.json.id)).toEqual(["mms/mm-1"]);
     // Each MMSC reports on its own endpoint: mmsc2 says its mm-1 was rejected, carriers.mms that its was retrieved.
     expect((await mmsc2.sendDeliveryReport(`${app.url}/mm7/mmsc2`, { messageId: "mm-1", status: "Rejected", ...mmscAuth })).status).toBe(200);
     expect((await mmsc0.sendDeliveryReport(`${app.url}/mm7`, { messageId: "mm-1", status: "Retrieved", ...mmscAuth })).status).toBe(200);
@@ -131,10 +131,10 @@ describe("routes", () => {
     expect(smscA.submits.map((s) => s.destAddr)).toContain("447700900001");
     expect(smsc0.submits.map((s) => s.destAddr)).toContain("12025550001");
     expect(smscB.submits.map((s) => s.destAddr)).toContain("12025550002");
-    expect([carrierOf(uk.json.id), carrierOf(us.json.id), carrierOf(beta.json.id)]).toEqual(["uk_a", "sms", "uk_b"]);
+    expect([await carrierOf(uk.json.id), await carrierOf(us.json.id), await carrierOf(beta.json.id)]).toEqual(["uk_a", "sms", "uk_b"]);
     await waitFor("MMS submitted", () => mmsc2.received.some((s) => s.to[0]?.value.includes("33612345678")) && mmsc0.received.some((s) => s.to[0]?.value.includes("12025550003")));
     expect(mmsc0.received.some((s) => s.to[0]?.value.includes("33612345678"))).toBe(false);
-    await waitFor("MMS submitted state", () => carrierOf(fr.json.id) === "mmsc2" && carrierOf(us_mms.json.id) === "mms");
+    await waitFor("MMS submitted state", async () => (await carrierOf(fr.json.id)) === "mmsc2" && (await carrierOf(us_mms.json.id)) === "mms");
   });
 
   test("the fallback SMS of an MMS is routed like any SMS (+44 → uk_a)", async () => {
@@ -148,7 +148,7 @@ describe("routes", () => {
   test("admin show says which carrier took each attempt", async () => {
     const r = await post(app.url, "/sms", sms("+447700900002", "show-me"));
     await finalOf(r.json.id);
-    const d = app.store.describe(r.json.id) as { history: { state: string; detail?: string }[] };
+    const d = (await app.store.describe(r.json.id)) as { history: { state: string; detail?: string }[] };
     expect(d.history.map((h) => h.detail ?? h.state)).toContain("claimed for uk_a");
     expect(d.history.some((h) => h.detail?.startsWith("submitted to uk_a as "))).toBe(true);
   });
@@ -182,9 +182,19 @@ describe("failover and failback", () => {
       }
     }
     // Each message ends final, except those uk_a took whose receipts it had not sent when it stopped.
-    const describe = (id: string) => app.store.describe(id) as { state: string; carrierIds: { carrier: string; carrier_id: string }[] };
-    const waitingOnA = () => ids.filter((id) => describe(id).state === "submitted" && describe(id).carrierIds[0]?.carrier === "uk_a");
-    await waitFor("every message final or waiting for uk_a's receipt", () => ids.every((id) => sink.byMessage(id).length > 0 || waitingOnA().includes(id)), 30000);
+    const describe = async (id: string) => (await app.store.describe(id)) as { state: string; carrierIds: { carrier: string; carrier_id: string }[] };
+    const waitingOnA = async () => {
+      const out: string[] = [];
+      for (const id of ids) {
+        const d = await describe(id);
+        if (d.state === "submitted" && d.carrierIds[0]?.carrier === "uk_a") out.push(id);
+      }
+      return out;
+    };
+    await waitFor("every message final or waiting for uk_a's receipt", async () => {
+      const waiting = await waitingOnA();
+      return ids.every((id) => sink.byMessage(id).length > 0 || waiting.includes(id));
+    }, 30000);
     const submitted = (s: Smsc) => s.submits.map((x) => x.raw.toString()).filter((t) => t.startsWith("fo-"));
     const all = [...submitted(smscA), ...submitted(smscB), ...submitted(smsc0)];
     const counts = new Map<string, number>();
@@ -206,13 +216,13 @@ describe("failover and failback", () => {
     // Bound, not only connected: the owed receipts go out on the new bind.
     await waitFor("uk_a bound again", async () => (await scrape(app.url)).get("gateway_carrier_link_up", { carrier: "uk_a", link: "uk_a:trx:0" }) === 1, 20000);
     // Back, the SMSC sends the receipts it still owed (as SMSCs do on the next bind).
-    for (const id of waitingOnA()) await smscA.sendReceipt({ id: describe(id).carrierIds[0]!.carrier_id, stat: "DELIVRD" });
+    for (const id of await waitingOnA()) await smscA.sendReceipt({ id: (await describe(id)).carrierIds[0]!.carrier_id, stat: "DELIVRD" });
     await waitFor("every message final", () => ids.every((id) => sink.byMessage(id).length > 0), 30000);
     await Bun.sleep(200);
     for (const id of ids) expect(sink.byMessage(id)).toHaveLength(1);
     const back = await post(app.url, "/sms", sms("+447700900099", "failback"));
     expect(await finalOf(back.json.id)).toMatchObject({ status: "delivered" });
-    expect(carrierOf(back.json.id)).toBe("uk_a");
+    expect(await carrierOf(back.json.id)).toBe("uk_a");
     expect(smscA.submits.some((s) => s.raw.toString() === "failback")).toBe(true);
     const after = await scrape(app.url);
     expect(after.get("gateway_carrier_skipped", { carrier: "uk_a" })).toBe(0);
@@ -234,11 +244,11 @@ describe("SIGHUP reload", () => {
       await waitFor("uk_c bound", () => smscC.openSessions > 0);
       const de = await post(app.url, "/sms", sms("+4915112345678", "after-reload"));
       expect(await finalOf(de.json.id)).toMatchObject({ status: "delivered" });
-      expect(carrierOf(de.json.id)).toBe("uk_c");
+      expect(await carrierOf(de.json.id)).toBe("uk_c");
       expect(smscC.submits.map((x) => x.raw.toString())).toEqual(["after-reload"]);
       const uk = await post(app.url, "/sms", sms("+447700900555", "still-uk"));
       await finalOf(uk.json.id);
-      expect(carrierOf(uk.json.id)).toBe("uk_a");
+      expect(await carrierOf(uk.json.id)).toBe("uk_a");
       expect(binds()).toEqual(before);
       // The same file again changes nothing; an MM7 carrier added is refused whole.
       expect(await app.reloadRouting(testConfig(app.dir, doc))).toEqual([]);

@@ -3,12 +3,12 @@
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import type { MessagePayload } from "../../src/domain/message.ts";
-import { Store } from "../../src/store/store.ts";
+import { SqliteStore } from "../../src/store/sqlite/store.ts";
 import { tempDir } from "../support/app.ts";
 import { seeded } from "../support/random.ts";
 
 function open(clock: { t: number }, inFlightPolicy: "at-most-once" | "at-least-once" = "at-most-once", path = join(tempDir(), "g.db")) {
-  return Store.open(path, { now: () => clock.t, retryBaseMs: 1000, retryMaxMs: 60000, receiptWindowMs: 3_600_000, intermediateEvents: false, inFlightPolicy, random: seeded(1) });
+  return SqliteStore.open(path, { now: () => clock.t, retryBaseMs: 1000, retryMaxMs: 60000, receiptWindowMs: 3_600_000, intermediateEvents: false, inFlightPolicy, random: seeded(1) });
 }
 const payload: MessagePayload = { from: "1", to: "447700900123", subject: "", text: "hi", fallback_text: "fb", media: [], custom_data: null, callback_url: "https://x.example/cb", metadata: null };
 const input = { accountId: "a", requestId: null, channel: "sms" as const, payload, bodyHash: "h", expiresAt: 10_000_000 };
@@ -32,11 +32,11 @@ describe("store: routing columns", () => {
     });
     expect(seen.get(kept!.id)).toBe("uk_a");
     expect(seen.get(free!.id)).toBeNull();
-    const details = (store.describe(kept!.id) as { history: { detail?: string }[] }).history.map((h) => h.detail ?? "");
+    const details = ((await store.describe(kept!.id)) as { history: { detail?: string }[] }).history.map((h) => h.detail ?? "");
     expect(details[1]).toBe("claimed for uk_a");
     expect(details[2]).toStartWith("temporary smpp:0x58 from uk_a: ESME_RTHROTTLED; retry in ");
     expect(details[3]).toBe("claimed for uk_a");
-    expect(store.getMessage(free!.id)!.carrier).toBe("uk_b");
+    expect((await store.getMessage(free!.id))!.carrier).toBe("uk_b");
     await store.close();
   });
 
