@@ -73,6 +73,40 @@ describe("store", () => {
     expect(store.queuedCount()).toBe(0);
   });
 
+  test("validity expiry while waiting for a retry: failed with gateway:validity_expired and exactly one event", async () => {
+    const clock = { t: 1000 };
+    const finals: string[] = [];
+    const store = Store.open(join(tempDir(), "g.db"), {
+      now: () => clock.t,
+      retryBaseMs: 1000,
+      retryMaxMs: 1000,
+      receiptWindowMs: 3_600_000,
+      intermediateEvents: false,
+      inFlightPolicy: "at-most-once",
+      random: seeded(1),
+      onOutcome: (o) => finals.push(o.kind === "final" ? o.status : o.kind),
+    });
+    await store.accept({ ...input("v1"), expiresAt: 100_000 });
+    const [m] = await store.claimDue("sms", 10);
+    await store.recordSubmit(m!, "sms", { kind: "temporary", code: "x:busy", message: "busy" });
+    // The retry is due before the validity ends, but the gateway comes back to it only afterwards.
+    clock.t = 100_000;
+    expect(await store.claimDue("sms", 10)).toHaveLength(0);
+    const row = store.db.query("SELECT state, due_at, last_error FROM messages WHERE id = ?").get(m!.id) as { state: string; due_at: number | null; last_error: string };
+    expect(row).toMatchObject({ state: "failed", due_at: null });
+    expect(JSON.parse(row.last_error).code).toBe("gateway:validity_expired");
+    // Later passes of every loop find nothing more to do with it.
+    clock.t += 10 * 3_600_000;
+    expect(await store.claimDue("sms", 10)).toHaveLength(0);
+    expect(await store.expireReceiptWindows(100)).toBe(0);
+    expect(await store.recoverInFlight()).toBe(0);
+    const events = store.db.query("SELECT body FROM events WHERE message_id = ?").all(m!.id) as { body: string }[];
+    expect(events).toHaveLength(1);
+    expect(JSON.parse(events[0]!.body)).toMatchObject({ status: "failed", error: { code: "gateway:validity_expired" } });
+    expect(finals).toEqual(["failed"]);
+    expect(store.queuedCount()).toBe(0);
+  });
+
   test("a receipt before the submit answer is held, then applied; repeats are idempotent", async () => {
     const store = open({ t: 1000 });
     await store.accept(input("r5"));
