@@ -1,7 +1,8 @@
 // The session layer against the node-smpp SMSC simulator over real TCP: binds, window, throttling,
 // timeouts, link drops, framing errors, bind failures, keepalive, graceful stop.
 import { afterEach, describe, expect, test } from "bun:test";
-import { startCarrier, sms, type Harness } from "./smpp-harness.ts";
+import { linesCarrying, secretForms } from "../support/secrets.ts";
+import { everyLogLine, startCarrier, sms, type Harness } from "./smpp-harness.ts";
 import { startSmsc, type Smsc, type SmscOptions } from "./smpp-sim.ts";
 
 let smsc: Smsc | undefined;
@@ -339,4 +340,9 @@ describe("in doubt is exactly what was written (issue 11, items 10 and 11)", () 
       expect(r.kind === "temporary" && r.inDoubt).toBeFalsy();
     }
   });
+});
+
+test("no warning or error line of any carrier above carries a configured password", () => {
+  expect(everyLogLine.filter((l) => l.level === "warn" || l.level === "error").length).toBeGreaterThan(0);
+  expect(linesCarrying(everyLogLine, [...secretForms("esme", "secret"), ...secretForms("esme", "wrong")])).toEqual([]);
 });
