@@ -162,8 +162,11 @@ export interface Carriers {
 export interface CarrierOptions {
   /** Where the gateway is (a getter: the port stays, the process changes). */
   gatewayUrl: () => string;
-  /** MMSC answer for a recipient; default ok. `77` endings say "cannot take MMS" (2002 → fallback). */
-  mmsScenario?: (to: string) => "ok" | "fallback";
+  /**
+   * MMSC answer for a recipient; default ok. `77` endings say "cannot take MMS" (2002 → fallback).
+   * "hang": received, never answered (until the stub stops) — a submit left on the wire.
+   */
+  mmsScenario?: (to: string) => "ok" | "fallback" | "hang";
   reportDelayMs?: number;
   smsc?: SmscOptions;
 }
@@ -186,7 +189,9 @@ export async function startCarriers(o: CarrierOptions): Promise<Carriers> {
     password: "secret",
     scenario: (req) => {
       const to = (req.to[0]?.value ?? "").replace(/\D/g, "");
-      if ((o.mmsScenario?.(to) ?? (to.endsWith("77") ? "fallback" : "ok")) === "fallback") return { kind: "status", code: 2002, text: "Address Error" };
+      const scenario = o.mmsScenario?.(to) ?? (to.endsWith("77") ? "fallback" : "ok");
+      if (scenario === "hang") return { kind: "hang" };
+      if (scenario === "fallback") return { kind: "status", code: 2002, text: "Address Error" };
       const messageId = `mmsc-${++n}`;
       mmsByTo.set(to, [...(mmsByTo.get(to) ?? []), messageId]);
       reports.add({
