@@ -59,6 +59,7 @@ export type FrontMode =
   | { kind: "pass" }
   | { kind: "down" } // the port is closed: connection refused
   | { kind: "hang" } // accepts, never answers (until the mode changes)
+  | { kind: "swallow" } // passes the request on (the peer takes it), holds the answer (until the mode changes)
   | { kind: "status"; status: number; body?: string; contentType?: string }
   | { kind: "slow"; ms: number };
 
@@ -68,6 +69,8 @@ export interface Front {
   /** Requests that reached the front while it was listening. */
   seen: number;
   passed: number;
+  /** Requests passed on whose answer was then held back ("swallow"). */
+  swallowed: number;
   set(mode: FrontMode): void;
   readonly mode: FrontMode;
   stop(): void;
@@ -87,6 +90,7 @@ export function startFront(target: string, port = 0): Front {
     port,
     seen: 0,
     passed: 0,
+    swallowed: 0,
     get mode() {
       return mode;
     },
@@ -129,8 +133,16 @@ export function startFront(target: string, port = 0): Front {
         headers.delete("host");
         headers.delete("content-length");
         front.passed++;
+        const swallow = mode.kind === "swallow";
         const r = await fetch(`${target}${u.pathname}${u.search}`, { method: req.method, headers, body: req.method === "GET" ? undefined : body });
-        return new Response(await r.arrayBuffer(), { status: r.status, headers: r.headers });
+        const answer = await r.arrayBuffer();
+        if (swallow) {
+          // The peer took it; its answer is lost on the way back.
+          front.swallowed++;
+          await new Promise<void>((r) => waiting.add(r));
+          return new Response("released", { status: 503 });
+        }
+        return new Response(answer, { status: r.status, headers: r.headers });
       },
     });
     front.port = server.port!;
