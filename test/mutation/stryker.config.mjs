@@ -11,7 +11,7 @@ export const groups = {
   // Message states, final events, outcome kinds.
   domain: {
     mutate: ["src/domain/*.ts"],
-    command: bunTest("test/unit/message-states.test.ts", "test/integration/store.test.ts"),
+    command: bunTest("test/unit/event.test.ts", "test/unit/message-states.test.ts", "test/integration/store.test.ts"),
   },
   // The store's promise paths: intake + dedup, claims, recordSubmit (in doubt), recovery, receipts,
   // purge, and the single place a message becomes final (move/finish/fallbackOrFail/emit).
