@@ -105,8 +105,10 @@ test.skipIf(skip)("disk full → 503 + Retry-After, no corruption, resumes by it
       `resumed_after_ms=${resumeMs} process_alive=${alive}`,
   );
   expect(first503).not.toBeNull();
-  expect(first503!.retryAfter).toMatch(/^\d+$/);
+  expect(first503!.retryAfter).toBe("2"); // server.retry_after_s of the test config
+  expect(first503!.code).toBe("storage_unavailable");
   expect(again?.status).toBe(503);
+  expect(ready.status).toBe(503);
   expect(alive).toBe(true);
   // Every 200 is in the database, and the file is sound.
   expect(integrity()).toBe("ok");
