@@ -165,6 +165,12 @@ describe("configuration errors and transport failures", () => {
     const r2 = await c.submit(submitTo("12025550403", { text: "", media: [{ contentType: "image/jpeg", bytes: randomBytes(9_900), cacheKey: "edge", filename: "e.jpg" }] }));
     expect(r2).toMatchObject({ kind: "permanent", code: "mm7:size" });
     expect(stub.received.length).toBe(before);
+    // Exactly at max_message_bytes it goes; one byte under the size it is refused.
+    const edge = { text: "", messageId: "m-exact", media: [{ contentType: "image/jpeg", bytes: randomBytes(5_000), cacheKey: "exact", filename: "x.jpg" }] };
+    const size = Number(/message is (\d+) bytes/.exec(((await (await carrierFor({ max_message_bytes: 5_001 })).submit(submitTo("12025550404", edge))) as { message: string }).message)![1]);
+    reply = () => ({ kind: "ok", messageId: "EXACT" });
+    expect(await (await carrierFor({ max_message_bytes: size })).submit(submitTo("12025550404", edge))).toEqual({ kind: "ok", carrierMessageIds: ["EXACT"] });
+    expect(await (await carrierFor({ max_message_bytes: size - 1 })).submit(submitTo("12025550404", edge))).toMatchObject({ kind: "permanent", code: "mm7:size" });
   });
 });
 

@@ -125,7 +125,8 @@ describe("window and throttling", () => {
   test("status classes: 0x14 temporary, 0x0B permanent (never fallback), 0x45 permanent", async () => {
     const codes = [0x14, 0x0b, 0x45];
     const { h } = await setup({ submitStatus: (n) => codes[n - 1] });
-    expect(await h.carrier.submit(sms("a"))).toMatchObject({ kind: "temporary", code: "smpp:0x14" });
+    // A temporary status is retried with the ordinary backoff: only a throttle asks for throttle_pause_ms.
+    expect(await h.carrier.submit(sms("a"))).toEqual({ kind: "temporary", code: "smpp:0x14", message: "ESME_RMSGQFUL" });
     expect(await h.carrier.submit(sms("b"))).toEqual({ kind: "permanent", code: "smpp:0x0B", message: "ESME_RINVDSTADR", fallbackEligible: false });
     expect(await h.carrier.submit(sms("c"))).toMatchObject({ kind: "permanent", code: "smpp:0x45" });
   });
