@@ -130,6 +130,7 @@ for (const [name, mode] of mmsFaults) {
       `chaos: mmsc ${name} hold_ms=${HOLD_MS} accepted_before_429=${ids.length} high_water=${HIGH_WATER} first_429=${JSON.stringify(first429)} ` +
         `during_fault_status=${during?.status} attempts_at_front=${seenDuring} answers_lost=${swallowed} delivered_after_recovery=${end.delivered}/${ids.length} in_doubt_failed=${end.inDoubt} mmsc_duplicates=${dup} elapsed_ms=${Date.now() - t0}`,
     );
+<<<<<<< HEAD
     expect(dup).toBe(0);
     if (name === "garbage") {
       // A 200 nobody can read may be an accepted submit: each is in doubt at once, so at-most-once
@@ -153,6 +154,18 @@ for (const [name, mode] of mmsFaults) {
     if (name !== "hang") expect(end.delivered).toBe(ids.length);
     else expect(end.delivered + end.inDoubt).toBe(ids.length);
 =======
+=======
+    expect(ids.length).toBeGreaterThanOrEqual(HIGH_WATER - 2);
+    if (name !== "hang") {
+      expect(first429).not.toBeNull();
+      expect(first429!.retryAfter).toBe("2"); // server.retry_after_s of the test config
+      expect(first429!.code).toBe("queue_full");
+      expect(ids.length).toBeLessThanOrEqual(HIGH_WATER);
+      expect(during?.status).toBe(429);
+    }
+    // A lost answer ends its submit in doubt after timeout_ms, which drains the queue: intake opens
+    // again while the fault lasts, so on a slow machine more than the mark get in before any 429.
+>>>>>>> b48d92c (chaos: held kill9 recipients never end in 77 (that is the fallback number); the MMSC hang scenario no longer requires the 429 (lost answers drain the queue on a slow machine))
     expect(dup).toBe(0);
     // Refused connections and HTTP answers leave no doubt: those are all delivered after recovery. A
     // hang is a timeout after the request went out: in doubt, so at-most-once fails it (counted).
