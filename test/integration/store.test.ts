@@ -391,3 +391,70 @@ describe("recordSubmit: what it reports back to the dispatcher", () => {
     expect(await store.recordSubmit(fallback!, "sms", { kind: "permanent", code: "x:no", message: "no", fallbackEligible: false })).toEqual({ fallback: false, final: "failed" });
   });
 });
+
+describe("receipts, purge and outcomes in detail", () => {
+  const counted = (clock: { t: number }) => {
+    const outcomes: string[] = [];
+    const store = Store.open(join(tempDir(), "g.db"), {
+      now: () => clock.t,
+      retryBaseMs: 1000,
+      retryMaxMs: 60000,
+      receiptWindowMs: 3_600_000,
+      intermediateEvents: false,
+      inFlightPolicy: "at-most-once",
+      random: seeded(1),
+      onOutcome: (o) => outcomes.push(o.kind === "final" ? o.status : o.kind),
+    });
+    return { store, outcomes };
+  };
+  const submitted = async (store: Store, requestId: string, channel: "sms" | "mms", ids: string[]) => {
+    await store.accept({ ...input(requestId), channel });
+    const m = (await store.claimDue(channel, 10)).find((x) => x.requestId === requestId)!;
+    await store.recordSubmit(m, channel, { kind: "ok", carrierMessageIds: ids });
+    return m.id;
+  };
+  const eventOf = (store: Store, id: string) => (store.db.query("SELECT body FROM events WHERE message_id = ?").all(id) as { body: string }[]).map((e) => JSON.parse(e.body));
+
+  test("a failed receipt: its code names the error (message defaults to the code); an SMS never falls back; the carrier is recorded", async () => {
+    const { store, outcomes } = counted({ t: 1000 });
+    const id = await submitted(store, "rc1", "sms", ["k1"]);
+    expect((store.db.query("SELECT carrier FROM messages WHERE id = ?").get(id) as { carrier: string }).carrier).toBe("sms");
+    await store.receipt({ carrier: "sms", carrierMessageId: "k1", outcome: "failed", code: "smpp:UNDELIV", fallbackEligible: true, timestamp: 2 });
+    expect(store.getMessage(id)).toMatchObject({ state: "failed", channel: "sms", fallback: false });
+    expect(eventOf(store, id)).toMatchObject([{ status: "failed", error: { code: "smpp:UNDELIV", message: "smpp:UNDELIV" } }]);
+    // An MMS refused by its report goes to the fallback SMS, and that is reported as a fallback.
+    const mms = await submitted(store, "rc2", "mms", ["k2"]);
+    await store.receipt({ carrier: "mms", carrierMessageId: "k2", outcome: "failed", code: "mm7:NotSupported", message: "cannot show MMS", fallbackEligible: true, timestamp: 3 });
+    expect(store.getMessage(mms)).toMatchObject({ state: "accepted", channel: "sms", fallback: true });
+    expect(outcomes).toEqual(["failed", "fallback"]);
+  });
+
+  test("all parts reported, one of them only 'unknown': final `sent`, not delivered", async () => {
+    const { store } = counted({ t: 1000 });
+    const id = await submitted(store, "rc3", "sms", ["u1", "u2"]);
+    await store.receipt({ carrier: "sms", carrierMessageId: "u1", outcome: "delivered", timestamp: 2 });
+    await store.receipt({ carrier: "sms", carrierMessageId: "u2", outcome: "unknown", timestamp: 3 });
+    expect(store.getMessage(id)!.state).toBe("sent");
+    expect(eventOf(store, id)).toMatchObject([{ status: "sent", carrier_message_id: "u1" }]);
+  });
+
+  test("purge removes finished messages with their carrier ids and delivered events, in chunks, and counts them", async () => {
+    const clock = { t: 1000 };
+    const { store } = counted(clock);
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const id = await submitted(store, `pg${i}`, "sms", [`pk${i}`]);
+      await store.receipt({ carrier: "sms", carrierMessageId: `pk${i}`, outcome: "delivered", timestamp: 2 });
+      ids.push(id);
+    }
+    const seqs = (store.db.query("SELECT seq FROM events").all() as { seq: number }[]).map((e) => e.seq);
+    await store.eventsDelivered(seqs);
+    await store.accept(input("pg-open")); // still open: kept
+    clock.t += 10_000;
+    expect(await store.purge(0, clock.t, 2)).toEqual({ dedup: 0, messages: 5, events: 5 });
+    expect(store.db.query("SELECT COUNT(*) AS n FROM messages").get()).toEqual({ n: 1 });
+    expect(store.db.query("SELECT COUNT(*) AS n FROM carrier_ids").get()).toEqual({ n: 0 });
+    expect(store.db.query("SELECT COUNT(*) AS n FROM events").get()).toEqual({ n: 0 });
+    for (const id of ids) expect(store.getMessage(id)).toBeNull();
+  });
+});
