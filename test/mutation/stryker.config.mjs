@@ -17,7 +17,7 @@ export const groups = {
   // purge, and the single place a message becomes final (move/finish/fallbackOrFail/emit).
   store: {
     mutate: ["src/store/store.ts:203-453", "src/store/store.ts:599-629", "src/store/store.ts:646-712"],
-    command: bunTest("test/integration/store.test.ts", "test/integration/pipeline.test.ts"),
+    command: bunTest("test/integration/store.test.ts", "test/integration/pipeline.test.ts", "test/integration/receipt-id-base.test.ts"),
   },
   // Submitting, retrying, fallback, receipts routing, operator commands.
   pipeline: {
