@@ -41,10 +41,16 @@ test(`kill -9 × ${ROUNDS} under mixed MMS/SMS load`, async () => {
   // not a timeout, to decide their fate.
   let holding = true;
   const isHeld = (to: string) => to.startsWith("1204");
+  const heldAtMmsc = new Set<string>(); // held recipients whose SubmitReq the MMSC got (and never answered)
   carriers = await startCarriers({
     gatewayUrl: () => url,
     reportDelayMs: 100,
-    mmsScenario: (to) => (to.endsWith("77") ? "fallback" : isHeld(to) && holding ? "hang" : "ok"),
+    mmsScenario: (to) => {
+      if (to.endsWith("77")) return "fallback";
+      if (!isHeld(to) || !holding) return "ok";
+      heldAtMmsc.add(to);
+      return "hang";
+    },
   });
   const doc = carrierConfigDoc(dir, carriers.mmscUrl, carriers.smsc.port, { carriers: { mms: { timeout_ms: 120_000 } } });
 
@@ -187,7 +193,7 @@ test(`kill -9 × ${ROUNDS} under mixed MMS/SMS load`, async () => {
   for (const s of carriers.smsc.submits) smsCount.set(s.destAddr, (smsCount.get(s.destAddr) ?? 0) + 1);
   const dupMms = [...mmsCount.values()].filter((c) => c > 1).length;
   // The held submits: on the wire when their process was killed.
-  const heldOnWire = [...mmsCount].filter(([to]) => isHeld(to));
+  const heldOnWire = [...mmsCount].filter(([to]) => heldAtMmsc.has(to));
   const heldState = heldOnWire.map(([to, count]) => {
     const id = [...toOf].find(([, t]) => t === to)?.[0];
     const m = all.find((x) => x.id === id);
