@@ -24,10 +24,11 @@ export const groups = {
     mutate: ["src/pipeline/dispatcher.ts", "src/pipeline/receipts.ts", "src/pipeline/operator.ts"],
     command: bunTest("test/unit/operator.test.ts", "test/integration/pipeline.test.ts", "test/integration/carriers-e2e.test.ts", "test/integration/admin-http.test.ts"),
   },
-  // How the adapters classify carrier answers and parse receipts (pure functions, unit tests).
+  // How the adapters classify carrier answers and parse receipts (pure functions, unit tests; SMPP statuses
+  // are classified inside the carrier, so its session tests run too).
   classification: {
     mutate: ["adapters/mm7/status.ts", "adapters/mm7/submit-response.ts", "adapters/smpp/status.ts", "adapters/smpp/receipt.ts"],
-    command: bunTest("test/unit/mm7-status.test.ts", "test/unit/mm7-submit.test.ts", "test/unit/smpp-receipt.test.ts", "test/unit/smpp-message.test.ts", "test/unit/smpp-pdu.test.ts"),
+    command: bunTest("test/unit/mm7-status.test.ts", "test/unit/mm7-submit.test.ts", "test/unit/smpp-receipt.test.ts", "test/unit/smpp-message.test.ts", "test/unit/smpp-pdu.test.ts", "test/integration/smpp-session.test.ts"),
   },
   // The adapters' in-doubt outcomes: MM7 timeout/stop, SMPP timeout/link loss (real MMSC stub, real SMPP).
   "in-doubt": {
