@@ -3,7 +3,7 @@
 import { afterAll, expect, test } from "bun:test";
 import pino from "pino";
 import { startApp, type App } from "../../src/app.ts";
-import { post, sendBody, tempDir, testConfig, waitFor } from "../support/app.ts";
+import { post, sendBody, sqlite, tempDir, testConfig, waitFor } from "../support/app.ts";
 
 const HOUR = 3_600_000;
 const clock = { t: Date.UTC(2026, 0, 1) };
@@ -18,18 +18,18 @@ test("a retry inside store.dedup_window_hours gets the stored answer after the a
   const body = sendBody({ subject: undefined, fallback_text: undefined });
   const first = await post(app.url, "/sms", body);
   expect(first.status).toBe(200);
-  await waitFor("delivered", () => app.store.getMessage(first.json.id)?.state === "delivered");
+  await waitFor("delivered", async () => (await app.store.getMessage(first.json.id))?.state === "delivered");
 
   clock.t += 2 * HOUR;
-  await waitFor("the automatic purge of the finished message", () => app.store.getMessage(first.json.id) === null);
+  await waitFor("the automatic purge of the finished message", async () => (await app.store.getMessage(first.json.id)) === null);
   const retry = await post(app.url, "/sms", body);
   expect(retry.status).toBe(200);
   expect(retry.json.id).toBe(first.json.id);
-  expect(app.store.db.query("SELECT COUNT(*) AS n FROM messages").get()).toEqual({ n: 0 });
+  expect(sqlite(app.store).db.query("SELECT COUNT(*) AS n FROM messages").get()).toEqual({ n: 0 });
 
   // Past the window the key goes too, and the same request_id is a new message.
   clock.t += 2 * HOUR;
-  await waitFor("the automatic purge of the dedup key", () => (app.store.db.query("SELECT COUNT(*) AS n FROM dedup").get() as { n: number }).n === 0);
+  await waitFor("the automatic purge of the dedup key", () => (sqlite(app.store).db.query("SELECT COUNT(*) AS n FROM dedup").get() as { n: number }).n === 0);
   const late = await post(app.url, "/sms", body);
   expect(late.status).toBe(200);
   expect(late.json.id).not.toBe(first.json.id);

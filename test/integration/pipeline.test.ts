@@ -28,7 +28,7 @@ async function journey(path: "/mms" | "/sms", to: string, extra: Record<string, 
     const e = sink.byMessage(r.json.id);
     return e.length > 0 && e;
   });
-  await untilIdle(app.store.db, [r.json.id]); // a second final event would have been posted by now
+  await untilIdle(sqlite(app.store).db, [r.json.id]); // a second final event would have been posted by now
   return { id: r.json.id as string, body, events: sink.byMessage(r.json.id) };
 }
 

@@ -77,7 +77,7 @@ describe("store", () => {
   test("validity expiry while waiting for a retry: failed with gateway:validity_expired and exactly one event", async () => {
     const clock = { t: 1000 };
     const finals: string[] = [];
-    const store = Store.open(join(tempDir(), "g.db"), {
+    const store = SqliteStore.open(join(tempDir(), "g.db"), {
       now: () => clock.t,
       retryBaseMs: 1000,
       retryMaxMs: 1000,
@@ -287,7 +287,7 @@ describe("schema", () => {
 describe("intake answers", () => {
   test("a new message, its replay (same or other body), and a request without request_id", async () => {
     const store = open({ t: 1000 });
-    expect(store.lookupRequest("a", "i1", "h")).toBeNull();
+    expect(await store.lookupRequest("a", "i1", "h")).toBeNull();
     const first = await store.accept(input("i1"));
     expect(first).toMatchObject({ status: 200, replay: false, bodyDiffers: false });
     expect(await store.accept(input("i1"))).toMatchObject({ status: 200, replay: true, bodyDiffers: false, messageId: first.messageId, body: first.body });
@@ -305,14 +305,14 @@ describe("intake answers", () => {
     const store = open({ t: 1000 });
     expect(await store.rememberRefusal("a", "bad", 400, '{"error":1}', "h")).toEqual({ status: 400, body: '{"error":1}', replay: false, bodyDiffers: false, messageId: null });
     expect(await store.rememberRefusal("a", "bad", 400, '{"error":2}', "h2")).toEqual({ status: 400, body: '{"error":1}', replay: true, bodyDiffers: true, messageId: null });
-    expect(store.lookupRequest("a", "bad", "h")).toMatchObject({ status: 400, replay: true, bodyDiffers: false });
+    expect(await store.lookupRequest("a", "bad", "h")).toMatchObject({ status: 400, replay: true, bodyDiffers: false });
   });
 });
 
 describe("recordSubmit: what it reports back to the dispatcher", () => {
   const openAt = (clock: { t: number }, o: { inFlightPolicy?: "at-most-once" | "at-least-once"; intermediateEvents?: boolean } = {}) =>
-    Store.open(join(tempDir(), "g.db"), { now: () => clock.t, retryBaseMs: 1000, retryMaxMs: 60000, receiptWindowMs: 3_600_000, intermediateEvents: o.intermediateEvents ?? false, inFlightPolicy: o.inFlightPolicy ?? "at-most-once", random: seeded(1) });
-  const state = (store: Store, id: string) => store.db.query("SELECT state, channel, due_at, last_error FROM messages WHERE id = ?").get(id) as { state: string; channel: string; due_at: number | null; last_error: string | null };
+    SqliteStore.open(join(tempDir(), "g.db"), { now: () => clock.t, retryBaseMs: 1000, retryMaxMs: 60000, receiptWindowMs: 3_600_000, intermediateEvents: o.intermediateEvents ?? false, inFlightPolicy: o.inFlightPolicy ?? "at-most-once", random: seeded(1) });
+  const state = (store: SqliteStore, id: string) => store.db.query("SELECT state, channel, due_at, last_error FROM messages WHERE id = ?").get(id) as { state: string; channel: string; due_at: number | null; last_error: string | null };
 
   test("accepted by the carrier: no final yet; the receipt window starts now; the intermediate event names the carrier id", async () => {
     const clock = { t: 1000 };
@@ -321,8 +321,8 @@ describe("recordSubmit: what it reports back to the dispatcher", () => {
     const [m] = await store.claimDue("sms", 10);
     expect(await store.recordSubmit(m!, "sms", { kind: "ok", carrierMessageIds: ["c1"] })).toEqual({ fallback: false, final: null });
     expect(state(store, m!.id)).toMatchObject({ state: "submitted", due_at: 1000 + 3_600_000 });
-    expect(store.nextDue("submitted", "sms")).toBe(1000 + 3_600_000);
-    expect(store.nextDue("accepted", "sms")).toBeNull();
+    expect(await store.nextDue("submitted", "sms")).toBe(1000 + 3_600_000);
+    expect(await store.nextDue("accepted", "sms")).toBeNull();
     clock.t += 3_599_999;
     expect(await store.expireReceiptWindows(10)).toBe(0);
     const events = store.db.query("SELECT body FROM events").all() as { body: string }[];
@@ -335,10 +335,10 @@ describe("recordSubmit: what it reports back to the dispatcher", () => {
     await store.accept(input("s3"));
     const claimed = await store.claimDue("sms", 10);
     const [a, b] = ["s2", "s3"].map((r) => claimed.find((m) => m.requestId === r));
-    expect(await store.receipt({ carrier: "sms", carrierMessageId: "h1", outcome: "delivered", timestamp: 1 })).toBe("unmatched");
+    expect(await store.applyReceipt({ carrier: "sms", carrierMessageId: "h1", outcome: "delivered", timestamp: 1 })).toBe("unmatched");
     expect(await store.recordSubmit(a!, "sms", { kind: "ok", carrierMessageIds: ["h1"] })).toEqual({ fallback: false, final: "delivered" });
     // One of two parts reported early: still waiting for the other.
-    expect(await store.receipt({ carrier: "sms", carrierMessageId: "p1", outcome: "delivered", timestamp: 1 })).toBe("unmatched");
+    expect(await store.applyReceipt({ carrier: "sms", carrierMessageId: "p1", outcome: "delivered", timestamp: 1 })).toBe("unmatched");
     expect(await store.recordSubmit(b!, "sms", { kind: "ok", carrierMessageIds: ["p1", "p2"] })).toEqual({ fallback: false, final: null });
     expect(state(store, b!.id).state).toBe("submitted");
   });
@@ -395,7 +395,7 @@ describe("recordSubmit: what it reports back to the dispatcher", () => {
 describe("receipts, purge and outcomes in detail", () => {
   const counted = (clock: { t: number }) => {
     const outcomes: string[] = [];
-    const store = Store.open(join(tempDir(), "g.db"), {
+    const store = SqliteStore.open(join(tempDir(), "g.db"), {
       now: () => clock.t,
       retryBaseMs: 1000,
       retryMaxMs: 60000,
@@ -407,34 +407,34 @@ describe("receipts, purge and outcomes in detail", () => {
     });
     return { store, outcomes };
   };
-  const submitted = async (store: Store, requestId: string, channel: "sms" | "mms", ids: string[]) => {
+  const submitted = async (store: SqliteStore, requestId: string, channel: "sms" | "mms", ids: string[]) => {
     await store.accept({ ...input(requestId), channel });
     const m = (await store.claimDue(channel, 10)).find((x) => x.requestId === requestId)!;
     await store.recordSubmit(m, channel, { kind: "ok", carrierMessageIds: ids });
     return m.id;
   };
-  const eventOf = (store: Store, id: string) => (store.db.query("SELECT body FROM events WHERE message_id = ?").all(id) as { body: string }[]).map((e) => JSON.parse(e.body));
+  const eventOf = (store: SqliteStore, id: string) => (store.db.query("SELECT body FROM events WHERE message_id = ?").all(id) as { body: string }[]).map((e) => JSON.parse(e.body));
 
   test("a failed receipt: its code names the error (message defaults to the code); an SMS never falls back; the carrier is recorded", async () => {
     const { store, outcomes } = counted({ t: 1000 });
     const id = await submitted(store, "rc1", "sms", ["k1"]);
     expect((store.db.query("SELECT carrier FROM messages WHERE id = ?").get(id) as { carrier: string }).carrier).toBe("sms");
-    await store.receipt({ carrier: "sms", carrierMessageId: "k1", outcome: "failed", code: "smpp:UNDELIV", fallbackEligible: true, timestamp: 2 });
-    expect(store.getMessage(id)).toMatchObject({ state: "failed", channel: "sms", fallback: false });
+    await store.applyReceipt({ carrier: "sms", carrierMessageId: "k1", outcome: "failed", code: "smpp:UNDELIV", fallbackEligible: true, timestamp: 2 });
+    expect(await store.getMessage(id)).toMatchObject({ state: "failed", channel: "sms", fallback: false });
     expect(eventOf(store, id)).toMatchObject([{ status: "failed", error: { code: "smpp:UNDELIV", message: "smpp:UNDELIV" } }]);
     // An MMS refused by its report goes to the fallback SMS, and that is reported as a fallback.
     const mms = await submitted(store, "rc2", "mms", ["k2"]);
-    await store.receipt({ carrier: "mms", carrierMessageId: "k2", outcome: "failed", code: "mm7:NotSupported", message: "cannot show MMS", fallbackEligible: true, timestamp: 3 });
-    expect(store.getMessage(mms)).toMatchObject({ state: "accepted", channel: "sms", fallback: true });
+    await store.applyReceipt({ carrier: "mms", carrierMessageId: "k2", outcome: "failed", code: "mm7:NotSupported", message: "cannot show MMS", fallbackEligible: true, timestamp: 3 });
+    expect(await store.getMessage(mms)).toMatchObject({ state: "accepted", channel: "sms", fallback: true });
     expect(outcomes).toEqual(["failed", "fallback"]);
   });
 
   test("all parts reported, one of them only 'unknown': final `sent`, not delivered", async () => {
     const { store } = counted({ t: 1000 });
     const id = await submitted(store, "rc3", "sms", ["u1", "u2"]);
-    await store.receipt({ carrier: "sms", carrierMessageId: "u1", outcome: "delivered", timestamp: 2 });
-    await store.receipt({ carrier: "sms", carrierMessageId: "u2", outcome: "unknown", timestamp: 3 });
-    expect(store.getMessage(id)!.state).toBe("sent");
+    await store.applyReceipt({ carrier: "sms", carrierMessageId: "u1", outcome: "delivered", timestamp: 2 });
+    await store.applyReceipt({ carrier: "sms", carrierMessageId: "u2", outcome: "unknown", timestamp: 3 });
+    expect((await store.getMessage(id))!.state).toBe("sent");
     expect(eventOf(store, id)).toMatchObject([{ status: "sent", carrier_message_id: "u1" }]);
   });
 
@@ -444,7 +444,7 @@ describe("receipts, purge and outcomes in detail", () => {
     const ids: string[] = [];
     for (let i = 0; i < 5; i++) {
       const id = await submitted(store, `pg${i}`, "sms", [`pk${i}`]);
-      await store.receipt({ carrier: "sms", carrierMessageId: `pk${i}`, outcome: "delivered", timestamp: 2 });
+      await store.applyReceipt({ carrier: "sms", carrierMessageId: `pk${i}`, outcome: "delivered", timestamp: 2 });
       ids.push(id);
     }
     const seqs = (store.db.query("SELECT seq FROM events").all() as { seq: number }[]).map((e) => e.seq);
@@ -455,6 +455,6 @@ describe("receipts, purge and outcomes in detail", () => {
     expect(store.db.query("SELECT COUNT(*) AS n FROM messages").get()).toEqual({ n: 1 });
     expect(store.db.query("SELECT COUNT(*) AS n FROM carrier_ids").get()).toEqual({ n: 0 });
     expect(store.db.query("SELECT COUNT(*) AS n FROM events").get()).toEqual({ n: 0 });
-    for (const id of ids) expect(store.getMessage(id)).toBeNull();
+    for (const id of ids) expect(await store.getMessage(id)).toBeNull();
   });
 });

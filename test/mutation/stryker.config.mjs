@@ -11,12 +11,12 @@ export const groups = {
   // Message states, final events, outcome kinds.
   domain: {
     mutate: ["src/domain/*.ts"],
-    command: bunTest("test/unit/event.test.ts", "test/unit/message-states.test.ts", "test/unit/receipt-match.test.ts", "test/integration/store.test.ts"),
+    command: bunTest("test/unit/event.test.ts", "test/unit/message-states.test.ts", "test/unit/receipt-match.test.ts", "test/unit/decisions.test.ts", "test/integration/store.test.ts"),
   },
   // The store's promise paths: intake + dedup, claims, recordSubmit (in doubt), recovery, receipts,
   // purge, and the single place a message becomes final (move/finish/fallbackOrFail/emit).
   store: {
-    mutate: ["src/store/store.ts:203-453", "src/store/store.ts:599-629", "src/store/store.ts:646-712"],
+    mutate: ["src/store/sqlite/store.ts:183-402", "src/store/sqlite/store.ts:554-579", "src/store/sqlite/store.ts:594-631"],
     command: bunTest("test/integration/store.test.ts", "test/integration/pipeline.test.ts", "test/integration/receipt-id-base.test.ts"),
   },
   // Submitting, retrying, fallback, receipts routing, operator commands.
