@@ -26,6 +26,13 @@ function haveKannel(): boolean {
 }
 
 /** Installs Debian's kannel if missing and we are root; returns why not otherwise. */
+/** The installed Debian package's version, e.g. "1.4.5-13" (null when not installed). */
+export function kannelVersion(): string | null {
+  const q = Bun.spawnSync(["dpkg-query", "-W", "-f=${Version}", "kannel"], { stdout: "pipe", stderr: "ignore" });
+  const v = q.stdout.toString().trim();
+  return q.exitCode === 0 && v ? v : null;
+}
+
 export function ensureKannel(): string | null {
   if (haveKannel()) return null;
   if (process.getuid?.() !== 0) return "kannel is not installed and this is not root: run `apt-get install -y kannel` to include it";
@@ -214,7 +221,7 @@ export async function benchKannel(): Promise<Row[]> {
   const k = results.get("kannel")!;
   const col = (rs: { burst: E2eResult; paced: E2eResult }[], f: (r: { burst: E2eResult; paced: E2eResult }) => number, d = 0) => (rs.length ? spread(rs.map(f), d) : "skipped");
   const rat = (f: (r: { burst: E2eResult; paced: E2eResult }) => number, d = 2) => (k.length ? spread(g.map((x, i) => f(x) / f(k[i]!)), d) : "");
-  const label = `SMS vs Kannel 1.4.5, ${fmtN(N)} burst / ${fmtN(PACED_N)} paced`;
+  const label = `SMS vs Kannel ${kannelVersion() ?? "(not installed)"}, ${fmtN(N)} burst / ${fmtN(PACED_N)} paced`;
   const lat = (rs: { burst: E2eResult; paced: E2eResult }[], which: "burst" | "paced") =>
     rs.length ? `${spread(rs.map((r) => r[which].p50))} / ${spread(rs.map((r) => r[which].p99))}` : "skipped";
   return [
@@ -222,7 +229,8 @@ export async function benchKannel(): Promise<Row[]> {
     { bench: label, figure: "end to end msg/s (POST /sms → submit_sm → receipt → webhook)", gateway: col(g, (r) => r.burst.e2ePerS), ceiling: col(k, (r) => r.burst.e2ePerS), ratio: rat((r) => r.burst.e2ePerS), target: "≥ Kannel" },
     { bench: label, figure: "CPU ms per message, own processes (burst)", gateway: col(g, (r) => r.burst.cpuPerMsg, 3), ceiling: col(k, (r) => r.burst.cpuPerMsg, 3), ratio: rat((r) => r.burst.cpuPerMsg), target: "≤ Kannel" },
     { bench: label, figure: "latency request → callback p50 / p99 ms, burst", gateway: lat(g, "burst"), ceiling: lat(k, "burst"), ratio: "", target: "" },
-    { bench: label, figure: `latency request → callback p50 / p99 ms, paced ${fmtN(PACED_RATE)}/s`, gateway: lat(g, "paced"), ceiling: lat(k, "paced"), ratio: rat((r) => r.paced.p50), target: "≤ Kannel" },
+    // The target speaks of p99: the ratio is gateway p99 ÷ Kannel p99, run by run.
+    { bench: label, figure: `latency request → callback p50 / p99 ms, paced ${fmtN(PACED_RATE)}/s (ratio: p99)`, gateway: lat(g, "paced"), ceiling: lat(k, "paced"), ratio: rat((r) => r.paced.p99), target: "p99 ≤ Kannel" },
     { bench: label, figure: "CPU ms per message, own processes (paced)", gateway: col(g, (r) => r.paced.cpuPerMsg, 3), ceiling: col(k, (r) => r.paced.cpuPerMsg, 3), ratio: rat((r) => r.paced.cpuPerMsg), target: "" },
   ];
 }

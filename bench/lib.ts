@@ -165,7 +165,8 @@ export async function spawnHelper(script: string, env: Record<string, string> = 
 export interface SinkHandle {
   url: string;
   pid: number;
-  stats(): Promise<{ events: number; posts: number; first: number; last: number; noAuth: number }>;
+  /** `events` are distinct (by event_id); `redelivered` counts the repeats. */
+  stats(): Promise<{ events: number; redelivered: number; posts: number; first: number; last: number; noAuth: number }>;
   times(): Promise<Record<string, number>>;
   reset(): Promise<void>;
   /** Waits (bounded) until `n` events have arrived or nothing new came for `idleMs`. */
@@ -412,6 +413,8 @@ export async function e2eRun(o: {
   const t0 = load.sendTimes[0]!;
   const lat = callbackLatencies(load, await o.sink.times(), o.key);
   const st = await o.sink.stats();
+  // Every accepted request must have its callback: a run that lost some has no honest figures.
+  if (lat.length < load.ok) throw new Error(`lost callbacks: ${load.ok - lat.length} of ${load.ok} accepted requests got none (${st.events} distinct events, ${st.redelivered} redelivered)`);
   return {
     sent: load.sent,
     accepted: load.ok,

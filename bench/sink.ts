@@ -1,21 +1,30 @@
-// A cheap webhook sink in its own process for the end-to-end benchmarks: counts events and records the
-// arrival time of each one by key, without verifying JWTs (only checks that a bearer/JWT header is there).
-//   POST <any path>  — the gateway's batches: a JSON array of events; key = request_id
+// A cheap webhook sink in its own process for the end-to-end benchmarks: counts distinct events and
+// records the first arrival time of each one by key, without verifying JWTs (only checks that a
+// bearer/JWT header is there). A redelivery (same event_id; for Kannel the same id and type) is counted
+// apart, never as a new event, so a run cannot make up for a lost callback with a repeated one.
+//   POST <any path>  — the gateway's batches: a JSON array of events; event = event_id, key = request_id
 //   GET  /dlr?id=K&type=T — Kannel's dlr-url; final types (1 delivered, 2 undelivered) count, key = id
-//   GET  /stats      — {"events","posts","first","last","noAuth"}
+//   GET  /stats      — {"events","redelivered","posts","first","last","noAuth"}
 //   GET  /times      — {"key": arrival ms (performance.timeOrigin-based, sub-ms), …}
 //   POST /reset      — forget everything
 // Prints {"port":N} on stdout and runs until killed.
 const now = () => performance.timeOrigin + performance.now();
 let times = new Map<string, number>();
+let eventIds = new Set<string>();
 let events = 0;
+let redelivered = 0;
 let posts = 0;
 let first = 0;
 let last = 0;
 let noAuth = 0;
 
-function seen(key: string): void {
+function seen(eventId: string, key: string): void {
   const t = now();
+  if (eventIds.has(eventId)) {
+    redelivered++;
+    return;
+  }
+  eventIds.add(eventId);
   if (!first) first = t;
   last = t;
   events++;
@@ -33,22 +42,23 @@ const server = Bun.serve({
     if (req.method === "POST" && path !== "/reset") {
       posts++;
       if (!req.headers.get("authorization")) noAuth++;
-      const batch = (await req.json()) as { request_id: string | null; status: string }[];
-      for (const e of batch) seen(e.request_id ?? "");
+      const batch = (await req.json()) as { event_id: string; request_id: string | null; status: string }[];
+      for (const e of batch) seen(e.event_id, e.request_id ?? "");
       return new Response("ok");
     }
     if (path === "/dlr") {
       posts++;
       const p = new URLSearchParams(url.slice(q + 1));
       const type = Number(p.get("type"));
-      if (type === 1 || type === 2) seen(p.get("id") ?? "");
+      if (type === 1 || type === 2) seen(`${p.get("id")}/${type}`, p.get("id") ?? "");
       return new Response("ok");
     }
-    if (path === "/stats") return Response.json({ events, posts, first, last, noAuth });
+    if (path === "/stats") return Response.json({ events, redelivered, posts, first, last, noAuth });
     if (path === "/times") return Response.json(Object.fromEntries(times));
     if (path === "/reset") {
       times = new Map();
-      events = posts = first = last = noAuth = 0;
+      eventIds = new Set();
+      events = redelivered = posts = first = last = noAuth = 0;
       return new Response("ok");
     }
     return new Response("not found", { status: 404 });

@@ -59,6 +59,7 @@ export type FrontMode =
   | { kind: "pass" }
   | { kind: "down" } // the port is closed: connection refused
   | { kind: "hang" } // accepts, never answers (until the mode changes)
+  | { kind: "swallow" } // passes the request on (the peer takes it), holds the answer (until the mode changes)
   | { kind: "status"; status: number; body?: string; contentType?: string }
   | { kind: "slow"; ms: number };
 
@@ -68,6 +69,8 @@ export interface Front {
   /** Requests that reached the front while it was listening. */
   seen: number;
   passed: number;
+  /** Requests passed on whose answer was then held back ("swallow"). */
+  swallowed: number;
   set(mode: FrontMode): void;
   readonly mode: FrontMode;
   stop(): void;
@@ -87,6 +90,7 @@ export function startFront(target: string, port = 0): Front {
     port,
     seen: 0,
     passed: 0,
+    swallowed: 0,
     get mode() {
       return mode;
     },
@@ -129,8 +133,16 @@ export function startFront(target: string, port = 0): Front {
         headers.delete("host");
         headers.delete("content-length");
         front.passed++;
+        const swallow = mode.kind === "swallow";
         const r = await fetch(`${target}${u.pathname}${u.search}`, { method: req.method, headers, body: req.method === "GET" ? undefined : body });
-        return new Response(await r.arrayBuffer(), { status: r.status, headers: r.headers });
+        const answer = await r.arrayBuffer();
+        if (swallow) {
+          // The peer took it; its answer is lost on the way back.
+          front.swallowed++;
+          await new Promise<void>((r) => waiting.add(r));
+          return new Response("released", { status: 503 });
+        }
+        return new Response(answer, { status: r.status, headers: r.headers });
       },
     });
     front.port = server.port!;
@@ -162,8 +174,11 @@ export interface Carriers {
 export interface CarrierOptions {
   /** Where the gateway is (a getter: the port stays, the process changes). */
   gatewayUrl: () => string;
-  /** MMSC answer for a recipient; default ok. `77` endings say "cannot take MMS" (2002 → fallback). */
-  mmsScenario?: (to: string) => "ok" | "fallback";
+  /**
+   * MMSC answer for a recipient; default ok. `77` endings say "cannot take MMS" (2002 → fallback).
+   * "hang": received, never answered (until the stub stops) — a submit left on the wire.
+   */
+  mmsScenario?: (to: string) => "ok" | "fallback" | "hang";
   reportDelayMs?: number;
   smsc?: SmscOptions;
 }
@@ -186,7 +201,9 @@ export async function startCarriers(o: CarrierOptions): Promise<Carriers> {
     password: "secret",
     scenario: (req) => {
       const to = (req.to[0]?.value ?? "").replace(/\D/g, "");
-      if ((o.mmsScenario?.(to) ?? (to.endsWith("77") ? "fallback" : "ok")) === "fallback") return { kind: "status", code: 2002, text: "Address Error" };
+      const scenario = o.mmsScenario?.(to) ?? (to.endsWith("77") ? "fallback" : "ok");
+      if (scenario === "hang") return { kind: "hang" };
+      if (scenario === "fallback") return { kind: "status", code: 2002, text: "Address Error" };
       const messageId = `mmsc-${++n}`;
       mmsByTo.set(to, [...(mmsByTo.get(to) ?? []), messageId]);
       reports.add({

@@ -2,8 +2,13 @@
 // flowing, against the compiled binary. Checks after every restart and at the end: every 200 stored
 // once, no request reaching a carrier twice (default at-most-once: in-flight messages end failed with
 // gateway:in_flight_unknown), exactly one final event per message at the sink, nothing lost.
+// Some MMS recipients are held by the MMSC (received, never answered) while the kills go on, so every
+// round has submits certainly on the wire when the process dies: each must end failed
+// gateway:in_flight_unknown and have reached the MMSC exactly once (recovery must not resend it).
 import { afterAll, expect, test } from "bun:test";
+import { join } from "node:path";
 import { freePort, type Running } from "../support/binary.ts";
+import { untilIdle } from "../support/idle.ts";
 import { startSink, type Sink } from "../support/sink.ts";
 import { ACME_SECRET, tempDir, carrierConfigDoc, FINAL, FULL, intIn, postJson, readDb, rng, SEED, startCarriers, startGateway, stopGateway, summary, until, type Carriers } from "./harness.ts";
 
@@ -32,8 +37,22 @@ test(`kill -9 × ${ROUNDS} under mixed MMS/SMS load`, async () => {
   const port = freePort();
   const url = `http://127.0.0.1:${port}`;
   sink = startSink(ACME_SECRET);
-  carriers = await startCarriers({ gatewayUrl: () => url, reportDelayMs: 100 });
-  const doc = carrierConfigDoc(dir, carriers.mmscUrl, carriers.smsc.port);
+  // Held recipients (1204…) get no answer while the kills go on; the long MM7 timeout leaves the kill,
+  // not a timeout, to decide their fate.
+  let holding = true;
+  const isHeld = (to: string) => to.startsWith("1204");
+  const heldAtMmsc = new Set<string>(); // held recipients whose SubmitReq the MMSC got (and never answered)
+  carriers = await startCarriers({
+    gatewayUrl: () => url,
+    reportDelayMs: 100,
+    mmsScenario: (to) => {
+      if (to.endsWith("77")) return "fallback";
+      if (!isHeld(to) || !holding) return "ok";
+      heldAtMmsc.add(to);
+      return "hang";
+    },
+  });
+  const doc = carrierConfigDoc(dir, carriers.mmscUrl, carriers.smsc.port, { carriers: { mms: { timeout_ms: 120_000 } } });
 
   // ---- load: unique recipient per request so carrier-side duplicates are attributable ----
   let made = 0;
@@ -53,6 +72,7 @@ test(`kill -9 × ${ROUNDS} under mixed MMS/SMS load`, async () => {
       to = `1202${String(n).padStart(7, "0")}`;
       if (to.endsWith("77")) to = `1203${String(n).padStart(7, "0")}`.replace(/77$/, "78"); // never collides: 1203… is used only here
       if (kind > 0.6) path = "/sms";
+      else if (n % 29 === 3) to = `1204${String(n).padStart(6, "0")}5`; // held by the MMSC (ends in 5, never 77)
     }
     const body: Record<string, unknown> = {
       to: `00${to}`,
@@ -121,6 +141,8 @@ test(`kill -9 × ${ROUNDS} under mixed MMS/SMS load`, async () => {
     killedAt.push(runFor);
     paused = intIn(r, 0, 1) === 1; // sometimes Bloomreach keeps hammering the dead port, sometimes not
   }
+  // Held submits died with their process; from now on the MMSC answers everyone.
+  holding = false;
   gw = await startGateway(dir, doc, port);
   paused = false;
   checkStoredOnce("after the last restart");
@@ -151,7 +173,7 @@ test(`kill -9 × ${ROUNDS} under mixed MMS/SMS load`, async () => {
     const noEvent = rows.filter((x) => sink.byMessage(x.id).length === 0);
     throw new Error(`${(e as Error).message}: open=${open.length} ${JSON.stringify(open.slice(0, 3))} without event=${noEvent.length} pendingReports=${carriers.pendingReports()}`);
   });
-  await Bun.sleep(1000); // a duplicate event would arrive by now
+  await untilIdle(join(dir, "gateway.db")); // a duplicate event would have been posted by now
   checkStoredOnce("at the end");
 
   const storedRows = all.length;
@@ -170,6 +192,13 @@ test(`kill -9 × ${ROUNDS} under mixed MMS/SMS load`, async () => {
   const smsCount = new Map<string, number>();
   for (const s of carriers.smsc.submits) smsCount.set(s.destAddr, (smsCount.get(s.destAddr) ?? 0) + 1);
   const dupMms = [...mmsCount.values()].filter((c) => c > 1).length;
+  // The held submits: on the wire when their process was killed.
+  const heldOnWire = [...mmsCount].filter(([to]) => heldAtMmsc.has(to));
+  const heldState = heldOnWire.map(([to, count]) => {
+    const id = [...toOf].find(([, t]) => t === to)?.[0];
+    const m = all.find((x) => x.id === id);
+    return { to, count, state: m?.state, inFlightUnknown: (m?.last_error ?? "").includes("gateway:in_flight_unknown") };
+  });
   const dupSms = [...smsCount.values()].filter((c) => c > 1).length;
   if (dupMms + dupSms > 0) {
     const dupTos = [...mmsCount].filter(([, c]) => c > 1).map(([t]) => t).concat([...smsCount].filter(([, c]) => c > 1).map(([t]) => t));
@@ -185,7 +214,7 @@ test(`kill -9 × ${ROUNDS} under mixed MMS/SMS load`, async () => {
   summary(
     `chaos: kill -9 rounds=${ROUNDS} requests=${made} accepted=${acked.size} stored=${storedRows} duplicates_stored=0 ` +
       `carrier_duplicates_mm7=${dupMms} carrier_duplicates_smpp=${dupSms} lost=${storedRows - all.filter((m) => sink.byMessage(m.id).length >= 1).length} ` +
-      `multiple_final_events=${multiFinal} in_flight_failed=${inFlightFailed} other_failed=${otherFailed.length} undelivered_events=${deadEvents} ` +
+      `multiple_final_events=${multiFinal} held_on_wire_at_kill=${heldOnWire.length} in_flight_failed=${inFlightFailed} other_failed=${otherFailed.length} undelivered_events=${deadEvents} ` +
       `redelivered_webhooks=${sink.redelivered} no_answer_retried=${noAnswer} non200_retried=${non200} ` +
       `mm7_reports=${carriers.stats.mmReportsAcked}(+${carriers.stats.mmReportAttemptsFailed} failed attempts) ` +
       `smpp_receipts=${carriers.stats.smsReceiptsAcked}(+${carriers.stats.smsReceiptAttemptsFailed} failed attempts) ` +
@@ -194,6 +223,10 @@ test(`kill -9 × ${ROUNDS} under mixed MMS/SMS load`, async () => {
 
   expect(acked.size).toBe(made);
   expect(storedRows).toBe(acked.size); // every request was retried to a 200, so no stored message is unknown
+  // In doubt, not resent: every held submit reached the MMSC once and ended failed in_flight_unknown.
+  expect(heldOnWire.length).toBeGreaterThan(0);
+  expect(heldState.filter((h) => h.count !== 1 || h.state !== "failed" || !h.inFlightUnknown)).toEqual([]);
+  expect(inFlightFailed).toBeGreaterThanOrEqual(heldOnWire.length);
   expect(dupMms).toBe(0);
   expect(dupSms).toBe(0);
   expect(multiFinal).toBe(0);

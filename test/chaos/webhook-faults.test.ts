@@ -1,7 +1,9 @@
 // Webhook faults against the compiled binary: the sink down, slow, answering 500 or 401 → retried and
 // delivered later; other 4xx → dead letters, kept and listable (events in state `dead`).
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { join } from "node:path";
 import { freePort, type Running } from "../support/binary.ts";
+import { untilIdle } from "../support/idle.ts";
 import { startSink, type Sink } from "../support/sink.ts";
 import { ACME_SECRET, FULL, postJson, readDb, startFront, startGateway, stopGateway, summary, tempDir, testConfigDoc, until, type Front, type FrontMode } from "./harness.ts";
 
@@ -52,10 +54,13 @@ for (const [name, mode] of retried) {
     const delivered = ids.filter((id) => sink.byMessage(id).length > 0).length;
     front.set({ kind: "pass" });
     await until("all delivered", () => ids.every((id) => sink.byMessage(id).length === 1), 30000);
+    await untilIdle(join(dir, "gateway.db"), ids);
+    for (const id of ids) expect(sink.byMessage(id)).toHaveLength(1); // once per event_id, redeliveries deduped
     const dead = readDb(dir, (db) => (db.query("SELECT COUNT(*) AS n FROM events WHERE state = 'dead'").get() as { n: number }).n);
     summary(`chaos: webhook ${name} events=${ids.length} attempts_during_fault=${attempts} delivered_during_fault=${delivered} delivered_after=${ids.length}/${ids.length} redelivered_total=${sink.redelivered} dead_total=${dead}`);
     if (mode.kind !== "slow") expect(delivered).toBe(0);
     if (mode.kind !== "down") expect(attempts).toBeGreaterThan(0);
+    expect(dead).toBe(0);
   }, 60000);
 }
 

@@ -6,6 +6,7 @@ import { ACME_SECRET, MM7_INBOUND, post, sendBody, tempDir, testConfigDoc, waitF
 import { startMmscStub } from "../integration/mm7-stub.ts";
 import { binaryPath, configFor, freePort, startBinary } from "../support/binary.ts";
 import { startSink } from "../support/sink.ts";
+import { untilIdle } from "../support/idle.ts";
 
 const sink = startSink(ACME_SECRET);
 afterAll(() => sink.stop());
@@ -191,7 +192,7 @@ test("kill -9 under concurrent load: every 200 is stored exactly once", async ()
     // Every acknowledged message ends with exactly one final event.
     const ids = [...ok.values()];
     await waitFor("every final event", () => ids.every((id) => sink.byMessage(id).length >= 1), 60000);
-    await Bun.sleep(500); // a duplicate final event would arrive by now
+    await untilIdle(join(dir, "gateway.db"), ids, 60000); // a duplicate final event would have been posted by now
     for (const id of ids) expect(sink.byMessage(id)).toHaveLength(1);
   } finally {
     gw.proc.kill("SIGTERM");

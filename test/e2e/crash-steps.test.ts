@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { ACME_SECRET, MM7_INBOUND, post, sendBody, tempDir, testConfigDoc, waitFor } from "../support/app.ts";
 import { configFor, freePort, startBinary, type Running } from "../support/binary.ts";
 import { startSink, type Sink } from "../support/sink.ts";
+import { untilIdle } from "../support/idle.ts";
 import { startMmscStub, type MmscStub, type StubReply } from "../integration/mm7-stub.ts";
 
 let mmsc: MmscStub;
@@ -74,7 +75,7 @@ async function journey(step: string, hold: (ctx: { dir: string; gw: Running; id:
   try {
     await release(ctx);
     const events = await waitFor(`final event after a crash ${step}`, () => sink.byMessage(ctx.id).length > 0 && sink.byMessage(ctx.id), 30000);
-    await Bun.sleep(300); // a second final event would have arrived by now
+    await untilIdle(join(dir, "gateway.db"), [ctx.id]); // a second final event would have been posted by now
     expect(sink.byMessage(ctx.id)).toHaveLength(1);
     return { events, submits: submitsFor(ctx.to), state: row(dir, ctx.id) };
   } finally {
@@ -103,7 +104,7 @@ test("between accept and submit: submitted once after the restart, delivered", a
     });
     expect((await mmsc.sendDeliveryReport(`${gw.url}/mm7`, { messageId: cid, status: "Retrieved", ...MM7_INBOUND })).status).toBe(200);
     await waitFor("event", () => sink.byMessage(r.json.id).length === 1);
-    await Bun.sleep(300);
+    await untilIdle(join(dir, "gateway.db"), [r.json.id]);
     expect(sink.byMessage(r.json.id)).toHaveLength(1);
     expect(sink.byMessage(r.json.id)[0]!.status).toBe("delivered");
     expect(submitsFor(to.slice(2))).toBe(1);

@@ -2,9 +2,10 @@
 // SMSC simulator over SMPP/TCP, webhooks to a JWT-verifying sink. All on loopback.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { App } from "../../src/app.ts";
-import { ACME_KEY, ACME_SECRET, post, sendBody, startTestApp, waitFor } from "../support/app.ts";
+import { ACME_KEY, ACME_SECRET, post, sendBody, sqlite, startTestApp, waitFor } from "../support/app.ts";
 import { scrape } from "../support/metrics.ts";
 import { startSink, type Sink } from "../support/sink.ts";
+import { untilIdle } from "../support/idle.ts";
 import { startMmscStub, type MmscStub } from "./mm7-stub.ts";
 import { startSmsc, type Smsc } from "./smpp-sim.ts";
 
@@ -91,7 +92,7 @@ describe("MMS over MM7", () => {
     // The MMSC retries its report: answered 1000 again, no second event.
     const again = await mmsc.sendDeliveryReport(`${app.url}/mm7`, { messageId, status: "Retrieved", username: "mmsc", password: "in-secret" });
     expect(again.status).toBe(200);
-    await Bun.sleep(200);
+    await untilIdle(sqlite(app.store).db, [r.json.id]);
     expect(sink.byMessage(r.json.id)).toHaveLength(1);
   });
 
@@ -118,7 +119,7 @@ describe("SMS over SMPP", () => {
     const r = await post(app.url, "/sms", sendBody({ to: "0012025550124", text: "Hello €uro [x]", callback_url: sink.url, subject: undefined, fallback_text: undefined, custom_data: "cd-sms" }));
     expect(r.status).toBe(200);
     const events = await waitFor("webhook", () => sink.byMessage(r.json.id).length > 0 && sink.byMessage(r.json.id));
-    await Bun.sleep(150);
+    await untilIdle(sqlite(app.store).db, [r.json.id]);
     expect(sink.byMessage(r.json.id)).toHaveLength(1);
     expect(events[0]).toMatchObject({ status: "delivered", channel: "sms", fallback: false, custom_data: "cd-sms" });
     const submit = smsc.submits.find((s) => s.destAddr === "12025550124")!;
@@ -140,7 +141,7 @@ test("MMS the MMSC refuses as 'handset cannot take MMS' → fallback SMS → rec
   const r = await post(app.url, "/mms", sendBody({ to: "0012025550177", fallback_text: "Your code is 1234", callback_url: sink.url }));
   expect(r.status).toBe(200);
   const events = await waitFor("webhook", () => sink.byMessage(r.json.id).length > 0 && sink.byMessage(r.json.id));
-  await Bun.sleep(200);
+  await untilIdle(sqlite(app.store).db, [r.json.id]);
   expect(sink.byMessage(r.json.id)).toHaveLength(1);
   expect(events[0]).toMatchObject({ status: "delivered", channel: "sms", fallback: true });
   const sms = smsc.submits.find((s) => s.destAddr === "12025550177")!;

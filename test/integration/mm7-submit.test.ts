@@ -4,7 +4,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import net from "node:net";
 import type { MmsSubmit, SubmitResult } from "../../adapters/carrier.ts";
 import { createMm7Carrier, type Mm7Settings } from "../../adapters/mm7/index.ts";
-import { memoryLog, randomBytes, sampleSubmit, silentLog } from "../unit/mm7-helpers.ts";
+import { linesCarrying, secretForms } from "../support/secrets.ts";
+import { memoryLog, randomBytes, sampleSubmit } from "../unit/mm7-helpers.ts";
 import { startMmscStub, type MmscStub, type StubReply } from "./mm7-stub.ts";
 
 const events = { receipt: async () => {}, inbound: async () => {}, moIncomplete: () => {} };
@@ -17,7 +18,11 @@ beforeAll(async () => {
 });
 afterAll(() => stub.stop());
 
-async function carrierFor(over: Partial<Mm7Settings> = {}, log = silentLog) {
+// Every line any carrier of this file logs; the last test searches the warnings and alarms for secrets.
+const logged = memoryLog();
+const secrets = [...secretForms("vasp-user", "vasp-pass"), ...secretForms("vasp-user", "nope")];
+
+async function carrierFor(over: Partial<Mm7Settings> = {}, log = logged.log) {
   const c = createMm7Carrier({ url: stub.url, username: "vasp-user", password: "vasp-pass", vaspid: "V", vasid: "S", service_code: "SC", timeout_ms: 2000, ...over }, { log, now: Date.now });
   await c.start(events);
   return c;
@@ -160,6 +165,12 @@ describe("configuration errors and transport failures", () => {
     const r2 = await c.submit(submitTo("12025550403", { text: "", media: [{ contentType: "image/jpeg", bytes: randomBytes(9_900), cacheKey: "edge", filename: "e.jpg" }] }));
     expect(r2).toMatchObject({ kind: "permanent", code: "mm7:size" });
     expect(stub.received.length).toBe(before);
+    // Exactly at max_message_bytes it goes; one byte under the size it is refused.
+    const edge = { text: "", messageId: "m-exact", media: [{ contentType: "image/jpeg", bytes: randomBytes(5_000), cacheKey: "exact", filename: "x.jpg" }] };
+    const size = Number(/message is (\d+) bytes/.exec(((await (await carrierFor({ max_message_bytes: 5_001 })).submit(submitTo("12025550404", edge))) as { message: string }).message)![1]);
+    reply = () => ({ kind: "ok", messageId: "EXACT" });
+    expect(await (await carrierFor({ max_message_bytes: size })).submit(submitTo("12025550404", edge))).toEqual({ kind: "ok", carrierMessageIds: ["EXACT"] });
+    expect(await (await carrierFor({ max_message_bytes: size - 1 })).submit(submitTo("12025550404", edge))).toMatchObject({ kind: "permanent", code: "mm7:size" });
   });
 });
 
@@ -284,4 +295,11 @@ describe("after the SubmitReq was sent, no answer is in doubt (issue 11 item 9)"
     expect(r).toMatchObject({ kind: "temporary", code: "mm7:transport" });
     expect(r.kind === "temporary" && r.inDoubt).toBeFalsy();
   });
+});
+
+test("no warning or alarm line of any carrier above carries a configured secret", () => {
+  // The scan covers the lines that matter: the alarm (4001, HTTP 401) and the down/not-accepted warnings.
+  expect(logged.lines.some((l) => l.level === "error" && /alarm/.test(l.msg))).toBe(true);
+  expect(logged.lines.filter((l) => l.level === "warn").length).toBeGreaterThan(0);
+  expect(linesCarrying(logged.lines, secrets)).toEqual([]);
 });

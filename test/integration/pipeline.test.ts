@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { App } from "../../src/app.ts";
 import { ACME_SECRET, post, sendBody, startTestApp, waitFor, sqlite } from "../support/app.ts";
 import { startSink, type Sink } from "../support/sink.ts";
+import { untilIdle } from "../support/idle.ts";
 
 let app: App & { dir: string };
 let sink: Sink;
@@ -27,7 +28,7 @@ async function journey(path: "/mms" | "/sms", to: string, extra: Record<string, 
     const e = sink.byMessage(r.json.id);
     return e.length > 0 && e;
   });
-  await Bun.sleep(100); // a second final event would arrive by now
+  await untilIdle(sqlite(app.store).db, [r.json.id]); // a second final event would have been posted by now
   return { id: r.json.id as string, body, events: sink.byMessage(r.json.id) };
 }
 

@@ -22,8 +22,14 @@ export interface Harness {
   failNext: { receipt: number; inbound: number };
 }
 
+/** Every line every harness carrier of the test file logged (the secrets scan reads it). */
+export const everyLogLine: LogLine[] = [];
+
 export function recordingLogger(lines: LogLine[]) {
-  const at = (level: string) => (obj: object, msg?: string) => lines.push({ level, obj, msg });
+  const at = (level: string) => (obj: object, msg?: string) => {
+    lines.push({ level, obj, msg });
+    everyLogLine.push({ level, obj, msg });
+  };
   return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
 }
 

@@ -1,7 +1,8 @@
 // What travels over the bind, end to end with the node-smpp simulator: long texts and their parts
 // byte for byte, receipts in every variant SMSCs send, and MO single and concatenated.
 import { afterEach, describe, expect, test } from "bun:test";
-import { startCarrier, sms, type Harness } from "./smpp-harness.ts";
+import { linesCarrying, secretForms } from "../support/secrets.ts";
+import { everyLogLine, startCarrier, sms, type Harness } from "./smpp-harness.ts";
 import { startSmsc, type Smsc, type SmscOptions, type SubmitRecord } from "./smpp-sim.ts";
 
 let smsc: Smsc | undefined;
@@ -257,4 +258,9 @@ describe("MO", () => {
     await smsc.sendMo({ from: "447704", to: "123", dataCoding: 0, esmClass: 0x40, shortMessage: Buffer.concat([Buffer.from([5, 0, 3, 4, 2, 2]), Buffer.from("!")]) });
     expect(h.inbound.at(-1)!.text).toBe("E".repeat(140) + "!");
   });
+});
+
+test("no warning or error line of any carrier above carries a configured password", () => {
+  expect(everyLogLine.filter((l) => l.level === "warn" || l.level === "error").length).toBeGreaterThan(0);
+  expect(linesCarrying(everyLogLine, [...secretForms("esme", "secret"), ...secretForms("esme", "wrong")])).toEqual([]);
 });

@@ -1,7 +1,8 @@
 // The session layer against the node-smpp SMSC simulator over real TCP: binds, window, throttling,
 // timeouts, link drops, framing errors, bind failures, keepalive, graceful stop.
 import { afterEach, describe, expect, test } from "bun:test";
-import { startCarrier, sms, type Harness } from "./smpp-harness.ts";
+import { linesCarrying, secretForms } from "../support/secrets.ts";
+import { everyLogLine, startCarrier, sms, type Harness } from "./smpp-harness.ts";
 import { startSmsc, type Smsc, type SmscOptions } from "./smpp-sim.ts";
 
 let smsc: Smsc | undefined;
@@ -124,7 +125,8 @@ describe("window and throttling", () => {
   test("status classes: 0x14 temporary, 0x0B permanent (never fallback), 0x45 permanent", async () => {
     const codes = [0x14, 0x0b, 0x45];
     const { h } = await setup({ submitStatus: (n) => codes[n - 1] });
-    expect(await h.carrier.submit(sms("a"))).toMatchObject({ kind: "temporary", code: "smpp:0x14" });
+    // A temporary status is retried with the ordinary backoff: only a throttle asks for throttle_pause_ms.
+    expect(await h.carrier.submit(sms("a"))).toEqual({ kind: "temporary", code: "smpp:0x14", message: "ESME_RMSGQFUL" });
     expect(await h.carrier.submit(sms("b"))).toEqual({ kind: "permanent", code: "smpp:0x0B", message: "ESME_RINVDSTADR", fallbackEligible: false });
     expect(await h.carrier.submit(sms("c"))).toMatchObject({ kind: "permanent", code: "smpp:0x45" });
   });
@@ -339,4 +341,9 @@ describe("in doubt is exactly what was written (issue 11, items 10 and 11)", () 
       expect(r.kind === "temporary" && r.inDoubt).toBeFalsy();
     }
   });
+});
+
+test("no warning or error line of any carrier above carries a configured password", () => {
+  expect(everyLogLine.filter((l) => l.level === "warn" || l.level === "error").length).toBeGreaterThan(0);
+  expect(linesCarrying(everyLogLine, [...secretForms("esme", "secret"), ...secretForms("esme", "wrong")])).toEqual([]);
 });

@@ -42,6 +42,9 @@ describe("StatusCode table", () => {
         }
         expect(r.result.kind).toBe(cls === "config" ? "temporary" : cls);
         expect((r.result as { code: string }).code).toBe(`mm7:${code}`);
+        // The operator reads the row's name and the MMSC's text in last_error.
+        expect((r.result as { message: string }).message).toBe(`${code} ${statusCodes[code]!.name}: x`);
+        if (cls !== "config" && code !== 2001) expect(r.alarm).toBeUndefined();
         if (cls === "config") {
           expect(r.alarm).toContain(String(code));
           expect((r.result as { retryAfterMs?: number }).retryAfterMs).toBe(300000);
@@ -78,10 +81,16 @@ describe("StatusCode table", () => {
     const r = answer(200, submitRspXml(ns, "6.8.0", "t", code, "x", "M"));
     expect(r.result.kind).toBe(kind as "ok");
     if (kind !== "ok") expect((r.result as { code: string }).code).toBe(`mm7:${code}`);
+    if (kind !== "ok") expect((r.result as { message: string }).message).toBe(`${code} ${kind === "temporary" ? "Unlisted server/service error" : "Unlisted error"}: x`);
+    if (kind === "permanent") expect(r.result).toMatchObject({ fallbackEligible: false });
   });
 
   test("1000 without a MessageID is ok with no ids (logged by the carrier)", () => {
-    expect(answer(200, submitRspXml(ns, "6.8.0", "t", 1000, "x", undefined)).result).toEqual({ kind: "ok", carrierMessageIds: [] });
+    expect(answer(200, submitRspXml(ns, "6.8.0", "t", 1000, "x", undefined)).result).toStrictEqual({ kind: "ok", carrierMessageIds: [] });
+    // The id is read without the whitespace around it.
+    const spaced = submitRspXml(ns, "6.8.0", "t", 1000, "x", "MID-9").replace(">MID-9<", ">\n  MID-9 \n<");
+    expect(spaced).toContain("\n  MID-9");
+    expect(answer(200, spaced).result).toStrictEqual({ kind: "ok", carrierMessageIds: ["MID-9"] });
   });
 });
 
@@ -99,12 +108,32 @@ describe("HTTP without an MM7 status", () => {
     [502, "temporary", "mm7:http-502", false, false],
     [503, "temporary", "mm7:http-503", false, false],
     [200, "temporary", "mm7:bad-response", false, true],
+    [300, "temporary", "mm7:http-300", true, false],
+    [405, "temporary", "mm7:http-405", true, false],
+    [407, "temporary", "mm7:http-407", true, false],
   ])("HTTP %d with a garbage body → %s %s", (status, kind, code, alarm, inDoubt) => {
     const r = answer(status, "<html>oops</html>", "text/html");
-    expect(r.result).toMatchObject({ kind, code });
+    expect(r.result).toMatchObject({ kind, code, message: `HTTP ${status}: no status code in the answer` });
     expect(r.alarm !== undefined).toBe(alarm);
     // Only a 2xx nobody can read may be a submit the MMSC took (issue 11 item 9).
     expect(r.result.kind === "temporary" && r.result.inDoubt === true).toBe(inDoubt);
+    if (r.result.kind === "permanent") expect(r.result.fallbackEligible).toBe(false);
+  });
+
+  test("what the answer said, when it said no status: empty, an envelope without a Body, a SubmitRsp without Status", () => {
+    expect(answer(200, "", null).result).toMatchObject({ kind: "temporary", code: "mm7:bad-response", message: "HTTP 200: unreadable answer" });
+    expect(answer(200, "\u0000\u0001 not xml <<", "text/xml").result).toMatchObject({ kind: "temporary", code: "mm7:bad-response", message: "HTTP 200: unreadable answer" });
+    const noBody = `<?xml version="1.0"?><env:Envelope xmlns:env="http://schemas.xmlsoap.org/soap/envelope/"><env:Header/></env:Envelope>`;
+    expect(answer(200, noBody).result).toMatchObject({ kind: "temporary", code: "mm7:bad-response", message: "HTTP 200: no status code in the answer" });
+    const noStatus = submitRspXml(ns, "6.8.0", "t", 1000, "x", "M").replace(/<([\w:]*)Status>[\s\S]*<\/\1Status>/, "");
+    expect(noStatus).not.toContain("StatusCode");
+    expect(answer(200, noStatus).result).toMatchObject({ kind: "temporary", code: "mm7:bad-response", message: "HTTP 200: no status code in the answer" });
+  });
+
+  test("a Client fault without a code on a credentials error stays a configuration alarm", () => {
+    const r = answer(401, faultXml(ns, "6.8.0", "t", 0, "nope", "none"));
+    expect(r.result).toMatchObject({ kind: "temporary", code: "mm7:http-401" });
+    expect(r.alarm).toBeDefined();
   });
 
   test("a fault without any code: Client is permanent, Server temporary", () => {
@@ -119,6 +148,12 @@ describe("HTTP without an MM7 status", () => {
     expect(parseRetryAfter(new Date(now + 60_000).toUTCString(), now)).toBe(60_000);
     expect(parseRetryAfter("999999", now)).toBe(86_400_000);
     expect(parseRetryAfter("soon", now)).toBeUndefined();
+    expect(parseRetryAfter(" 7 ", now)).toBe(7000);
+    expect(parseRetryAfter("0", now)).toBe(0);
+    expect(parseRetryAfter(new Date(now - 60_000).toUTCString(), now)).toBeUndefined(); // in the past
+    // A date that ends (or starts) with digits is still a date, not seconds.
+    const iso = "2023-11-14T22:23:20Z";
+    expect(parseRetryAfter(iso, now)).toBe(Date.parse(iso) - now);
   });
 
   test("a multipart answer and application/xml are read", () => {
@@ -144,6 +179,8 @@ describe("MMStatus table", () => {
     ["Unreachable", "failed", false],
     ["retrieved", "delivered", false],
     ["SomethingNew", "unknown", false],
+    [" Retrieved\n", "delivered", false],
+    [" NotSupported ", "failed", true],
   ])("%s → %s (fallback %p)", (mmStatus, outcome, fallback) => {
     expect(mmStatusOutcome(mmStatus)).toBe(outcome as "failed");
     expect(isFallbackMmStatus(mmStatus, s.fallback_mmstatus)).toBe(fallback);

@@ -40,7 +40,7 @@ describe("chooseCandidate", () => {
   test("same handset (or a handset that is neither): the submit nearest the receipt's arrival; a tie stays ambiguous", () => {
     const a = cand({ messageId: "a", submittedAt: 1_000 });
     const b = cand({ messageId: "b", submittedAt: 5_000, base: "resp_dec_receipt_hex" });
-    expect(chooseCandidate([a, b], { to: "447700900001", arrivedAt: 6_000 })).toMatchObject({ kind: "match", candidate: b });
+    expect(chooseCandidate([a, b], { to: "447700900001", arrivedAt: 6_000 })).toEqual({ kind: "match", candidate: b, evidence: false });
     expect(chooseCandidate([a, b], { to: "SENDER", arrivedAt: 1_500 })).toMatchObject({ kind: "match", candidate: a });
     const tie = chooseCandidate([a, b], { arrivedAt: 3_000 });
     expect(tie.kind).toBe("ambiguous");
@@ -74,6 +74,16 @@ test("sameAddress", () => {
   expect(sameAddress("123", "447700900123")).toBe(false);
   expect(sameAddress("Shop", "SHOP")).toBe(true);
   expect(sameAddress("Shop", "447700900123")).toBe(false);
+  // Spaces around, several leading zeros, a short number written two ways, exactly 7 digits.
+  expect(sameAddress(" +447700900123 ", "447700900123")).toBe(true);
+  expect(sameAddress("007700900123", "447700900123")).toBe(true);
+  expect(sameAddress("12345", "+12345")).toBe(true);
+  expect(sameAddress("7900123", "447907900123")).toBe(true);
+  expect(sameAddress("790012", "447907900123")).toBe(false);
+  // Letters anywhere make it a name, compared whole (case and surrounding spaces aside).
+  expect(sameAddress("a12345678", "A12345678")).toBe(true);
+  expect(sameAddress("12345678a", "12345678A")).toBe(true);
+  expect(sameAddress(" Shop", "SHOP ")).toBe(true);
 });
 
 describe("IdBaseLearning", () => {
@@ -104,5 +114,11 @@ describe("IdBaseLearning", () => {
     for (let i = 0; i < LEARN_AFTER * 3; i++) l.record("smsc", "same");
     expect(l.learnt("smsc")).toBeNull();
     expect(l.narrow("smsc", readings)).toEqual(readings);
+    // Also when the second base shows up after the first was learnt.
+    const late = new IdBaseLearning();
+    for (let i = 0; i < LEARN_AFTER; i++) late.record("smsc", "same");
+    expect(late.learnt("smsc")).toBe("same");
+    late.record("smsc", "resp_hex_receipt_dec");
+    expect(late.learnt("smsc")).toBeNull();
   });
 });

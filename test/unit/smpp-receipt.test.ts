@@ -77,7 +77,7 @@ describe("parseReceipt", () => {
       ["UNKNOWN", "unknown"], ["ENROUTE", "pending"], ["ACCEPTD", "pending"], ["delivrd", "delivered"], ["WEIRD", "failed"],
     ];
     for (const [w, o] of words) expect(parseReceipt(dlr(`id:1 stat:${w}`)).outcome).toBe(o as never);
-    const states: [number, string][] = [[1, "pending"], [2, "delivered"], [3, "failed"], [4, "failed"], [5, "failed"], [6, "pending"], [7, "unknown"], [8, "failed"]];
+    const states: [number, string][] = [[0, "pending"], [1, "pending"], [2, "delivered"], [3, "failed"], [4, "failed"], [5, "failed"], [6, "pending"], [7, "unknown"], [8, "failed"], [9, "failed"]];
     for (const [n, o] of states) expect(parseReceipt(dlr("", 4, [{ tag: Tag.receipted_message_id, value: cstr("1") }, { tag: Tag.message_state, value: Uint8Array.of(n) }])).outcome).toBe(o as never);
     expect(parseReceipt(dlr("id:1")).outcome).toBe("unknown");
   });
