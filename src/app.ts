@@ -264,6 +264,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         metrics,
         storageWritable: () => store.healthy(),
         carriers: allHealth,
+        backupGroups: () => router.backupGroups(),
         shuttingDown: () => shuttingDown,
         refreshGauges: async () => {
           // A store that cannot be read (PostgreSQL away) keeps the last figures: /metrics still answers,

@@ -105,6 +105,30 @@ export class RouteTable {
     }
     return best === Number.POSITIVE_INFINITY ? this.defaults[channel] : ch.routes[best]!.choice;
   }
+
+  /** The carrier lists that can each serve some recipients: every route's, and each channel's default alone. */
+  backupGroups(): (readonly string[])[] {
+    return [this.defaults.mms, this.defaults.sms, ...this.channels.mms.routes.map((r) => r.choice), ...this.channels.sms.routes.map((r) => r.choice)].map(
+      (c) => c.carriers,
+    );
+  }
+}
+
+/**
+ * Readiness: a node is unready only when some recipients have no carrier left — every carrier of one
+ * backup group has a link down or in alarm. A link down behind a working backup is degraded, not unready
+ * (a load balancer must not take every node out during an ordinary failover).
+ */
+export function carrierReadiness(links: { carrier: string; problem: string | null }[], groups: (readonly string[])[]): { unready: string[]; degraded: string[] } {
+  const failing = new Set(links.filter((l) => l.problem).map((l) => l.carrier));
+  const stranded = new Set(groups.filter((g) => g.length > 0 && g.every((c) => failing.has(c))).flat());
+  // A carrier in no group (configured, routed nowhere) is judged alone, as before routes existed.
+  const grouped = new Set(groups.flat());
+  const problems = links.filter((l): l is { carrier: string; problem: string } => l.problem !== null);
+  return {
+    unready: problems.filter((l) => stranded.has(l.carrier) || !grouped.has(l.carrier)).map((l) => l.problem),
+    degraded: problems.filter((l) => !stranded.has(l.carrier) && grouped.has(l.carrier)).map((l) => l.problem),
+  };
 }
 
 /** What a message carries from earlier attempts that limits where it may go. */

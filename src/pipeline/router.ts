@@ -36,6 +36,10 @@ export class Router {
     this.routes = routes;
   }
 
+  backupGroups(): (readonly string[])[] {
+    return this.routes.backupGroups();
+  }
+
   route(m: StoredMessage): RouteChoice {
     return this.routes.lookup(m.channel, m.accountId, m.payload.to);
   }

@@ -210,6 +210,13 @@ describe("failover and failback", () => {
     expect(m.get("gateway_carrier_skipped", { carrier: "uk_a" })).toBe(1);
     expect(m.get("gateway_carrier_skipped", { carrier: "uk_b" })).toBe(0);
     expect(m.get("gateway_carrier_link_up", { carrier: "uk_a", link: "uk_a:trx:0" })).toBe(0);
+    // uk_b backs uk_a up: the node stays ready (a load balancer keeps it) and names the link as degraded.
+    const ready = await fetch(`${app.url}/readyz`);
+    const readyBody = (await ready.json()) as { problems: string[]; degraded: string[] };
+    expect(ready.status).toBe(200);
+    expect(readyBody.problems).toEqual([]);
+    expect(readyBody.degraded).toEqual([expect.stringContaining("carrier uk_a:trx:0: down")]);
+    expect(m.get("gateway_ready")).toBe(1);
 
     // Failback: the SMSC returns on its port; once bound, +44 traffic goes to uk_a again.
     smscA = await startSmsc({ ...sameIds, firstId: 8_000_000, port: portA });

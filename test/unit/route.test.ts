@@ -2,7 +2,7 @@
 // attempt, MO ownership, and the router's skipping and failback with a stubbed clock.
 import { describe, expect, test } from "bun:test";
 import type { CarrierHealth } from "../../adapters/carrier.ts";
-import { afterAttempt, chooseCarrier, digitsOf, inboundOwner, RouteTable, type RouteRule } from "../../src/domain/route.ts";
+import { afterAttempt, carrierReadiness, chooseCarrier, digitsOf, inboundOwner, RouteTable, type RouteRule } from "../../src/domain/route.ts";
 import type { StoredMessage } from "../../src/domain/message.ts";
 import { Router } from "../../src/pipeline/router.ts";
 import { seeded } from "../support/random.ts";
@@ -163,5 +163,33 @@ describe("Router", () => {
     });
     router.choose(message("1")); // a's probe
     expect(router.choose(message("1"))).toBe("b");
+  });
+});
+
+describe("carrierReadiness", () => {
+  const groups = [["mms"], ["sms"], ["uk_a", "uk_b"]];
+  const link = (carrier: string, down: boolean) => ({ carrier, problem: down ? `carrier ${carrier}: down` : null });
+
+  test("a link down behind a working backup is degraded, not unready", () => {
+    expect(carrierReadiness([link("mms", false), link("sms", false), link("uk_a", true), link("uk_b", false)], groups)).toEqual({
+      unready: [],
+      degraded: ["carrier uk_a: down"],
+    });
+  });
+
+  test("every carrier of one group down → unready, naming each", () => {
+    expect(carrierReadiness([link("mms", false), link("sms", false), link("uk_a", true), link("uk_b", true)], groups).unready).toEqual([
+      "carrier uk_a: down",
+      "carrier uk_b: down",
+    ]);
+  });
+
+  test("a channel's default carrier alone, or a carrier routed nowhere, is unready when down (as with one carrier)", () => {
+    expect(carrierReadiness([link("sms", true), link("spare", true)], groups)).toEqual({ unready: ["carrier sms: down", "carrier spare: down"], degraded: [] });
+  });
+
+  test("a carrier also serving as another route's only carrier makes that route unready", () => {
+    const r = carrierReadiness([link("uk_a", false), link("uk_b", true)], [...groups, ["uk_b"]]);
+    expect(r).toEqual({ unready: ["carrier uk_b: down"], degraded: [] });
   });
 });
