@@ -22,6 +22,8 @@ import { createMetrics, type Metrics } from "./metrics.ts";
 import { Dispatcher } from "./pipeline/dispatcher.ts";
 import { createEgress, EgressRefused } from "./pipeline/egress.ts";
 import { createMediaFetcher } from "./pipeline/media.ts";
+import { createMediaServices, type MediaServices } from "./pipeline/media-services.ts";
+import { mediaPage } from "./http/media-page.ts";
 import { Outbox } from "./pipeline/outbox.ts";
 import { carrierEvents } from "./pipeline/receipts.ts";
 import type { Store } from "./store/index.ts";
@@ -89,7 +91,7 @@ function createCarriers(config: Config, log: Logger, now: () => number): { mms: 
   const { mms, sms } = config.carriers;
   const mm7 = mms.kind === "mm7" ? createMm7Carrier(mm7Settings(config), { log: carrierLog(log, mms.name), now }) : null;
   return {
-    mms: mm7 ?? createSandboxCarrier({ name: mms.name, channel: "mms", reportDelayMs: mms.sandbox_report_delay_ms, now }),
+    mms: mm7 ?? createSandboxCarrier({ name: mms.name, channel: "mms", reportDelayMs: mms.sandbox_report_delay_ms, now, maxMessageBytes: mms.max_message_bytes }),
     sms:
       sms.kind === "smpp"
         ? createSmppCarrier(sms.name, smppSettings(config), { log: carrierLog(log, sms.name), now })
@@ -103,6 +105,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const activity = new Activity(now);
   const log = options.log ?? createLogger(config, activity, options.logDestination);
   const metrics = createMetrics();
+  // Built once the store is open.
+  let mediaServices: MediaServices | null = null;
   const store = await openStore(config.store, nodeId(config), {
     onOutcome: (o) => {
       if (o.kind === "fallback") return metrics.fallbacks.inc();
@@ -141,6 +145,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     warn: (o, m) => log.warn(o, m),
   });
   const { mms, sms, mm7Inbound } = createCarriers(config, log, now);
+  mediaServices = createMediaServices({ config, store, mms, fetcher: media, metrics, now, warn: (o, m) => log.warn(o, m) });
+  const { capability, links } = mediaServices;
 
   const outbox = new Outbox({
     store,
@@ -167,6 +173,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     paused: config.delivery.paused,
     onFinal: () => outbox.wake(),
     onSubmitted: (carrier, outcome) => activity.submitted(carrier, outcome),
+    ...mediaServices.dispatcherHooks,
   });
   const events = carrierEvents({
     store,
@@ -253,8 +260,10 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
           dispatcher.wake("mms");
           dispatcher.wake("sms");
         },
+        capability,
       }),
     )
+    .use(links ? mediaPage(links) : new Elysia())
     .use(statusPage({ store, activity, now, refuse, carriers: () => [...mms.health(), ...sms.health()], carrierNames: [mms.name, sms.name], version: pkg.version }));
 
   const [host, portText] = splitHostPort(config.server.listen);
@@ -290,6 +299,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         lastPurge = now();
         const purged = await store.purge(now() - config.store.dedup_window_hours * 3_600_000, now() - config.store.retention_hours * 3_600_000);
         if (purged.dedup + purged.messages + purged.events > 0) log.info(purged, "purged old records");
+        const media = await mediaServices.purge();
+        if (media.links + media.capability + media.adapted > 0) log.info(media, "purged expired media pages, capability memories and unused adaptations");
       }
     } catch (e) {
       log.error({ err: (e as Error).message }, "housekeeping failed");

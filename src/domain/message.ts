@@ -75,4 +75,6 @@ export interface StoredMessage {
   createdAt: number;
   expiresAt: number;
   payload: MessagePayload;
+  /** Why the MMS went to its fallback SMS ("code: message"); null while it has not. */
+  fallbackReason?: string | null;
 }

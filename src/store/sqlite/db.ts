@@ -5,9 +5,10 @@ import { dirname } from "node:path";
 import { StorageUnavailable } from "../index.ts";
 import initial from "./migrations/001_initial.sql" with { type: "text" };
 import stateChecks from "./migrations/002_state_checks.sql" with { type: "text" };
+import media from "./migrations/003_media.sql" with { type: "text" };
 
 /** Versioned migrations, applied in order; `user_version` records how many have run. */
-const migrations: string[] = [initial, stateChecks];
+const migrations: string[] = [initial, stateChecks, media];
 
 
 /** How long a write waits for another connection's lock (an admin command) before SQLITE_BUSY. */

@@ -1,0 +1,91 @@
+// Media adaptation, the hosted media page and capability memory, built from the config in one place
+// and handed to the dispatcher as hooks.
+import type { MediaPart, MmsCarrier, MmsSubmit } from "../../adapters/carrier.ts";
+import { capacityFor, countParts } from "../../adapters/smpp/index.ts";
+import type { Config } from "../config.ts";
+import type { GatewayError } from "../domain/outcome.ts";
+import type { StoredMessage } from "../domain/message.ts";
+import type { Metrics } from "../metrics.ts";
+import { MediaStore } from "../store/media-store.ts";
+import type { Store } from "../store/store.ts";
+import { MediaAdapter, type AdaptedCache } from "./adapt.ts";
+import { CapabilityMemory } from "./capability.ts";
+import { createSharpCodec, type ImageCodec } from "./image-codec.ts";
+import { MediaLinks } from "./media-link.ts";
+import type { MediaFetcher } from "./media.ts";
+
+const DAY_MS = 86_400_000;
+
+export interface MediaServicesDeps {
+  config: Config;
+  store: Store;
+  mms: MmsCarrier;
+  fetcher: MediaFetcher;
+  metrics: Metrics;
+  now: () => number;
+  warn(detail: object, message: string): void;
+  codec?: ImageCodec;
+}
+
+export function createMediaServices(d: MediaServicesDeps) {
+  const { config, metrics, now } = d;
+  const mediaStore = new MediaStore(d.store.db, d.store.writer, now);
+  const cache: AdaptedCache = {
+    get: (hash, profile) => mediaStore.adapted(hash, profile),
+    put: (hash, profile, result) => mediaStore.putAdapted(hash, profile, result),
+  };
+  const adapter = new MediaAdapter(d.codec ?? createSharpCodec(), cache, () => metrics.mediaAdaptations.inc());
+  const capability = new CapabilityMemory(mediaStore, config.capability.remember_days * DAY_MS, () => metrics.capabilityHits.inc());
+  const sms = config.carriers.sms;
+  const links = config.media_link.base_url
+    ? new MediaLinks({
+        store: mediaStore,
+        adapter,
+        fetch: (item) => d.fetcher.get(item),
+        baseUrl: config.media_link.base_url,
+        ttlMs: config.media_link.ttl_days * DAY_MS,
+        smsParts: (text) => countParts(text, (dc) => capacityFor(dc, sms.concatenation)),
+        maxParts: sms.max_parts,
+        warn: d.warn,
+      })
+    : null;
+  const limits = d.mms.limits;
+  const maxEdge = config.carriers.mms.image_max_edge_px;
+
+  const adapt =
+    config.carriers.mms.adapt_media && limits
+      ? async (submit: MmsSubmit): Promise<MediaPart[] | GatewayError> => {
+          const r = await adapter.fit(submit.media, {
+            carrier: d.mms.name,
+            maxMessageBytes: limits.maxMessageBytes,
+            maxEdge,
+            measure: (parts) => limits.measure({ ...submit, media: parts }),
+          });
+          if ("code" in r) {
+            metrics.mediaUnfit.inc();
+            return r;
+          }
+          return r.parts;
+        }
+      : undefined;
+
+  return {
+    mediaStore,
+    adapter,
+    capability,
+    links,
+    dispatcherHooks: {
+      adapt,
+      rememberedNoMms: (to: string) => {
+        const entry = capability.check(to);
+        return entry ? `remembered until ${new Date(entry.until).toISOString()} as unable to take MMS (${entry.reason})` : null;
+      },
+      fallbackText: links ? (m: StoredMessage) => links.fallbackText(m) : undefined,
+    },
+    onFallback: (m: StoredMessage, cause: GatewayError) => capability.onFallback(m, cause, now()),
+    /** Pages past ttl_days, expired memories, adaptations unused for ttl_days. */
+    purge: () => mediaStore.purge(now() - config.media_link.ttl_days * DAY_MS),
+  };
+}
+
+export type MediaServices = ReturnType<typeof createMediaServices>;
