@@ -21,6 +21,11 @@ export interface MediaLinkOptions {
 
 /** The path under base_url and under the gateway's own listener. */
 export const pagePath = "/m/";
+const TOKEN_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+const TOKEN_LENGTH = 22;
+const tokenShape = /^[A-Za-z0-9]{22}$/;
+/** GSM has no "…"; one would make the whole SMS UCS-2. */
+const ELLIPSIS = "...";
 
 export class MediaLinks {
   constructor(private readonly o: MediaLinkOptions) {}
@@ -53,20 +58,30 @@ export class MediaLinks {
     // The longest prefix that fits, found by bisection (parts only grow with length).
     while (lo < hi) {
       const mid = Math.ceil((lo + hi) / 2);
-      if (this.o.smsParts(join(`${text.slice(0, mid).trimEnd()}…`)) <= this.o.maxParts) lo = mid;
+      if (this.o.smsParts(join(`${text.slice(0, mid).trimEnd()}${ELLIPSIS}`)) <= this.o.maxParts) lo = mid;
       else hi = mid - 1;
     }
-    return join(lo > 0 ? `${text.slice(0, lo).trimEnd()}…` : "");
+    return join(lo > 0 ? `${text.slice(0, lo).trimEnd()}${ELLIPSIS}` : "");
   }
 
-  /** 128 random bits, base64url: unguessable, and short enough for an SMS. */
+  /**
+   * 22 letters and digits, 131 random bits: unguessable, short, and all in the GSM alphabet (base64url's
+   * "_" is not, and would turn the whole SMS into UCS-2 at half the length per part).
+   */
   private newToken(): string {
-    const bytes = (this.o.random ?? ((b) => crypto.getRandomValues(b)))(new Uint8Array(16));
-    return Buffer.from(bytes).toString("base64url");
+    const random = this.o.random ?? ((b: Uint8Array) => crypto.getRandomValues(b));
+    let token = "";
+    while (token.length < TOKEN_LENGTH) {
+      for (const b of random(new Uint8Array(32))) {
+        // 248 = 4 × 62: bytes above it are dropped so every symbol is equally likely.
+        if (b < 248 && token.length < TOKEN_LENGTH) token += TOKEN_ALPHABET[b % 62];
+      }
+    }
+    return token;
   }
 
   page(token: string): { html: string } | null {
-    if (!/^[A-Za-z0-9_-]{22}$/.test(token)) return null;
+    if (!tokenShape.test(token)) return null;
     const link = this.o.store.link(token);
     if (!link) return null;
     return { html: renderPage(link, (i) => `${pagePath}${token}/${i + 1}`, (i) => this.mediaOf(token, i + 1)?.contentType ?? "") };
@@ -74,7 +89,7 @@ export class MediaLinks {
 
   /** The n-th (1-based) medium of a page, or null. */
   mediaOf(token: string, n: number): { contentType: string; bytes: Uint8Array } | null {
-    if (!/^[A-Za-z0-9_-]{22}$/.test(token)) return null;
+    if (!tokenShape.test(token)) return null;
     const link = this.o.store.link(token);
     const ref = link?.media[n - 1];
     if (!ref) return null;
