@@ -50,9 +50,11 @@ suite("hosted media page in chromium", () => {
     page.on("request", (req) => requested.push(req.url()));
     const response = await page.goto(`${app.url}/m/${token}`);
     expect(response!.status()).toBe(200);
-    await page.waitForFunction(() => document.querySelector("img")?.complete === true);
+    // Runs in the page; this project's TypeScript has no DOM library.
+    await page.waitForFunction(() => (globalThis as any).document.querySelector("img")?.complete === true);
     const shown = await page.evaluate(() => {
-      const img = document.querySelector("img")!;
+      const document = (globalThis as any).document;
+      const img = document.querySelector("img");
       return { natural: [img.naturalWidth, img.naturalHeight], title: document.title, h1: document.querySelector("h1")?.textContent, text: document.body.innerText, scripts: document.scripts.length };
     });
     expect(shown.natural).toEqual([1280, 853]);
