@@ -64,7 +64,7 @@ beforeAll(async () => {
   });
   smsc = await startSmsc({ sendReceipts: true, receiptDelayMs: 20, idBase: "dec" });
   await restart();
-}, 60_000);
+}, 180_000);
 
 afterAll(async () => {
   await app.stop();
