@@ -179,7 +179,8 @@ async function binarySizes(): Promise<Record<Lib | "bare", number>> {
     const entry = join(root, `.tmp-media-bench-${name}.ts`);
     const bin = join(work, `bin-${name}`);
     writeFileSync(entry, body);
-    const extra = name === "sharp" ? [require.resolve("@img/sharp-libvips-linux-x64/lib/libvips-cpp.so.8.18.7", { paths: [root] })] : [];
+    // As the Makefile does: libvips embedded beside the addon.
+    const extra = name === "sharp" ? [...new Bun.Glob("node_modules/@img/sharp-libvips-linux-x64/lib/libvips-cpp.*").scanSync({ cwd: root })] : [];
     try {
       const p = Bun.spawnSync([process.execPath, "build", "--compile", "--minify", entry, ...extra, "--outfile", bin], { cwd: root, stderr: "pipe" });
       if (p.exitCode !== 0) throw new Error(`compile ${name}: ${p.stderr.toString()}`);
