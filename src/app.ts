@@ -145,7 +145,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     warn: (o, m) => log.warn(o, m),
   });
   const { mms, sms, mm7Inbound } = createCarriers(config, log, now);
-  mediaServices = createMediaServices({ config, store, mms, fetcher: media, metrics, now, warn: (o, m) => log.warn(o, m) });
+  mediaServices = createMediaServices({ config, store, mms, fetcher: media, metrics, now, warn: (o, m) => log.warn(o, m), info: (o, m) => log.info(o, m) });
   const { capability, links } = mediaServices;
 
   const outbox = new Outbox({

@@ -17,6 +17,7 @@ export interface MediaLinkOptions {
   maxParts: number;
   random?: (bytes: Uint8Array) => Uint8Array;
   warn(detail: object, message: string): void;
+  info?(detail: object, message: string): void;
 }
 
 /** The path under base_url and under the gateway's own listener. */
@@ -46,6 +47,7 @@ export class MediaLinks {
     }
     const link = await this.o.store.ensureLink({ token: this.newToken(), messageId: m.id, subject: p.subject, text: p.text, media }, this.o.ttlMs);
     const url = `${this.o.baseUrl.replace(/\/+$/, "")}${pagePath}${link.token}`;
+    this.o.info?.({ messageId: m.id, url, media: media.length }, "fallback SMS links to its hosted media page");
     return this.withLink(p.fallback_text, url);
   }
 

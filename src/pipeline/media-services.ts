@@ -24,6 +24,7 @@ export interface MediaServicesDeps {
   metrics: Metrics;
   now: () => number;
   warn(detail: object, message: string): void;
+  info(detail: object, message: string): void;
   codec?: ImageCodec;
 }
 
@@ -47,6 +48,7 @@ export function createMediaServices(d: MediaServicesDeps) {
         smsParts: (text) => countParts(text, (dc) => capacityFor(dc, sms.concatenation)),
         maxParts: sms.max_parts,
         warn: d.warn,
+        info: d.info,
       })
     : null;
   const limits = d.mms.limits;
