@@ -5,6 +5,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { join } from "node:path";
 import { ACME_SECRET, post, sendBody, tempDir, testConfigDoc, waitFor } from "../support/app.ts";
+import { MM7_INBOUND } from "../support/config-doc.ts";
 import { configFor, freePort, startBinary, type Running } from "../support/binary.ts";
 import { describeImage, rotatedJpeg } from "../support/images.ts";
 import { startSink } from "../support/sink.ts";
@@ -49,6 +50,7 @@ const config = () =>
     testConfigDoc(dir, {
       carriers: { mms: { kind: "mm7", url: stub.url, max_message_bytes: LIMIT } },
       media_link: { base_url: "https://m.example.test" },
+      inbound: { mm7: MM7_INBOUND },
       log: { level: "warn" },
     }),
   );

@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { startApp, type App } from "../../src/app.ts";
 import { ACME_SECRET, post, sendBody, tempDir, testConfig, waitFor } from "../support/app.ts";
+import { MM7_INBOUND } from "../support/config-doc.ts";
 import { amrAudio, animatedGif, describeImage, largePng, rotatedJpeg } from "../support/images.ts";
 import { ADMIN_TOKEN, bearer } from "../support/ops.ts";
 import { startSink } from "../support/sink.ts";
@@ -43,6 +44,7 @@ const config = () =>
       sms: { kind: "smpp", host: "127.0.0.1", port: smsc.port, system_id: "gw", password: "pw", tps: 1000, reconnect_min_ms: 100, reconnect_max_ms: 500 },
     },
     media_link: { base_url: "https://m.example.test/p" },
+    inbound: { mm7: MM7_INBOUND },
   });
 
 async function restart(): Promise<void> {
