@@ -44,8 +44,16 @@ const BUDGET_QUANTUM = 4096;
 /** Room for a part's headers changing with its new name and type (e.g. photo.png → photo.jpg). */
 const HEADER_SLACK = 256;
 
+/** Adapted results and image headers kept in memory: a campaign's every message must not re-read either. */
+const MEMORY_BYTES = 32 * 1024 * 1024;
+const MEMORY_INFOS = 4096;
+
 export class MediaAdapter {
   private readonly inFlight = new Map<string, Promise<AdaptResult>>();
+  // Maps iterate in insertion order: re-inserting on a hit makes the first key the least recently used.
+  private readonly recent = new Map<string, AdaptResult>();
+  private recentBytes = 0;
+  private readonly infos = new Map<string, ImageInfo | null>();
 
   constructor(
     private readonly codec: ImageCodec,
@@ -56,7 +64,7 @@ export class MediaAdapter {
 
   /** The parts to submit, or a permanent error naming the part that cannot be made to fit. */
   async fit(parts: MediaPart[], o: FitOptions): Promise<FitOutcome> {
-    const infos = await Promise.all(parts.map((p) => (p.contentType.startsWith("image/") ? this.codec.info(p.bytes) : Promise.resolve(null))));
+    const infos = await Promise.all(parts.map((p) => (p.contentType.startsWith("image/") ? this.info(p) : Promise.resolve(null))));
     const total = o.measure(parts);
     const images = infos.flatMap((info, i) => (info ? [i] : []));
     const needsWork = (i: number) => {
@@ -105,7 +113,8 @@ export class MediaAdapter {
     if (info) {
       const profile = `web/${WEB_EDGE}px/${WEB_MAX_BYTES}B`;
       const result = await this.adaptOnce(part, info, WEB_MAX_BYTES, WEB_EDGE, profile);
-      return "unfit" in result ? null : { hash: part.cacheKey, profile };
+      // Read through the store as well: that marks the row used, so the purge keeps it as long as the new page.
+      return "unfit" in result || !this.cache.get(part.cacheKey, profile) ? null : { hash: part.cacheKey, profile };
     }
     if (!/^(audio|video)\//.test(part.contentType) || part.bytes.byteLength > WEB_MAX_BYTES) return null;
     const profile = "web/original";
@@ -115,18 +124,45 @@ export class MediaAdapter {
     return { hash: part.cacheKey, profile };
   }
 
-  /** One adaptation per (content, profile): from the cache, else computed once however many ask at once. */
+  private async info(part: MediaPart): Promise<ImageInfo | null> {
+    if (this.infos.has(part.cacheKey)) return this.infos.get(part.cacheKey)!;
+    const info = await this.codec.info(part.bytes);
+    this.infos.set(part.cacheKey, info);
+    if (this.infos.size > MEMORY_INFOS) this.infos.delete(this.infos.keys().next().value!);
+    return info;
+  }
+
+  private remember(key: string, result: AdaptResult): AdaptResult {
+    const size = "bytes" in result ? result.bytes.byteLength : 0;
+    const old = this.recent.get(key);
+    if (old) {
+      this.recent.delete(key);
+      this.recentBytes -= "bytes" in old ? old.bytes.byteLength : 0;
+    }
+    this.recent.set(key, result);
+    this.recentBytes += size;
+    for (const [k, v] of this.recent) {
+      if (this.recentBytes <= MEMORY_BYTES) break;
+      this.recent.delete(k);
+      this.recentBytes -= "bytes" in v ? v.bytes.byteLength : 0;
+    }
+    return result;
+  }
+
+  /** One adaptation per (content, profile): from memory or the store, else computed once however many ask at once. */
   private adaptOnce(part: MediaPart, info: ImageInfo, budget: number, maxEdge: number, profile: string): Promise<AdaptResult> {
-    const hit = this.cache.get(part.cacheKey, profile);
-    if (hit) return Promise.resolve(hit);
     const key = `${part.cacheKey}@${profile}`;
+    const inMemory = this.recent.get(key);
+    if (inMemory) return Promise.resolve(this.remember(key, inMemory));
+    const stored = this.cache.get(part.cacheKey, profile);
+    if (stored) return Promise.resolve(this.remember(key, stored));
     let pending = this.inFlight.get(key);
     if (!pending) {
       pending = (async () => {
         this.onComputed();
         const result = await this.adaptImage(part.bytes, info, budget, maxEdge);
         await this.cache.put(part.cacheKey, profile, result);
-        return result;
+        return this.remember(key, result);
       })().finally(() => this.inFlight.delete(key));
       this.inFlight.set(key, pending);
     }
