@@ -57,12 +57,18 @@ export function createMediaServices(d: MediaServicesDeps) {
   const adapt =
     config.carriers.mms.adapt_media && limits
       ? async (submit: MmsSubmit): Promise<MediaPart[] | GatewayError> => {
-          const r = await adapter.fit(submit.media, {
-            carrier: d.mms.name,
-            maxMessageBytes: limits.maxMessageBytes,
-            maxEdge,
-            measure: (parts) => limits.measure({ ...submit, media: parts }),
-          });
+          let r: Awaited<ReturnType<MediaAdapter["fit"]>>;
+          try {
+            r = await adapter.fit(submit.media, {
+              carrier: d.mms.name,
+              maxMessageBytes: limits.maxMessageBytes,
+              maxEdge,
+              measure: (parts) => limits.measure({ ...submit, media: parts }),
+            });
+          } catch (e) {
+            // An image whose header reads but whose pixels do not: retrying would fail the same way.
+            r = { code: "media:cannot_fit", message: `adapting the media failed: ${(e as Error).message}` };
+          }
           if ("code" in r) {
             metrics.mediaUnfit.inc();
             return r;
