@@ -101,9 +101,9 @@ export async function runAdmin(args: string[], io: Output = { out: (s) => consol
         return 0;
       }
       case "capability": {
-        const memory = new CapabilityMemory(new MediaStore(store.db, store.writer, Date.now), config.capability.remember_days * 86_400_000, () => {});
+        const memory = new CapabilityMemory(store, config.capability.remember_days * 86_400_000, () => {});
         if (rest.length === 0) {
-          print(memory.list());
+          print(await memory.list());
           return 0;
         }
         if (rest.length !== 2 || rest[0] !== "forget") throw new OperatorInputError("capability takes no argument (list) or: forget NUMBER");

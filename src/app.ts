@@ -22,7 +22,7 @@ import { createMetrics, type Metrics } from "./metrics.ts";
 import { Dispatcher } from "./pipeline/dispatcher.ts";
 import { createEgress, EgressRefused } from "./pipeline/egress.ts";
 import { createMediaFetcher } from "./pipeline/media.ts";
-import { createMediaServices, type MediaServices } from "./pipeline/media-services.ts";
+import { createMediaServices } from "./pipeline/media-services.ts";
 import { mediaPage } from "./http/media-page.ts";
 import { Outbox } from "./pipeline/outbox.ts";
 import { carrierEvents } from "./pipeline/receipts.ts";
@@ -105,8 +105,6 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const activity = new Activity(now);
   const log = options.log ?? createLogger(config, activity, options.logDestination);
   const metrics = createMetrics();
-  // Built once the store is open.
-  let mediaServices: MediaServices | null = null;
   const store = await openStore(config.store, nodeId(config), {
     onOutcome: (o) => {
       if (o.kind === "fallback") return metrics.fallbacks.inc();
@@ -119,6 +117,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     receiptWindowMs: config.delivery.receipt_window_hours * 3_600_000,
     intermediateEvents: config.delivery.intermediate_events,
     inFlightPolicy: config.delivery.in_flight_policy,
+    noMmsMemoryMs: config.capability.remember_days * 86_400_000,
     backgroundCheckpoints: true,
     walSync: options.walSync,
     onDurabilityLost: (e) => {
@@ -145,7 +144,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     warn: (o, m) => log.warn(o, m),
   });
   const { mms, sms, mm7Inbound } = createCarriers(config, log, now);
-  mediaServices = createMediaServices({ config, store, mms, fetcher: media, metrics, now, warn: (o, m) => log.warn(o, m), info: (o, m) => log.info(o, m) });
+  const mediaServices = createMediaServices({ config, store, mms, fetcher: media, metrics, now, warn: (o, m) => log.warn(o, m), info: (o, m) => log.info(o, m) });
   const { capability, links } = mediaServices;
 
   const outbox = new Outbox({

@@ -125,7 +125,7 @@ export function admin(d: AdminDeps) {
     )
     .get(
       "/admin/capability",
-      guarded(() => json(200, { no_mms: d.capability.list() })),
+      guarded(async () => json(200, { no_mms: await d.capability.list() })),
     )
     .delete(
       "/admin/capability/:number",

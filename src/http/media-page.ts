@@ -16,13 +16,13 @@ const notFound = () => new Response("This page does not exist or has expired.\n"
 
 export function mediaPage(links: MediaLinks) {
   return new Elysia({ name: "media-page" })
-    .get(`${pagePath}:token`, ({ params }) => {
-      const page = links.page(params.token);
+    .get(`${pagePath}:token`, async ({ params }) => {
+      const page = await links.page(params.token);
       return page ? new Response(page.html, { headers: { ...headers, "content-type": "text/html; charset=utf-8" } }) : notFound();
     })
-    .get(`${pagePath}:token/:n`, ({ params }) => {
+    .get(`${pagePath}:token/:n`, async ({ params }) => {
       const n = /^[1-9]\d{0,2}$/.test(params.n) ? Number(params.n) : 0;
-      const media = n ? links.mediaOf(params.token, n) : null;
+      const media = n ? await links.mediaOf(params.token, n) : null;
       return media ? new Response(media.bytes, { headers: { ...headers, "content-type": media.contentType } }) : notFound();
     });
 }

@@ -17,7 +17,7 @@ export type AdaptResult = AdaptedImage | { unfit: string };
 
 /** Where adaptations are kept between messages and restarts (the store's adapted_media table). */
 export interface AdaptedCache {
-  get(sourceHash: string, profile: string): AdaptResult | null;
+  get(sourceHash: string, profile: string): Promise<AdaptResult | null>;
   put(sourceHash: string, profile: string, result: AdaptResult): Promise<void>;
 }
 
@@ -114,11 +114,11 @@ export class MediaAdapter {
       const profile = `web/${WEB_EDGE}px/${WEB_MAX_BYTES}B`;
       const result = await this.adaptOnce(part, info, WEB_MAX_BYTES, WEB_EDGE, profile);
       // Read through the store as well: that marks the row used, so the purge keeps it as long as the new page.
-      return "unfit" in result || !this.cache.get(part.cacheKey, profile) ? null : { hash: part.cacheKey, profile };
+      return "unfit" in result || !(await this.cache.get(part.cacheKey, profile)) ? null : { hash: part.cacheKey, profile };
     }
     if (!/^(audio|video)\//.test(part.contentType) || part.bytes.byteLength > WEB_MAX_BYTES) return null;
     const profile = "web/original";
-    if (!this.cache.get(part.cacheKey, profile)) {
+    if (!(await this.cache.get(part.cacheKey, profile))) {
       await this.cache.put(part.cacheKey, profile, { contentType: part.contentType, bytes: part.bytes, width: 0, height: 0 });
     }
     return { hash: part.cacheKey, profile };
@@ -154,11 +154,12 @@ export class MediaAdapter {
     const key = `${part.cacheKey}@${profile}`;
     const inMemory = this.recent.get(key);
     if (inMemory) return Promise.resolve(this.remember(key, inMemory));
-    const stored = this.cache.get(part.cacheKey, profile);
-    if (stored) return Promise.resolve(this.remember(key, stored));
     let pending = this.inFlight.get(key);
     if (!pending) {
+      // Registered before the store is read, so messages asking at once share one read and one adaptation.
       pending = (async () => {
+        const stored = await this.cache.get(part.cacheKey, profile);
+        if (stored) return this.remember(key, stored);
         this.onComputed();
         const result = await this.adaptImage(part.bytes, info, budget, maxEdge);
         await this.cache.put(part.cacheKey, profile, result);

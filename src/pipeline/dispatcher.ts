@@ -28,7 +28,7 @@ export interface DispatcherDeps {
   /** Media made to fit the carrier's limit (absent: submitted as fetched). */
   adapt?: (m: MmsSubmit) => Promise<MediaPart[] | { code: string; message: string }>;
   /** Why this recipient goes straight to the SMS fallback (capability memory), or null. */
-  rememberedNoMms?: (to: string) => string | null;
+  rememberedNoMms?: (to: string) => Promise<string | null>;
   /** The fallback SMS text (with the hosted page link when one is configured). */
   fallbackText?: (m: StoredMessage) => Promise<string>;
 }
@@ -184,7 +184,7 @@ export class Dispatcher {
   }
 
   private async submitMms(m: StoredMessage): Promise<SubmitResult> {
-    const remembered = this.d.rememberedNoMms?.(m.payload.to);
+    const remembered = await this.d.rememberedNoMms?.(m.payload.to);
     if (remembered) return { kind: "permanent", code: "capability:no_mms", message: remembered, fallbackEligible: true };
     const media: MediaPart[] = [];
     for (const item of m.payload.media) {

@@ -2,11 +2,11 @@
 // page (subject, text, the media adapted for the web) that the gateway serves itself.
 import type { MediaPart } from "../../adapters/carrier.ts";
 import type { StoredMessage } from "../domain/message.ts";
-import type { MediaLink, MediaStore } from "../store/media-store.ts";
+import type { MediaLink, Store } from "../store/index.ts";
 import type { MediaAdapter } from "./adapt.ts";
 
 export interface MediaLinkOptions {
-  store: MediaStore;
+  store: Pick<Store, "ensureMediaLink" | "mediaLink" | "adaptedMedia">;
   adapter: MediaAdapter;
   /** Media for the page: the same fetcher (and cache) the MMS used. */
   fetch(item: { url: string; content_type?: string }): Promise<MediaPart | { code: string; message: string }>;
@@ -45,7 +45,7 @@ export class MediaLinks {
       const stored = await this.o.adapter.forWeb(part);
       if (stored) media.push(stored);
     }
-    const link = await this.o.store.ensureLink({ token: this.newToken(), messageId: m.id, subject: p.subject, text: p.text, media }, this.o.ttlMs);
+    const link = await this.o.store.ensureMediaLink({ token: this.newToken(), messageId: m.id, subject: p.subject, text: p.text, media }, this.o.ttlMs);
     const url = `${this.o.baseUrl.replace(/\/+$/, "")}${pagePath}${link.token}`;
     this.o.info?.({ messageId: m.id, url, media: media.length }, "fallback SMS links to its hosted media page");
     return this.withLink(p.fallback_text, url);
@@ -82,20 +82,21 @@ export class MediaLinks {
     return token;
   }
 
-  page(token: string): { html: string } | null {
+  async page(token: string): Promise<{ html: string } | null> {
     if (!tokenShape.test(token)) return null;
-    const link = this.o.store.link(token);
+    const link = await this.o.store.mediaLink(token);
     if (!link) return null;
-    return { html: renderPage(link, (i) => `${pagePath}${token}/${i + 1}`, (i) => this.mediaOf(token, i + 1)?.contentType ?? "") };
+    const types = await Promise.all(link.media.map(async (_, i) => (await this.mediaOf(token, i + 1))?.contentType ?? ""));
+    return { html: renderPage(link, (i) => `${pagePath}${token}/${i + 1}`, (i) => types[i]!) };
   }
 
   /** The n-th (1-based) medium of a page, or null. */
-  mediaOf(token: string, n: number): { contentType: string; bytes: Uint8Array } | null {
+  async mediaOf(token: string, n: number): Promise<{ contentType: string; bytes: Uint8Array } | null> {
     if (!tokenShape.test(token)) return null;
-    const link = this.o.store.link(token);
+    const link = await this.o.store.mediaLink(token);
     const ref = link?.media[n - 1];
     if (!ref) return null;
-    const row = this.o.store.adapted(ref.hash, ref.profile);
+    const row = await this.o.store.adaptedMedia(ref.hash, ref.profile);
     return row && !("unfit" in row) ? { contentType: row.contentType, bytes: row.bytes } : null;
   }
 }

@@ -6,8 +6,7 @@ import type { Config } from "../config.ts";
 import type { GatewayError } from "../domain/outcome.ts";
 import type { StoredMessage } from "../domain/message.ts";
 import type { Metrics } from "../metrics.ts";
-import { MediaStore } from "../store/media-store.ts";
-import type { Store } from "../store/store.ts";
+import type { Store } from "../store/index.ts";
 import { MediaAdapter, type AdaptedCache } from "./adapt.ts";
 import { CapabilityMemory } from "./capability.ts";
 import { createSharpCodec, type ImageCodec } from "./image-codec.ts";
@@ -30,17 +29,17 @@ export interface MediaServicesDeps {
 
 export function createMediaServices(d: MediaServicesDeps) {
   const { config, metrics, now } = d;
-  const mediaStore = new MediaStore(d.store.db, d.store.writer, now);
+  const { store } = d;
   const cache: AdaptedCache = {
-    get: (hash, profile) => mediaStore.adapted(hash, profile),
-    put: (hash, profile, result) => mediaStore.putAdapted(hash, profile, result),
+    get: (hash, profile) => store.adaptedMedia(hash, profile),
+    put: (hash, profile, result) => store.putAdaptedMedia(hash, profile, result),
   };
   const adapter = new MediaAdapter(d.codec ?? createSharpCodec(), cache, () => metrics.mediaAdaptations.inc());
-  const capability = new CapabilityMemory(mediaStore, config.capability.remember_days * DAY_MS, () => metrics.capabilityHits.inc());
+  const capability = new CapabilityMemory(store, config.capability.remember_days * DAY_MS, () => metrics.capabilityHits.inc());
   const sms = config.carriers.sms;
   const links = config.media_link.base_url
     ? new MediaLinks({
-        store: mediaStore,
+        store,
         adapter,
         fetch: (item) => d.fetcher.get(item),
         baseUrl: config.media_link.base_url,
@@ -78,21 +77,19 @@ export function createMediaServices(d: MediaServicesDeps) {
       : undefined;
 
   return {
-    mediaStore,
     adapter,
     capability,
     links,
     dispatcherHooks: {
       adapt,
-      rememberedNoMms: (to: string) => {
-        const entry = capability.check(to);
+      rememberedNoMms: async (to: string) => {
+        const entry = await capability.check(to);
         return entry ? `remembered until ${new Date(entry.until).toISOString()} as unable to take MMS (${entry.reason})` : null;
       },
       fallbackText: links ? (m: StoredMessage) => links.fallbackText(m) : undefined,
     },
-    onFallback: (m: StoredMessage, cause: GatewayError) => capability.onFallback(m, cause, now()),
     /** Pages past ttl_days, expired memories, adaptations unused for ttl_days. */
-    purge: () => mediaStore.purge(now() - config.media_link.ttl_days * DAY_MS),
+    purge: () => store.purgeMedia(now() - config.media_link.ttl_days * DAY_MS),
   };
 }
 

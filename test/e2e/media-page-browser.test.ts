@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { BrowserContext } from "playwright-core";
-import { ACME_SECRET, post, sendBody, startTestApp, waitFor } from "../support/app.ts";
+import { ACME_SECRET, post, sendBody, sqlite, startTestApp, waitFor } from "../support/app.ts";
 import { largePng } from "../support/images.ts";
 import { startSink } from "../support/sink.ts";
 
@@ -43,7 +43,7 @@ suite("hosted media page in chromium", () => {
     // Sandbox recipients ending in 03 cannot take MMS: the message falls back to SMS with a page.
     const r = await post(app.url, "/mms", sendBody({ to: "0012025550103", callback_url: sink.url, subject: "Spring <sale>", text: "Up to 50% off", media: { url: `http://127.0.0.1:${media.port}/spring.png` } }));
     await waitFor("fallback delivered", () => sink.byMessage(r.json.id).some((e) => e.status === "delivered"));
-    const { token } = app.store.db.query("SELECT token FROM media_links WHERE message_id = ?").get(r.json.id) as { token: string };
+    const { token } = sqlite(app.store).db.query("SELECT token FROM media_links WHERE message_id = ?").get(r.json.id) as { token: string };
 
     const page = await context.newPage();
     const requested: string[] = [];

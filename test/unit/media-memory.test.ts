@@ -1,12 +1,13 @@
 // Hosted pages and capability memory on a real SQLite file with a fake clock: expiry, purge, one normal
-// form for numbers, and the page token's shape.
+// form for numbers, and the page token's shape. (The same store promises on PostgreSQL: store-conformance.)
 import { expect, test } from "bun:test";
 import { join } from "node:path";
 import { normaliseNumber } from "../../src/domain/number.ts";
+import { fallbackOrFail } from "../../src/domain/decisions.ts";
+import type { StoredMessage } from "../../src/domain/message.ts";
 import { CapabilityMemory } from "../../src/pipeline/capability.ts";
 import { MediaLinks } from "../../src/pipeline/media-link.ts";
-import { MediaStore } from "../../src/store/media-store.ts";
-import { Store } from "../../src/store/store.ts";
+import { SqliteStore } from "../../src/store/sqlite/store.ts";
 import { tempDir } from "../support/app.ts";
 
 const DAY = 86_400_000;
@@ -14,8 +15,16 @@ const DAY = 86_400_000;
 function open() {
   let t = 1_800_000_000_000;
   const clock = { now: () => t, advance: (ms: number) => (t += ms) };
-  const store = Store.open(join(tempDir(), "gateway.db"), { now: clock.now, retryBaseMs: 10, retryMaxMs: 100, receiptWindowMs: DAY, intermediateEvents: false, inFlightPolicy: "at-most-once" });
-  return { store, media: new MediaStore(store.db, store.writer, clock.now), clock };
+  const store = SqliteStore.open(join(tempDir(), "gateway.db"), {
+    now: clock.now,
+    retryBaseMs: 10,
+    retryMaxMs: 100,
+    receiptWindowMs: DAY,
+    intermediateEvents: false,
+    inFlightPolicy: "at-most-once",
+    noMmsMemoryMs: 30 * DAY,
+  });
+  return { store, clock };
 }
 
 test("+44…, 0044… and 44… (with spaces or dashes) are one number", () => {
@@ -23,40 +32,52 @@ test("+44…, 0044… and 44… (with spaces or dashes) are one number", () => {
 });
 
 test("a page is found until ttl, then 404 and purged; a second link for the message keeps the first token", async () => {
-  const { store, media, clock } = open();
-  const link = await media.ensureLink({ token: "A".repeat(22), messageId: "msg_1", subject: "s", text: "t", media: [] }, 10 * DAY);
-  const again = await media.ensureLink({ token: "B".repeat(22), messageId: "msg_1", subject: "s", text: "t", media: [] }, 10 * DAY);
+  const { store, clock } = open();
+  const link = await store.ensureMediaLink({ token: "A".repeat(22), messageId: "msg_1", subject: "s", text: "t", media: [] }, 10 * DAY);
+  const again = await store.ensureMediaLink({ token: "B".repeat(22), messageId: "msg_1", subject: "s", text: "t", media: [] }, 10 * DAY);
   expect(again.token).toBe(link.token);
   clock.advance(10 * DAY - 1);
-  expect(media.link(link.token)?.messageId).toBe("msg_1");
+  expect((await store.mediaLink(link.token))?.messageId).toBe("msg_1");
   clock.advance(1);
-  expect(media.link(link.token)).toBeNull();
-  expect((await media.purge(clock.now() - 10 * DAY)).links).toBe(1);
+  expect(await store.mediaLink(link.token)).toBeNull();
+  expect((await store.purgeMedia(clock.now() - 10 * DAY)).links).toBe(1);
   await store.close();
 });
 
-test("capability memory: remembered for remember_days in one normal form, then gone; 0 days = off", async () => {
-  const { store, media, clock } = open();
+test("the fallback decides what is remembered: the handset's refusal in normal form, never our own content; 0 days = off", () => {
+  const m = { id: "msg_x", state: "submitting", channel: "mms", fallback: false, payload: { to: "+44 7700 900123", fallback_text: "fb" } } as StoredMessage;
+  const t = fallbackOrFail(m, 1000, { code: "mm7:2002", message: "Address Error" }, 30 * DAY);
+  expect(t).toMatchObject({ channel: "sms", fallbackReason: "mm7:2002: Address Error", noMms: { number: "447700900123", reason: "mm7:2002: Address Error", until: 1000 + 30 * DAY } });
+  expect(fallbackOrFail(m, 1000, { code: "media:cannot_fit", message: "x" }, 30 * DAY).noMms).toBeUndefined();
+  expect(fallbackOrFail(m, 1000, { code: "mm7:2002", message: "Address Error" }, 0).noMms).toBeUndefined();
+});
+
+test("capability memory: remembered with the fallback for remember_days in one normal form, then gone; 0 days = off", async () => {
+  const { store, clock } = open();
   let hits = 0;
-  const memory = new CapabilityMemory(media, 30 * DAY, () => hits++);
-  const m = { payload: { to: "447700900123" } } as never;
-  await store.writer.write(() => memory.onFallback(m, { code: "mm7:2002", message: "Address Error" }, clock.now()));
+  const memory = new CapabilityMemory(store, 30 * DAY, () => hits++);
+  const payload = { from: "1", to: "447700900123", subject: "", text: "hi", fallback_text: "fb", media: [], custom_data: "", callback_url: "https://x.example/cb", metadata: null };
+  for (const [to, code] of [["447700900123", "mm7:2002"], ["15550001111", "media:cannot_fit"]] as const) {
+    await store.accept({ accountId: "a", requestId: null, channel: "mms", payload: { ...payload, to }, bodyHash: "h", expiresAt: clock.now() + DAY });
+    const [m] = await store.claimDue("mms", 1);
+    expect((await store.recordSubmit(m!, "mms", { kind: "permanent", code, message: "Address Error", fallbackEligible: true })).fallback).toBe(true);
+    expect((await store.getMessage(m!.id))?.fallbackReason).toBe(`${code}: Address Error`);
+  }
+  expect((await memory.check("+44 7700 900123"))?.reason).toBe("mm7:2002: Address Error");
   // Our own content is no reason to think the handset cannot take MMS.
-  await store.writer.write(() => memory.onFallback({ payload: { to: "15550001111" } } as never, { code: "media:cannot_fit", message: "x" }, clock.now()));
-  expect(memory.check("+44 7700 900123")?.reason).toBe("mm7:2002: Address Error");
-  expect(memory.check("15550001111")).toBeNull();
+  expect(await memory.check("15550001111")).toBeNull();
   expect(hits).toBe(1);
   clock.advance(30 * DAY);
-  expect(memory.check("447700900123")).toBeNull();
-  expect(new CapabilityMemory(media, 0, () => hits++).check("447700900123")).toBeNull();
+  expect(await memory.check("447700900123")).toBeNull();
+  expect(await new CapabilityMemory(store, 0, () => hits++).check("447700900123")).toBeNull();
   await store.close();
 });
 
 test("page tokens: 22 letters and digits, every symbol reachable, from the injected randomness", async () => {
-  const { store, media } = open();
+  const { store } = open();
   let counter = 0;
   const links = new MediaLinks({
-    store: media,
+    store,
     adapter: null as never,
     fetch: async () => ({ code: "x", message: "x" }),
     baseUrl: "https://m.example.test",

@@ -1,33 +1,17 @@
-// The SQL of media adaptation, hosted media pages and capability memory (migration 002), kept apart
-// from the message store: none of it is part of a message's state machine.
+// The SQL of adapted media, hosted media pages and capability memory (migration 003), kept apart from
+// the message tables: none of it is part of a message's state machine. A memory is written with its
+// fallback, in the store's transition (store.ts).
 import type { Database, Statement } from "bun:sqlite";
+import type { NoMmsMemory } from "../../domain/decisions.ts";
+import type { AdaptedMedia, CapabilityEntry, MediaLink } from "../index.ts";
 import type { GroupCommit } from "./db.ts";
-
-export type AdaptedRow = { contentType: string; bytes: Uint8Array; width: number; height: number } | { unfit: string };
-
-export interface MediaLink {
-  token: string;
-  messageId: string;
-  subject: string;
-  text: string;
-  media: { hash: string; profile: string }[];
-  expiresAt: number;
-}
-
-export interface CapabilityEntry {
-  number: string;
-  reason: string;
-  createdAt: number;
-  until: number;
-  hits: number;
-}
 
 type Row = Record<string, string | number | Uint8Array | null>;
 
 /** used_at is refreshed at most this often per entry: a campaign's million hits must not be a million writes. */
 const TOUCH_EVERY_MS = 3_600_000;
 
-export class MediaStore {
+export class SqliteMedia {
   private readonly s: Record<string, Statement>;
   private readonly touched = new Map<string, number>();
 
@@ -58,7 +42,7 @@ export class MediaStore {
 
   // ---- adapted media --------------------------------------------------------------------------
 
-  adapted(hash: string, profile: string): AdaptedRow | null {
+  async adapted(hash: string, profile: string): Promise<AdaptedMedia | null> {
     const r = this.s.adaptedGet!.get(hash, profile) as Row | null;
     if (!r) return null;
     const key = `${hash}@${profile}`;
@@ -72,7 +56,7 @@ export class MediaStore {
     return { contentType: r.content_type as string, bytes: r.bytes as Uint8Array, width: r.width as number, height: r.height as number };
   }
 
-  putAdapted(hash: string, profile: string, row: AdaptedRow): Promise<void> {
+  putAdapted(hash: string, profile: string, row: AdaptedMedia): Promise<void> {
     const now = this.now();
     this.touched.set(`${hash}@${profile}`, now);
     return this.writer.write(() => {
@@ -93,7 +77,7 @@ export class MediaStore {
   }
 
   /** null for an unknown or expired token. */
-  link(token: string): MediaLink | null {
+  async link(token: string): Promise<MediaLink | null> {
     const r = this.s.linkGet!.get(token) as Row | null;
     if (!r || (r.expires_at as number) <= this.now()) return null;
     return toLink(r);
@@ -102,20 +86,19 @@ export class MediaStore {
   // ---- capability memory ----------------------------------------------------------------------
 
   /** Inside the caller's write (the transaction that sends the message to its fallback). */
-  rememberNoMmsInWrite(number: string, reason: string, until: number): void {
-    this.s.capabilityPut!.run(number, reason, this.now(), until);
+  rememberInWrite(m: NoMmsMemory): void {
+    this.s.capabilityPut!.run(m.number, m.reason, this.now(), m.until);
   }
 
-  remembered(number: string): CapabilityEntry | null {
+  async remembered(number: string): Promise<CapabilityEntry | null> {
     const r = this.s.capabilityGet!.get(number, this.now()) as Row | null;
-    return r ? toCapability(r) : null;
+    if (!r) return null;
+    // A counter for the operator: a hit lost to a storage hiccup costs nothing.
+    const counted = await this.writer.write(() => this.s.capabilityHit!.run(number).changes).catch(() => 0);
+    return { ...toCapability(r), hits: (r.hits as number) + counted };
   }
 
-  countHit(number: string): void {
-    this.writer.write(() => this.s.capabilityHit!.run(number)).catch(() => {});
-  }
-
-  listCapability(limit = 1000): CapabilityEntry[] {
+  async listCapability(limit = 1000): Promise<CapabilityEntry[]> {
     return (this.s.capabilityList!.all(this.now(), limit) as Row[]).map(toCapability);
   }
 
