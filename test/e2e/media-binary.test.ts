@@ -1,13 +1,15 @@
 // Media adaptation from the compiled binary (sharp's addon and the embedded libvips loaded from inside
 // it): a large photo adapted within the MMSC's limit, the hosted page of a fallback, capability memory
-// across a restart of the binary.
-import { afterAll, beforeAll, expect, test } from "bun:test";
+// across a restart of the binary; on PostgreSQL, all three found by another node.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import postgres from "postgres";
 import { Database } from "bun:sqlite";
 import { join } from "node:path";
 import { ACME_SECRET, post, sendBody, tempDir, testConfigDoc, waitFor } from "../support/app.ts";
 import { MM7_INBOUND } from "../support/config-doc.ts";
 import { configFor, freePort, startBinary, type Running } from "../support/binary.ts";
 import { describeImage, rotatedJpeg } from "../support/images.ts";
+import { createTestDatabase, pgAvailable, type TestDatabase } from "../support/postgres.ts";
 import { startSink } from "../support/sink.ts";
 import { startMmscStub, type MmscStub } from "../integration/mm7-stub.ts";
 
@@ -27,6 +29,7 @@ let stub: MmscStub;
 const dir = tempDir();
 const port = freePort();
 let gw: Running | null = null;
+let db: TestDatabase | null = null;
 
 beforeAll(async () => {
   photo = await rotatedJpeg();
@@ -42,16 +45,18 @@ afterAll(async () => {
   await stub.stop();
   media.stop(true);
   sink.stop();
-});
+  await db?.drop();
+}, 30_000);
 
-const config = () =>
+const config = (more: Record<string, unknown> = {}, at = dir) =>
   configFor(
-    dir,
-    testConfigDoc(dir, {
+    at,
+    testConfigDoc(at, {
       carriers: { mms: { kind: "mm7", url: stub.url, max_message_bytes: LIMIT } },
       media_link: { base_url: "https://m.example.test" },
       inbound: { mm7: MM7_INBOUND },
       log: { level: "warn" },
+      ...more,
     }),
   );
 const send = (to: string) => post(gw!.url, "/mms", sendBody({ to, callback_url: sink.url, media: [{ url: `http://127.0.0.1:${media.port}/photo.jpg` }] }));
@@ -96,3 +101,37 @@ test("the binary adapts a 3000×2000 photo within the limit, serves the fallback
   const metrics = await (await fetch(`${gw.url}/metrics`)).text();
   expect(metrics).toMatch(/^gateway_media_adaptations_total 0$/m);
 }, 120_000);
+
+describe.skipIf(!pgAvailable)("on PostgreSQL", () => {
+  test("a page, a remembered number and an adapted image made at one node are found by another", async () => {
+    gw?.proc.kill("SIGTERM");
+    await gw?.proc.exited;
+    db = await createTestDatabase();
+    const node = (id: string) => startBinary(config({ store: { kind: "postgres", url: db!.url }, node: { id } }, tempDir()), freePort());
+
+    gw = await node("n1");
+    await send("0012025550151");
+    await waitFor("n1's SubmitReq", () => submitsTo("0151").length === 1, 60_000);
+    const refused = await send("0044770090019077");
+    await waitFor("fallback delivered", () => sink.byMessage(refused.json.id).some((e) => e.status === "delivered"), 30_000);
+    expect(sink.byMessage(refused.json.id)[0]!.fallback_reason).toStartWith("mm7:2002");
+    gw.proc.kill("SIGTERM");
+    expect(await gw.proc.exited).toBe(0);
+
+    gw = await node("n2");
+    const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+    const [{ token }] = (await sql`SELECT token FROM media_links WHERE message_id = ${refused.json.id}`) as unknown as [{ token: string }];
+    await sql.end({ timeout: 1 });
+    const image = await fetch(`${gw.url}/m/${token}/1`);
+    expect(image.headers.get("content-type")).toBe("image/jpeg");
+    expect((await describeImage(new Uint8Array(await image.arrayBuffer()))).height).toBe(1280);
+    const again = await send("+44770090019077");
+    await waitFor("remembered fallback", () => sink.byMessage(again.json.id).some((e) => e.status === "delivered"), 30_000);
+    expect(sink.byMessage(again.json.id)[0]!.fallback_reason).toStartWith("capability:no_mms");
+    expect(submitsTo("44770090019077")).toHaveLength(1);
+    await send("0012025550152");
+    await waitFor("n2's SubmitReq", () => submitsTo("0152").length === 1, 30_000);
+    expect(submitsTo("0152")[0]!.decodedBytes).toBeLessThanOrEqual(LIMIT);
+    expect(await (await fetch(`${gw.url}/metrics`)).text()).toMatch(/^gateway_media_adaptations_total 0$/m);
+  }, 120_000);
+});
