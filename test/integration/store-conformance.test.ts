@@ -208,6 +208,8 @@ for (const engine of engines) {
       expect(await store.forgetNoMms("12025550123")).toBe(true);
       expect(await store.noMmsMemory("12025550123")).toBeNull();
       expect(await store.forgetNoMms("12025550123")).toBe(false);
+      // Closed here, not only after the file: the server's connection slots are shared with other suites.
+      await store.close();
     });
 
     test("media: adaptations round-trip (bytes or unfit) and are purged once unused; one page per message, gone after its ttl", async () => {
@@ -230,6 +232,7 @@ for (const engine of engines) {
       expect(await store.mediaLink("T1")).toBeNull();
       expect(await store.purgeMedia(1001)).toEqual({ links: 1, capability: 0, adapted: 2 });
       expect(await store.adaptedMedia("h1", "mms/100B")).toBeNull();
+      await store.close();
     });
 
     test("outbox: only a message's oldest pending event is due; retry, dead letter, requeue", async () => {
