@@ -16,8 +16,12 @@ node_modules/.setup-done: package.json package-lock.json
 run: setup
 	$(BUN) src/main.ts serve $(ARGS)
 
+# sharp's addon is embedded by the bundler, but it loads libvips by RPATH from beside itself on disk:
+# libvips goes in as an embedded file, written out and loaded before the addon (src/pipeline/image-codec.ts).
+LIBVIPS = $(wildcard node_modules/@img/sharp-libvips-$(subst bun-,,$(1))/lib/libvips-cpp.*)
+
 build: setup
-	$(BUN) build --compile --minify --bytecode --target=$(TARGET) src/main.ts src/store/sqlite/checkpoint-worker.ts --outfile $(OUT)
+	$(BUN) build --compile --minify --bytecode --target=$(TARGET) src/main.ts src/store/sqlite/checkpoint-worker.ts $(call LIBVIPS,$(TARGET)) --outfile $(OUT)
 
 # Release binaries for every platform we ship. Cross targets need that platform's Bun runtime, which
 # `bun build` fetches once from the npm registry (@oven/bun-*) and caches in ~/.bun/install/cache; with
@@ -26,7 +30,7 @@ PLATFORMS ?= linux-x64 linux-arm64 darwin-arm64
 build-all: setup
 	@for p in $(PLATFORMS); do \
 		echo "== $$p"; \
-		$(BUN) build --compile --minify --bytecode --target=bun-$$p src/main.ts src/store/sqlite/checkpoint-worker.ts --outfile dist/mms-gateway-$$p || exit 1; \
+		$(BUN) build --compile --minify --bytecode --target=bun-$$p src/main.ts src/store/sqlite/checkpoint-worker.ts $$(ls node_modules/@img/sharp-libvips-$$p/lib/libvips-cpp.* 2>/dev/null) --outfile dist/mms-gateway-$$p || exit 1; \
 	done
 
 # The Debian package of the binary built for TARGET: dist/mms-gateway_<version>_<arch>.deb (dpkg-deb only).

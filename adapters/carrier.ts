@@ -161,6 +161,14 @@ interface Carrier {
 
 export interface MmsCarrier extends Carrier {
   submit(m: MmsSubmit): Promise<SubmitResult>;
+  /** The carrier's size limit, for adapting media to it before the submit; absent = no limit known. */
+  readonly limits?: MmsLimits;
+}
+
+export interface MmsLimits {
+  maxMessageBytes: number;
+  /** The size the limit applies to (bytes after transfer decoding), for this message. */
+  measure(m: MmsSubmit): number;
 }
 
 export interface SmsCarrier extends Carrier {

@@ -5,6 +5,7 @@
 import { join } from "node:path";
 import { ConfigError, defaultConfig, loadConfigFile, type Config } from "./config.ts";
 import { OperatorInputError, positiveInt, purgeOlderThan, requeueTarget, retryFilter } from "./pipeline/operator.ts";
+import { CapabilityMemory } from "./pipeline/capability.ts";
 import { openStore } from "./store/open.ts";
 
 export const adminUsage = `  mms-gateway admin (--config FILE | --data DIR) show ID|REQUEST_ID
@@ -12,7 +13,8 @@ export const adminUsage = `  mms-gateway admin (--config FILE | --data DIR) show
   mms-gateway admin (--config FILE | --data DIR) unmatched-receipts [--limit N]
   mms-gateway admin (--config FILE | --data DIR) requeue all|SEQ...
   mms-gateway admin (--config FILE | --data DIR) retry-failed [--since ISO] [--error CODE] [--account ID] [--limit N]
-  mms-gateway admin (--config FILE | --data DIR) purge --older-than HOURS`;
+  mms-gateway admin (--config FILE | --data DIR) purge --older-than HOURS
+  mms-gateway admin (--config FILE | --data DIR) capability [forget NUMBER]`;
 
 interface Output {
   out: (s: string) => void;
@@ -49,7 +51,7 @@ async function configFor(opts: Map<string, string>): Promise<Config> {
 export async function runAdmin(args: string[], io: Output = { out: (s) => console.log(s), err: (s) => console.error(s) }): Promise<number> {
   const { opts, words } = parseArgs(args);
   const [cmd, ...rest] = words;
-  const known = ["show", "dead-letters", "unmatched-receipts", "requeue", "retry-failed", "purge"];
+  const known = ["show", "dead-letters", "unmatched-receipts", "requeue", "retry-failed", "purge", "capability"];
   if (!cmd || !known.includes(cmd)) {
     io.err(`usage:\n${adminUsage}`);
     return 2;
@@ -97,6 +99,18 @@ export async function runAdmin(args: string[], io: Output = { out: (s) => consol
         const filter = retryFilter({ since: opts.get("--since"), error: opts.get("--error"), account: opts.get("--account"), limit: opts.get("--limit") });
         print({ retried: await store.retryFailed(filter, config.delivery.validity_hours * 3_600_000) });
         return 0;
+      }
+      case "capability": {
+        const memory = new CapabilityMemory(store, config.capability.remember_days * 86_400_000, () => {});
+        if (rest.length === 0) {
+          print(await memory.list());
+          return 0;
+        }
+        if (rest.length !== 2 || rest[0] !== "forget") throw new OperatorInputError("capability takes no argument (list) or: forget NUMBER");
+        const forgotten = await memory.forget(rest[1]!);
+        if (!forgotten) io.err(`${rest[1]} is not remembered`);
+        else print({ forgotten: true });
+        return forgotten ? 0 : 1;
       }
       default: {
         const hours = positiveInt(opts.get("--older-than"), "--older-than");

@@ -9,7 +9,7 @@ import { createSandboxCarrier } from "../adapters/sandbox/index.ts";
 import { createMm7Carrier, inboundLimit, type Mm7Carrier } from "../adapters/mm7/index.ts";
 import { createSmppCarrier } from "../adapters/smpp/index.ts";
 import { Activity } from "./activity.ts";
-import { carrierEntries, mm7Settings, nodeId, smppSettings, type Config } from "./config.ts";
+import { carrierEntries, mm7Settings, nodeId, smppSettings, type Config, type MmsSection } from "./config.ts";
 import { admin } from "./http/admin.ts";
 import { adminGuard } from "./http/admin-auth.ts";
 import { GuessingGuard } from "./http/auth.ts";
@@ -24,6 +24,8 @@ import { Dispatcher, type ChannelCarrier } from "./pipeline/dispatcher.ts";
 import { Router } from "./pipeline/router.ts";
 import { createEgress, EgressRefused } from "./pipeline/egress.ts";
 import { createMediaFetcher } from "./pipeline/media.ts";
+import { createMediaServices } from "./pipeline/media-services.ts";
+import { mediaPage } from "./http/media-page.ts";
 import { Outbox } from "./pipeline/outbox.ts";
 import { carrierEvents } from "./pipeline/receipts.ts";
 import type { Store } from "./store/index.ts";
@@ -117,7 +119,8 @@ function createCarriers(config: Config, log: Logger, now: () => number, entries 
       return { ...base, carrier: mm7, mm7, inboundPath: key === "mms" ? config.inbound.mm7.path : `${config.inbound.mm7.path.replace(/\/$/, "")}/${key}` };
     }
     if (section.kind === "smpp") return { ...base, carrier: createSmppCarrier(section.name, smppSettings(config, key), child), mm7: null, inboundPath: null };
-    return { ...base, carrier: createSandboxCarrier({ name: section.name, channel, reportDelayMs: section.sandbox_report_delay_ms, now }), mm7: null, inboundPath: null };
+    const maxMessageBytes = channel === "mms" ? (section as MmsSection).max_message_bytes : undefined;
+    return { ...base, carrier: createSandboxCarrier({ name: section.name, channel, reportDelayMs: section.sandbox_report_delay_ms, now, maxMessageBytes }), mm7: null, inboundPath: null };
   });
 }
 
@@ -138,6 +141,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     receiptWindowMs: config.delivery.receipt_window_hours * 3_600_000,
     intermediateEvents: config.delivery.intermediate_events,
     inFlightPolicy: config.delivery.in_flight_policy,
+    noMmsMemoryMs: config.capability.remember_days * 86_400_000,
     backgroundCheckpoints: true,
     walSync: options.walSync,
     onDurabilityLost: (e) => {
@@ -189,6 +193,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     });
   const laneConcurrency = (channel: "mms" | "sms") => built.filter((b) => b.channel === channel).reduce((n, b) => n + b.concurrency, 0);
   const concurrency = { mms: laneConcurrency("mms"), sms: laneConcurrency("sms") };
+  const mediaServices = createMediaServices({ config, store, fetcher: media, metrics, now, warn: (o, m) => log.warn(o, m), info: (o, m) => log.info(o, m) });
+  const { capability, links } = mediaServices;
 
   const outbox = new Outbox({
     store,
@@ -215,6 +221,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     paused: config.delivery.paused,
     onFinal: () => outbox.wake(),
     onSubmitted: (carrier, outcome) => activity.submitted(carrier, outcome),
+    ...mediaServices.dispatcherHooks,
   });
   const events = carrierEvents({
     store,
@@ -301,8 +308,10 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
           dispatcher.wake("mms");
           dispatcher.wake("sms");
         },
+        capability,
       }),
     )
+    .use(links ? mediaPage(links) : new Elysia())
     .use(statusPage({ store, activity, now, refuse, carriers: allHealth, carrierNames: () => built.map((b) => b.carrier.name), version: pkg.version }));
 
   const [host, portText] = splitHostPort(config.server.listen);
@@ -338,6 +347,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         lastPurge = now();
         const purged = await store.purge(now() - config.store.dedup_window_hours * 3_600_000, now() - config.store.retention_hours * 3_600_000);
         if (purged.dedup + purged.messages + purged.events > 0) log.info(purged, "purged old records");
+        const media = await mediaServices.purge();
+        if (media.links + media.capability + media.adapted > 0) log.info(media, "purged expired media pages, capability memories and unused adaptations");
       }
     } catch (e) {
       log.error({ err: (e as Error).message }, "housekeeping failed");

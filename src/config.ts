@@ -57,6 +57,8 @@ const Mms = Section({
   kind: Doc("mm7 = a real MMSC; sandbox = the embedded test carrier.", T.Union([T.Literal("mm7"), T.Literal("sandbox")], { default: "sandbox" })),
   name: Str("mms", "The carrier's name in logs, metrics and the database."),
   concurrency: Doc("Submits in flight to this carrier at once (the dispatcher's limit).", Int(32, 1, 4096)),
+  adapt_media: Doc("Resize and re-encode images so the whole SubmitReq fits max_message_bytes; false = media passed through untouched.", Bool(true)),
+  image_max_edge_px: Doc("Longest side of an image after adaptation, in pixels (larger images are scaled down even when they fit).", Int(1280, 64, 16384)),
   ...sandboxKeys,
 });
 
@@ -91,7 +93,7 @@ const Route = T.Object(
 
 /** The adapter's own view of a carrier section: the section less the gateway's keys. */
 export function mm7Settings(c: Config, key = "mms"): Mm7Settings {
-  const { kind: _k, sandbox_report_delay_ms: _s, channel: _ch, ...rest } = c.carriers[key] as MmsSection & { channel?: Channel };
+  const { kind: _k, sandbox_report_delay_ms: _s, channel: _ch, adapt_media: _a, image_max_edge_px: _e, ...rest } = c.carriers[key] as MmsSection & { channel?: Channel };
   return resolveMm7Settings({ ...rest, inbound_username: c.inbound.mm7.username, inbound_password: c.inbound.mm7.password });
 }
 
@@ -182,13 +184,20 @@ export const ConfigSchema = T.Object(
       allow: Doc("CIDRs that callback and media URLs may reach although private (loopback, RFC 1918); public addresses are always allowed.", T.Array(T.String(), { default: [] })),
     }),
     media: Section({
-      max_bytes: Int(1048576, 1024),
+      max_bytes: Doc("Largest media source fetched (memory guard, not the carrier's limit: images are adapted to that).", Int(16 * 1048576, 1024)),
       timeout_ms: Int(15000, 100),
       max_redirects: Int(3, 0, 20),
       cache_entries: Int(1000, 0),
     }),
     carriers: Section({ mms: Mms, sms: Sms }),
     routes: Doc("[[routes]]: which carriers take a message, by channel, recipient prefix and account; first match wins, no match → carriers.mms / carriers.sms.", T.Array(Route, { default: [] })),
+    media_link: Section({
+      base_url: Doc("Public base URL of the hosted media page (e.g. https://m.example.com); set → a fallback SMS of an MMS with media ends with a link to it.", Str("")),
+      ttl_days: Doc("How long a hosted page and its media are kept.", Int(365, 1, 3650)),
+    }),
+    capability: Section({
+      remember_days: Doc("A number refused as \"cannot take MMS\" goes straight to the SMS fallback for this long; 0 = off.", Int(30, 0, 3650)),
+    }),
     inbound: Section({
       listen: Str(
         "",
@@ -217,7 +226,7 @@ export const ConfigSchema = T.Object(
 );
 
 type Schema = Static<typeof ConfigSchema>;
-type MmsSection = Schema["carriers"]["mms"] & Omit<Mm7Settings, "inbound_username" | "inbound_password">;
+export type MmsSection = Schema["carriers"]["mms"] & Omit<Mm7Settings, "inbound_username" | "inbound_password">;
 type SmsSection = Schema["carriers"]["sms"] & SmppSettings;
 /** The schema's static type, with the carrier sections' adapter keys (derived at run time) spelled out. */
 export type NamedCarrierSection = (MmsSection | SmsSection) & { channel: Channel };
@@ -374,6 +383,7 @@ function semanticProblems(c: Config): string[] {
     p.push("inbound.mm7.password: required with inbound.mm7.username (a user name alone is no secret)");
   }
   if (c.store.kind === "postgres" && !/^postgres(ql)?:\/\//.test(c.store.url)) p.push('store.url: required for kind = "postgres" (postgres://user:password@host:5432/dbname)');
+  if (c.media_link.base_url && !/^https?:\/\/[^/?#]+(\/[^?#]*)?$/.test(c.media_link.base_url)) p.push("media_link.base_url: must be an http(s) URL without query or fragment");
   for (const [i, cidr] of c.egress.allow.entries()) {
     if (!/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(cidr)) p.push(`egress.allow.${i}: expected a CIDR like 127.0.0.0/8 (got "${cidr}")`);
   }

@@ -6,7 +6,7 @@ import type { Logger } from "../carrier.ts";
 import { PartCache } from "./part-cache.ts";
 import { namespaceUri, resolveMm7Settings, type Mm7Settings } from "./settings.ts";
 import { SubmitGate } from "./submit-gate.ts";
-import { buildSubmitMessage, minimumContentBytes } from "./submit-message.ts";
+import { buildSubmitMessage, measureSubmitReq, minimumContentBytes } from "./submit-message.ts";
 import { classifySubmitAnswer } from "./submit-response.ts";
 
 export interface Mm7Deps {
@@ -42,7 +42,7 @@ export function createMm7Carrier(settings: Partial<Mm7Settings>, deps: Mm7Deps):
 
   async function submitOnce(m: MmsSubmit): Promise<SubmitResult> {
     const message = buildSubmitMessage(s, ns, m, deps.now(), cache);
-    if (message.contentBytes > s.max_message_bytes) return tooLarge(message.contentBytes);
+    if (message.submitReqBytes > s.max_message_bytes) return tooLarge(message.submitReqBytes);
     const outcome = await postSubmit(endpoint, message, s.timeout_ms, stopping.signal, fetchFn);
     if (outcome.kind === "timeout") {
       noteHealth({ state: "down", detail: `MMSC timeout: ${outcome.message}` });
@@ -109,6 +109,8 @@ export function createMm7Carrier(settings: Partial<Mm7Settings>, deps: Mm7Deps):
         gate.release();
       }
     },
+
+    limits: { maxMessageBytes: s.max_message_bytes, measure: (m) => measureSubmitReq(s, ns, m, deps.now()) },
 
     handleInbound: createInboundHandler(s, { log: deps.log, now: deps.now, events: () => events }),
   };

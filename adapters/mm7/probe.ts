@@ -16,7 +16,7 @@ export async function probeMmsc(s: Mm7Settings, fetchFn: typeof fetch = fetch): 
   const endpoint = mmscEndpoint(s);
   const id = `mms-gateway-probe-${randomUUID()}`;
   const body = new TextEncoder().encode(buildCancelReq(s, namespaceUri(s), id, id));
-  const message = { body, contentType: 'text/xml; charset="utf-8"', contentBytes: body.byteLength };
+  const message = { body, contentType: 'text/xml; charset="utf-8"', contentBytes: body.byteLength, submitReqBytes: body.byteLength };
   const outcome = await postSubmit(endpoint, message, s.timeout_ms, new AbortController().signal, fetchFn);
   if (outcome.kind !== "answer") return { verdict: "failed", detail: `unreachable: ${outcome.message}` };
   const http = outcome.answer;

@@ -13,6 +13,8 @@ export interface SubmitMessage {
   contentType: string;
   /** Size of the MM content as the MMSC sees it after decoding: part headers, SMIL, text, raw media. */
   contentBytes: number;
+  /** The whole SubmitReq as the MMSC sees it after decoding (SOAP envelope too): what max_message_bytes limits. */
+  submitReqBytes: number;
 }
 
 const soapCid = "mm7-soap";
@@ -66,7 +68,16 @@ export function buildSubmitMessage(s: Mm7Settings, ns: string, m: MmsSubmit, now
     body: concatChunks(chunks),
     contentType: `multipart/related; boundary="${outer}"; type="text/xml"; start="<${soapCid}>"`,
     contentBytes: contentLength - encodedMedia + rawMedia,
+    submitReqBytes: concatLength(chunks) - encodedMedia + rawMedia,
   };
+}
+
+const noCache = { get: (_key: string, encode: () => Uint8Array) => encode() } as PartCache;
+
+/** submitReqBytes without encoding the media: the structure is built with empty parts, their raw sizes added. */
+export function measureSubmitReq(s: Mm7Settings, ns: string, m: MmsSubmit, now: number): number {
+  const hollow = { ...m, media: m.media.map((p) => ({ ...p, bytes: new Uint8Array(0) })) };
+  return buildSubmitMessage(s, ns, hollow, now, noCache).submitReqBytes + minimumContentBytes({ ...m, text: "" });
 }
 
 function leafHeaders(contentType: string, name: string): [string, string][] {

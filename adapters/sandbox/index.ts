@@ -1,13 +1,17 @@
 // The embedded carrier: behaves like a real one (asynchronous reports, failures, retries) so the whole
 // journey can be tried and tested with nothing else installed. The recipient's last two digits choose
 // the scenario (config.md, "The sandbox carriers").
-import type { CarrierEvents, CarrierHealth, CarrierReceipt, MmsCarrier, MmsSubmit, SmsCarrier, SmsSubmit, SubmitResult } from "../carrier.ts";
+import type { CarrierEvents, CarrierHealth, CarrierReceipt, MmsCarrier, MmsLimits, MmsSubmit, SmsCarrier, SmsSubmit, SubmitResult } from "../carrier.ts";
+import { mm7Defaults, namespaceUri } from "../mm7/settings.ts";
+import { measureSubmitReq } from "../mm7/submit-message.ts";
 
 export interface SandboxOptions {
   name: string;
   channel: "mms" | "sms";
   reportDelayMs: number;
   now: () => number;
+  /** MMS: refuse messages over this many bytes, measured as an MM7 MMSC would (0 = no limit). */
+  maxMessageBytes?: number;
 }
 
 export function createSandboxCarrier(o: SandboxOptions): MmsCarrier & SmsCarrier {
@@ -28,8 +32,20 @@ export function createSandboxCarrier(o: SandboxOptions): MmsCarrier & SmsCarrier
     timers.add(t);
   };
 
+  // The sandbox MMSC takes the SubmitReq an MM7 MMSC with default settings would get, and its limit.
+  const limits: MmsLimits | undefined =
+    o.channel === "mms" && o.maxMessageBytes
+      ? { maxMessageBytes: o.maxMessageBytes, measure: (m) => measureSubmitReq(mm7Defaults, namespaceUri(mm7Defaults), m, o.now()) }
+      : undefined;
+
   const submit = async (m: MmsSubmit | SmsSubmit): Promise<SubmitResult> => {
     if (stopped) return { kind: "temporary", code: "sandbox:stopped", message: "the sandbox carrier is stopping" };
+    if (limits && "media" in m) {
+      const size = limits.measure(m);
+      if (size > limits.maxMessageBytes) {
+        return { kind: "permanent", code: "sandbox:size", message: `message is ${size} bytes, over max_message_bytes ${limits.maxMessageBytes}`, fallbackEligible: false };
+      }
+    }
     const scenario = m.to.slice(-2);
     if (scenario === "01" && !failedOnce.has(m.messageId)) {
       failedOnce.add(m.messageId);
@@ -70,6 +86,7 @@ export function createSandboxCarrier(o: SandboxOptions): MmsCarrier & SmsCarrier
     health(): CarrierHealth[] {
       return [{ name: o.name, state: stopped ? "idle" : "up", detail: "sandbox" }];
     },
+    limits,
     submit,
   };
 }

@@ -3,6 +3,7 @@
 // in the same transaction) and decides nothing itself, so every engine keeps the same promises.
 import type { CarrierReceipt, SubmitResult } from "../../adapters/carrier.ts";
 import { assertTransition, type Channel, type MessageState, type ReportStatus, type StoredMessage } from "./message.ts";
+import { normaliseNumber } from "./number.ts";
 import { backoffMs, gatewayErrors, type GatewayError } from "./outcome.ts";
 
 export interface DeliveryPolicy {
@@ -13,6 +14,15 @@ export interface DeliveryPolicy {
   intermediateEvents: boolean;
   /** A submit whose outcome is unknown (crash, timeout, link lost, expired lease): never resend it, or resend it. */
   inFlightPolicy: "at-most-once" | "at-least-once";
+  /** How long a number refused as unable to take MMS goes straight to its fallback SMS; 0 or absent = never remembered. */
+  noMmsMemoryMs?: number;
+}
+
+/** A number to skip MMS for until `until` (capability memory), written with the fallback. */
+export interface NoMmsMemory {
+  number: string;
+  reason: string;
+  until: number;
 }
 
 /** What a transition finished, told to the counters once it is committed. */
@@ -47,6 +57,10 @@ export interface Transition {
   expiresAt?: number;
   /** Where the message may go next among its route's carriers (domain/route.ts); written when set. */
   routing?: { pinned: string | null; refused: string[] };
+  /** Why the MMS went to its fallback SMS ("code: message"), kept for its events. */
+  fallbackReason?: string;
+  /** The recipient to remember as unable to take MMS. */
+  noMms?: NoMmsMemory;
 }
 
 type Options = Partial<Pick<Transition, "dueAt" | "attemptsDelta" | "carrier" | "error" | "event" | "outcome" | "expiresAt">> & { detail: string };
@@ -85,14 +99,26 @@ export function finish(m: StoredMessage, status: ReportStatus, at: number, carri
  * The MMS cannot reach this handset: the fallback text goes out as SMS, or, when the request gave
  * none, the message fails.
  */
-export function fallbackOrFail(m: StoredMessage, now: number, cause: GatewayError, carrierMessageId: string | null = null): Transition {
+export function fallbackOrFail(m: StoredMessage, now: number, cause: GatewayError, noMmsMemoryMs = 0, carrierMessageId: string | null = null): Transition {
   if (m.payload.fallback_text === "") {
     return finish(m, "failed", now, carrierMessageId, { code: cause.code, message: `${cause.message}; ${gatewayErrors.noFallbackText.message}` });
   }
   const t = transition(m, "accepted", { dueAt: now, error: cause, detail: `fallback to SMS after ${cause.code}`, outcome: { kind: "fallback" } });
+  const reason = `${cause.code}: ${cause.message}`;
+  const remember = noMmsMemoryMs > 0 && !notTheHandset.test(cause.code);
   // The SMS is routed afresh: what bound the MMS to its carriers does not apply to it.
-  return { ...t, channel: "sms", fallback: true, routing: { pinned: null, refused: [] } };
+  return {
+    ...t,
+    channel: "sms",
+    fallback: true,
+    routing: { pinned: null, refused: [] },
+    fallbackReason: reason,
+    ...(remember ? { noMms: { number: normaliseNumber(m.payload.to), reason, until: now + noMmsMemoryMs } } : {}),
+  };
 }
+
+/** Causes about our content or the capability memory itself, not the handset: never remembered. */
+const notTheHandset = /^(media|capability|gateway|mm7:size):?/;
 
 /** A due message is claimed for a submit (for `carrier`, chosen now by its route), or failed when its validity has ended. */
 export function decideClaim(m: StoredMessage, now: number, lastError: string | null, carrier?: string): Transition {
@@ -140,7 +166,7 @@ export function decideAfterSubmit(
     const t = transition(m, "accepted", { dueAt: now, carrier, error, detail: `permanent ${result.code} from ${carrier}: ${result.message}; the route's next carrier may take it` });
     return { ...t, routing: { pinned: null, refused: [...m.refused, carrier] } };
   }
-  if (result.fallbackEligible && m.channel === "mms") return fallbackOrFail(m, now, error);
+  if (result.fallbackEligible && m.channel === "mms") return fallbackOrFail(m, now, error, policy.noMmsMemoryMs);
   return finish(m, "failed", now, null, error, carrier);
 }
 
@@ -178,12 +204,13 @@ export function decideReceipt(
   r: CarrierReceipt,
   carrierId: string,
   parts: { carrierId: string; outcome: CarrierReceipt["outcome"] | null }[],
+  noMmsMemoryMs = 0,
 ): Transition | null {
   const error = r.code ? { code: r.code, message: r.message ?? r.code } : undefined;
   if (r.outcome === "failed") {
     // One failed part fails the whole message: the person did not get all of it.
     const cause = error ?? { code: "carrier:failed", message: "the carrier reported a failure" };
-    if (r.fallbackEligible && m.channel === "mms") return fallbackOrFail(m, r.timestamp, cause, carrierId);
+    if (r.fallbackEligible && m.channel === "mms") return fallbackOrFail(m, r.timestamp, cause, noMmsMemoryMs, carrierId);
     return finish(m, "failed", r.timestamp, carrierId, cause);
   }
   const status = aggregateParts(parts.map((p) => p.outcome));

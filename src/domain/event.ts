@@ -14,6 +14,9 @@ export const DeliveryEventSchema = T.Object(
     }),
     channel: T.Union([T.Literal("mms"), T.Literal("sms")], { description: "sms when the fallback SMS is what the event is about." }),
     fallback: T.Boolean({ description: "True when the MMS could not be delivered and the fallback SMS was sent instead." }),
+    fallback_reason: T.Optional(
+      T.String({ description: "With fallback: why the MMS became an SMS (\"code: message\": the carrier's refusal, media that could not be made to fit, or capability:no_mms for a number remembered as unable to take MMS)." }),
+    ),
     timestamp: T.Number({ description: "Unix seconds (with milliseconds) of the carrier's event." }),
     to: T.String({ description: "The recipient, 00 followed by E.164 digits." }),
     from: T.String({ description: "The sender as sent to the carrier." }),
@@ -31,7 +34,7 @@ export const DeliveryEventSchema = T.Object(
 export type DeliveryEvent = Static<typeof DeliveryEventSchema> & { status: ReportStatus; channel: Channel };
 
 export function deliveryEvent(
-  m: { id: string; requestId: string | null; channel: Channel; fallback: boolean; payload: MessagePayload },
+  m: { id: string; requestId: string | null; channel: Channel; fallback: boolean; fallbackReason?: string | null; payload: MessagePayload },
   status: ReportStatus,
   eventId: string,
   timestampMs: number,
@@ -51,6 +54,7 @@ export function deliveryEvent(
     from: m.payload.from,
     carrier_message_id: carrierMessageId,
   };
+  if (m.fallback && m.fallbackReason) e.fallback_reason = m.fallbackReason;
   // The contract has `error` on failed events only (a `sent` after the receipt window carries none).
   if (error && status === "failed") e.error = error;
   return e;

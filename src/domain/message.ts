@@ -81,4 +81,6 @@ export interface StoredMessage {
   pinned: string | null;
   /** Carriers that refused it for good while its route let the next one try. */
   refused: string[];
+  /** Why the MMS went to its fallback SMS ("code: message"); null while it has not. */
+  fallbackReason?: string | null;
 }

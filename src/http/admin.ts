@@ -4,6 +4,7 @@
 import { Elysia } from "elysia";
 import type { Logger } from "pino";
 import { OperatorInputError, positiveInt, purgeOlderThan, requeueTarget, retryFilter } from "../pipeline/operator.ts";
+import type { CapabilityMemory } from "../pipeline/capability.ts";
 import type { Store } from "../store/index.ts";
 
 export interface AdminDeps {
@@ -18,6 +19,7 @@ export interface AdminDeps {
   /** Requeued events or retried messages are due now: wake the loops instead of waiting for their poll. */
   onRequeued: () => void;
   onRetried: () => void;
+  capability: CapabilityMemory;
 }
 
 type Ctx = { request: Request; server: { requestIP(r: Request): { address: string } | null } | null };
@@ -120,6 +122,18 @@ export function admin(d: AdminDeps) {
         return json(200, { retried });
       }),
       { parse: "none" },
+    )
+    .get(
+      "/admin/capability",
+      guarded(async () => json(200, { no_mms: await d.capability.list() })),
+    )
+    .delete(
+      "/admin/capability/:number",
+      guarded(async ({ params }) => {
+        const forgotten = await d.capability.forget(params.number!);
+        d.log.info({ number: params.number, forgotten }, "admin: capability memory entry forgotten");
+        return forgotten ? json(200, { forgotten: true }) : json(404, { error: { code: "not_found", message: `${params.number} is not remembered` } });
+      }),
     )
     .post(
       "/admin/purge",

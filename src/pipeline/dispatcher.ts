@@ -1,7 +1,7 @@
 // Claims due messages in batches, submits them within each carrier's concurrency, and records what
 // the carrier said. Restartable from the database alone: whatever was in memory is found again there.
 import type { Logger } from "pino";
-import type { MediaPart, MmsCarrier, SmsCarrier, SubmitResult } from "../../adapters/carrier.ts";
+import type { MediaPart, MmsCarrier, MmsSubmit, SmsCarrier, SubmitResult } from "../../adapters/carrier.ts";
 import type { Channel, StoredMessage } from "../domain/message.ts";
 import type { Metrics } from "../metrics.ts";
 import { StorageUnavailable, type Store } from "../store/index.ts";
@@ -30,6 +30,13 @@ export interface DispatcherDeps {
   onFinal?: () => void;
   /** Each carrier answer (the status page's per-carrier charts). */
   onSubmitted?: (carrier: string, outcome: SubmitResult["kind"]) => void;
+  /** Media made to fit the carrier's limit (absent: submitted as fetched). */
+  /** Fits the media to `carrier`'s limit (its own profile); the parts to send, or why they cannot fit. */
+  adapt?: (m: MmsSubmit, carrier: MmsCarrier) => Promise<MediaPart[] | { code: string; message: string }>;
+  /** Why this recipient goes straight to the SMS fallback (capability memory), or null. */
+  rememberedNoMms?: (to: string) => Promise<string | null>;
+  /** The fallback SMS text (with the hosted page link when one is configured). */
+  fallbackText?: (m: StoredMessage) => Promise<string>;
 }
 
 interface Lane {
@@ -191,6 +198,8 @@ export class Dispatcher {
   }
 
   private async submitMms(m: StoredMessage, carrier: MmsCarrier, unsent: { media: boolean }): Promise<SubmitResult> {
+    const remembered = await this.d.rememberedNoMms?.(m.payload.to);
+    if (remembered) return { kind: "permanent", code: "capability:no_mms", message: remembered, fallbackEligible: true };
     const media: MediaPart[] = [];
     for (const item of m.payload.media) {
       const got = await this.d.media.get(item);
@@ -204,11 +213,19 @@ export class Dispatcher {
       media.push(got);
     }
     const p = m.payload;
-    return carrier.submit({ messageId: m.id, requestId: m.requestId, from: p.from, to: p.to, subject: p.subject, text: p.text, media });
+    const submit: MmsSubmit = { messageId: m.id, requestId: m.requestId, from: p.from, to: p.to, subject: p.subject, text: p.text, media };
+    if (this.d.adapt && media.length > 0) {
+      const fitted = await this.d.adapt(submit, carrier);
+      // Media that cannot be made to fit is no fault of the handset, but the fallback still reaches the person.
+      if (!Array.isArray(fitted)) return { kind: "permanent", code: fitted.code, message: fitted.message, fallbackEligible: true };
+      submit.media = fitted;
+    }
+    return carrier.submit(submit);
   }
 
-  private submitSms(m: StoredMessage, carrier: SmsCarrier): Promise<SubmitResult> {
+  private async submitSms(m: StoredMessage, carrier: SmsCarrier): Promise<SubmitResult> {
     const p = m.payload;
-    return carrier.submit({ messageId: m.id, requestId: m.requestId, from: p.from, to: p.to, text: m.fallback ? p.fallback_text : p.text });
+    const text = !m.fallback ? p.text : this.d.fallbackText ? await this.d.fallbackText(m) : p.fallback_text;
+    return carrier.submit({ messageId: m.id, requestId: m.requestId, from: p.from, to: p.to, text });
   }
 }

@@ -77,6 +77,29 @@ export interface RetryFilter {
 
 export type Row = Record<string, unknown>;
 
+/** An adaptation kept per (content hash, profile): the result, or why nothing fits that profile. */
+export type AdaptedMedia = { contentType: string; bytes: Uint8Array; width: number; height: number } | { unfit: string };
+
+/** The hosted page of a message that fell back to SMS, found by its unguessable token. */
+export interface MediaLink {
+  token: string;
+  messageId: string;
+  subject: string;
+  text: string;
+  /** Its media: rows of the adapted media, by (content hash, profile). */
+  media: { hash: string; profile: string }[];
+  expiresAt: number;
+}
+
+/** A number remembered as unable to take MMS (capability memory). */
+export interface CapabilityEntry {
+  number: string;
+  reason: string;
+  createdAt: number;
+  until: number;
+  hits: number;
+}
+
 /** Work another node made due here: messages on a channel, or webhook events. */
 export type WorkKind = Channel | "events";
 
@@ -156,6 +179,21 @@ export interface Store {
    * the loops are woken directly and this never calls.
    */
   watch(listener: (kind: WorkKind) => void): void;
+
+  // ---- media (adapted media, hosted pages, capability memory)
+  /** A remembered adaptation; a read marks it used (at most hourly), which keeps it from the purge. */
+  adaptedMedia(hash: string, profile: string): Promise<AdaptedMedia | null>;
+  putAdaptedMedia(hash: string, profile: string, media: AdaptedMedia): Promise<void>;
+  /** The message's page, created with `link.token` unless it has one already (a retried SMS keeps its link). */
+  ensureMediaLink(link: Omit<MediaLink, "expiresAt">, ttlMs: number): Promise<MediaLink>;
+  /** null for an unknown or expired token. */
+  mediaLink(token: string): Promise<MediaLink | null>;
+  /** The unexpired memory of a number (normal form), counting a hit; null when none. */
+  noMmsMemory(number: string): Promise<CapabilityEntry | null>;
+  listNoMms(limit?: number): Promise<CapabilityEntry[]>;
+  forgetNoMms(number: string): Promise<boolean>;
+  /** Expired pages and memories, and adaptations unused since `adaptedUnusedBefore`. */
+  purgeMedia(adaptedUnusedBefore: number): Promise<{ links: number; capability: number; adapted: number }>;
 
   // ---- health
   /** Resolves once everything committed so far is durable: what is told to the outside waits for it. */

@@ -39,6 +39,8 @@ export interface ParsedSubmit {
   parts: ReceivedPart[];
   http: { authorization: string | null; contentLength: string | null; transferEncoding: string | null; soapAction: string | null; contentType: string };
   soapXml: string;
+  /** The whole SubmitReq with every base64 part decoded: what an MMSC's size limit is about. */
+  decodedBytes: number;
 }
 
 export type StubReply =
@@ -57,6 +59,8 @@ export interface StubOptions {
   namespace?: string;
   /** CancelReq (what `mms-gateway probe` sends): false = answer 4003 Unsupported operation, as an MMSC without it. */
   cancelSupported?: boolean;
+  /** Refuses (and notes in `errors`) a SubmitReq whose decoded size is over this, like a real MMSC. */
+  maxMessageBytes?: number;
 }
 
 export interface DeliveryReportInput {
@@ -154,6 +158,10 @@ export async function startMmscStub(options: StubOptions = {}): Promise<MmscStub
         return xml(faultXml(ns, version, undefined, 2007, (err as Error).message, "RSErrorRsp"), 500);
       }
       received.push(parsed);
+      if (options.maxMessageBytes !== undefined && parsed.decodedBytes > options.maxMessageBytes) {
+        errors.push(`SubmitReq ${parsed.transactionId} is ${parsed.decodedBytes} bytes decoded, over the limit ${options.maxMessageBytes}`);
+        return xml(submitRspXml(ns, version, parsed.transactionId, 2001, "Message size exceeds the limit", undefined));
+      }
       let reply = options.scenario ? await options.scenario(parsed) : ({ kind: "ok" } as StubReply);
       for (;;) {
         if (reply.kind === "delay") {
@@ -388,8 +396,11 @@ export function parseSubmitRequest(contentType: string, bytes: Uint8Array): Pars
   if (contentPart.headers["content-id"] !== contentCid) throw new Error(`content part Content-ID ${contentPart.headers["content-id"]} does not match href ${href}`);
   const inner = params(contentPart.headers["content-type"] ?? "");
   if (inner.type !== "multipart/related" || inner.params.type !== "application/smil" || !inner.params.start) throw new Error("content is not multipart/related with a SMIL start");
+  let decodedBytes = bytes.byteLength;
   const parts = strictParts(contentPart.body, inner.params.boundary!).map((p): ReceivedPart => {
     const cte = (p.headers["content-transfer-encoding"] ?? "").toLowerCase();
+    const decoded = new Uint8Array(cte === "base64" ? Buffer.from(p.body.toString("latin1"), "base64") : p.body);
+    decodedBytes += decoded.byteLength - p.body.byteLength;
     if (!p.headers["content-id"] || !p.headers["content-location"]) throw new Error("content part without Content-ID or Content-Location");
     if (cte === "base64") {
       for (const line of p.body.toString("latin1").split("\r\n")) if (line.length > 76) throw new Error("base64 line longer than 76");
@@ -399,7 +410,7 @@ export function parseSubmitRequest(contentType: string, bytes: Uint8Array): Pars
       contentId: p.headers["content-id"],
       contentLocation: p.headers["content-location"],
       transferEncoding: cte,
-      bytes: new Uint8Array(cte === "base64" ? Buffer.from(p.body.toString("latin1"), "base64") : p.body),
+      bytes: decoded,
     };
   });
   if (parts[0]?.contentId !== inner.params.start || !/^application\/smil/.test(parts[0].contentType)) throw new Error("first content part is not the SMIL start");
@@ -426,5 +437,6 @@ export function parseSubmitRequest(contentType: string, bytes: Uint8Array): Pars
     parts,
     http: { authorization: null, contentLength: null, transferEncoding: null, soapAction: null, contentType },
     soapXml,
+    decodedBytes,
   };
 }

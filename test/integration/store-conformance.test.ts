@@ -18,8 +18,11 @@ const options = (clock: { t: number }, inFlightPolicy: Policy) => ({
   receiptWindowMs: 3_600_000,
   intermediateEvents: false,
   inFlightPolicy,
+  noMmsMemoryMs: DAY,
   random: seeded(1),
 });
+
+const DAY = 86_400_000;
 
 const databases: TestDatabase[] = [];
 const opened: Store[] = [];
@@ -185,6 +188,51 @@ for (const engine of engines) {
       await store.applyReceipt({ carrier: "sms", carrierMessageId: "s1", outcome: "delivered", timestamp: 2 });
       expect(await store.getMessage(m!.id)).toMatchObject({ state: "delivered", channel: "sms", fallback: true });
       expect(store.queuedCount()).toBe(0);
+    });
+
+    test("a receipt's fallback keeps its reason for the SMS events and remembers the handset in the same transaction", async () => {
+      const clock = { t: 1000 };
+      const store = await engine.open(clock);
+      await store.accept({ ...input("f1"), channel: "mms", payload: { ...payload, to: "+1 202-555-0123" } });
+      const [m] = await store.claimDue("mms", 10);
+      await store.recordSubmit(m!, "mms", { kind: "ok", carrierMessageIds: ["mf1"] });
+      await store.applyReceipt({ carrier: "mms", carrierMessageId: "mf1", outcome: "failed", code: "mm7:4006", message: "no MMS", fallbackEligible: true, timestamp: 1 });
+      expect((await store.getMessage(m!.id))?.fallbackReason).toBe("mm7:4006: no MMS");
+      const [sms] = await store.claimDue("sms", 10);
+      await store.recordSubmit(sms!, "sms", { kind: "ok", carrierMessageIds: ["sf1"] });
+      await store.applyReceipt({ carrier: "sms", carrierMessageId: "sf1", outcome: "delivered", timestamp: 2 });
+      const [event] = await eventsOf(store, m!.id);
+      expect(JSON.parse(event!.body)).toMatchObject({ status: "delivered", fallback: true, fallback_reason: "mm7:4006: no MMS" });
+      expect(await store.noMmsMemory("12025550123")).toMatchObject({ reason: "mm7:4006: no MMS", until: 1 + DAY, hits: 1 });
+      expect((await store.listNoMms()).map((e) => [e.number, e.hits])).toEqual([["12025550123", 1]]);
+      expect(await store.forgetNoMms("12025550123")).toBe(true);
+      expect(await store.noMmsMemory("12025550123")).toBeNull();
+      expect(await store.forgetNoMms("12025550123")).toBe(false);
+      // Closed here, not only after the file: the server's connection slots are shared with other suites.
+      await store.close();
+    });
+
+    test("media: adaptations round-trip (bytes or unfit) and are purged once unused; one page per message, gone after its ttl", async () => {
+      const clock = { t: 1000 };
+      const store = await engine.open(clock);
+      const bytes = new Uint8Array([0, 255, 1, 254, 0]);
+      await store.putAdaptedMedia("h1", "mms/100B", { contentType: "image/jpeg", bytes, width: 3, height: 2 });
+      await store.putAdaptedMedia("h2", "mms/100B", { unfit: "too big" });
+      const got = await store.adaptedMedia("h1", "mms/100B");
+      expect(got && "bytes" in got ? [...got.bytes] : null).toEqual([...bytes]);
+      expect(got).toMatchObject({ contentType: "image/jpeg", width: 3, height: 2 });
+      expect(await store.adaptedMedia("h2", "mms/100B")).toEqual({ unfit: "too big" });
+      expect(await store.adaptedMedia("h1", "other")).toBeNull();
+
+      const link = await store.ensureMediaLink({ token: "T1", messageId: "msg_1", subject: "s", text: "t", media: [{ hash: "h1", profile: "mms/100B" }] }, 10 * DAY);
+      expect((await store.ensureMediaLink({ token: "T2", messageId: "msg_1", subject: "s", text: "t", media: [] }, 10 * DAY)).token).toBe("T1");
+      expect(await store.mediaLink("T1")).toEqual(link);
+      expect(link.expiresAt).toBe(1000 + 10 * DAY);
+      clock.t += 10 * DAY;
+      expect(await store.mediaLink("T1")).toBeNull();
+      expect(await store.purgeMedia(1001)).toEqual({ links: 1, capability: 0, adapted: 2 });
+      expect(await store.adaptedMedia("h1", "mms/100B")).toBeNull();
+      await store.close();
     });
 
     test("outbox: only a message's oldest pending event is due; retry, dead letter, requeue", async () => {

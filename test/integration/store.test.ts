@@ -267,7 +267,7 @@ describe("schema", () => {
     await store.close();
   });
 
-  test("a database at schema version 1 keeps its rows through the migration that adds the checks", async () => {
+  test("a database at schema version 1 keeps its rows through the migrations since (checks, routing, media)", async () => {
     const path = join(tempDir(), "v1.db");
     const v1 = new Database(path, { create: true, strict: true });
     v1.run(initialSchema);
@@ -276,8 +276,9 @@ describe("schema", () => {
     v1.run("INSERT INTO events (event_id, message_id, account_id, kind, url, body, state, attempts, created_at, updated_at, due_at) VALUES ('evt_a', 'msg_a', 'a', 'failed', 'u', '{}', 'pending', 0, 1, 1, 1)");
     v1.close();
     const store = SqliteStore.open(path, { now: () => 5, retryBaseMs: 1000, retryMaxMs: 60000, receiptWindowMs: 3_600_000, intermediateEvents: false, inFlightPolicy: "at-most-once" });
-    expect((store.db.query("PRAGMA user_version").get() as { user_version: number }).user_version).toBe(3);
+    expect((store.db.query("PRAGMA user_version").get() as { user_version: number }).user_version).toBe(4);
     expect(store.queuedCount()).toBe(1);
+    expect((await store.getMessage("msg_a"))?.fallbackReason).toBeNull();
     expect((await store.dueEvents(5, 10)).map((e) => e.eventId)).toEqual(["evt_a"]);
     expect(() => store.db.run("UPDATE messages SET state = 'lost'")).toThrow(/CHECK constraint/);
     await store.close();

@@ -29,6 +29,9 @@ import { chooseCandidate, IdBaseLearning, type ReceiptCandidate } from "../../do
 import {
   StorageUnavailable,
   type AcceptInput,
+  type AdaptedMedia,
+  type CapabilityEntry,
+  type MediaLink,
   type PendingEvent,
   type ReceiptResult,
   type RetryFilter,
@@ -41,8 +44,9 @@ import {
 } from "../index.ts";
 import initial from "./migrations/001_initial.sql" with { type: "text" };
 import routing from "./migrations/002_routing.sql" with { type: "text" };
+import media from "./migrations/003_media.sql" with { type: "text" };
 
-const migrations: string[] = [initial, routing];
+const migrations: string[] = [initial, routing, media];
 
 export interface PostgresOptions extends StoreOptions {
   url: string;
@@ -65,6 +69,9 @@ const channelName = "gateway_work";
  * the node; it bounds how long a killed node's in-flight messages wait for another node.
  */
 const defaultLeaseMs = 10_000;
+
+/** An adaptation's used_at is refreshed at most this often per node: a campaign's hits must not each be a write. */
+const TOUCH_EVERY_MS = 3_600_000;
 
 /** Errors that say the database is unreachable or refusing work right now (not a bug in a query). */
 function isUnavailable(e: unknown): boolean {
@@ -118,6 +125,7 @@ export class PostgresStore implements Store {
   private timer: ReturnType<typeof setInterval> | null = null;
   private listeners: ((kind: WorkKind) => void)[] = [];
   private closed = false;
+  private readonly touched = new Map<string, number>();
 
   private constructor(
     private readonly sql: Sql,
@@ -438,7 +446,7 @@ export class PostgresStore implements Store {
       carrierId: p.carrier_id as string,
       outcome: p.outcome as CarrierReceipt["outcome"] | null,
     }));
-    const t = decideReceipt(m, r, key, parts);
+    const t = decideReceipt(m, r, key, parts, this.opts.noMmsMemoryMs);
     if (t) await this.apply(tx, m, t, done);
     return "applied";
   }
@@ -624,6 +632,71 @@ export class PostgresStore implements Store {
     }
   }
 
+  // ---- media ----------------------------------------------------------------------------------
+
+  async adaptedMedia(hash: string, profile: string): Promise<AdaptedMedia | null> {
+    const [r] = await this.read((sql) => sql`SELECT content_type, bytes, width, height, unfit FROM adapted_media WHERE source_hash = ${hash} AND profile = ${profile}`);
+    if (!r) return null;
+    const key = `${hash}@${profile}`;
+    const now = this.now();
+    if (now - (this.touched.get(key) ?? 0) > TOUCH_EVERY_MS) {
+      this.touched.set(key, now);
+      // Only keeps the entry from the purge; losing it to an outage costs nothing.
+      this.read((sql) => sql`UPDATE adapted_media SET used_at = GREATEST(used_at, ${now}) WHERE source_hash = ${hash} AND profile = ${profile}`).catch(() => this.touched.delete(key));
+    }
+    if (r.unfit !== null) return { unfit: r.unfit as string };
+    return { contentType: r.content_type as string, bytes: new Uint8Array(r.bytes as Buffer), width: r.width as number, height: r.height as number };
+  }
+
+  async putAdaptedMedia(hash: string, profile: string, m: AdaptedMedia): Promise<void> {
+    const now = this.now();
+    this.touched.set(`${hash}@${profile}`, now);
+    const [type, bytes, width, height, unfit] = "unfit" in m ? [null, null, null, null, m.unfit] : [m.contentType, Buffer.from(m.bytes), m.width, m.height, null];
+    await this.read(
+      (sql) => sql`INSERT INTO adapted_media (source_hash, profile, content_type, bytes, width, height, unfit, created_at, used_at)
+        VALUES (${hash}, ${profile}, ${type}, ${bytes}, ${width}, ${height}, ${unfit}, ${now}, ${now})
+        ON CONFLICT (source_hash, profile) DO UPDATE SET content_type = excluded.content_type, bytes = excluded.bytes, width = excluded.width,
+          height = excluded.height, unfit = excluded.unfit, used_at = excluded.used_at`,
+    );
+  }
+
+  async ensureMediaLink(link: Omit<MediaLink, "expiresAt">, ttlMs: number): Promise<MediaLink> {
+    const now = this.now();
+    return this.tx(async (tx) => {
+      await tx`INSERT INTO media_links (token, message_id, subject, text, media, created_at, expires_at)
+        VALUES (${link.token}, ${link.messageId}, ${link.subject}, ${link.text}, ${JSON.stringify(link.media)}, ${now}, ${now + ttlMs}) ON CONFLICT DO NOTHING`;
+      const [r] = await tx`SELECT * FROM media_links WHERE message_id = ${link.messageId}`;
+      return toLink(r!);
+    });
+  }
+
+  async mediaLink(token: string): Promise<MediaLink | null> {
+    const [r] = await this.read((sql) => sql`SELECT * FROM media_links WHERE token = ${token} AND expires_at > ${this.now()}`);
+    return r ? toLink(r) : null;
+  }
+
+  async noMmsMemory(number: string): Promise<CapabilityEntry | null> {
+    const [r] = await this.read((sql) => sql`UPDATE capability SET hits = hits + 1 WHERE number = ${number} AND until > ${this.now()} RETURNING *`);
+    return r ? toCapability(r) : null;
+  }
+
+  async listNoMms(limit = 1000): Promise<CapabilityEntry[]> {
+    return (await this.read((sql) => sql`SELECT * FROM capability WHERE until > ${this.now()} ORDER BY created_at DESC LIMIT ${limit}`)).map(toCapability);
+  }
+
+  async forgetNoMms(number: string): Promise<boolean> {
+    return (await this.read((sql) => sql`DELETE FROM capability WHERE number = ${number}`)).count > 0;
+  }
+
+  purgeMedia(adaptedUnusedBefore: number): Promise<{ links: number; capability: number; adapted: number }> {
+    const now = this.now();
+    return this.tx(async (tx) => ({
+      links: (await tx`DELETE FROM media_links WHERE expires_at <= ${now}`).count,
+      capability: (await tx`DELETE FROM capability WHERE until <= ${now}`).count,
+      adapted: (await tx`DELETE FROM adapted_media WHERE used_at < ${adaptedUnusedBefore}`).count,
+    }));
+  }
+
   queueStats(): Promise<{ state: string; channel: string; count: number; oldest: number | null }[]> {
     return this.read(async (sql) =>
       (await sql`SELECT state, channel, COUNT(*)::int AS count, MIN(updated_at) AS oldest FROM messages WHERE due_at IS NOT NULL GROUP BY state, channel`).map((r) => ({
@@ -674,6 +747,14 @@ export class PostgresStore implements Store {
       Object.assign(m, t.routing);
     }
     if (t.expiresAt !== undefined) m.expiresAt = t.expiresAt;
+    if (t.fallbackReason !== undefined) {
+      m.fallbackReason = t.fallbackReason;
+      await tx`UPDATE messages SET fallback_reason = ${t.fallbackReason} WHERE id = ${m.id}`;
+    }
+    if (t.noMms) {
+      await tx`INSERT INTO capability (number, reason, created_at, until) VALUES (${t.noMms.number}, ${t.noMms.reason}, ${now}, ${t.noMms.until})
+        ON CONFLICT (number) DO UPDATE SET reason = excluded.reason, until = excluded.until`;
+    }
     if (waitsForCarrier(t.from) !== waitsForCarrier(t.to)) this.queued += waitsForCarrier(t.to) ? 1 : -1;
     if (t.to === "accepted") await tx`SELECT pg_notify(${channelName}, ${t.channel})`;
     if (t.event) {
@@ -721,5 +802,21 @@ function toMessage(row: DbRow): StoredMessage {
     carrier: (row.carrier as string | null) ?? null,
     pinned: (row.pinned_carrier as string | null) ?? null,
     refused: row.refused_carriers ? String(row.refused_carriers).split(",") : [],
+    fallbackReason: (row.fallback_reason as string | null) ?? null,
   };
+}
+
+function toLink(r: DbRow): MediaLink {
+  return {
+    token: r.token as string,
+    messageId: r.message_id as string,
+    subject: r.subject as string,
+    text: r.text as string,
+    media: JSON.parse(r.media as string),
+    expiresAt: r.expires_at as number,
+  };
+}
+
+function toCapability(r: DbRow): CapabilityEntry {
+  return { number: r.number as string, reason: r.reason as string, createdAt: r.created_at as number, until: r.until as number, hits: r.hits as number };
 }

@@ -6,9 +6,10 @@ import { StorageUnavailable } from "../index.ts";
 import initial from "./migrations/001_initial.sql" with { type: "text" };
 import stateChecks from "./migrations/002_state_checks.sql" with { type: "text" };
 import routing from "./migrations/003_routing.sql" with { type: "text" };
+import media from "./migrations/004_media.sql" with { type: "text" };
 
 /** Versioned migrations, applied in order; `user_version` records how many have run. */
-const migrations: string[] = [initial, stateChecks, routing];
+const migrations: string[] = [initial, stateChecks, routing, media];
 
 
 /** How long a write waits for another connection's lock (an admin command) before SQLITE_BUSY. */

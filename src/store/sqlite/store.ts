@@ -14,11 +14,12 @@ import {
   type Transition,
 } from "../../domain/decisions.ts";
 import { deliveryEvent, idFloor, newId } from "../../domain/event.ts";
-import type { AcceptInput, PendingEvent, ReceiptResult, RetryFilter, Store, StoredResponse, StoreOptions, UnmatchedReceipt } from "../index.ts";
+import type { AcceptInput, AdaptedMedia, MediaLink, PendingEvent, ReceiptResult, RetryFilter, Store, StoredResponse, StoreOptions, UnmatchedReceipt } from "../index.ts";
 import type { Channel, MessagePayload, MessageState, ReportStatus, StoredMessage } from "../../domain/message.ts";
 import { chooseCandidate, IdBaseLearning, type ReceiptCandidate } from "../../domain/receipt-match.ts";
 import { Checkpointer } from "./checkpointer.ts";
 import { GroupCommit, migrate, openDatabase, type WalSync } from "./db.ts";
+import { SqliteMedia } from "./media.ts";
 
 /** Applies the migrations to the file (creating it) and closes it. */
 export function migrateSqlite(path: string): { from: number; to: number } {
@@ -52,6 +53,7 @@ export class SqliteStore implements Store {
   private queued = 0;
   /** Each carrier's id base as its receipts show it (receipt_id_base = "learn"). */
   private readonly idBases = new IdBaseLearning();
+  private readonly media: SqliteMedia;
 
   constructor(
     readonly db: Database,
@@ -61,6 +63,7 @@ export class SqliteStore implements Store {
     this.writer.onFsyncFailure = opts.onDurabilityLost ?? null;
     this.now = opts.now;
     this.random = opts.random ?? Math.random;
+    this.media = new SqliteMedia(db, this.writer, this.now);
     const q = (sql: string) => db.prepare(sql);
     this.s = {
       dedupInsert: q(
@@ -71,6 +74,7 @@ export class SqliteStore implements Store {
         "INSERT INTO messages (id, account_id, request_id, channel, fallback, state, attempts, created_at, updated_at, due_at, expires_at, history, payload) VALUES (?, ?, ?, ?, 0, 'accepted', 0, ?, ?, ?, ?, ?, ?)",
       ),
       messageGet: q("SELECT * FROM messages WHERE id = ?"),
+      setFallbackReason: q("UPDATE messages SET fallback_reason = ? WHERE id = ?"),
       due: q("SELECT * FROM messages WHERE state = ? AND channel = ? AND due_at IS NOT NULL AND due_at <= ? ORDER BY due_at LIMIT ?"),
       nextDue: q("SELECT MIN(due_at) AS t FROM messages WHERE state = ? AND channel = ? AND due_at IS NOT NULL"),
       setState: q(
@@ -137,6 +141,38 @@ export class SqliteStore implements Store {
     await this.checkpointer?.close();
     this.db.run("PRAGMA wal_checkpoint(TRUNCATE)");
     this.db.close();
+  }
+
+  adaptedMedia(hash: string, profile: string) {
+    return this.media.adapted(hash, profile);
+  }
+
+  putAdaptedMedia(hash: string, profile: string, media: AdaptedMedia) {
+    return this.media.putAdapted(hash, profile, media);
+  }
+
+  ensureMediaLink(link: Omit<MediaLink, "expiresAt">, ttlMs: number) {
+    return this.media.ensureLink(link, ttlMs);
+  }
+
+  mediaLink(token: string) {
+    return this.media.link(token);
+  }
+
+  noMmsMemory(number: string) {
+    return this.media.remembered(number);
+  }
+
+  listNoMms(limit?: number) {
+    return this.media.listCapability(limit);
+  }
+
+  forgetNoMms(number: string) {
+    return this.media.forgetCapability(number);
+  }
+
+  purgeMedia(adaptedUnusedBefore: number) {
+    return this.media.purge(adaptedUnusedBefore);
   }
 
   watch(): void {
@@ -406,7 +442,7 @@ export class SqliteStore implements Store {
     if (m.state !== "submitted") return "duplicate";
     // Only the parts of this carrier's submit: after a fallback the failed MMS id is still on record.
     const parts = (this.s.partsOf!.all(m.id, r.carrier) as Row[]).map((p) => ({ carrierId: p.carrier_id as string, outcome: p.outcome as CarrierReceipt["outcome"] | null }));
-    const t = decideReceipt(m, r, key, parts);
+    const t = decideReceipt(m, r, key, parts, this.opts.noMmsMemoryMs);
     if (t) this.apply(m, t);
     return "applied";
   }
@@ -636,6 +672,11 @@ export class SqliteStore implements Store {
       Object.assign(m, t.routing);
     }
     if (t.expiresAt !== undefined) m.expiresAt = t.expiresAt;
+    if (t.fallbackReason !== undefined) {
+      m.fallbackReason = t.fallbackReason;
+      this.s.setFallbackReason!.run(t.fallbackReason, m.id);
+    }
+    if (t.noMms) this.media.rememberInWrite(t.noMms);
     if (waitsForCarrier(t.from) !== waitsForCarrier(t.to)) this.queuedDelta += waitsForCarrier(t.to) ? 1 : -1;
     if (t.event) {
       const eventId = newId("evt", now, this.random);
@@ -665,5 +706,6 @@ function toMessage(row: Row): StoredMessage {
     carrier: row.carrier as string | null,
     pinned: (row.pinned_carrier as string | null) ?? null,
     refused: row.refused_carriers ? String(row.refused_carriers).split(",") : [],
+    fallbackReason: (row.fallback_reason as string | null) ?? null,
   };
 }

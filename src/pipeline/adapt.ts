@@ -1,0 +1,220 @@
+// Media adapted to fit the carrier's whole-message limit: images re-encoded (JPEG quality ladder, then
+// smaller dimensions; animated GIF fewer frames and colours, else its first frame as a still), anything
+// else passed through when it fits. Each (content hash, profile) is adapted once and remembered, so a
+// campaign that sends one image to a million recipients pays for it once.
+import type { MediaPart } from "../../adapters/carrier.ts";
+import type { ImageCodec, ImageInfo } from "./image-codec.ts";
+
+export interface AdaptedImage {
+  contentType: string;
+  bytes: Uint8Array;
+  width: number;
+  height: number;
+}
+
+/** A remembered adaptation: the result, or why nothing fits (as worth remembering for a campaign). */
+export type AdaptResult = AdaptedImage | { unfit: string };
+
+/** Where adaptations are kept between messages and restarts (the store's adapted_media table). */
+export interface AdaptedCache {
+  get(sourceHash: string, profile: string): Promise<AdaptResult | null>;
+  put(sourceHash: string, profile: string, result: AdaptResult): Promise<void>;
+}
+
+export interface FitOptions {
+  /** Carrier name; part of the profile, as two carriers may render the same limit differently. */
+  carrier: string;
+  maxMessageBytes: number;
+  /** Longest edge of an image after adaptation, in pixels. */
+  maxEdge: number;
+  /** The size the carrier's limit applies to, for a message with these parts. */
+  measure(parts: MediaPart[]): number;
+}
+
+export type FitOutcome = { parts: MediaPart[]; adapted: number } | { code: string; message: string };
+
+// 85 looks like the source on a handset; below 40 JPEG blocks show. Then the image gets smaller.
+const QUALITY_LADDER = [85, 75, 65, 55, 45, 40];
+const EDGE_STEP = 0.75;
+const MIN_EDGE = 96;
+const WEB_EDGE = 1280;
+const WEB_MAX_BYTES = 2 * 1024 * 1024;
+/** Budgets are rounded down to this, so messages whose texts differ by a few bytes share one adaptation. */
+const BUDGET_QUANTUM = 4096;
+/** Room for a part's headers changing with its new name and type (e.g. photo.png → photo.jpg). */
+const HEADER_SLACK = 256;
+
+/** Adapted results and image headers kept in memory: a campaign's every message must not re-read either. */
+const MEMORY_BYTES = 32 * 1024 * 1024;
+const MEMORY_INFOS = 4096;
+
+export class MediaAdapter {
+  private readonly inFlight = new Map<string, Promise<AdaptResult>>();
+  // Maps iterate in insertion order: re-inserting on a hit makes the first key the least recently used.
+  private readonly recent = new Map<string, AdaptResult>();
+  private recentBytes = 0;
+  private readonly infos = new Map<string, ImageInfo | null>();
+
+  constructor(
+    private readonly codec: ImageCodec,
+    private readonly cache: AdaptedCache,
+    /** Told of each adaptation actually computed (not served from the cache): what "adapt once" is measured by. */
+    private readonly onComputed: () => void = () => {},
+  ) {}
+
+  /** The parts to submit, or a permanent error naming the part that cannot be made to fit. */
+  async fit(parts: MediaPart[], o: FitOptions): Promise<FitOutcome> {
+    const infos = await Promise.all(parts.map((p) => (p.contentType.startsWith("image/") ? this.info(p) : Promise.resolve(null))));
+    const total = o.measure(parts);
+    const images = infos.flatMap((info, i) => (info ? [i] : []));
+    const needsWork = (i: number) => {
+      const info = infos[i]!;
+      return Math.max(info.width, info.height) > o.maxEdge || info.hasMetadata || info.orientation !== 1;
+    };
+    if (total <= o.maxMessageBytes && !images.some(needsWork)) return { parts, adapted: 0 };
+
+    // What the message weighs with every image taken out: the budget the images share.
+    const stripped = parts.map((p, i) => (infos[i] ? { ...p, bytes: new Uint8Array(0) } : p));
+    const rest = o.measure(stripped) + HEADER_SLACK * images.length;
+    if (images.length === 0 || rest >= o.maxMessageBytes) {
+      return { code: "media:cannot_fit", message: this.tooBigWithout(parts, infos, total, o) };
+    }
+    const share = Math.floor((o.maxMessageBytes - rest) / images.length);
+    const budget = share >= BUDGET_QUANTUM ? share - (share % BUDGET_QUANTUM) : share;
+    const profile = `${o.carrier}/${o.maxEdge}px/${budget}B`;
+
+    const out = [...parts];
+    let adapted = 0;
+    for (const i of images) {
+      const part = parts[i]!;
+      const info = infos[i]!;
+      if (part.bytes.byteLength <= budget && !needsWork(i)) continue;
+      const result = await this.adaptOnce(part, info, budget, o.maxEdge, profile);
+      if ("unfit" in result) {
+        return { code: "media:cannot_fit", message: `part ${i + 1} (${part.filename}, ${part.contentType}, ${part.bytes.byteLength} bytes): ${result.unfit}` };
+      }
+      out[i] = { ...part, contentType: result.contentType, bytes: result.bytes, cacheKey: `${part.cacheKey}@${profile}`, filename: renamed(part.filename, result.contentType) };
+      adapted++;
+    }
+    const size = o.measure(out);
+    if (size > o.maxMessageBytes) {
+      // The budget left room for every part's headers, so this is a bug; never submit over the limit.
+      return { code: "media:cannot_fit", message: `after adaptation the message is ${size} bytes, over max_message_bytes ${o.maxMessageBytes}` };
+    }
+    return { parts: out, adapted };
+  }
+
+  /**
+   * The copy shown on the hosted page: an image adapted for a phone's browser, other media as they
+   * are up to WEB_MAX_BYTES; null when there is nothing to show.
+   */
+  async forWeb(part: MediaPart): Promise<{ hash: string; profile: string } | null> {
+    const info = part.contentType.startsWith("image/") ? await this.codec.info(part.bytes) : null;
+    if (info) {
+      const profile = `web/${WEB_EDGE}px/${WEB_MAX_BYTES}B`;
+      const result = await this.adaptOnce(part, info, WEB_MAX_BYTES, WEB_EDGE, profile);
+      // Read through the store as well: that marks the row used, so the purge keeps it as long as the new page.
+      return "unfit" in result || !(await this.cache.get(part.cacheKey, profile)) ? null : { hash: part.cacheKey, profile };
+    }
+    if (!/^(audio|video)\//.test(part.contentType) || part.bytes.byteLength > WEB_MAX_BYTES) return null;
+    const profile = "web/original";
+    if (!(await this.cache.get(part.cacheKey, profile))) {
+      await this.cache.put(part.cacheKey, profile, { contentType: part.contentType, bytes: part.bytes, width: 0, height: 0 });
+    }
+    return { hash: part.cacheKey, profile };
+  }
+
+  private async info(part: MediaPart): Promise<ImageInfo | null> {
+    if (this.infos.has(part.cacheKey)) return this.infos.get(part.cacheKey)!;
+    const info = await this.codec.info(part.bytes);
+    this.infos.set(part.cacheKey, info);
+    if (this.infos.size > MEMORY_INFOS) this.infos.delete(this.infos.keys().next().value!);
+    return info;
+  }
+
+  private remember(key: string, result: AdaptResult): AdaptResult {
+    const size = "bytes" in result ? result.bytes.byteLength : 0;
+    const old = this.recent.get(key);
+    if (old) {
+      this.recent.delete(key);
+      this.recentBytes -= "bytes" in old ? old.bytes.byteLength : 0;
+    }
+    this.recent.set(key, result);
+    this.recentBytes += size;
+    for (const [k, v] of this.recent) {
+      if (this.recentBytes <= MEMORY_BYTES) break;
+      this.recent.delete(k);
+      this.recentBytes -= "bytes" in v ? v.bytes.byteLength : 0;
+    }
+    return result;
+  }
+
+  /** One adaptation per (content, profile): from memory or the store, else computed once however many ask at once. */
+  private adaptOnce(part: MediaPart, info: ImageInfo, budget: number, maxEdge: number, profile: string): Promise<AdaptResult> {
+    const key = `${part.cacheKey}@${profile}`;
+    const inMemory = this.recent.get(key);
+    if (inMemory) return Promise.resolve(this.remember(key, inMemory));
+    let pending = this.inFlight.get(key);
+    if (!pending) {
+      // Registered before the store is read, so messages asking at once share one read and one adaptation.
+      pending = (async () => {
+        const stored = await this.cache.get(part.cacheKey, profile);
+        if (stored) return this.remember(key, stored);
+        this.onComputed();
+        const result = await this.adaptImage(part.bytes, info, budget, maxEdge);
+        await this.cache.put(part.cacheKey, profile, result);
+        return this.remember(key, result);
+      })().finally(() => this.inFlight.delete(key));
+      this.inFlight.set(key, pending);
+    }
+    return pending;
+  }
+
+  private async adaptImage(bytes: Uint8Array, info: ImageInfo, budget: number, maxEdge: number): Promise<AdaptResult> {
+    const longest = Math.max(info.width, info.height);
+    const scale = (edge: number) => Math.min(1, edge / longest);
+    const sized = (data: Uint8Array, contentType: string, edge: number): AdaptedImage => ({
+      contentType,
+      bytes: data,
+      // The codec keeps the aspect; rotation by EXIF swaps the sides.
+      width: Math.round((sidesSwapped(info) ? info.height : info.width) * scale(edge)),
+      height: Math.round((sidesSwapped(info) ? info.width : info.height) * scale(edge)),
+    });
+
+    if (info.pages > 1) {
+      for (let edge = Math.min(maxEdge, longest); edge >= MIN_EDGE * 2; edge = Math.floor(edge * EDGE_STEP)) {
+        for (const [colours, keepEvery] of [[256, 1], [16, 1], [16, 2]] as const) {
+          const gif = await this.codec.gif(bytes, { edge, colours, keepEvery });
+          if (gif.byteLength <= budget) return sized(gif, "image/gif", edge);
+        }
+      }
+      // No animation fits: its first frame as a still (below).
+    }
+    for (let edge = Math.min(maxEdge, longest); edge >= MIN_EDGE; edge = Math.floor(edge * EDGE_STEP)) {
+      for (const quality of QUALITY_LADDER) {
+        const jpeg = await this.codec.jpeg(bytes, { edge, quality });
+        if (jpeg.byteLength <= budget) return sized(jpeg, "image/jpeg", edge);
+      }
+    }
+    return { unfit: `no JPEG of it down to ${MIN_EDGE} px fits the ${budget} bytes this message leaves for it` };
+  }
+
+  private tooBigWithout(parts: MediaPart[], infos: (ImageInfo | null)[], total: number, o: FitOptions): string {
+    const fixed = parts.map((p, i) => ({ p, i })).filter(({ i }) => !infos[i]);
+    const largest = fixed.sort((a, b) => b.p.bytes.byteLength - a.p.bytes.byteLength)[0];
+    const over = `the message is ${total} bytes, over max_message_bytes ${o.maxMessageBytes}`;
+    if (!largest) return `${over}, and its text alone leaves no room for media`;
+    const why = largest.p.contentType.startsWith("image/") ? "is not an image the gateway can decode" : "cannot be adapted (no converter for this type)";
+    return `part ${largest.i + 1} (${largest.p.filename}, ${largest.p.contentType}, ${largest.p.bytes.byteLength} bytes) ${why}; ${over}`;
+  }
+}
+
+/** EXIF orientations 5–8 turn the picture a quarter: the stored width is the shown height. */
+function sidesSwapped(info: ImageInfo): boolean {
+  return info.orientation >= 5;
+}
+
+function renamed(filename: string, contentType: string): string {
+  const ext = contentType === "image/gif" ? "gif" : "jpg";
+  return `${filename.replace(/\.[A-Za-z0-9]{1,5}$/, "")}.${ext}`;
+}

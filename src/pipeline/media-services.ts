@@ -1,0 +1,99 @@
+// Media adaptation, the hosted media page and capability memory, built from the config in one place
+// and handed to the dispatcher as hooks.
+import type { MediaPart, MmsCarrier, MmsSubmit } from "../../adapters/carrier.ts";
+import { capacityFor, countParts } from "../../adapters/smpp/index.ts";
+import { carrierEntries, type Config, type MmsSection } from "../config.ts";
+import type { GatewayError } from "../domain/outcome.ts";
+import type { StoredMessage } from "../domain/message.ts";
+import type { Metrics } from "../metrics.ts";
+import type { Store } from "../store/index.ts";
+import { MediaAdapter, type AdaptedCache } from "./adapt.ts";
+import { CapabilityMemory } from "./capability.ts";
+import { createSharpCodec, type ImageCodec } from "./image-codec.ts";
+import { MediaLinks } from "./media-link.ts";
+import type { MediaFetcher } from "./media.ts";
+
+const DAY_MS = 86_400_000;
+
+export interface MediaServicesDeps {
+  config: Config;
+  store: Store;
+  fetcher: MediaFetcher;
+  metrics: Metrics;
+  now: () => number;
+  warn(detail: object, message: string): void;
+  info(detail: object, message: string): void;
+  codec?: ImageCodec;
+}
+
+export function createMediaServices(d: MediaServicesDeps) {
+  const { config, metrics, now } = d;
+  const { store } = d;
+  const cache: AdaptedCache = {
+    get: (hash, profile) => store.adaptedMedia(hash, profile),
+    put: (hash, profile, result) => store.putAdaptedMedia(hash, profile, result),
+  };
+  const adapter = new MediaAdapter(d.codec ?? createSharpCodec(), cache, () => metrics.mediaAdaptations.inc());
+  const capability = new CapabilityMemory(store, config.capability.remember_days * DAY_MS, () => metrics.capabilityHits.inc());
+  const sms = config.carriers.sms;
+  const links = config.media_link.base_url
+    ? new MediaLinks({
+        store,
+        adapter,
+        fetch: (item) => d.fetcher.get(item),
+        baseUrl: config.media_link.base_url,
+        ttlMs: config.media_link.ttl_days * DAY_MS,
+        smsParts: (text) => countParts(text, (dc) => capacityFor(dc, sms.concatenation)),
+        maxParts: sms.max_parts,
+        warn: d.warn,
+        info: d.info,
+      })
+    : null;
+  // Each MMS carrier adapts to its own profile (max_message_bytes, image_max_edge_px, adapt_media).
+  const mmsSections = new Map(
+    carrierEntries(config)
+      .filter((e) => e.channel === "mms")
+      .map((e) => [e.section.name, e.section as MmsSection]),
+  );
+
+  const adapt = async (submit: MmsSubmit, carrier: MmsCarrier): Promise<MediaPart[] | GatewayError> => {
+    const section = mmsSections.get(carrier.name);
+    const limits = carrier.limits;
+    if (!section?.adapt_media || !limits) return submit.media;
+    let r: Awaited<ReturnType<MediaAdapter["fit"]>>;
+    try {
+      r = await adapter.fit(submit.media, {
+        carrier: carrier.name,
+        maxMessageBytes: limits.maxMessageBytes,
+        maxEdge: section.image_max_edge_px,
+        measure: (parts) => limits.measure({ ...submit, media: parts }),
+      });
+    } catch (e) {
+      // An image whose header reads but whose pixels do not: retrying would fail the same way.
+      r = { code: "media:cannot_fit", message: `adapting the media failed: ${(e as Error).message}` };
+    }
+    if ("code" in r) {
+      metrics.mediaUnfit.inc();
+      return r;
+    }
+    return r.parts;
+  };
+
+  return {
+    adapter,
+    capability,
+    links,
+    dispatcherHooks: {
+      adapt,
+      rememberedNoMms: async (to: string) => {
+        const entry = await capability.check(to);
+        return entry ? `remembered until ${new Date(entry.until).toISOString()} as unable to take MMS (${entry.reason})` : null;
+      },
+      fallbackText: links ? (m: StoredMessage) => links.fallbackText(m) : undefined,
+    },
+    /** Pages past ttl_days, expired memories, adaptations unused for ttl_days. */
+    purge: () => store.purgeMedia(now() - config.media_link.ttl_days * DAY_MS),
+  };
+}
+
+export type MediaServices = ReturnType<typeof createMediaServices>;
