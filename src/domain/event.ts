@@ -1,6 +1,7 @@
 // The delivery-report event Bloomreach receives (contract section 6). Field names are ours and stable.
 // The schema is the one definition: the type below, and the webhook part of GET /openapi.json.
 import { Type as T, type Static } from "@sinclair/typebox";
+import type { InboundMessage } from "../../adapters/carrier.ts";
 import type { Channel, MessagePayload, ReportStatus } from "./message.ts";
 
 export const DeliveryEventSchema = T.Object(
@@ -58,6 +59,22 @@ export function deliveryEvent(
   // The contract has `error` on failed events only (a `sent` after the receipt window carries none).
   if (error && status === "failed") e.error = error;
   return e;
+}
+
+/** The event an MO message becomes for the account's inbound_url (contract section 7). */
+export function inboundEvent(eventId: string, m: InboundMessage) {
+  return {
+    event_id: eventId,
+    type: "inbound",
+    channel: m.channel,
+    from: m.from,
+    to: m.to,
+    subject: m.subject ?? null,
+    text: m.text,
+    media: m.media.map((x) => ({ content_type: x.contentType, filename: x.filename, base64: x.base64 })),
+    timestamp: m.timestamp / 1000,
+    carrier_message_id: m.carrierMessageId,
+  };
 }
 
 /** Time-sortable ids: the prefix, 9 base-32 digits of milliseconds, then 12 random ones. */

@@ -23,7 +23,7 @@ import {
   type Outcome,
   type Transition,
 } from "../../domain/decisions.ts";
-import { deliveryEvent, idFloor, newId } from "../../domain/event.ts";
+import { deliveryEvent, idFloor, inboundEvent, newId } from "../../domain/event.ts";
 import type { Channel, MessagePayload, MessageState, ReportStatus, StoredMessage } from "../../domain/message.ts";
 import { chooseCandidate, IdBaseLearning, type ReceiptCandidate } from "../../domain/receipt-match.ts";
 import {
@@ -463,18 +463,7 @@ export class PostgresStore implements Store {
     return this.tx(async (tx) => {
       const now = this.now();
       const eventId = newId("evt", now, this.random);
-      const body = {
-        event_id: eventId,
-        type: "inbound",
-        channel: m.channel,
-        from: m.from,
-        to: m.to,
-        subject: m.subject ?? null,
-        text: m.text,
-        media: m.media.map((x) => ({ content_type: x.contentType, filename: x.filename, base64: x.base64 })),
-        timestamp: m.timestamp / 1000,
-        carrier_message_id: m.carrierMessageId,
-      };
+      const body = inboundEvent(eventId, m);
       await tx`INSERT INTO events (event_id, message_id, account_id, kind, url, body, state, attempts, created_at, updated_at, due_at)
         VALUES (${eventId}, NULL, ${accountId}, 'inbound', ${url}, ${JSON.stringify(body)}, 'pending', 0, ${now}, ${now}, ${now})`;
       await tx`SELECT pg_notify(${channelName}, 'events')`;

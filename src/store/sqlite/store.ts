@@ -13,7 +13,7 @@ import {
   type Outcome,
   type Transition,
 } from "../../domain/decisions.ts";
-import { deliveryEvent, idFloor, newId } from "../../domain/event.ts";
+import { deliveryEvent, idFloor, inboundEvent, newId } from "../../domain/event.ts";
 import type { AcceptInput, AdaptedMedia, MediaLink, PendingEvent, ReceiptResult, RetryFilter, Store, StoredResponse, StoreOptions, UnmatchedReceipt } from "../index.ts";
 import type { Channel, MessagePayload, MessageState, ReportStatus, StoredMessage } from "../../domain/message.ts";
 import { chooseCandidate, IdBaseLearning, type ReceiptCandidate } from "../../domain/receipt-match.ts";
@@ -453,18 +453,7 @@ export class SqliteStore implements Store {
     return this.writer.write(() => {
       const now = this.now();
       const eventId = newId("evt", now, this.random);
-      const body = {
-        event_id: eventId,
-        type: "inbound",
-        channel: m.channel,
-        from: m.from,
-        to: m.to,
-        subject: m.subject ?? null,
-        text: m.text,
-        media: m.media.map((x) => ({ content_type: x.contentType, filename: x.filename, base64: x.base64 })),
-        timestamp: m.timestamp / 1000,
-        carrier_message_id: m.carrierMessageId,
-      };
+      const body = inboundEvent(eventId, m);
       this.s.eventInsert!.run(eventId, null, accountId, "inbound", url, JSON.stringify(body), now, now, now);
       return eventId;
     });
