@@ -100,6 +100,14 @@ export interface CapabilityEntry {
   hits: number;
 }
 
+/** A gateway node sharing the store; `live`: its heartbeat is younger than a claim lease. */
+export interface NodeInfo {
+  id: string;
+  startedAt: number;
+  seenAt: number;
+  live: boolean;
+}
+
 /** Work another node made due here: messages on a channel, or webhook events. */
 export type WorkKind = Channel | "events";
 
@@ -173,6 +181,8 @@ export interface Store {
   purge(dedupBefore: number, finishedBefore: number, chunk?: number): Promise<{ dedup: number; messages: number; events: number }>;
   queueStats(): Promise<{ state: string; channel: string; count: number; oldest: number | null }[]>;
   eventStats(): Promise<{ state: string; count: number; oldest: number | null }[]>;
+  /** The nodes sharing this store (SQLite: this process; none for a tool). */
+  nodes(): Promise<NodeInfo[]>;
 
   /**
    * Calls `listener` when another node made work due (a hint: every loop also polls). On one node

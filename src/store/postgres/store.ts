@@ -32,6 +32,7 @@ import {
   type AdaptedMedia,
   type CapabilityEntry,
   type MediaLink,
+  type NodeInfo,
   type PendingEvent,
   type ReceiptResult,
   type RetryFilter,
@@ -718,10 +719,16 @@ export class PostgresStore implements Store {
     );
   }
 
-  /** The nodes sharing this database and when each was last seen. */
-  nodes(): Promise<{ id: string; startedAt: number; seenAt: number }[]> {
+  /** The nodes sharing this database; one silent for a lease has had its claims taken over. */
+  nodes(): Promise<NodeInfo[]> {
+    const since = this.now() - this.leaseMs;
     return this.read(async (sql) =>
-      (await sql`SELECT id, started_at, seen_at FROM nodes ORDER BY id`).map((r) => ({ id: r.id as string, startedAt: r.started_at as number, seenAt: r.seen_at as number })),
+      (await sql`SELECT id, started_at, seen_at FROM nodes ORDER BY id`).map((r) => ({
+        id: r.id as string,
+        startedAt: r.started_at as number,
+        seenAt: r.seen_at as number,
+        live: (r.seen_at as number) >= since,
+      })),
     );
   }
 
