@@ -46,6 +46,12 @@ export interface StoreOptions extends DeliveryPolicy {
   onDurabilityLost?: (e: unknown) => void;
 }
 
+/** Where a webhook batch goes: one batch per key at a time. */
+export interface WebhookKey {
+  accountId: string;
+  url: string;
+}
+
 export interface PendingEvent {
   seq: number;
   eventId: string;
@@ -159,8 +165,11 @@ export interface Store {
   recordInbound(accountId: string, url: string, m: InboundMessage): Promise<string>;
 
   // ---- outbox
-  /** Pending events due by `now`, oldest due first, each the oldest pending event of its message; durable. */
-  dueEvents(now: number, limit: number): Promise<PendingEvent[]>;
+  /**
+   * Pending events due by `now`, oldest due first, each the oldest pending event of its message; durable.
+   * None of the `busy` (account, URL) keys: their batch is in flight, the next waits for its answer.
+   */
+  dueEvents(now: number, limit: number, busy?: WebhookKey[]): Promise<PendingEvent[]>;
   /** When the next pending event not yet due becomes due, or null. */
   nextEventDue(now: number): Promise<number | null>;
   eventsDelivered(seqs: number[]): Promise<void>;

@@ -14,7 +14,7 @@ import {
   type Transition,
 } from "../../domain/decisions.ts";
 import { deliveryEvent, idFloor, newId } from "../../domain/event.ts";
-import type { AcceptInput, AdaptedMedia, MediaLink, NodeInfo, PendingEvent, ReceiptResult, RetryFilter, Store, StoredResponse, StoreOptions, UnmatchedReceipt } from "../index.ts";
+import type { AcceptInput, AdaptedMedia, MediaLink, NodeInfo, PendingEvent, ReceiptResult, RetryFilter, Store, StoredResponse, StoreOptions, UnmatchedReceipt, WebhookKey } from "../index.ts";
 import type { Channel, MessagePayload, MessageState, ReportStatus, StoredMessage } from "../../domain/message.ts";
 import { chooseCandidate, IdBaseLearning, type ReceiptCandidate } from "../../domain/receipt-match.ts";
 import { Checkpointer } from "./checkpointer.ts";
@@ -107,6 +107,7 @@ export class SqliteStore implements Store {
         `SELECT seq, event_id, message_id, account_id, url, body, attempts, created_at FROM events e
          WHERE state = 'pending' AND due_at <= ?
            AND (message_id IS NULL OR NOT EXISTS (SELECT 1 FROM events o WHERE o.message_id = e.message_id AND o.state = 'pending' AND o.seq < e.seq))
+           AND NOT EXISTS (SELECT 1 FROM json_each(?) b WHERE b.value ->> '$.accountId' = e.account_id AND b.value ->> '$.url' = e.url)
          ORDER BY due_at, seq LIMIT ?`,
       ),
       nextEventDue: q("SELECT MIN(due_at) AS t FROM events WHERE state = 'pending' AND due_at > ?"),
@@ -477,8 +478,8 @@ export class SqliteStore implements Store {
   // ---- outbox -------------------------------------------------------------------------------
 
   /** Pending events due by `now`, oldest due first, each the oldest pending event of its message. */
-  async dueEvents(now: number, limit: number): Promise<PendingEvent[]> {
-    const due = (this.s.eventsDue!.all(now, limit) as Row[]).map((r) => ({
+  async dueEvents(now: number, limit: number, busy: WebhookKey[] = []): Promise<PendingEvent[]> {
+    const due = (this.s.eventsDue!.all(now, JSON.stringify(busy), limit) as Row[]).map((r) => ({
       seq: r.seq as number,
       eventId: r.event_id as string,
       messageId: r.message_id as string | null,
