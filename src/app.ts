@@ -276,8 +276,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         refreshGauges: async () => {
           // A store that cannot be read (PostgreSQL away) keeps the last figures: /metrics still answers,
           // and gateway_ready says why they are stale.
-          const [queue, events] = await Promise.all([store.queueStats(), store.eventStats()]).catch(() => [null, null]);
-          if (!queue || !events) return;
+          const [queue, events, nodes] = await Promise.all([store.queueStats(), store.eventStats(), store.nodes()]).catch(() => [null, null, null]);
+          if (!queue || !events || !nodes) return;
           metrics.queueDepth.reset();
           metrics.queueOldest.reset();
           for (const q of queue) {
@@ -287,6 +287,12 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
           for (const b of built) metrics.carrierSkipped.set({ carrier: b.carrier.name }, router.skipped(b.carrier.name) ? 1 : 0);
           metrics.outboxDepth.reset();
           for (const e of events) metrics.outboxDepth.set({ state: e.state }, e.count);
+          metrics.nodeUp.reset();
+          metrics.nodeHeartbeat.reset();
+          for (const n of nodes) {
+            metrics.nodeUp.set({ node: n.id }, n.live ? 1 : 0);
+            metrics.nodeHeartbeat.set({ node: n.id }, n.seenAt / 1000);
+          }
         },
       }),
     );

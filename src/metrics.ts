@@ -52,6 +52,9 @@ export function createMetrics() {
     outboxDepth: new Gauge({ name: "gateway_outbox_events", help: "Outbox events by state (pending, dead)", labelNames: ["state"], registers: [registry] }),
     carrierSkipped: new Gauge({ name: "gateway_carrier_skipped", help: "1 while routes pass the carrier over for the next of their list (link down, alarm, or a run of failed submits)", labelNames: ["carrier"], registers: [registry] }),
     carrierUp: new Gauge({ name: "gateway_carrier_link_up", help: "1 when the carrier link is up", labelNames: ["carrier", "link"], registers: [registry] }),
+    // Every node reports the whole cluster (one row per node sharing the store): any node's scrape shows a silent one.
+    nodeUp: new Gauge({ name: "gateway_node_up", help: "1 while the node's heartbeat is younger than a claim lease (0: its claims are taken over)", labelNames: ["node"], registers: [registry] }),
+    nodeHeartbeat: new Gauge({ name: "gateway_node_last_heartbeat_seconds", help: "Unix time of the node's last heartbeat", labelNames: ["node"], registers: [registry] }),
     ready: new Gauge({ name: "gateway_ready", help: "1 when /readyz would answer 200", registers: [registry] }),
     // Alert rules compare queue ages with it, so they follow the configuration.
     validity: new Gauge({ name: "gateway_delivery_validity_seconds", help: "delivery.validity_hours in seconds", registers: [registry] }),

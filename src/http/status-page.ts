@@ -40,7 +40,7 @@ const td = (v: unknown, key?: string) => `<td${key ? ` data-k="${esc(key)}"` : "
 export async function renderStatus(d: StatusDeps, refreshS: number): Promise<string> {
   const now = d.now();
   const carriers = d.carriers();
-  const [queue, events, dead] = await Promise.all([d.store.queueStats(), d.store.eventStats(), d.store.listDeadEvents(50)]);
+  const [queue, events, dead, nodes] = await Promise.all([d.store.queueStats(), d.store.eventStats(), d.store.listDeadEvents(50), d.store.nodes()]);
   const buckets = d.activity.throughput();
   const lastMinute = buckets.slice(-Math.ceil(60_000 / d.activity.bucketMs));
   const sum = (bs: typeof buckets, k: "accepted" | "finals") => bs.reduce((n, b) => n + b[k], 0);
@@ -52,6 +52,12 @@ export async function renderStatus(d: StatusDeps, refreshS: number): Promise<str
         ["link", "state", "detail"],
         carriers.map((c) => [td(c.name), `<td class="${c.state === "up" ? "ok" : c.state === "idle" ? "" : "bad"}" data-k="carrier:${esc(c.name)}">${esc(c.state)}</td>`, td(c.detail)]),
         "no carrier links",
+      ),
+    `<h2>Nodes <small>(sharing this store)</small></h2>` +
+      table(
+        ["node", "state", "last heartbeat", "started"],
+        nodes.map((n) => [td(n.id), `<td class="${n.live ? "ok" : "bad"}" data-k="node:${esc(n.id)}">${n.live ? "up" : "silent"}</td>`, td(`${age((now - n.seenAt) / 1000)} ago`), td(iso(n.startedAt))]),
+        "no nodes",
       ),
     `<h2>Queue</h2>` +
       table(

@@ -1,10 +1,11 @@
 // Sends the outbox: events batched per (account, callback URL), each POST signed with a fresh HS256
-// JWT, retried with backoff up to a max age, other 4xx dead-lettered. A message's events go out in order.
+// JWT, retried with backoff up to a max age, other 4xx dead-lettered. A message's events go out in order,
+// and one batch per (account, URL) is in flight at a time (the store keeps other nodes off it).
 import { SignJWT } from "jose";
 import type { Logger } from "pino";
 import { backoffMs } from "../domain/outcome.ts";
 import type { Metrics } from "../metrics.ts";
-import type { PendingEvent, Store } from "../store/index.ts";
+import type { PendingEvent, Store, WebhookKey } from "../store/index.ts";
 
 export interface WebhookResponse {
   status: number;
@@ -36,7 +37,8 @@ export interface OutboxDeps {
 }
 
 export class Outbox {
-  private readonly sending = new Set<number>();
+  /** (account, URL) with a batch in flight, by `accountId\nurl`: the next batch for one waits for its answer. */
+  private readonly busy = new Map<string, WebhookKey>();
   private readonly keys = new Map<string, Uint8Array>();
   private timer: ReturnType<typeof setTimeout> | null = null;
   /** Wall-clock time the pending timer fires (timers run on the real clock, not the injected one). */
@@ -90,13 +92,12 @@ export class Outbox {
       const s = this.d.settings;
       const free = s.concurrency - this.active;
       if (free > 0) {
-        const limit = this.sending.size + s.batch_max_events * free;
+        const limit = s.batch_max_events * free;
         // Only durable events: what a power cut could undo must not reach Bloomreach.
-        const due = await this.d.store.dueEvents(now, limit);
+        const due = await this.d.store.dueEvents(now, limit, [...this.busy.values()]);
         const groups = new Map<string, PendingEvent[]>();
         let leftOver = false;
         for (const e of due) {
-          if (this.sending.has(e.seq)) continue;
           const key = `${e.accountId}\n${e.url}`;
           let g = groups.get(key);
           if (!g) {
@@ -114,14 +115,14 @@ export class Outbox {
         }
         // Stopped while the read waited for the disk: stop() waits only for the POSTs already in flight.
         if (this.stopped) return;
-        for (const g of groups.values()) {
-          for (const e of g) this.sending.add(e.seq);
+        for (const [key, g] of groups) {
+          this.busy.set(key, { accountId: g[0]!.accountId, url: g[0]!.url });
           this.active++;
           const p = this.send(g)
             // The outcome could not be stored (storage down): the events stay pending and go again later.
             .catch((e) => this.d.log.error({ err: (e as Error).message, events: g.length }, "could not record a webhook outcome; the events will be sent again"))
             .finally(() => {
-            for (const e of g) this.sending.delete(e.seq);
+            this.busy.delete(key);
             this.active--;
             this.batches.delete(p);
             this.wake(0);

@@ -46,6 +46,12 @@ export interface StoreOptions extends DeliveryPolicy {
   onDurabilityLost?: (e: unknown) => void;
 }
 
+/** Where a webhook batch goes: one batch per key at a time. */
+export interface WebhookKey {
+  accountId: string;
+  url: string;
+}
+
 export interface PendingEvent {
   seq: number;
   eventId: string;
@@ -100,6 +106,14 @@ export interface CapabilityEntry {
   hits: number;
 }
 
+/** A gateway node sharing the store; `live`: its heartbeat is younger than a claim lease. */
+export interface NodeInfo {
+  id: string;
+  startedAt: number;
+  seenAt: number;
+  live: boolean;
+}
+
 /** Work another node made due here: messages on a channel, or webhook events. */
 export type WorkKind = Channel | "events";
 
@@ -151,8 +165,11 @@ export interface Store {
   recordInbound(accountId: string, url: string, m: InboundMessage): Promise<string>;
 
   // ---- outbox
-  /** Pending events due by `now`, oldest due first, each the oldest pending event of its message; durable. */
-  dueEvents(now: number, limit: number): Promise<PendingEvent[]>;
+  /**
+   * Pending events due by `now`, oldest due first, each the oldest pending event of its message; durable.
+   * None of the `busy` (account, URL) keys: their batch is in flight, the next waits for its answer.
+   */
+  dueEvents(now: number, limit: number, busy?: WebhookKey[]): Promise<PendingEvent[]>;
   /** When the next pending event not yet due becomes due, or null. */
   nextEventDue(now: number): Promise<number | null>;
   eventsDelivered(seqs: number[]): Promise<void>;
@@ -173,6 +190,8 @@ export interface Store {
   purge(dedupBefore: number, finishedBefore: number, chunk?: number): Promise<{ dedup: number; messages: number; events: number }>;
   queueStats(): Promise<{ state: string; channel: string; count: number; oldest: number | null }[]>;
   eventStats(): Promise<{ state: string; count: number; oldest: number | null }[]>;
+  /** The nodes sharing this store (SQLite: this process; none for a tool). */
+  nodes(): Promise<NodeInfo[]>;
 
   /**
    * Calls `listener` when another node made work due (a hint: every loop also polls). On one node

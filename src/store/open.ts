@@ -18,7 +18,7 @@ export interface StoreSettings {
  */
 export async function openStore(settings: StoreSettings, nodeId: string | null, opts: StoreOptions & Omit<SqliteOptions, keyof StoreOptions>): Promise<Store> {
   if (settings.kind === "postgres") return PostgresStore.open({ ...opts, url: settings.url, nodeId });
-  return SqliteStore.open(settings.path, opts);
+  return SqliteStore.open(settings.path, { ...opts, nodeId });
 }
 
 /** Applies the schema migrations and nothing else (`mms-gateway migrate`). */

@@ -25,7 +25,7 @@ describe.skipIf(!pgAvailable)("several gateways on one PostgreSQL (compiled bina
     sink = startSink(ACME_SECRET);
     // Migrated once by the command, then three nodes start at the same time.
     const m = Bun.spawnSync([binaryPath, "migrate", "--config", nodeConfig("migrate", db.url)]);
-    expect(m.stdout.toString()).toContain("postgres store: schema version 0 → 3");
+    expect(m.stdout.toString()).toContain("postgres store: schema version 0 → 4");
     nodes.push(...(await Promise.all(["n1", "n2", "n3"].map((n) => startBinary(nodeConfig(n, db.url), freePort())))));
   }, 60_000);
 
@@ -54,6 +54,11 @@ describe.skipIf(!pgAvailable)("several gateways on one PostgreSQL (compiled bina
     await waitFor("a final event for each", () => ids.every((id) => finalsOf(id).length === 1), 30_000);
     await Bun.sleep(300);
     expect(ids.filter((id) => finalsOf(id).length !== 1)).toEqual([]);
+    // Every node lists the cluster in /metrics.
+    for (const n of nodes) {
+      const text = await (await fetch(`${n.url}/metrics`)).text();
+      expect(text.match(/^gateway_node_up\{node="n\d"\} 1$/gm)?.sort()).toEqual(['gateway_node_up{node="n1"} 1', 'gateway_node_up{node="n2"} 1', 'gateway_node_up{node="n3"} 1']);
+    }
   }, 60_000);
 
   test("kill -9 of one node under load: every 200 ends in exactly one final event", async () => {
@@ -147,6 +152,11 @@ describe.skipIf(!pgAvailable)("several gateways on one PostgreSQL (compiled bina
     await waitFor("its final event", () => finalsOf(back.json.id).length === 1, 30_000);
     relay.stop();
   }, 120_000);
+
+  test("across all of it, one webhook POST at a time to the shared callback URL", () => {
+    expect(sink.posts).toBeGreaterThan(0);
+    expect(Object.fromEntries(sink.maxInFlight)).toEqual({ "/callback": 1 });
+  });
 });
 
 /** A TCP relay on loopback to PostgreSQL; `cut` drops every connection and refuses new ones. */

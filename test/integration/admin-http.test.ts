@@ -2,6 +2,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { ACME_SECRET, MM7_INBOUND, post, sendBody, startTestApp, waitFor } from "../support/app.ts";
 import { adminFetch, ADMIN_TOKEN, basic, bearer, startLoggedApp } from "../support/ops.ts";
+import { createTestDatabase, pgAvailable, type TestDatabase } from "../support/postgres.ts";
 import { startSink } from "../support/sink.ts";
 import { startMmscStub, type StubReply } from "./mm7-stub.ts";
 
@@ -67,106 +68,126 @@ describe("access", () => {
   });
 });
 
-describe("operations", () => {
-  test("messages by id and by request_id; unknown is 404", async () => {
-    const app = await startLoggedApp({});
-    try {
-      const body = sendBody({ callback_url: sink.url });
-      const r = await post(app.url, "/mms", body);
-      await waitFor("delivered", () => sink.byMessage(r.json.id).length > 0);
-      const byId = await adminFetch(app.url, `/admin/messages/${r.json.id}`);
-      expect(byId.status).toBe(200);
-      expect(byId.json).toMatchObject({ id: r.json.id, requestId: body.request_id, state: "delivered" });
-      expect(byId.json.events[0]).toMatchObject({ kind: "delivered", state: "delivered" });
-      expect((await adminFetch(app.url, `/admin/messages/${encodeURIComponent(body.request_id as string)}`)).json.id).toBe(r.json.id);
-      expect((await adminFetch(app.url, "/admin/messages/msg_nope")).status).toBe(404);
-    } finally {
-      await app.stop();
-    }
+const databases: TestDatabase[] = [];
+afterAll(async () => {
+  for (const d of databases) await d.drop();
+}, 30_000);
+/** The store part of a test app's config: SQLite in the app's directory, or a fresh PostgreSQL database. */
+const engines = [
+  { name: "sqlite", skip: false, store: async () => ({}) },
+  {
+    name: "postgres",
+    skip: !pgAvailable,
+    async store() {
+      const db = await createTestDatabase();
+      databases.push(db);
+      return { store: { kind: "postgres", url: db.url }, node: { id: "admin-http" } };
+    },
+  },
+];
+
+for (const engine of engines) {
+  describe.skipIf(engine.skip)(`operations on ${engine.name}`, () => {
+    test("messages by id and by request_id; unknown is 404", async () => {
+      const app = await startLoggedApp({ ...(await engine.store()) });
+      try {
+        const body = sendBody({ callback_url: sink.url });
+        const r = await post(app.url, "/mms", body);
+        await waitFor("delivered", () => sink.byMessage(r.json.id).length > 0);
+        const byId = await adminFetch(app.url, `/admin/messages/${r.json.id}`);
+        expect(byId.status).toBe(200);
+        expect(byId.json).toMatchObject({ id: r.json.id, requestId: body.request_id, state: "delivered" });
+        expect(byId.json.events[0]).toMatchObject({ kind: "delivered", state: "delivered" });
+        expect((await adminFetch(app.url, `/admin/messages/${encodeURIComponent(body.request_id as string)}`)).json.id).toBe(r.json.id);
+        expect((await adminFetch(app.url, "/admin/messages/msg_nope")).status).toBe(404);
+      } finally {
+        await app.stop();
+      }
+    });
+
+    test("dead letters are listed, and requeued ones are delivered without waiting", async () => {
+      const local = startSink(ACME_SECRET);
+      const app = await startLoggedApp({ ...(await engine.store()) });
+      try {
+        local.answer = 410;
+        const ids: string[] = [];
+        for (let i = 0; i < 3; i++) ids.push((await post(app.url, "/sms", sendBody({ callback_url: local.url, subject: undefined, fallback_text: undefined }))).json.id);
+        const dead = await waitFor("3 dead letters", async () => {
+          const r = await adminFetch(app.url, "/admin/dead-letters");
+          return r.json.dead_letters.length === 3 && r.json.dead_letters;
+        });
+        expect(dead.map((d: { message_id: string }) => d.message_id).sort()).toEqual([...ids].sort());
+        expect(dead[0].last_error).toBe("HTTP 410 from the callback URL");
+        expect((await adminFetch(app.url, "/admin/dead-letters?limit=1")).json.dead_letters).toHaveLength(1);
+        expect((await adminFetch(app.url, "/admin/dead-letters?limit=zero")).status).toBe(400);
+
+        local.answer = 200;
+        const one = await adminFetch(app.url, "/admin/dead-letters/requeue", { method: "POST", body: { seqs: [dead[0].seq] } });
+        expect(one.json).toEqual({ requeued: 1 });
+        await waitFor("first requeued delivered", () => local.byMessage(dead[0].message_id).length === 1);
+        expect((await adminFetch(app.url, "/admin/dead-letters/requeue", { method: "POST", body: { seqs: "all" } })).json).toEqual({ requeued: 2 });
+        for (const id of ids) await waitFor(`delivered ${id}`, () => local.byMessage(id).length === 1);
+        expect((await adminFetch(app.url, "/admin/dead-letters")).json.dead_letters).toEqual([]);
+        expect((await adminFetch(app.url, "/admin/dead-letters/requeue", { method: "POST", body: { seqs: ["x"] } })).status).toBe(400);
+        expect((await adminFetch(app.url, "/admin/dead-letters/requeue", { method: "POST", body: {} })).status).toBe(400);
+      } finally {
+        await app.stop();
+        local.stop();
+      }
+    });
+
+    test("retry-failed sends the matching failed messages again, once the carrier takes them", async () => {
+      let reply: StubReply = { kind: "status", code: 3001, text: "Not Possible" };
+      let n = 0;
+      const mmsc = await startMmscStub({ scenario: () => (reply.kind === "ok" ? { kind: "ok", messageId: `m-${++n}` } : reply) });
+      const app = await startLoggedApp({ ...(await engine.store()), carriers: { mms: { kind: "mm7", url: mmsc.url, vaspid: "V", vasid: "S" } }, inbound: { mm7: MM7_INBOUND } });
+      try {
+        const r = await post(app.url, "/mms", sendBody({ callback_url: sink.url }));
+        await waitFor("failed event", () => sink.byMessage(r.json.id).length === 1);
+        const failed = (await app.store.describe(r.json.id)) as { state: string; lastError: string };
+        expect(failed.state).toBe("failed");
+        const code = JSON.parse(failed.lastError).code as string;
+
+        expect((await adminFetch(app.url, "/admin/messages/retry-failed", { method: "POST", body: { filter: { error: "other:1" } } })).json).toEqual({ retried: 0 });
+        expect((await adminFetch(app.url, "/admin/messages/retry-failed", { method: "POST", body: { filter: { account: "someone-else" } } })).json).toEqual({ retried: 0 });
+        expect((await adminFetch(app.url, "/admin/messages/retry-failed", { method: "POST", body: { filter: { since: "yesterday" } } })).status).toBe(400);
+        reply = { kind: "ok" };
+        const retried = await adminFetch(app.url, "/admin/messages/retry-failed", { method: "POST", body: { filter: { error: code, account: "acme", since: new Date(0).toISOString() } } });
+        expect(retried.json).toEqual({ retried: 1 });
+        await waitFor("submitted again", async () => ((await app.store.describe(r.json.id)) as { state: string }).state === "submitted");
+        expect(mmsc.received).toHaveLength(2);
+        const history = ((await app.store.describe(r.json.id)) as { history: { detail?: string }[] }).history.map((h) => h.detail);
+        expect(history).toContain("operator retry");
+      } finally {
+        await app.stop();
+        await mmsc.stop();
+      }
+    });
+
+    test("purge removes finished messages older than asked, but never a dedup key inside the dedup window", async () => {
+      // Starts at the real time: the sink checks the JWT's iat against its own clock.
+      let t = Date.now();
+      const app = await startLoggedApp({ ...(await engine.store()) }, undefined, { now: () => t });
+      try {
+        const body = sendBody({ callback_url: sink.url });
+        const r = await post(app.url, "/mms", body);
+        await waitFor("delivered", () => sink.byMessage(r.json.id).length === 1);
+        await waitFor("event acknowledged", async () => ((await app.store.describe(r.json.id)) as { events: { state: string }[] }).events[0]?.state === "delivered");
+        expect((await adminFetch(app.url, "/admin/purge", { method: "POST", body: { older_than_hours: 2 } })).json).toEqual({ dedup: 0, messages: 0, events: 0 });
+        t += 3 * 3_600_000;
+        expect((await adminFetch(app.url, "/admin/purge", { method: "POST", body: { older_than_hours: 2 } })).json).toEqual({ dedup: 0, messages: 1, events: 1 });
+        expect((await adminFetch(app.url, `/admin/messages/${r.json.id}`)).status).toBe(404);
+        // The request_id is still remembered: the same request is answered, not sent again.
+        const again = await post(app.url, "/mms", body);
+        expect(again.json.id).toBe(r.json.id);
+        expect((await adminFetch(app.url, "/admin/purge", { method: "POST", body: { older_than_hours: 0 } })).status).toBe(400);
+        expect((await adminFetch(app.url, "/admin/purge", { method: "POST", body: "not an object" })).status).toBe(400);
+      } finally {
+        await app.stop();
+      }
+    });
   });
-
-  test("dead letters are listed, and requeued ones are delivered without waiting", async () => {
-    const local = startSink(ACME_SECRET);
-    const app = await startLoggedApp({});
-    try {
-      local.answer = 410;
-      const ids: string[] = [];
-      for (let i = 0; i < 3; i++) ids.push((await post(app.url, "/sms", sendBody({ callback_url: local.url, subject: undefined, fallback_text: undefined }))).json.id);
-      const dead = await waitFor("3 dead letters", async () => {
-        const r = await adminFetch(app.url, "/admin/dead-letters");
-        return r.json.dead_letters.length === 3 && r.json.dead_letters;
-      });
-      expect(dead.map((d: { message_id: string }) => d.message_id).sort()).toEqual([...ids].sort());
-      expect(dead[0].last_error).toBe("HTTP 410 from the callback URL");
-      expect((await adminFetch(app.url, "/admin/dead-letters?limit=1")).json.dead_letters).toHaveLength(1);
-      expect((await adminFetch(app.url, "/admin/dead-letters?limit=zero")).status).toBe(400);
-
-      local.answer = 200;
-      const one = await adminFetch(app.url, "/admin/dead-letters/requeue", { method: "POST", body: { seqs: [dead[0].seq] } });
-      expect(one.json).toEqual({ requeued: 1 });
-      await waitFor("first requeued delivered", () => local.byMessage(dead[0].message_id).length === 1);
-      expect((await adminFetch(app.url, "/admin/dead-letters/requeue", { method: "POST", body: { seqs: "all" } })).json).toEqual({ requeued: 2 });
-      for (const id of ids) await waitFor(`delivered ${id}`, () => local.byMessage(id).length === 1);
-      expect((await adminFetch(app.url, "/admin/dead-letters")).json.dead_letters).toEqual([]);
-      expect((await adminFetch(app.url, "/admin/dead-letters/requeue", { method: "POST", body: { seqs: ["x"] } })).status).toBe(400);
-      expect((await adminFetch(app.url, "/admin/dead-letters/requeue", { method: "POST", body: {} })).status).toBe(400);
-    } finally {
-      await app.stop();
-      local.stop();
-    }
-  });
-
-  test("retry-failed sends the matching failed messages again, once the carrier takes them", async () => {
-    let reply: StubReply = { kind: "status", code: 3001, text: "Not Possible" };
-    let n = 0;
-    const mmsc = await startMmscStub({ scenario: () => (reply.kind === "ok" ? { kind: "ok", messageId: `m-${++n}` } : reply) });
-    const app = await startLoggedApp({ carriers: { mms: { kind: "mm7", url: mmsc.url, vaspid: "V", vasid: "S" } }, inbound: { mm7: MM7_INBOUND } });
-    try {
-      const r = await post(app.url, "/mms", sendBody({ callback_url: sink.url }));
-      await waitFor("failed event", () => sink.byMessage(r.json.id).length === 1);
-      const failed = (await app.store.describe(r.json.id)) as { state: string; lastError: string };
-      expect(failed.state).toBe("failed");
-      const code = JSON.parse(failed.lastError).code as string;
-
-      expect((await adminFetch(app.url, "/admin/messages/retry-failed", { method: "POST", body: { filter: { error: "other:1" } } })).json).toEqual({ retried: 0 });
-      expect((await adminFetch(app.url, "/admin/messages/retry-failed", { method: "POST", body: { filter: { account: "someone-else" } } })).json).toEqual({ retried: 0 });
-      expect((await adminFetch(app.url, "/admin/messages/retry-failed", { method: "POST", body: { filter: { since: "yesterday" } } })).status).toBe(400);
-      reply = { kind: "ok" };
-      const retried = await adminFetch(app.url, "/admin/messages/retry-failed", { method: "POST", body: { filter: { error: code, account: "acme", since: new Date(0).toISOString() } } });
-      expect(retried.json).toEqual({ retried: 1 });
-      await waitFor("submitted again", async () => ((await app.store.describe(r.json.id)) as { state: string }).state === "submitted");
-      expect(mmsc.received).toHaveLength(2);
-      const history = ((await app.store.describe(r.json.id)) as { history: { detail?: string }[] }).history.map((h) => h.detail);
-      expect(history).toContain("operator retry");
-    } finally {
-      await app.stop();
-      await mmsc.stop();
-    }
-  });
-
-  test("purge removes finished messages older than asked, but never a dedup key inside the dedup window", async () => {
-    // Starts at the real time: the sink checks the JWT's iat against its own clock.
-    let t = Date.now();
-    const app = await startLoggedApp({}, undefined, { now: () => t });
-    try {
-      const body = sendBody({ callback_url: sink.url });
-      const r = await post(app.url, "/mms", body);
-      await waitFor("delivered", () => sink.byMessage(r.json.id).length === 1);
-      await waitFor("event acknowledged", async () => ((await app.store.describe(r.json.id)) as { events: { state: string }[] }).events[0]?.state === "delivered");
-      expect((await adminFetch(app.url, "/admin/purge", { method: "POST", body: { older_than_hours: 2 } })).json).toEqual({ dedup: 0, messages: 0, events: 0 });
-      t += 3 * 3_600_000;
-      expect((await adminFetch(app.url, "/admin/purge", { method: "POST", body: { older_than_hours: 2 } })).json).toEqual({ dedup: 0, messages: 1, events: 1 });
-      expect((await adminFetch(app.url, `/admin/messages/${r.json.id}`)).status).toBe(404);
-      // The request_id is still remembered: the same request is answered, not sent again.
-      const again = await post(app.url, "/mms", body);
-      expect(again.json.id).toBe(r.json.id);
-      expect((await adminFetch(app.url, "/admin/purge", { method: "POST", body: { older_than_hours: 0 } })).status).toBe(400);
-      expect((await adminFetch(app.url, "/admin/purge", { method: "POST", body: "not an object" })).status).toBe(400);
-    } finally {
-      await app.stop();
-    }
-  });
-});
+}
 
 test("the status page shows links, queue, throughput, errors and dead letters, every outside value escaped", async () => {
   const hostile = `<img src=x onerror="alert(1)">&`;

@@ -255,6 +255,19 @@ for (const engine of engines) {
       expect(await store.eventStats()).toEqual([]);
     });
 
+    test("outbox: a busy (account, URL) is left out until its batch is answered", async () => {
+      const clock = { t: 1000 };
+      const store = await engine.open(clock);
+      for (const [i, url] of ["https://x.example/one", "https://x.example/two"].entries()) {
+        await store.accept({ ...input(`k${i}`), payload: { ...payload, callback_url: url } });
+        const [m] = await store.claimDue("sms", 10);
+        await store.recordSubmit(m!, "sms", { kind: "permanent", code: "x", message: "no", fallbackEligible: false });
+      }
+      expect((await store.dueEvents(clock.t, 10)).map((e) => e.url).sort()).toEqual(["https://x.example/one", "https://x.example/two"]);
+      expect((await store.dueEvents(clock.t, 10, [{ accountId: "a", url: "https://x.example/one" }])).map((e) => e.url)).toEqual(["https://x.example/two"]);
+      expect(await store.dueEvents(clock.t, 10, [{ accountId: "b", url: "https://x.example/one" }, { accountId: "a", url: "https://x.example/two" }])).toHaveLength(1);
+    });
+
     test("operator retry: a failed message goes again with a fresh validity; its old carrier ids are forgotten", async () => {
       const clock = { t: 1000 };
       const store = await engine.open(clock);

@@ -32,6 +32,7 @@ import {
   type AdaptedMedia,
   type CapabilityEntry,
   type MediaLink,
+  type NodeInfo,
   type PendingEvent,
   type ReceiptResult,
   type RetryFilter,
@@ -40,13 +41,15 @@ import {
   type StoredResponse,
   type StoreOptions,
   type UnmatchedReceipt,
+  type WebhookKey,
   type WorkKind,
 } from "../index.ts";
 import initial from "./migrations/001_initial.sql" with { type: "text" };
 import routing from "./migrations/002_routing.sql" with { type: "text" };
 import media from "./migrations/003_media.sql" with { type: "text" };
+import outboxKeyLeases from "./migrations/004_outbox_key_leases.sql" with { type: "text" };
 
-const migrations: string[] = [initial, routing, media];
+const migrations: string[] = [initial, routing, media, outboxKeyLeases];
 
 export interface PostgresOptions extends StoreOptions {
   url: string;
@@ -176,7 +179,11 @@ export class PostgresStore implements Store {
       const now = this.now();
       const me = this.opts.nodeId!;
       await this.sql`INSERT INTO nodes (id, started_at, seen_at) VALUES (${me}, ${now}, ${now}) ON CONFLICT (id) DO UPDATE SET seen_at = EXCLUDED.seen_at${starting ? this.sql`, started_at = EXCLUDED.started_at` : this.sql``}`;
-      if (!starting) await this.sql`UPDATE messages SET lease_until = ${now + this.leaseMs} WHERE state = 'submitting' AND lease_node = ${me}`;
+      if (!starting) {
+        await this.sql`UPDATE messages SET lease_until = ${now + this.leaseMs} WHERE state = 'submitting' AND lease_node = ${me}`;
+        // A webhook slower than a lease must not let another node post to the same URL meanwhile.
+        await this.sql`UPDATE events SET lease_until = ${now + this.leaseMs} WHERE state = 'pending' AND lease_node = ${me}`;
+      }
       const [q] = await this.sql`SELECT COUNT(*)::int AS n FROM messages WHERE due_at IS NOT NULL AND state IN ('accepted', 'submitting')`;
       this.queued = q!.n as number;
       if (!this.ok) void this.listen();
@@ -474,15 +481,21 @@ export class PostgresStore implements Store {
   // ---- outbox -------------------------------------------------------------------------------
 
   /**
-   * Claims due events for this node (a lease as long as a webhook round may take): another node's
-   * lease is skipped, this node's own are returned again (its outbox knows what it is sending).
+   * Claims due events for this node (a lease, renewed by the heartbeat while the node lives): another
+   * node's lease is skipped, this node's own are returned again (its outbox knows what it is sending).
+   * A (account, URL) of which another node holds any event is skipped whole, so one node at a time posts
+   * to it; the claims are serialised cluster-wide so two nodes cannot both find a key free.
    */
-  dueEvents(now: number, limit: number): Promise<PendingEvent[]> {
+  dueEvents(now: number, limit: number, busy: WebhookKey[] = []): Promise<PendingEvent[]> {
     return this.tx(async (tx) => {
       const me = this.node;
+      await tx`SELECT pg_advisory_xact_lock(hashtextextended('gateway:outbox-claim', 0))`;
       const rows = await tx`UPDATE events SET lease_node = ${me}, lease_until = ${now + this.leaseMs} WHERE seq IN (
           SELECT seq FROM events e WHERE state = 'pending' AND due_at <= ${now}
             AND (lease_node IS NULL OR lease_node = ${me} OR lease_until < ${now})
+            AND NOT EXISTS (SELECT 1 FROM events k WHERE k.account_id = e.account_id AND k.url = e.url AND k.state = 'pending'
+              AND k.lease_node IS NOT NULL AND k.lease_node <> ${me} AND k.lease_until >= ${now})
+            AND (e.account_id, e.url) NOT IN (SELECT * FROM unnest(${busy.map((k) => k.accountId)}::text[], ${busy.map((k) => k.url)}::text[]))
             AND (message_id IS NULL OR NOT EXISTS (SELECT 1 FROM events o WHERE o.message_id = e.message_id AND o.state = 'pending' AND o.seq < e.seq))
           ORDER BY due_at, seq LIMIT ${limit} FOR UPDATE SKIP LOCKED)
         RETURNING seq, event_id, message_id, account_id, url, body, attempts, created_at, due_at`;
@@ -707,10 +720,16 @@ export class PostgresStore implements Store {
     );
   }
 
-  /** The nodes sharing this database and when each was last seen. */
-  nodes(): Promise<{ id: string; startedAt: number; seenAt: number }[]> {
+  /** The nodes sharing this database; one silent for a lease has had its claims taken over. */
+  nodes(): Promise<NodeInfo[]> {
+    const since = this.now() - this.leaseMs;
     return this.read(async (sql) =>
-      (await sql`SELECT id, started_at, seen_at FROM nodes ORDER BY id`).map((r) => ({ id: r.id as string, startedAt: r.started_at as number, seenAt: r.seen_at as number })),
+      (await sql`SELECT id, started_at, seen_at FROM nodes ORDER BY id`).map((r) => ({
+        id: r.id as string,
+        startedAt: r.started_at as number,
+        seenAt: r.seen_at as number,
+        live: (r.seen_at as number) >= since,
+      })),
     );
   }
 

@@ -14,7 +14,7 @@ import {
   type Transition,
 } from "../../domain/decisions.ts";
 import { deliveryEvent, idFloor, inboundEvent, newId } from "../../domain/event.ts";
-import type { AcceptInput, AdaptedMedia, MediaLink, PendingEvent, ReceiptResult, RetryFilter, Store, StoredResponse, StoreOptions, UnmatchedReceipt } from "../index.ts";
+import type { AcceptInput, AdaptedMedia, MediaLink, NodeInfo, PendingEvent, ReceiptResult, RetryFilter, Store, StoredResponse, StoreOptions, UnmatchedReceipt, WebhookKey } from "../index.ts";
 import type { Channel, MessagePayload, MessageState, ReportStatus, StoredMessage } from "../../domain/message.ts";
 import { chooseCandidate, IdBaseLearning, type ReceiptCandidate } from "../../domain/receipt-match.ts";
 import { Checkpointer } from "./checkpointer.ts";
@@ -37,6 +37,8 @@ export interface SqliteOptions extends StoreOptions {
   backgroundCheckpoints?: boolean;
   /** How the WAL is fsynced (default fdatasync). */
   walSync?: WalSync;
+  /** This process's node id (null or absent: a tool, no node). */
+  nodeId?: string | null;
 }
 
 type Row = Record<string, string | number | null>;
@@ -54,6 +56,7 @@ export class SqliteStore implements Store {
   /** Each carrier's id base as its receipts show it (receipt_id_base = "learn"). */
   private readonly idBases = new IdBaseLearning();
   private readonly media: SqliteMedia;
+  private readonly startedAt: number;
 
   constructor(
     readonly db: Database,
@@ -62,6 +65,7 @@ export class SqliteStore implements Store {
     this.writer = new GroupCommit(db, opts.walSync);
     this.writer.onFsyncFailure = opts.onDurabilityLost ?? null;
     this.now = opts.now;
+    this.startedAt = opts.now();
     this.random = opts.random ?? Math.random;
     this.media = new SqliteMedia(db, this.writer, this.now);
     const q = (sql: string) => db.prepare(sql);
@@ -103,6 +107,7 @@ export class SqliteStore implements Store {
         `SELECT seq, event_id, message_id, account_id, url, body, attempts, created_at FROM events e
          WHERE state = 'pending' AND due_at <= ?
            AND (message_id IS NULL OR NOT EXISTS (SELECT 1 FROM events o WHERE o.message_id = e.message_id AND o.state = 'pending' AND o.seq < e.seq))
+           AND NOT EXISTS (SELECT 1 FROM json_each(?) b WHERE b.value ->> '$.accountId' = e.account_id AND b.value ->> '$.url' = e.url)
          ORDER BY due_at, seq LIMIT ?`,
       ),
       nextEventDue: q("SELECT MIN(due_at) AS t FROM events WHERE state = 'pending' AND due_at > ?"),
@@ -462,8 +467,8 @@ export class SqliteStore implements Store {
   // ---- outbox -------------------------------------------------------------------------------
 
   /** Pending events due by `now`, oldest due first, each the oldest pending event of its message. */
-  async dueEvents(now: number, limit: number): Promise<PendingEvent[]> {
-    const due = (this.s.eventsDue!.all(now, limit) as Row[]).map((r) => ({
+  async dueEvents(now: number, limit: number, busy: WebhookKey[] = []): Promise<PendingEvent[]> {
+    const due = (this.s.eventsDue!.all(now, JSON.stringify(busy), limit) as Row[]).map((r) => ({
       seq: r.seq as number,
       eventId: r.event_id as string,
       messageId: r.message_id as string | null,
@@ -624,6 +629,12 @@ export class SqliteStore implements Store {
     return this.db
       .query("SELECT state, COUNT(*) AS count, MIN(created_at) AS oldest FROM events WHERE state IN ('pending','dead') GROUP BY state")
       .all() as { state: string; count: number; oldest: number | null }[];
+  }
+
+  /** One box: this process is the only node, and alive while it can answer. */
+  async nodes(): Promise<NodeInfo[]> {
+    const id = this.opts.nodeId;
+    return id ? [{ id, startedAt: this.startedAt, seenAt: this.now(), live: true }] : [];
   }
 
   // ---- transitions (inside a write) ---------------------------------------------------------
