@@ -82,7 +82,21 @@ async function serve(args: string[]): Promise<void> {
   if (!configPath) config = withDemoAccount(config, data ?? "./data");
   else if (config.accounts.length === 0) console.error("warning: no [[accounts]] configured: every request will get 401");
 
-  const app = await startApp(config);
+  let app: Awaited<ReturnType<typeof startApp>> | null = null;
+  // Bun's node:net can emit a socket's read ECONNRESET from its close path after the owner (postgres.js,
+  // when the database connection is cut) has already handled the close and removed its listeners; an
+  // 'error' nobody listens to would end the process. The loss was handled, so such a late reset is only
+  // logged. Anything else uncaught still ends the process (systemd restarts it; the database keeps the work).
+  process.on("uncaughtException", (e) => {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ECONNRESET" && (e as NodeJS.ErrnoException).syscall === "read") {
+      (app?.log ?? console).warn({ err: e.message }, "a socket reset arrived after its connection was closed; ignored");
+      return;
+    }
+    console.error(e);
+    process.exit(1);
+  });
+  app = await startApp(config);
   let signals = 0;
   const onSignal = (sig: string) => {
     signals++;
