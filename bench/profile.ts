@@ -18,13 +18,14 @@ const root = resolve(import.meta.dir, "..");
 const outDir = join(root, ".tmp", "profiles");
 mkdirSync(outDir, { recursive: true });
 const profiling = process.env.PROFILE !== "off";
+const INTERVAL_US = 250;
 
 async function startProfiled(name: string, overrides: Record<string, unknown>): Promise<{ url: string; port: number; pid: number; stop(): Promise<void> }> {
   const dir = tempDir();
   const port = freePort();
   const conf = configFor(dir, testConfigDoc(dir, { log: { level: "error" }, ...overrides }));
   const proc = Bun.spawn(
-    [process.execPath, ...(profiling ? ["--cpu-prof", `--cpu-prof-dir=${outDir}`, `--cpu-prof-name=${name}.cpuprofile`, "--cpu-prof-interval=250"] : []), join(root, "src/main.ts"), "serve", "--config", conf, "--listen", `127.0.0.1:${port}`],
+    [process.execPath, ...(profiling ? ["--cpu-prof", `--cpu-prof-dir=${outDir}`, `--cpu-prof-name=${name}.cpuprofile`, `--cpu-prof-interval=${INTERVAL_US}`] : []), join(root, "src/main.ts"), "serve", "--config", conf, "--listen", `127.0.0.1:${port}`],
     { stdout: "ignore", stderr: "inherit" },
   );
   const url = `http://127.0.0.1:${port}`;
@@ -59,13 +60,13 @@ function summarise(file: string, inclusiveOf: RegExp): void {
   const key = (n: Node) => `${n.callFrame.functionName || "(anonymous)"} ${n.callFrame.url.replace(/^.*\/(src|adapters|node_modules)\//, "$1/")}:${n.callFrame.lineNumber + 1}`;
   const self = new Map<string, number>();
   const incl = new Map<string, number>();
-  let total = 0;
-  let idle = 0;
+  // Bun records no idle samples: the delta before a sample also spans any idle gap before it, which would
+  // charge the wait to whatever ran next. A sample stands for at most one sampling interval of CPU.
+  let busy = 0;
   p.samples.forEach((id, i) => {
-    const dt = (p.timeDeltas[i] ?? 0) / 1000;
+    const dt = Math.min(p.timeDeltas[i] ?? 0, INTERVAL_US) / 1000;
     const n = byId.get(id)!;
-    total += dt;
-    if (/^\((idle|program|garbage collector)\)$/.test(n.callFrame.functionName) && n.callFrame.functionName === "(idle)") idle += dt;
+    busy += dt;
     self.set(key(n), (self.get(key(n)) ?? 0) + dt);
     const seen = new Set<string>();
     for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
@@ -75,16 +76,15 @@ function summarise(file: string, inclusiveOf: RegExp): void {
       incl.set(k, (incl.get(k) ?? 0) + dt);
     }
   });
-  const busy = total - idle;
-  console.log(`\n### ${file.split("/").pop()}: ${total.toFixed(0)} ms sampled, ${busy.toFixed(0)} ms not idle`);
-  console.log("top frames by self time (% of non-idle):");
-  for (const [k, v] of [...self].filter(([k]) => !k.startsWith("(idle)")).sort((a, b) => b[1] - a[1]).slice(0, 18)) console.log(`  ${((v / busy) * 100).toFixed(1).padStart(5)}%  ${v.toFixed(0).padStart(6)} ms  ${k}`);
+  console.log(`\n### ${file.split("/").pop()}: ${p.samples.length} samples, ${busy.toFixed(0)} ms of CPU (each sample ≤ ${INTERVAL_US} µs)`);
+  console.log("top frames by self time (% of sampled CPU):");
+  for (const [k, v] of [...self].filter(([k]) => !k.startsWith("(idle)") && !k.startsWith("(root)")).sort((a, b) => b[1] - a[1]).slice(0, 18)) console.log(`  ${((v / busy) * 100).toFixed(1).padStart(5)}%  ${v.toFixed(0).padStart(6)} ms  ${k}`);
   console.log("chosen frames by inclusive time:");
   for (const [k, v] of [...incl].filter(([k]) => inclusiveOf.test(k)).sort((a, b) => b[1] - a[1]).slice(0, 14)) console.log(`  ${((v / busy) * 100).toFixed(1).padStart(5)}%  ${v.toFixed(0).padStart(6)} ms  ${k}`);
 }
 
 const which = process.argv.slice(2).length ? process.argv.slice(2) : ["accept", "mm7", "sms"];
-const interesting = /^(accept|write|flush|commit|claimDue|recordSubmit|applyReceipt|receipt|submit|buildSubmit|buildSubmitMessage|post|send|deliver|tick|round|handleInbound|fetch|sign|jwt|parse|onData|feed|encode|decode|JSON|handle|run) /i;
+const interesting = /^(accept|write|flush|commit|claimDue|recordSubmit|applyReceipt|applyReceiptNow|pump|schedule|receipt|submit|buildSubmit|buildSubmitMessage|post|send|deliver|tick|round|handleInbound|fetch|sign|jwt|parse|onData|feed|encode|decode|JSON|handle|run) /i;
 
 if (which.includes("accept")) {
   const gw = await startProfiled("accept", { delivery: { paused: true }, limits: { queue_high_water: 100_000_000 } });
