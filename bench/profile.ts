@@ -4,7 +4,10 @@
 //   accept — POST /mms with wrk, 16 conn, delivery paused (the accept transaction, group commit)
 //   mm7    — POST /mms with a 100 KB image → MMSC stub → DeliveryReportReq → webhook (SubmitReq building, outbox)
 //   sms    — POST /sms → SMPP simulator with receipts → webhook (SMPP session, receipts, outbox)
-// Run: ./node_modules/.bin/bun bench/profile.ts [accept|mm7|sms …]   profiles land in .tmp/profiles/
+//   sms-paced — the same path paced at PROFILE_RATE msg/s (default 1,000) for PROFILE_N messages (default 10,000),
+//            64 connections as in bench/kannel.ts: the steady load where small groups cost more per message
+// Run: ./node_modules/.bin/bun bench/profile.ts [accept|mm7|sms|sms-paced …]   profiles land in .tmp/profiles/
+// PROFILE=off runs the same scenarios without the profiler (its figures without the sampling overhead).
 import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ACME_KEY, sendBody, testConfigDoc } from "../test/support/app.ts";
@@ -14,13 +17,15 @@ import { e2eRun, rawPost, sendScript, spawnHelper, startCountingSink, tempDir, w
 const root = resolve(import.meta.dir, "..");
 const outDir = join(root, ".tmp", "profiles");
 mkdirSync(outDir, { recursive: true });
+const profiling = process.env.PROFILE !== "off";
+const INTERVAL_US = 250;
 
 async function startProfiled(name: string, overrides: Record<string, unknown>): Promise<{ url: string; port: number; pid: number; stop(): Promise<void> }> {
   const dir = tempDir();
   const port = freePort();
   const conf = configFor(dir, testConfigDoc(dir, { log: { level: "error" }, ...overrides }));
   const proc = Bun.spawn(
-    [process.execPath, "--cpu-prof", `--cpu-prof-dir=${outDir}`, `--cpu-prof-name=${name}.cpuprofile`, "--cpu-prof-interval=250", join(root, "src/main.ts"), "serve", "--config", conf, "--listen", `127.0.0.1:${port}`],
+    [process.execPath, ...(profiling ? ["--cpu-prof", `--cpu-prof-dir=${outDir}`, `--cpu-prof-name=${name}.cpuprofile`, `--cpu-prof-interval=${INTERVAL_US}`] : []), join(root, "src/main.ts"), "serve", "--config", conf, "--listen", `127.0.0.1:${port}`],
     { stdout: "ignore", stderr: "inherit" },
   );
   const url = `http://127.0.0.1:${port}`;
@@ -55,13 +60,13 @@ function summarise(file: string, inclusiveOf: RegExp): void {
   const key = (n: Node) => `${n.callFrame.functionName || "(anonymous)"} ${n.callFrame.url.replace(/^.*\/(src|adapters|node_modules)\//, "$1/")}:${n.callFrame.lineNumber + 1}`;
   const self = new Map<string, number>();
   const incl = new Map<string, number>();
-  let total = 0;
-  let idle = 0;
+  // Bun records no idle samples: the delta before a sample also spans any idle gap before it, which would
+  // charge the wait to whatever ran next. A sample stands for at most one sampling interval of CPU.
+  let busy = 0;
   p.samples.forEach((id, i) => {
-    const dt = (p.timeDeltas[i] ?? 0) / 1000;
+    const dt = Math.min(p.timeDeltas[i] ?? 0, INTERVAL_US) / 1000;
     const n = byId.get(id)!;
-    total += dt;
-    if (/^\((idle|program|garbage collector)\)$/.test(n.callFrame.functionName) && n.callFrame.functionName === "(idle)") idle += dt;
+    busy += dt;
     self.set(key(n), (self.get(key(n)) ?? 0) + dt);
     const seen = new Set<string>();
     for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
@@ -71,16 +76,15 @@ function summarise(file: string, inclusiveOf: RegExp): void {
       incl.set(k, (incl.get(k) ?? 0) + dt);
     }
   });
-  const busy = total - idle;
-  console.log(`\n### ${file.split("/").pop()}: ${total.toFixed(0)} ms sampled, ${busy.toFixed(0)} ms not idle`);
-  console.log("top frames by self time (% of non-idle):");
-  for (const [k, v] of [...self].filter(([k]) => !k.startsWith("(idle)")).sort((a, b) => b[1] - a[1]).slice(0, 18)) console.log(`  ${((v / busy) * 100).toFixed(1).padStart(5)}%  ${v.toFixed(0).padStart(6)} ms  ${k}`);
+  console.log(`\n### ${file.split("/").pop()}: ${p.samples.length} samples, ${busy.toFixed(0)} ms of CPU (each sample ≤ ${INTERVAL_US} µs)`);
+  console.log("top frames by self time (% of sampled CPU):");
+  for (const [k, v] of [...self].filter(([k]) => !k.startsWith("(idle)") && !k.startsWith("(root)")).sort((a, b) => b[1] - a[1]).slice(0, 18)) console.log(`  ${((v / busy) * 100).toFixed(1).padStart(5)}%  ${v.toFixed(0).padStart(6)} ms  ${k}`);
   console.log("chosen frames by inclusive time:");
   for (const [k, v] of [...incl].filter(([k]) => inclusiveOf.test(k)).sort((a, b) => b[1] - a[1]).slice(0, 14)) console.log(`  ${((v / busy) * 100).toFixed(1).padStart(5)}%  ${v.toFixed(0).padStart(6)} ms  ${k}`);
 }
 
 const which = process.argv.slice(2).length ? process.argv.slice(2) : ["accept", "mm7", "sms"];
-const interesting = /^(accept|write|flush|commit|claimDue|recordSubmit|applyReceipt|receipt|submit|buildSubmit|buildSubmitMessage|post|send|deliver|tick|round|handleInbound|fetch|sign|jwt|parse|onData|feed|encode|decode|JSON|handle|run) /i;
+const interesting = /^(accept|write|flush|commit|claimDue|recordSubmit|applyReceipt|applyReceiptNow|pump|schedule|receipt|submit|buildSubmit|buildSubmitMessage|post|send|deliver|tick|round|handleInbound|fetch|sign|jwt|parse|onData|feed|encode|decode|JSON|handle|run) /i;
 
 if (which.includes("accept")) {
   const gw = await startProfiled("accept", { delivery: { paused: true }, limits: { queue_high_water: 100_000_000 } });
@@ -109,20 +113,22 @@ if (which.includes("mm7")) {
   await mmsc.stop();
   await sink.stop();
 }
-if (which.includes("sms")) {
+async function profileSms(name: string, n: number, rate?: number): Promise<void> {
   const sink = await startCountingSink();
   const sim = await spawnHelper("smpp-smsc.ts", { SMSC_RECEIPTS: "1" });
-  const gw = await startProfiled("sms", {
+  const gw = await startProfiled(name, {
     carriers: { sms: { kind: "smpp", host: "127.0.0.1", port: sim.port, system_id: "gw", password: "pw", window: 500, tps: 0, concurrency: 1000 } },
     limits: { queue_high_water: 100_000_000 },
     webhooks: { batch_max_events: 100, batch_max_wait_ms: 5 },
   });
   const body = (i: number) => rawPost("/sms", { "Chan-Api-Key": ACME_KEY }, JSON.stringify({ to: "0012025550123", from: "12345", text: "Benchmark message", request_id: `prof-${i}`, callback_url: sink.url }));
-  const r = await e2eRun({ port: gw.port, sink, n: 10000, connections: 64, request: body, key: (i) => `prof-${i}`, pids: [gw.pid], deadlineS: 60 });
-  console.log(`sms under profile: ${r.e2ePerS.toFixed(0)} msg/s end to end (profiler overhead included)`);
+  const r = await e2eRun({ port: gw.port, sink, n, connections: 64, rate, request: body, key: (i) => `prof-${i}`, pids: [gw.pid], deadlineS: rate ? Math.ceil(n / rate) + 60 : 60 });
+  console.log(`${name}: ${r.e2ePerS.toFixed(0)} msg/s end to end, ${r.cpuPerMsg.toFixed(3)} CPU ms/msg, p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms${profiling ? " (profiler overhead included)" : " (no profiler)"}`);
   await gw.stop();
   await sim.stop();
   await sink.stop();
 }
+if (which.includes("sms")) await profileSms("sms", 10000);
+if (which.includes("sms-paced")) await profileSms("sms-paced", Number(process.env.PROFILE_N ?? 10000), Number(process.env.PROFILE_RATE ?? 1000));
 
-for (const f of readdirSync(outDir).filter((f) => f.endsWith(".cpuprofile") && which.some((w) => f.startsWith(w)))) summarise(join(outDir, f), interesting);
+if (profiling) for (const f of readdirSync(outDir).filter((f) => which.some((w) => f === `${w}.cpuprofile`))) summarise(join(outDir, f), interesting);

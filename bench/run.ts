@@ -3,6 +3,7 @@
 // the ratio. BENCH_QUICK=1 for a short run (one run each, smaller counts); BENCH_ONLY=accept,pipeline,…
 // to run a subset. Everything is loopback-only and every load loop is bounded in count and time.
 import { benchAccept } from "./accept.ts";
+import { benchIdle } from "./idle.ts";
 import { benchKannel } from "./kannel.ts";
 import { machine, printRows, quick, type Row } from "./lib.ts";
 import { benchMediaAdapt } from "./media-adapt.ts";
@@ -59,6 +60,7 @@ await section("smpp", benchSmpp);
 await section("kannel", benchKannel);
 await section("scale", benchScale);
 await section("routes", benchRoutes);
+await section("idle", benchIdle);
 await section("media", async () => {
   const { results } = await benchMediaAdapt();
   const chosen = results.find((r) => r.lib === "sharp")!;
