@@ -87,15 +87,18 @@ async function serve(args: string[]): Promise<void> {
   // when the database connection is cut) has already handled the close and removed its listeners; an
   // 'error' nobody listens to would end the process. The loss was handled, so such a late reset is only
   // logged. Anything else uncaught still ends the process (systemd restarts it; the database keeps the work).
-  process.on("uncaughtException", (e) => {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === "ECONNRESET" && (e as NodeJS.ErrnoException).syscall === "read") {
-      (app?.log ?? console).warn({ err: e.message }, "a socket reset arrived after its connection was closed; ignored");
+  const lateReset = (e: unknown) => {
+    const err = e as NodeJS.ErrnoException;
+    if (err?.code === "ECONNRESET" && err.syscall === "read") {
+      (app?.log ?? console).warn({ err: err.message }, "a socket reset arrived after its connection was closed; ignored");
       return;
     }
     console.error(e);
     process.exit(1);
-  });
+  };
+  // Bun reports it as an uncaught exception or as an unhandled rejection, depending on the path.
+  process.on("uncaughtException", lateReset);
+  process.on("unhandledRejection", lateReset);
   app = await startApp(config);
   let signals = 0;
   const onSignal = (sig: string) => {
