@@ -455,3 +455,15 @@ export function printRows(rows: Row[]): void {
   console.log(`|${w.map((x) => "-".repeat(x + 2)).join("|")}|`);
   for (const r of rows) console.log(line(r));
 }
+
+/** The sum of a counter's samples at the gateway's /metrics whose labels contain `labels` (e.g. `carrier="sms_b"`). */
+export async function metricSum(gatewayUrl: string, name: string, labels = ""): Promise<number> {
+  const text = await (await fetch(`${gatewayUrl}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split("\n")) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    if (labels && !line.slice(0, line.lastIndexOf(" ")).includes(labels)) continue;
+    sum += Number(line.slice(line.lastIndexOf(" ") + 1));
+  }
+  return sum;
+}

@@ -12,6 +12,7 @@ import { benchPipeline } from "./pipeline.ts";
 import { benchRoutes } from "./routes.ts";
 import { benchScale } from "./scale.ts";
 import { benchSmpp } from "./smpp.ts";
+import { benchTwoSmsc } from "./two-smsc.ts";
 
 const only = process.env.BENCH_ONLY?.split(",").map((s) => s.trim());
 const want = (name: string) => !only || only.includes(name);
@@ -60,6 +61,7 @@ await section("smpp", benchSmpp);
 await section("kannel", benchKannel);
 await section("scale", benchScale);
 await section("routes", benchRoutes);
+await section("two-smsc", benchTwoSmsc);
 await section("idle", benchIdle);
 await section("media", async () => {
   const { results } = await benchMediaAdapt();
