@@ -1,6 +1,8 @@
 // A cheap MMSC stub in its own process for bench/mm7-e2e.ts (the strict one in test/integration parses
 // every SubmitReq with an XML parser, which would make the harness the bottleneck). It:
 //   GET  /img.jpg            — a 100 KB image (the media URL of the campaign; the gateway caches it)
+//   GET  /big.jpg?v=TAG      — the real JPEG in the file MMSC_BIG_IMAGE, with TAG in a JPEG comment, so each
+//                              TAG is a new source (a new campaign image: fetched and adapted once)
 //   POST /mm7                — a SubmitReq: reads the whole body, takes the TransactionID with a regex,
 //                              answers SubmitRsp 1000 at once, then posts a DeliveryReportReq (Retrieved)
 //                              for the new MessageID to the gateway's MM7 inbound URL
@@ -12,6 +14,17 @@ import { buildDeliveryReportReq, submitRspXml } from "../test/integration/mm7-st
 const ns = "http://www.3gpp.org/ftp/Specs/archive/23_series/23.140/schema/REL-6-MM7-1-4";
 const image = new Uint8Array(100 * 1024).map((_, i) => (i * 2654435761) >>> 24);
 image.set([0xff, 0xd8, 0xff, 0xe0], 0);
+const big = process.env.MMSC_BIG_IMAGE ? new Uint8Array(await Bun.file(process.env.MMSC_BIG_IMAGE).arrayBuffer()) : null;
+/** `big` with a COM segment carrying `tag` right after SOI: other bytes, the same picture. */
+function tagged(src: Uint8Array, tag: string): Uint8Array {
+  const text = new TextEncoder().encode(tag);
+  const out = new Uint8Array(src.length + 4 + text.length);
+  out.set(src.subarray(0, 2), 0);
+  out.set([0xff, 0xfe, (text.length + 2) >> 8, (text.length + 2) & 0xff], 2);
+  out.set(text, 6);
+  out.set(src.subarray(2), 6 + text.length);
+  return out;
+}
 let target = "";
 let submits = 0;
 let bytes = 0;
@@ -53,6 +66,7 @@ const server = Bun.serve({
       return new Response(submitRspXml(ns, "6.8.0", tx, 1000, "Success", id), { headers: { "content-type": 'text/xml; charset="utf-8"' } });
     }
     if (url.pathname === "/img.jpg") return new Response(image, { headers: { "content-type": "image/jpeg" } });
+    if (url.pathname === "/big.jpg" && big) return new Response(tagged(big, url.searchParams.get("v") ?? ""), { headers: { "content-type": "image/jpeg" } });
     if (url.pathname === "/target") {
       target = url.searchParams.get("url") ?? "";
       return new Response("ok");
