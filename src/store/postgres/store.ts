@@ -44,6 +44,7 @@ import {
   type WebhookKey,
   type WorkKind,
 } from "../index.ts";
+import { toCapability, toLink } from "../rows.ts";
 import initial from "./migrations/001_initial.sql" with { type: "text" };
 import routing from "./migrations/002_routing.sql" with { type: "text" };
 import media from "./migrations/003_media.sql" with { type: "text" };
@@ -814,17 +815,3 @@ function toMessage(row: DbRow): StoredMessage {
   };
 }
 
-function toLink(r: DbRow): MediaLink {
-  return {
-    token: r.token as string,
-    messageId: r.message_id as string,
-    subject: r.subject as string,
-    text: r.text as string,
-    media: JSON.parse(r.media as string),
-    expiresAt: r.expires_at as number,
-  };
-}
-
-function toCapability(r: DbRow): CapabilityEntry {
-  return { number: r.number as string, reason: r.reason as string, createdAt: r.created_at as number, until: r.until as number, hits: r.hits as number };
-}

@@ -5,6 +5,7 @@ import type { Database, Statement } from "bun:sqlite";
 import type { NoMmsMemory } from "../../domain/decisions.ts";
 import type { AdaptedMedia, CapabilityEntry, MediaLink } from "../index.ts";
 import type { GroupCommit } from "./db.ts";
+import { toCapability, toLink } from "../rows.ts";
 
 type Row = Record<string, string | number | Uint8Array | null>;
 
@@ -119,17 +120,3 @@ export class SqliteMedia {
   }
 }
 
-function toLink(r: Row): MediaLink {
-  return {
-    token: r.token as string,
-    messageId: r.message_id as string,
-    subject: r.subject as string,
-    text: r.text as string,
-    media: JSON.parse(r.media as string),
-    expiresAt: r.expires_at as number,
-  };
-}
-
-function toCapability(r: Row): CapabilityEntry {
-  return { number: r.number as string, reason: r.reason as string, createdAt: r.created_at as number, until: r.until as number, hits: r.hits as number };
-}
