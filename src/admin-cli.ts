@@ -3,7 +3,7 @@
 // turn, and the gateway's loops poll the database at least every second, so requeued and retried
 // work is picked up without telling the gateway.
 import { join } from "node:path";
-import { ConfigError, defaultConfig, loadConfigFile, type Config } from "./config.ts";
+import { ConfigError, defaultConfig, deliveryPolicy, loadConfigFile, type Config } from "./config.ts";
 import { OperatorInputError, positiveInt, purgeOlderThan, requeueTarget, retryFilter } from "./pipeline/operator.ts";
 import { CapabilityMemory } from "./pipeline/capability.ts";
 import { openStore } from "./store/open.ts";
@@ -63,11 +63,7 @@ export async function runAdmin(args: string[], io: Output = { out: (s) => consol
   }
   const store = await openStore(config.store, null, {
     now: Date.now,
-    retryBaseMs: config.delivery.retry_base_ms,
-    retryMaxMs: config.delivery.retry_max_ms,
-    receiptWindowMs: config.delivery.receipt_window_hours * 3_600_000,
-    intermediateEvents: config.delivery.intermediate_events,
-    inFlightPolicy: config.delivery.in_flight_policy,
+    ...deliveryPolicy(config),
   });
   const print = (v: unknown) => io.out(JSON.stringify(v, null, 2));
   try {

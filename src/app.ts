@@ -9,7 +9,7 @@ import { createSandboxCarrier } from "../adapters/sandbox/index.ts";
 import { createMm7Carrier, inboundLimit, type Mm7Carrier } from "../adapters/mm7/index.ts";
 import { createSmppCarrier } from "../adapters/smpp/index.ts";
 import { Activity } from "./activity.ts";
-import { carrierEntries, mm7Settings, nodeId, smppSettings, type Config, type MmsSection } from "./config.ts";
+import { carrierEntries, deliveryPolicy, mm7Settings, nodeId, smppSettings, type Config, type MmsSection } from "./config.ts";
 import { admin } from "./http/admin.ts";
 import { adminGuard } from "./http/admin-auth.ts";
 import { GuessingGuard } from "./http/auth.ts";
@@ -136,12 +136,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       activity.final();
     },
     now,
-    retryBaseMs: config.delivery.retry_base_ms,
-    retryMaxMs: config.delivery.retry_max_ms,
-    receiptWindowMs: config.delivery.receipt_window_hours * 3_600_000,
-    intermediateEvents: config.delivery.intermediate_events,
-    inFlightPolicy: config.delivery.in_flight_policy,
-    noMmsMemoryMs: config.capability.remember_days * 86_400_000,
+    ...deliveryPolicy(config),
     backgroundCheckpoints: true,
     walSync: options.walSync,
     onDurabilityLost: (e) => {

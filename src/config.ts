@@ -4,6 +4,7 @@ import { hostname } from "node:os";
 import { Type as T, type Static, type TSchema } from "@sinclair/typebox";
 import { Value, ValueErrorType } from "@sinclair/typebox/value";
 import { mm7Defaults, resolveMm7Settings, type Mm7Settings } from "../adapters/mm7/index.ts";
+import type { DeliveryPolicy } from "./domain/decisions.ts";
 import type { Channel } from "./domain/message.ts";
 import { routeShadowedBy } from "./domain/route.ts";
 import { resolveSettings as resolveSmppSettings, smppDefaults, type SmppSettings } from "../adapters/smpp/index.ts";
@@ -463,4 +464,16 @@ export async function loadConfigFile(path: string, env?: Record<string, string |
 /** The defaults with nothing configured: sandbox carriers, no accounts (serve adds the demo account). */
 export function defaultConfig(): Config {
   return buildConfig({});
+}
+
+/** The delivery policy the store applies, in milliseconds: one place for the serving gateway and the admin command. */
+export function deliveryPolicy(c: Config): DeliveryPolicy {
+  return {
+    retryBaseMs: c.delivery.retry_base_ms,
+    retryMaxMs: c.delivery.retry_max_ms,
+    receiptWindowMs: c.delivery.receipt_window_hours * 3_600_000,
+    intermediateEvents: c.delivery.intermediate_events,
+    inFlightPolicy: c.delivery.in_flight_policy,
+    noMmsMemoryMs: c.capability.remember_days * 86_400_000,
+  };
 }
