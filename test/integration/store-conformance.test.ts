@@ -268,6 +268,52 @@ for (const engine of engines) {
       expect(await store.dueEvents(clock.t, 10, [{ accountId: "b", url: "https://x.example/one" }, { accountId: "a", url: "https://x.example/two" }])).toHaveLength(1);
     });
 
+    test("routing: each claim records its carrier; a retry the route keeps on its carrier comes back pinned, another comes back free", async () => {
+      const clock = { t: 1000 };
+      const store = await engine.open(clock);
+      await store.accept(input(null));
+      await store.accept(input(null));
+      const [kept, free] = await store.claimDue("sms", 10, () => "uk_a");
+      expect([kept!.carrier, free!.carrier]).toEqual(["uk_a", "uk_a"]);
+      const busy = { kind: "temporary" as const, code: "smpp:0x58", message: "ESME_RTHROTTLED" };
+      await store.recordSubmit(kept!, "uk_a", busy, { pin: true, elsewhere: false });
+      await store.recordSubmit(free!, "uk_a", busy, { pin: false, elsewhere: false });
+      clock.t += 120_000;
+      const seen = new Map<string, string | null>();
+      await store.claimDue("sms", 10, (x) => {
+        seen.set(x.id, x.pinned);
+        return x.pinned ?? "uk_b";
+      });
+      expect(seen.get(kept!.id)).toBe("uk_a");
+      expect(seen.get(free!.id)).toBeNull();
+      const details = ((await store.describe(kept!.id)) as { history: { detail?: string }[] }).history.map((h) => h.detail ?? "");
+      expect(details[1]).toBe("claimed for uk_a");
+      expect(details[2]).toStartWith("temporary smpp:0x58 from uk_a: ESME_RTHROTTLED; retry in ");
+      expect(details[3]).toBe("claimed for uk_a");
+      expect((await store.getMessage(free!.id))!.carrier).toBe("uk_b");
+    });
+
+    test("routing: a permanent refusal the route lets another carrier try goes back to the queue with that carrier refused", async () => {
+      const store = await engine.open({ t: 1000 });
+      await store.accept(input(null));
+      const [m] = await store.claimDue("sms", 10, () => "uk_a");
+      const r = await store.recordSubmit(m!, "uk_a", { kind: "permanent", code: "smpp:0x0b", message: "ESME_RINVDSTADR", fallbackEligible: false }, { pin: false, elsewhere: true });
+      expect(r).toEqual({ fallback: false, final: null });
+      const [again] = await store.claimDue("sms", 10, (x) => (x.refused.includes("uk_a") ? "uk_b" : "uk_a"));
+      expect(again!.refused).toEqual(["uk_a"]);
+      expect(again!.carrier).toBe("uk_b");
+    });
+
+    test("routing: at-least-once recovery resends only to the carrier the message was claimed for", async () => {
+      const store = await engine.open({ t: 1000 }, "at-least-once");
+      await store.accept(input(null));
+      await store.claimDue("sms", 10, () => "uk_a");
+      expect(await store.recoverInFlight()).toBe(1);
+      const [m] = await store.claimDue("sms", 10, (x) => x.pinned ?? "uk_b");
+      expect(m!.pinned).toBe("uk_a");
+      expect(m!.carrier).toBe("uk_a");
+    });
+
     test("operator retry: a failed message goes again with a fresh validity; its old carrier ids are forgotten", async () => {
       const clock = { t: 1000 };
       const store = await engine.open(clock);
