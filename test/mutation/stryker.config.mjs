@@ -1,7 +1,22 @@
 // StrykerJS over the code that keeps the README's promises (`make test-mutation`, not part of `make test`).
 // One run per group: each group's mutants run only the test files that exercise that code, so the whole
 // thing fits in under an hour on 2 cores. MUTATION_GROUP picks the group; the Makefile runs them all.
+import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
+
+/**
+ * A line range found by the code's own landmarks (a string the first line contains, a pattern the end line
+ * after it matches, exclusive; none = to the end), so an edit above it cannot shift what is mutated.
+ */
+function span(file, from, to) {
+  const lines = readFileSync(file, "utf8").split("\n");
+  const a = lines.findIndex((l) => l.includes(from));
+  const b = to === undefined ? lines.length : lines.findIndex((l, i) => i > a && (typeof to === "string" ? l.includes(to) : to.test(l)));
+  if (a < 0 || b < 0) throw new Error(`${file}: landmark not found: ${a < 0 ? from : to}`);
+  return `${file}:${a + 1}-${typeof to === "string" || to === undefined ? b : b + 1}`;
+}
+const store = "src/store/sqlite/store.ts";
+const closingBrace = /^  \}$/;
 
 // An absolute path: the command runs inside Stryker's sandbox copy.
 const bun = resolve("node_modules/.bin/bun");
@@ -16,7 +31,11 @@ export const groups = {
   // The store's promise paths: intake + dedup, claims, recordSubmit (in doubt), recovery, receipts,
   // purge, and the single place a message becomes final (move/finish/fallbackOrFail/emit).
   store: {
-    mutate: ["src/store/sqlite/store.ts:183-402", "src/store/sqlite/store.ts:554-579", "src/store/sqlite/store.ts:594-631"],
+    mutate: [
+      span(store, "// ---- intake ---", "// ---- inbound (MO) ---"),
+      span(store, "async purge(dedupBefore", "/** Queue depth and oldest age"),
+      span(store, "// ---- transitions (inside a write) ---", /^}$/),
+    ],
     command: bunTest("test/integration/store.test.ts", "test/integration/pipeline.test.ts", "test/integration/receipt-id-base.test.ts"),
   },
   // Submitting, retrying, fallback, receipts routing, operator commands.
@@ -32,7 +51,7 @@ export const groups = {
   },
   // The adapters' in-doubt outcomes: MM7 timeout/stop, SMPP timeout/link loss (real MMSC stub, real SMPP).
   "in-doubt": {
-    mutate: ["adapters/mm7/mm7-carrier.ts:43-55", "adapters/smpp/smpp-carrier.ts:97-122"],
+    mutate: [span("adapters/mm7/mm7-carrier.ts", "async function submitOnce(", closingBrace), span("adapters/smpp/smpp-carrier.ts", "function summarise(", closingBrace)],
     command: bunTest("test/integration/mm7-submit.test.ts", "test/integration/smpp-messages.test.ts", "test/integration/smpp-session.test.ts"),
   },
 };
