@@ -1,19 +1,14 @@
 // The hosted media page of a fallback in a real headless browser (Debian's chromium via playwright-core):
 // it shows the image, runs no script and asks nothing from any other origin.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { afterAll, beforeAll, expect, test } from "bun:test";
 import { join } from "node:path";
 import type { BrowserContext } from "playwright-core";
 import { ACME_SECRET, post, sendBody, sqlite, startTestApp, waitFor } from "../support/app.ts";
 import { largePng } from "../support/images.ts";
 import { startSink } from "../support/sink.ts";
+import { chromiumSuite, launchChromium } from "../support/chromium.ts";
 
-const chromium = "/usr/bin/chromium";
-const available = existsSync(chromium);
-// Locally a machine without chromium skips (saying so); in CI a missing browser is a failure.
-if (!available && !process.env.CI) console.warn(`media-page-browser.test.ts: SKIPPED — ${chromium} is missing (apt-get install -y chromium)`);
-const suite = available || process.env.CI ? describe : describe.skip;
+const suite = chromiumSuite("media-page-browser.test.ts");
 
 suite("hosted media page in chromium", () => {
   let context: BrowserContext;
@@ -24,11 +19,7 @@ suite("hosted media page in chromium", () => {
 
   beforeAll(async () => {
     png = await largePng(1800, 1200);
-    const { chromium: launcher } = await import("playwright-core");
-    context = await launcher.launchPersistentContext(mkdtempSync(join(tmpdir(), "gw-chromium-")), {
-      executablePath: chromium,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    });
+    context = await launchChromium();
     app = await startTestApp({ media_link: { base_url: "https://m.example.test" } });
   }, 30_000);
 

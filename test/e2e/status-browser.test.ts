@@ -1,19 +1,13 @@
 // The status page in a real headless browser (Debian's chromium driven by playwright-core): the
 // browser's own Basic-auth login, the live numbers matching the store, and the page reloading itself.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { afterAll, beforeAll, expect, test } from "bun:test";
 import type { BrowserContext } from "playwright-core";
 import { ACME_SECRET, post, sendBody, waitFor } from "../support/app.ts";
 import { ADMIN_TOKEN, startLoggedApp } from "../support/ops.ts";
 import { startSink } from "../support/sink.ts";
+import { chromiumSuite, launchChromium } from "../support/chromium.ts";
 
-const chromium = "/usr/bin/chromium";
-const available = existsSync(chromium);
-// Locally a machine without chromium skips (saying so); in CI a missing browser is a failure.
-if (!available && !process.env.CI) console.warn(`status-browser.test.ts: SKIPPED — ${chromium} is missing (apt-get install -y chromium)`);
-const suite = available || process.env.CI ? describe : describe.skip;
+const suite = chromiumSuite("status-browser.test.ts");
 
 suite("status page in chromium", () => {
   let context: BrowserContext;
@@ -21,23 +15,8 @@ suite("status page in chromium", () => {
   const sink = startSink(ACME_SECRET);
 
   beforeAll(async () => {
-    const { chromium: launcher } = await import("playwright-core");
-    // A fresh profile directory each run (playwright takes it as the persistent context's directory).
-    context = await launcher.launchPersistentContext(mkdtempSync(join(tmpdir(), "gw-chromium-")), {
-      executablePath: chromium,
-      // What the browser answers the Basic-auth prompt with, as an operator would type it.
-      httpCredentials: { username: "admin", password: ADMIN_TOKEN },
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    // What the browser answers the Basic-auth prompt with, as an operator would type it.
+    context = await launchChromium({ httpCredentials: { username: "admin", password: ADMIN_TOKEN } });
     // MMS reports take an hour here (they stay `submitted`, a stable queue); SMS reports come at once
     // and their webhooks are refused for good (dead letters).
     app = await startLoggedApp({ carriers: { mms: { kind: "sandbox", sandbox_report_delay_ms: 3_600_000 }, sms: { kind: "sandbox", sandbox_report_delay_ms: 20 } } });

@@ -2,20 +2,16 @@
 // carrier, the submit outcomes drawn as inline SVG bars that add up to what the carriers answered; a
 // webhook URL failing again and again is one counted line among the problems; the page loads nothing
 // but itself and runs no script. A screenshot is kept in .tmp/status-page.png.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { mkdirSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import type { BrowserContext } from "playwright-core";
 import { ACME_SECRET, post, sendBody, waitFor } from "../support/app.ts";
 import { ADMIN_TOKEN, startLoggedApp } from "../support/ops.ts";
 import { startSink } from "../support/sink.ts";
+import { chromiumSuite, launchChromium } from "../support/chromium.ts";
 
-const chromium = "/usr/bin/chromium";
-const available = existsSync(chromium);
-// Locally a machine without chromium skips (saying so); in CI a missing browser is a failure.
-if (!available && !process.env.CI) console.warn(`status-charts.test.ts: SKIPPED — ${chromium} is missing (apt-get install -y chromium)`);
-const suite = available || process.env.CI ? describe : describe.skip;
+const suite = chromiumSuite("status-charts.test.ts");
 const screenshot = resolve(import.meta.dir, "../../.tmp/status-page.png");
 
 suite("status page charts and grouped problems in chromium", () => {
@@ -24,13 +20,7 @@ suite("status page charts and grouped problems in chromium", () => {
   const sink = startSink(ACME_SECRET);
 
   beforeAll(async () => {
-    const { chromium: launcher } = await import("playwright-core");
-    context = await launcher.launchPersistentContext(mkdtempSync(join(tmpdir(), "gw-chromium-")), {
-      executablePath: chromium,
-      httpCredentials: { username: "admin", password: ADMIN_TOKEN },
-      viewport: { width: 1000, height: 900 },
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    });
+    context = await launchChromium({ httpCredentials: { username: "admin", password: ADMIN_TOKEN }, viewport: { width: 1000, height: 900 } });
     app = await startLoggedApp({});
   }, 30000);
 
