@@ -11,8 +11,7 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { freePort } from "../test/support/binary.ts";
-import { ACME_KEY } from "../test/support/app.ts";
-import { e2eRun, fmtN, quick, rawGet, rawPost, spawnHelper, spread, startCountingSink, startGateway, tempDir, type E2eResult, type Row, type SinkHandle } from "./lib.ts";
+import { e2eRun, fmtN, quick, rawGet, apiPost, spawnHelper, spread, startCountingSink, startGateway, tempDir, type E2eResult, type Row, type SinkHandle } from "./lib.ts";
 
 const N = Number(process.env.BENCH_KANNEL_N ?? (quick ? 4000 : 20_000));
 const PACED_RATE = 1000;
@@ -191,7 +190,7 @@ export async function benchKannel(): Promise<Row[]> {
         port: gw.port,
         pids: [gw.proc.pid],
         request: (tag, i) =>
-          rawPost("/sms", { "Chan-Api-Key": ACME_KEY }, JSON.stringify({ to: "0012025550123", from: "12345", text: TEXT, request_id: tag + i, custom_data: `cd=${i}`, callback_url: sink.url })),
+          apiPost("/sms", { to: "0012025550123", from: "12345", text: TEXT, request_id: tag + i, custom_data: `cd=${i}`, callback_url: sink.url }),
       },
     ];
     if (kannel) {

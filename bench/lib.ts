@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
 import { configFor, freePort, startBinary, type Running } from "../test/support/binary.ts";
-import { testConfigDoc } from "../test/support/app.ts";
+import { ACME_KEY, testConfigDoc } from "../test/support/app.ts";
 
 export const root = resolve(import.meta.dir, "..");
 
@@ -324,6 +324,11 @@ export async function rawLoad(o: { host?: string; port: number; n: number; conne
 export function rawPost(path: string, headers: Record<string, string>, body: string): string {
   const h = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("");
   return `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n${h}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+}
+
+/** A Channel API send (/mms or /sms) as the acme tenant, as raw HTTP/1.1 bytes. */
+export function apiPost(path: "/mms" | "/sms", body: object): string {
+  return rawPost(path, { "Chan-Api-Key": ACME_KEY }, JSON.stringify(body));
 }
 
 export function rawGet(pathAndQuery: string): string {

@@ -6,10 +6,9 @@
 // image (the stub tags it), so each run pays one fetch and one adaptation to ≤ 300 KB, ≤ 1280 px, amortised
 // by the adapt-once cache over the run's messages; its figure sits beside the 100 KB run of the same round.
 // Run: ./node_modules/.bin/bun bench/mm7-e2e.ts   (BENCH_QUICK=1 for a short run)
-import { ACME_KEY } from "../test/support/app.ts";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { e2eRun, fmtN, median, metricSum, quick, rawCeiling, rawPost, ratios, spawnHelper, spread, startCeiling, startCountingSink, startGateway, tempDir, type E2eResult, type Row } from "./lib.ts";
+import { e2eRun, fmtN, median, metricSum, quick, rawCeiling, apiPost, ratios, spawnHelper, spread, startCeiling, startCountingSink, startGateway, tempDir, type E2eResult, type Row } from "./lib.ts";
 import { photoJpeg } from "./media-adapt.ts";
 import { buildFigures } from "./mm7.ts";
 
@@ -49,10 +48,7 @@ export async function benchMm7(): Promise<Row[]> {
   const once = async (run: number, media: string, what: string): Promise<E2eResult> => {
     const tag = `m${run}${what[0]}-${Date.now().toString(36)}-`;
     const request = (i: number) =>
-      rawPost(
-        "/mms",
-        { "Chan-Api-Key": ACME_KEY },
-        JSON.stringify({
+      apiPost("/mms", {
           to: "0012025550123",
           from: "12345",
           subject: "Weekend sale",
@@ -61,8 +57,7 @@ export async function benchMm7(): Promise<Row[]> {
           request_id: tag + i,
           custom_data: `cd=${i}`,
           callback_url: sink.url,
-        }),
-      );
+        });
     if (what === "100 KB") base.push(await rawCeiling(ceiling.url, N, CONNECTIONS, request));
     const st0 = await stubStats();
     const r = await e2eRun({ port: gw.port, sink, n: N, connections: CONNECTIONS, request, key: (i) => tag + i, pids: [gw.proc.pid] });

@@ -2,8 +2,7 @@
 // batches at a counting sink in its own process. End-to-end messages/s and webhook events/s, beside the
 // HTTP ceiling of the same client against a bare Bun.serve (measured in the same run).
 // Run: ./node_modules/.bin/bun bench/pipeline.ts   (BENCH_QUICK=1 for a short run)
-import { ACME_KEY } from "../test/support/app.ts";
-import { e2eRun, fmtN, quick, rawCeiling, rawPost, ratios, spread, startCeiling, startCountingSink, startGateway, type E2eResult, type Row } from "./lib.ts";
+import { e2eRun, fmtN, quick, rawCeiling, apiPost, ratios, spread, startCeiling, startCountingSink, startGateway, type E2eResult, type Row } from "./lib.ts";
 
 const N = Number(process.env.BENCH_PIPELINE_N ?? (quick ? 3000 : 20_000));
 const runs = Number(process.env.BENCH_RUNS ?? (quick ? 1 : 3));
@@ -23,10 +22,7 @@ export async function benchPipeline(): Promise<Row[]> {
     for (let run = 0; run < runs; run++) {
       const tag = `p${run}-${Date.now().toString(36)}-`;
       const request = (i: number) =>
-        rawPost(
-          "/mms",
-          { "Chan-Api-Key": ACME_KEY },
-          JSON.stringify({
+        apiPost("/mms", {
             to: "0012025550123",
             from: "18885551234",
             subject: "Weekend sale",
@@ -35,8 +31,7 @@ export async function benchPipeline(): Promise<Row[]> {
             request_id: tag + i,
             custom_data: `cd=${i}`,
             callback_url: sink.url,
-          }),
-        );
+          });
       base.push(await rawCeiling(ceiling.url, N, CONNECTIONS, request));
       const r = await e2eRun({ port: gw.port, sink, n: N, connections: CONNECTIONS, request, key: (i) => tag + i, pids: [gw.proc.pid] });
       if (r.non2xx || r.events < r.accepted) console.error(`pipeline run ${run}: ${r.non2xx} non-2xx, ${r.events}/${r.accepted} callbacks`);

@@ -12,7 +12,7 @@ import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ACME_KEY, sendBody, testConfigDoc } from "../test/support/app.ts";
 import { configFor, freePort } from "../test/support/binary.ts";
-import { e2eRun, rawPost, sendScript, spawnHelper, startCountingSink, tempDir, wrk } from "./lib.ts";
+import { apiPost, e2eRun, sendScript, spawnHelper, startCountingSink, tempDir, wrk } from "./lib.ts";
 
 const root = resolve(import.meta.dir, "..");
 const outDir = join(root, ".tmp", "profiles");
@@ -106,7 +106,7 @@ if (which.includes("mm7")) {
   });
   await fetch(`${stub}/target?url=${encodeURIComponent(`${gw.url}/mm7`)}`).then((r) => r.text());
   const body = (i: number) =>
-    rawPost("/mms", { "Chan-Api-Key": ACME_KEY }, JSON.stringify({ to: "0012025550123", from: "12345", subject: "Sale", text: "50% off", media: [{ url: `${stub}/img.jpg`, content_type: "image/jpeg" }], request_id: `prof-${i}`, callback_url: sink.url }));
+    apiPost("/mms", { to: "0012025550123", from: "12345", subject: "Sale", text: "50% off", media: [{ url: `${stub}/img.jpg`, content_type: "image/jpeg" }], request_id: `prof-${i}`, callback_url: sink.url });
   const r = await e2eRun({ port: gw.port, sink, n: 5000, connections: 64, request: body, key: (i) => `prof-${i}`, pids: [gw.pid], deadlineS: 60 });
   console.log(`mm7 under profile: ${r.e2ePerS.toFixed(0)} MMS/s end to end (profiler overhead included)`);
   await gw.stop();
@@ -121,7 +121,7 @@ async function profileSms(name: string, n: number, rate?: number): Promise<void>
     limits: { queue_high_water: 100_000_000 },
     webhooks: { batch_max_events: 100, batch_max_wait_ms: 5 },
   });
-  const body = (i: number) => rawPost("/sms", { "Chan-Api-Key": ACME_KEY }, JSON.stringify({ to: "0012025550123", from: "12345", text: "Benchmark message", request_id: `prof-${i}`, callback_url: sink.url }));
+  const body = (i: number) => apiPost("/sms", { to: "0012025550123", from: "12345", text: "Benchmark message", request_id: `prof-${i}`, callback_url: sink.url });
   const r = await e2eRun({ port: gw.port, sink, n, connections: 64, rate, request: body, key: (i) => `prof-${i}`, pids: [gw.pid], deadlineS: rate ? Math.ceil(n / rate) + 60 : 60 });
   console.log(`${name}: ${r.e2ePerS.toFixed(0)} msg/s end to end, ${r.cpuPerMsg.toFixed(3)} CPU ms/msg, p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms${profiling ? " (profiler overhead included)" : " (no profiler)"}`);
   await gw.stop();

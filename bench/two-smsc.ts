@@ -5,8 +5,7 @@
 // settings (window 500, concurrency 1000) and its own simulator process (a simulator spreads receipts over
 // every session bound to it). The two gateways alternate run by run, so drift hits both alike.
 // Run: ./node_modules/.bin/bun bench/two-smsc.ts   (BENCH_QUICK=1 for a short run)
-import { ACME_KEY } from "../test/support/app.ts";
-import { e2eRun, fmtN, metricSum, quick, rawPost, ratios, spawnHelper, spread, startCountingSink, startGateway, type E2eResult, type Row } from "./lib.ts";
+import { e2eRun, fmtN, metricSum, quick, apiPost, ratios, spawnHelper, spread, startCountingSink, startGateway, type E2eResult, type Row } from "./lib.ts";
 
 const N = Number(process.env.BENCH_TWO_SMSC_N ?? (quick ? 4000 : 20_000));
 const runs = Number(process.env.BENCH_RUNS ?? (quick ? 1 : 3));
@@ -33,7 +32,7 @@ export async function benchTwoSmsc(): Promise<Row[]> {
       for (const [name, gw] of [["one", one], ["two", two]] as const) {
         const tag = `${name}${run}-${Date.now().toString(36)}-`;
         const request = (i: number) =>
-          rawPost("/sms", { "Chan-Api-Key": ACME_KEY }, JSON.stringify({ to: RECIPIENTS[i % 2], from: "12345", text: TEXT, request_id: tag + i, custom_data: `cd=${i}`, callback_url: sink.url }));
+          apiPost("/sms", { to: RECIPIENTS[i % 2], from: "12345", text: TEXT, request_id: tag + i, custom_data: `cd=${i}`, callback_url: sink.url });
         const b0 = await metricSum(gw.url, "gateway_submissions_total", 'carrier="sms_b"');
         const all0 = await metricSum(gw.url, "gateway_submissions_total");
         const r = await e2eRun({ port: gw.port, sink, n: N, connections: CONNECTIONS, request, key: (i) => tag + i, pids: [gw.proc.pid] });
