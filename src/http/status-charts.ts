@@ -9,7 +9,8 @@ export interface Series {
   value: (b: ThroughputBucket) => number;
 }
 
-const esc = (v: unknown) =>
+/** Any value as HTML text or an attribute value (the status page uses it too). */
+export const esc = (v: unknown) =>
   String(v ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
 const hms = (ms: number) => new Date(ms).toISOString().slice(11, 19);
 

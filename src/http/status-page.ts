@@ -3,7 +3,7 @@
 import { Elysia } from "elysia";
 import type { CarrierHealth } from "../../adapters/carrier.ts";
 import type { Activity, SubmitOutcome } from "../activity.ts";
-import { barChart } from "./status-charts.ts";
+import { barChart, esc } from "./status-charts.ts";
 import type { Store } from "../store/index.ts";
 
 export interface StatusDeps {
@@ -17,8 +17,6 @@ export interface StatusDeps {
   version: string;
 }
 
-const esc = (v: unknown) =>
-  String(v ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
 const iso = (ms: unknown) => (typeof ms === "number" ? new Date(ms).toISOString().replace(/\.\d+Z$/, "Z") : "");
 const age = (s: number) => (s < 120 ? `${Math.round(s)} s` : s < 7200 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`);
 
