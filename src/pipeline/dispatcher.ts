@@ -30,7 +30,6 @@ export interface DispatcherDeps {
   onFinal?: () => void;
   /** Each carrier answer (the status page's per-carrier charts). */
   onSubmitted?: (carrier: string, outcome: SubmitResult["kind"]) => void;
-  /** Media made to fit the carrier's limit (absent: submitted as fetched). */
   /** Fits the media to `carrier`'s limit (its own profile); the parts to send, or why they cannot fit. */
   adapt?: (m: MmsSubmit, carrier: MmsCarrier) => Promise<MediaPart[] | { code: string; message: string }>;
   /** Why this recipient goes straight to the SMS fallback (capability memory), or null. */
@@ -155,7 +154,6 @@ export class Dispatcher {
   private async submitOne(m: StoredMessage): Promise<void> {
     const name = m.carrier!;
     const target = this.d.carriers.get(name);
-    const carrier = target?.carrier ?? { name };
     const started = performance.now();
     let result: SubmitResult;
     // Set when the message never reached the carrier (its media could not be had): not the carrier's answer.
@@ -170,18 +168,18 @@ export class Dispatcher {
       result = { kind: "temporary", code: "gateway:adapter_error", message: (e as Error).message };
     }
     const routing = unsent.media ? { pin: false, elsewhere: false } : this.d.router.after(m, name, result);
-    this.d.metrics.submitLatency.observe({ carrier: carrier.name }, (performance.now() - started) / 1000);
-    this.d.metrics.submissions.inc({ carrier: carrier.name, outcome: result.kind });
-    this.d.onSubmitted?.(carrier.name, result.kind);
-    const log = { messageId: m.id, requestId: m.requestId, carrier: carrier.name };
+    this.d.metrics.submitLatency.observe({ carrier: name }, (performance.now() - started) / 1000);
+    this.d.metrics.submissions.inc({ carrier: name, outcome: result.kind });
+    this.d.onSubmitted?.(name, result.kind);
+    const log = { messageId: m.id, requestId: m.requestId, carrier: name };
     if (result.kind === "ok") this.d.log.debug({ ...log, carrierIds: result.carrierMessageIds }, "submitted");
     else this.d.log.info({ ...log, outcome: result.kind, code: result.code, reason: result.message }, "submit not accepted");
-    if (result.kind === "temporary") this.d.metrics.retries.inc({ carrier: carrier.name });
+    if (result.kind === "temporary") this.d.metrics.retries.inc({ carrier: name });
 
     // The answer must be stored: until it is, the message stays `submitting` (the in-flight gap).
     for (let attempt = 0; ; attempt++) {
       try {
-        const r = await this.d.store.recordSubmit(m, carrier.name, result, routing);
+        const r = await this.d.store.recordSubmit(m, name, result, routing);
         // Finals and fallbacks are counted where every path to them passes: the store's onOutcome.
         if (r.fallback) this.wake("sms");
         if (r.final || r.fallback) this.d.onFinal?.();
