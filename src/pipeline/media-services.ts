@@ -7,7 +7,7 @@ import type { GatewayError } from "../domain/outcome.ts";
 import type { StoredMessage } from "../domain/message.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Store } from "../store/index.ts";
-import { MediaAdapter, type AdaptedCache } from "./adapt.ts";
+import { MediaAdapter, type AdaptedCache, type FitOutcome } from "./adapt.ts";
 import { CapabilityMemory } from "./capability.ts";
 import { createSharpCodec, type ImageCodec } from "./image-codec.ts";
 import { MediaLinks } from "./media-link.ts";
@@ -27,8 +27,7 @@ export interface MediaServicesDeps {
 }
 
 export function createMediaServices(d: MediaServicesDeps) {
-  const { config, metrics, now } = d;
-  const { store } = d;
+  const { config, store, metrics, now } = d;
   const cache: AdaptedCache = {
     get: (hash, profile) => store.adaptedMedia(hash, profile),
     put: (hash, profile, result) => store.putAdaptedMedia(hash, profile, result),
@@ -60,7 +59,7 @@ export function createMediaServices(d: MediaServicesDeps) {
     const section = mmsSections.get(carrier.name);
     const limits = carrier.limits;
     if (!section?.adapt_media || !limits) return submit.media;
-    let r: Awaited<ReturnType<MediaAdapter["fit"]>>;
+    let r: FitOutcome;
     try {
       r = await adapter.fit(submit.media, {
         carrier: carrier.name,
@@ -95,5 +94,3 @@ export function createMediaServices(d: MediaServicesDeps) {
     purge: () => store.purgeMedia(now() - config.media_link.ttl_days * DAY_MS),
   };
 }
-
-export type MediaServices = ReturnType<typeof createMediaServices>;
