@@ -80,10 +80,15 @@ export class Router {
   }
 
   private down(carrier: string): boolean {
-    // A receiver bind says nothing about whether submits can go out.
-    const links = this.o.health(carrier).filter((h) => !h.name.includes(":rx:"));
-    if (links.length === 0 || links.some((h) => h.state === "up")) return false;
-    return links.some((h) => h.state === "down" || h.state === "alarm");
+    // Asked per candidate per claimed message: one pass, no copy. A receiver bind says nothing about
+    // whether submits can go out; one link up is enough.
+    let down = false;
+    for (const h of this.o.health(carrier)) {
+      if (h.name.includes(":rx:")) continue;
+      if (h.state === "up") return false;
+      if (h.state === "down" || h.state === "alarm") down = true;
+    }
+    return down;
   }
 
   private track(carrier: string): Track {
