@@ -228,7 +228,7 @@ export const ConfigSchema = T.Object(
 
 type Schema = Static<typeof ConfigSchema>;
 export type MmsSection = Schema["carriers"]["mms"] & Omit<Mm7Settings, "inbound_username" | "inbound_password">;
-type SmsSection = Schema["carriers"]["sms"] & SmppSettings;
+export type SmsSection = Schema["carriers"]["sms"] & SmppSettings;
 /** The schema's static type, with the carrier sections' adapter keys (derived at run time) spelled out. */
 export type NamedCarrierSection = (MmsSection | SmsSection) & { channel: Channel };
 export type Config = Omit<Schema, "carriers"> & { carriers: { mms: MmsSection; sms: SmsSection } & Record<string, MmsSection | SmsSection | NamedCarrierSection> };

@@ -3,7 +3,7 @@
 // checked against the egress rules; one line each, exit 1 when any line failed.
 import { probeMmsc } from "../adapters/mm7/index.ts";
 import { probeSmsc, type ProbeResult } from "../adapters/smpp/index.ts";
-import { ConfigError, loadConfigFile, mm7Settings, smppSettings, type Config } from "./config.ts";
+import { carrierEntries, ConfigError, loadConfigFile, mm7Settings, smppSettings, type Config, type MmsSection, type SmsSection } from "./config.ts";
 import { classifyAddress, createEgress } from "./pipeline/egress.ts";
 
 interface Line extends ProbeResult {
@@ -13,17 +13,21 @@ interface Line extends ProbeResult {
 const mark: Record<ProbeResult["verdict"], string> = { ok: "ok        ", unverified: "unverified", failed: "FAILED    " };
 
 async function carrierLines(config: Config): Promise<Line[]> {
-  const { mms, sms } = config.carriers;
   const sandbox: ProbeResult = { verdict: "ok", detail: "sandbox: the embedded test carrier, nothing leaves this machine" };
-  // Both at once: an unreachable one waits out its connect timeout.
-  const [m, s] = await Promise.all([
-    mms.kind === "mm7" ? probeMmsc(mm7Settings(config)) : sandbox,
-    sms.kind === "smpp" ? probeSmsc(smppSettings(config)) : sandbox,
-  ]);
-  return [
-    { subject: `carrier ${mms.name} (${mms.kind === "mm7" ? `mm7 ${new URL(mms.url).origin}${new URL(mms.url).pathname}` : "sandbox"})`, ...m },
-    { subject: `carrier ${sms.name} (${sms.kind === "smpp" ? `smpp ${sms.host}:${sms.port}${sms.tls ? " tls" : ""}` : "sandbox"})`, ...s },
-  ];
+  // Every carrier of the file at once: an unreachable one waits out its connect timeout.
+  return Promise.all(
+    carrierEntries(config).map(async ({ key, section }): Promise<Line> => {
+      if (section.kind === "mm7") {
+        const url = new URL((section as MmsSection).url);
+        return { subject: `carrier ${section.name} (mm7 ${url.origin}${url.pathname})`, ...(await probeMmsc(mm7Settings(config, key))) };
+      }
+      if (section.kind === "smpp") {
+        const { host, port, tls } = section as SmsSection;
+        return { subject: `carrier ${section.name} (smpp ${host}:${port}${tls ? " tls" : ""})`, ...(await probeSmsc(smppSettings(config, key))) };
+      }
+      return { subject: `carrier ${section.name} (sandbox)`, ...sandbox };
+    }),
+  );
 }
 
 /** Where the gateway posts: MO to each account's inbound_url, events to callback URLs that come with each request. */
@@ -50,7 +54,7 @@ async function urlLines(config: Config): Promise<Line[]> {
 
 /** The MMSC posts receipts and MO to us: it can only if we listen beyond loopback, and should authenticate. */
 function inboundLines(config: Config): Line[] {
-  if (config.carriers.mms.kind !== "mm7") return [];
+  if (!carrierEntries(config).some((e) => e.section.kind === "mm7")) return [];
   const { listen: inboundListen, mm7 } = config.inbound;
   const [key, listen] = inboundListen ? ["inbound.listen", inboundListen] : ["server.listen", config.server.listen];
   const host = listen.replace(/:\d+$/, "").replace(/^\[(.*)\]$/, "$1");
