@@ -44,7 +44,7 @@ import {
   type WebhookKey,
   type WorkKind,
 } from "../index.ts";
-import { toCapability, toLink } from "../rows.ts";
+import { historyLine, toCapability, toLink, toMessage } from "../rows.ts";
 import initial from "./migrations/001_initial.sql" with { type: "text" };
 import routing from "./migrations/002_routing.sql" with { type: "text" };
 import media from "./migrations/003_media.sql" with { type: "text" };
@@ -64,7 +64,6 @@ export interface PostgresOptions extends StoreOptions {
 
 type Sql = postgres.Sql;
 type Tx = postgres.TransactionSql;
-type DbRow = Record<string, unknown>;
 
 const channelName = "gateway_work";
 
@@ -791,27 +790,3 @@ async function readRequest(sql: Sql | Tx, accountId: string, requestId: string, 
   if (!row) return null;
   return { status: row.status as number, body: row.response as string, replay: true, bodyDiffers: row.body_hash !== bodyHash, messageId: row.message_id as string | null };
 }
-
-function historyLine(at: number, state: string, detail?: string): string {
-  return `${JSON.stringify(detail ? { at, state, detail } : { at, state })}\n`;
-}
-
-function toMessage(row: DbRow): StoredMessage {
-  return {
-    id: row.id as string,
-    accountId: row.account_id as string,
-    requestId: row.request_id as string | null,
-    channel: row.channel as Channel,
-    fallback: row.fallback === true,
-    state: row.state as MessageState,
-    attempts: row.attempts as number,
-    createdAt: row.created_at as number,
-    expiresAt: row.expires_at as number,
-    payload: JSON.parse(row.payload as string) as MessagePayload,
-    carrier: (row.carrier as string | null) ?? null,
-    pinned: (row.pinned_carrier as string | null) ?? null,
-    refused: row.refused_carriers ? String(row.refused_carriers).split(",") : [],
-    fallbackReason: (row.fallback_reason as string | null) ?? null,
-  };
-}
-

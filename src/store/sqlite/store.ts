@@ -20,6 +20,7 @@ import { chooseCandidate, IdBaseLearning, type ReceiptCandidate } from "../../do
 import { Checkpointer } from "./checkpointer.ts";
 import { GroupCommit, migrate, openDatabase, type WalSync } from "./db.ts";
 import { SqliteMedia } from "./media.ts";
+import { historyLine, toMessage } from "../rows.ts";
 
 /** Applies the migrations to the file (creating it) and closes it. */
 export function migrateSqlite(path: string): { from: number; to: number } {
@@ -685,27 +686,4 @@ export class SqliteStore implements Store {
     }
     if (t.outcome) this.outcomes.push(t.outcome);
   }
-}
-
-function historyLine(at: number, state: string, detail?: string): string {
-  return `${JSON.stringify(detail ? { at, state, detail } : { at, state })}\n`;
-}
-
-function toMessage(row: Row): StoredMessage {
-  return {
-    id: row.id as string,
-    accountId: row.account_id as string,
-    requestId: row.request_id as string | null,
-    channel: row.channel as Channel,
-    fallback: row.fallback === 1,
-    state: row.state as MessageState,
-    attempts: row.attempts as number,
-    createdAt: row.created_at as number,
-    expiresAt: row.expires_at as number,
-    payload: JSON.parse(row.payload as string) as MessagePayload,
-    carrier: row.carrier as string | null,
-    pinned: (row.pinned_carrier as string | null) ?? null,
-    refused: row.refused_carriers ? String(row.refused_carriers).split(",") : [],
-    fallbackReason: (row.fallback_reason as string | null) ?? null,
-  };
 }
