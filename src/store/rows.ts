@@ -1,5 +1,7 @@
 // Row → value mappers that read the same columns in both engines (the drivers differ only in how they fetch).
 import type { CapabilityEntry, MediaLink } from "./index.ts";
+import type { IdReading } from "../../adapters/carrier.ts";
+import type { ReceiptCandidate } from "../domain/receipt-match.ts";
 import type { Channel, MessagePayload, MessageState, StoredMessage } from "../domain/message.ts";
 
 type Row = Record<string, unknown>;
@@ -42,4 +44,10 @@ export function toMessage(r: Row): StoredMessage {
 /** One line of a message's history column (appended, newline-terminated JSON). */
 export function historyLine(at: number, state: string, detail?: string): string {
   return `${JSON.stringify(detail ? { at, state, detail } : { at, state })}\n`;
+}
+
+/** What one reading of a receipt's id found: a carrier_ids row joined to its message (payload, updated_at; null if purged). */
+export function toCandidate(reading: IdReading, link: Row): ReceiptCandidate {
+  const { to, from } = link.payload === null ? { to: "", from: "" } : (JSON.parse(link.payload as string) as MessagePayload);
+  return { ...reading, messageId: link.message_id as string, open: link.outcome === null, to, from, submittedAt: (link.updated_at as number | null) ?? 0 };
 }

@@ -44,7 +44,7 @@ import {
   type WebhookKey,
   type WorkKind,
 } from "../index.ts";
-import { historyLine, toCapability, toLink, toMessage } from "../rows.ts";
+import { historyLine, toCandidate, toCapability, toLink, toMessage } from "../rows.ts";
 import initial from "./migrations/001_initial.sql" with { type: "text" };
 import routing from "./migrations/002_routing.sql" with { type: "text" };
 import media from "./migrations/003_media.sql" with { type: "text" };
@@ -428,9 +428,7 @@ export class PostgresStore implements Store {
     for (const reading of readings) {
       const [link] = await tx`SELECT c.message_id, c.outcome, m.payload, m.updated_at FROM carrier_ids c LEFT JOIN messages m ON m.id = c.message_id
         WHERE c.carrier = ${r.carrier} AND c.carrier_id = ${reading.key}`;
-      if (!link) continue;
-      const { to, from } = link.payload === null ? { to: "", from: "" } : (JSON.parse(link.payload as string) as MessagePayload);
-      found.push({ ...reading, messageId: link.message_id as string, open: link.outcome === null, to, from, submittedAt: (link.updated_at as number | null) ?? 0 });
+      if (link) found.push(toCandidate(reading, link));
     }
     const match = chooseCandidate(found, { to: r.to, arrivedAt });
     if (match.kind !== "match") {

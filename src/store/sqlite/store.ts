@@ -20,7 +20,7 @@ import { chooseCandidate, IdBaseLearning, type ReceiptCandidate } from "../../do
 import { Checkpointer } from "./checkpointer.ts";
 import { GroupCommit, migrate, openDatabase, type WalSync } from "./db.ts";
 import { SqliteMedia } from "./media.ts";
-import { historyLine, toMessage } from "../rows.ts";
+import { historyLine, toCandidate, toMessage } from "../rows.ts";
 
 /** Applies the migrations to the file (creating it) and closes it. */
 export function migrateSqlite(path: string): { from: number; to: number } {
@@ -429,9 +429,7 @@ export class SqliteStore implements Store {
     const found: ReceiptCandidate[] = [];
     for (const reading of readings) {
       const link = this.s.carrierIdGet!.get(r.carrier, reading.key) as Row | null;
-      if (!link) continue;
-      const { to, from } = link.payload === null ? { to: "", from: "" } : (JSON.parse(link.payload as string) as MessagePayload);
-      found.push({ ...reading, messageId: link.message_id as string, open: link.outcome === null, to, from, submittedAt: (link.updated_at as number | null) ?? 0 });
+      if (link) found.push(toCandidate(reading, link));
     }
     const match = chooseCandidate(found, { to: r.to, arrivedAt });
     if (match.kind !== "match") {
