@@ -19,13 +19,16 @@ import {
   decideOperatorRetry,
   decideReceipt,
   decideReceiptWindowEnd,
+  submitVerdict,
+  verdictAfterHeldReceipts,
   waitsForCarrier,
   type Outcome,
+  type SubmitVerdict,
   type Transition,
 } from "../../domain/decisions.ts";
 import { deliveryEvent, idFloor, inboundEvent, newId } from "../../domain/event.ts";
-import type { Channel, MessagePayload, MessageState, ReportStatus, StoredMessage } from "../../domain/message.ts";
-import { chooseCandidate, IdBaseLearning, type ReceiptCandidate } from "../../domain/receipt-match.ts";
+import type { Channel, MessagePayload, MessageState, StoredMessage } from "../../domain/message.ts";
+import { chooseCandidate, heldKeys, IdBaseLearning, type ReceiptCandidate } from "../../domain/receipt-match.ts";
 import {
   StorageUnavailable,
   type AcceptInput,
@@ -337,7 +340,7 @@ export class PostgresStore implements Store {
     carrier: string,
     result: SubmitResult,
     routing: { pin: boolean; elsewhere: boolean } = { pin: false, elsewhere: false },
-  ): Promise<{ fallback: boolean; final: ReportStatus | null }> {
+  ): Promise<SubmitVerdict> {
     return this.tx(async (tx, done) => {
       const m = { ...claimed };
       const now = this.now();
@@ -350,26 +353,21 @@ export class PostgresStore implements Store {
         }
       }
       await this.apply(tx, m, t, done);
-      if (result.kind !== "ok") return { fallback: t.outcome?.kind === "fallback", final: t.outcome?.kind === "final" ? t.outcome.status : null };
+      if (result.kind !== "ok") return submitVerdict(t);
       // Receipts that beat the submit answer (on any node, or naming it in another base) were held.
       let held = 0;
       for (const cid of result.carrierMessageIds) {
         const taken = await tx`SELECT receipt, received_at FROM early_receipts WHERE carrier = ${carrier} AND carrier_id = ${cid}`;
         for (const t of new Map(taken.map((x) => [x.receipt as string, x])).values()) {
           const r = JSON.parse(t.receipt as string) as CarrierReceipt;
-          // It waits under every key its id may stand for: taking it by one takes it by all.
-          const keys = [...new Set([cid, r.carrierMessageId, ...(r.readings ?? []).map((x) => x.key)])];
-          await tx`DELETE FROM early_receipts WHERE carrier = ${carrier} AND carrier_id = ANY(${keys}::text[]) AND receipt = ${t.receipt as string}`;
+          await tx`DELETE FROM early_receipts WHERE carrier = ${carrier} AND carrier_id = ANY(${heldKeys(cid, r)}::text[]) AND receipt = ${t.receipt as string}`;
           await this.applyReceiptIn(tx, r, t.received_at as number, done);
           held++;
         }
       }
       if (held === 0) return { fallback: false, final: null };
       const [row] = await tx`SELECT state FROM messages WHERE id = ${m.id}`;
-      const state = row!.state as MessageState;
-      if (state === "submitted") return { fallback: false, final: null };
-      if (state === "accepted") return { fallback: true, final: null };
-      return { fallback: false, final: state as ReportStatus };
+      return verdictAfterHeldReceipts(row!.state as MessageState);
     });
   }
 

@@ -9,14 +9,17 @@ import {
   decideOperatorRetry,
   decideReceipt,
   decideReceiptWindowEnd,
+  submitVerdict,
+  verdictAfterHeldReceipts,
   waitsForCarrier,
   type Outcome,
+  type SubmitVerdict,
   type Transition,
 } from "../../domain/decisions.ts";
 import { deliveryEvent, idFloor, inboundEvent, newId } from "../../domain/event.ts";
 import type { AcceptInput, AdaptedMedia, MediaLink, NodeInfo, PendingEvent, ReceiptResult, RetryFilter, Store, StoredResponse, StoreOptions, UnmatchedReceipt, WebhookKey } from "../index.ts";
-import type { Channel, MessagePayload, MessageState, ReportStatus, StoredMessage } from "../../domain/message.ts";
-import { chooseCandidate, IdBaseLearning, type ReceiptCandidate } from "../../domain/receipt-match.ts";
+import type { Channel, MessagePayload, MessageState, StoredMessage } from "../../domain/message.ts";
+import { chooseCandidate, heldKeys, IdBaseLearning, type ReceiptCandidate } from "../../domain/receipt-match.ts";
 import { Checkpointer } from "./checkpointer.ts";
 import { GroupCommit, migrate, openDatabase, type WalSync } from "./db.ts";
 import { SqliteMedia } from "./media.ts";
@@ -323,7 +326,7 @@ export class SqliteStore implements Store {
     carrier: string,
     result: SubmitResult,
     routing: { pin: boolean; elsewhere: boolean } = { pin: false, elsewhere: false },
-  ): Promise<{ fallback: boolean; final: ReportStatus | null }> {
+  ): Promise<SubmitVerdict> {
     return this.tx(() => {
       // A copy: if this transaction fails, the caller retries from the state that is really stored.
       const m = { ...claimed };
@@ -331,25 +334,20 @@ export class SqliteStore implements Store {
       const t = decideAfterSubmit(m, carrier, result, this.opts, now, this.random, routing);
       if (result.kind === "ok") result.carrierMessageIds.forEach((cid, part) => this.s.carrierIdInsert!.run(carrier, cid, m.id, part));
       this.apply(m, t);
-      if (result.kind !== "ok") return { fallback: t.outcome?.kind === "fallback", final: t.outcome?.kind === "final" ? t.outcome.status : null };
+      if (result.kind !== "ok") return submitVerdict(t);
       // Receipts that beat the submit answer (or named it in another base) were held; apply them now.
       let held = 0;
       for (const cid of result.carrierMessageIds) {
         const taken = this.s.earlyAt!.all(carrier, cid) as { receipt: string; received_at: number }[];
         for (const t of new Map(taken.map((x) => [x.receipt, x])).values()) {
           const r = JSON.parse(t.receipt) as CarrierReceipt;
-          // It waits under every key its id may stand for: taking it by one takes it by all.
-          for (const key of new Set([cid, r.carrierMessageId, ...(r.readings ?? []).map((x) => x.key)])) this.s.earlyDelete!.run(carrier, key, t.receipt);
+          for (const key of heldKeys(cid, r)) this.s.earlyDelete!.run(carrier, key, t.receipt);
           this.applyReceiptNow(r, t.received_at);
           held++;
         }
       }
       if (held === 0) return { fallback: false, final: null };
-      // A held receipt may already have finished it, or sent it to the fallback SMS.
-      const state = this.stateOf(m.id);
-      if (state === "submitted") return { fallback: false, final: null };
-      if (state === "accepted") return { fallback: true, final: null };
-      return { fallback: false, final: state as ReportStatus };
+      return verdictAfterHeldReceipts(this.stateOf(m.id));
     });
   }
 
