@@ -121,11 +121,20 @@ for (const engine of engines) {
       const receipt = { carrier: "sms", carrierMessageId: "c5", outcome: "delivered" as const, timestamp: 1500 };
       expect(await store.applyReceipt(receipt)).toBe("unmatched");
       expect((await store.listUnmatchedReceipts()).map((u) => u.carrierIds)).toEqual([["c5"]]);
-      await store.recordSubmit(m!, "sms", { kind: "ok", carrierMessageIds: ["c5"] });
+      expect(await store.recordSubmit(m!, "sms", { kind: "ok", carrierMessageIds: ["c5"] })).toEqual({ fallback: false, final: "delivered" });
       expect((await store.getMessage(m!.id))!.state).toBe("delivered");
       expect(await store.applyReceipt(receipt)).toBe("duplicate");
       expect(await eventsOf(store, m!.id)).toHaveLength(1);
       expect(await store.listUnmatchedReceipts()).toEqual([]);
+    });
+
+    test("a held receipt that sends the message to its fallback is reported as a fallback, not a final", async () => {
+      const store = await engine.open({ t: 1000 });
+      await store.accept({ ...input("r5f"), channel: "mms" });
+      const [m] = await store.claimDue("mms", 10);
+      expect(await store.applyReceipt({ carrier: "mms", carrierMessageId: "early", outcome: "failed", fallbackEligible: true, timestamp: 1 })).toBe("unmatched");
+      expect(await store.recordSubmit(m!, "mms", { kind: "ok", carrierMessageIds: ["early"] })).toEqual({ fallback: true, final: null });
+      expect((await store.getMessage(m!.id))!.channel).toBe("sms");
     });
 
     test("multipart: delivered only when every part is; failed as soon as one part fails", async () => {
