@@ -47,7 +47,7 @@ import {
   type WebhookKey,
   type WorkKind,
 } from "../index.ts";
-import { historyLine, toCandidate, toCapability, toLink, toMessage } from "../rows.ts";
+import { historyLine, oncePerReceipt, toCandidate, toCapability, toLink, toMessage } from "../rows.ts";
 import initial from "./migrations/001_initial.sql" with { type: "text" };
 import routing from "./migrations/002_routing.sql" with { type: "text" };
 import media from "./migrations/003_media.sql" with { type: "text" };
@@ -405,10 +405,7 @@ export class PostgresStore implements Store {
 
   dropStaleEarlyReceipts(holdMs: number): Promise<{ carrier: string; carrier_id: string }[]> {
     return this.tx(async (tx) => {
-      const rows = await tx`DELETE FROM early_receipts WHERE received_at < ${this.now() - holdMs} RETURNING carrier, carrier_id, receipt`;
-      // A Set, not findIndex: a flood of unmatched receipts can expire tens of thousands of rows at once.
-      const seen = new Set<string>();
-      return rows.filter((r) => !seen.has(r.receipt as string) && seen.add(r.receipt as string)).map((r) => ({ carrier: r.carrier as string, carrier_id: r.carrier_id as string }));
+      return oncePerReceipt(await tx`DELETE FROM early_receipts WHERE received_at < ${this.now() - holdMs} RETURNING carrier, carrier_id, receipt`);
     });
   }
 

@@ -23,7 +23,7 @@ import { chooseCandidate, heldKeys, IdBaseLearning, type ReceiptCandidate } from
 import { Checkpointer } from "./checkpointer.ts";
 import { GroupCommit, migrate, openDatabase, type WalSync } from "./db.ts";
 import { SqliteMedia } from "./media.ts";
-import { historyLine, toCandidate, toMessage } from "../rows.ts";
+import { historyLine, oncePerReceipt, toCandidate, toMessage } from "../rows.ts";
 
 /** Applies the migrations to the file (creating it) and closes it. */
 export function migrateSqlite(path: string): { from: number; to: number } {
@@ -394,10 +394,7 @@ export class SqliteStore implements Store {
   /** Drops held receipts older than `holdMs` and returns them (once each), so the caller can log each. */
   dropStaleEarlyReceipts(holdMs: number): Promise<{ carrier: string; carrier_id: string }[]> {
     return this.writer.write(() => {
-      const rows = this.s.earlyExpire!.all(this.now() - holdMs) as { carrier: string; carrier_id: string; receipt: string }[];
-      // A Set, not findIndex: a flood of unmatched receipts can expire tens of thousands of rows at once.
-      const seen = new Set<string>();
-      return rows.filter((r) => !seen.has(r.receipt) && seen.add(r.receipt)).map(({ carrier, carrier_id }) => ({ carrier, carrier_id }));
+      return oncePerReceipt(this.s.earlyExpire!.all(this.now() - holdMs) as Row[]);
     });
   }
 
