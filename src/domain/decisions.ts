@@ -170,6 +170,21 @@ export function decideAfterSubmit(
   return finish(m, "failed", now, null, error, carrier);
 }
 
+/** What `recordSubmit` reports for a stored submit answer: a fallback to SMS, or a final status. */
+export type SubmitVerdict = { fallback: boolean; final: ReportStatus | null };
+
+/** The verdict of the answer's own transition. */
+export function submitVerdict(t: Transition): SubmitVerdict {
+  return { fallback: t.outcome?.kind === "fallback", final: t.outcome?.kind === "final" ? t.outcome.status : null };
+}
+
+/** The verdict once receipts held for the answer were applied: they may have finished it, or sent it to the fallback SMS. */
+export function verdictAfterHeldReceipts(state: MessageState): SubmitVerdict {
+  if (state === "submitted") return { fallback: false, final: null };
+  if (state === "accepted") return { fallback: true, final: null };
+  return { fallback: false, final: state as ReportStatus };
+}
+
 /**
  * A message left `submitting` by a node that stopped (a crash, or its claim lease ran out): the submit
  * may or may not have reached the carrier.

@@ -99,3 +99,8 @@ export class IdBaseLearning {
     return inBase.length > 0 ? inBase : readings.filter((r) => r.base === "same");
   }
 }
+
+/** Every key a held receipt waits under (each base its id may be read in): taking it by one takes it by all. */
+export function heldKeys(carrierId: string, r: { carrierMessageId: string; readings?: IdReading[] }): string[] {
+  return [...new Set([carrierId, r.carrierMessageId, ...(r.readings ?? []).map((x) => x.key)])];
+}

@@ -1,5 +1,8 @@
 // Row → value mappers that read the same columns in both engines (the drivers differ only in how they fetch).
 import type { CapabilityEntry, MediaLink } from "./index.ts";
+import type { IdReading } from "../../adapters/carrier.ts";
+import type { ReceiptCandidate } from "../domain/receipt-match.ts";
+import type { Channel, MessagePayload, MessageState, StoredMessage } from "../domain/message.ts";
 
 type Row = Record<string, unknown>;
 
@@ -16,4 +19,42 @@ export function toLink(r: Row): MediaLink {
 
 export function toCapability(r: Row): CapabilityEntry {
   return { number: r.number as string, reason: r.reason as string, createdAt: r.created_at as number, until: r.until as number, hits: r.hits as number };
+}
+
+/** `fallback` is a boolean in PostgreSQL and 0/1 in SQLite. */
+export function toMessage(r: Row): StoredMessage {
+  return {
+    id: r.id as string,
+    accountId: r.account_id as string,
+    requestId: r.request_id as string | null,
+    channel: r.channel as Channel,
+    fallback: r.fallback === true || r.fallback === 1,
+    state: r.state as MessageState,
+    attempts: r.attempts as number,
+    createdAt: r.created_at as number,
+    expiresAt: r.expires_at as number,
+    payload: JSON.parse(r.payload as string) as MessagePayload,
+    carrier: (r.carrier as string | null) ?? null,
+    pinned: (r.pinned_carrier as string | null) ?? null,
+    refused: r.refused_carriers ? String(r.refused_carriers).split(",") : [],
+    fallbackReason: (r.fallback_reason as string | null) ?? null,
+  };
+}
+
+/** One line of a message's history column (appended, newline-terminated JSON). */
+export function historyLine(at: number, state: string, detail?: string): string {
+  return `${JSON.stringify(detail ? { at, state, detail } : { at, state })}\n`;
+}
+
+/** What one reading of a receipt's id found: a carrier_ids row joined to its message (payload, updated_at; null if purged). */
+export function toCandidate(reading: IdReading, link: Row): ReceiptCandidate {
+  const { to, from } = link.payload === null ? { to: "", from: "" } : (JSON.parse(link.payload as string) as MessagePayload);
+  return { ...reading, messageId: link.message_id as string, open: link.outcome === null, to, from, submittedAt: (link.updated_at as number | null) ?? 0 };
+}
+
+/** Expired early_receipts rows, one per held receipt (it was held under each key its id may stand for). */
+export function oncePerReceipt(rows: readonly Row[]): { carrier: string; carrier_id: string }[] {
+  // A Set, not findIndex: a flood of unmatched receipts can expire tens of thousands of rows at once.
+  const seen = new Set<string>();
+  return rows.filter((r) => !seen.has(r.receipt as string) && seen.add(r.receipt as string)).map((r) => ({ carrier: r.carrier as string, carrier_id: r.carrier_id as string }));
 }

@@ -2,6 +2,7 @@
 // a real PostgreSQL database (a fresh one per test, dropped after). Fake clock; real I/O.
 import { afterAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
+import { idReadings } from "../../adapters/smpp/message-id.ts";
 import type { MessagePayload } from "../../src/domain/message.ts";
 import type { Store } from "../../src/store/index.ts";
 import { PostgresStore } from "../../src/store/postgres/store.ts";
@@ -121,10 +122,30 @@ for (const engine of engines) {
       const receipt = { carrier: "sms", carrierMessageId: "c5", outcome: "delivered" as const, timestamp: 1500 };
       expect(await store.applyReceipt(receipt)).toBe("unmatched");
       expect((await store.listUnmatchedReceipts()).map((u) => u.carrierIds)).toEqual([["c5"]]);
-      await store.recordSubmit(m!, "sms", { kind: "ok", carrierMessageIds: ["c5"] });
+      expect(await store.recordSubmit(m!, "sms", { kind: "ok", carrierMessageIds: ["c5"] })).toEqual({ fallback: false, final: "delivered" });
       expect((await store.getMessage(m!.id))!.state).toBe("delivered");
       expect(await store.applyReceipt(receipt)).toBe("duplicate");
       expect(await eventsOf(store, m!.id)).toHaveLength(1);
+      expect(await store.listUnmatchedReceipts()).toEqual([]);
+    });
+
+    test("a held receipt that sends the message to its fallback is reported as a fallback, not a final", async () => {
+      const store = await engine.open({ t: 1000 });
+      await store.accept({ ...input("r5f"), channel: "mms" });
+      const [m] = await store.claimDue("mms", 10);
+      expect(await store.applyReceipt({ carrier: "mms", carrierMessageId: "early", outcome: "failed", fallbackEligible: true, timestamp: 1 })).toBe("unmatched");
+      expect(await store.recordSubmit(m!, "mms", { kind: "ok", carrierMessageIds: ["early"] })).toEqual({ fallback: true, final: null });
+      expect((await store.getMessage(m!.id))!.channel).toBe("sms");
+    });
+
+    test("a held receipt waits under each reading, is listed once, and is dropped once after the hold time", async () => {
+      const clock = { t: 1000 };
+      const store = await engine.open(clock);
+      const r = { carrier: "sms", carrierMessageId: "26", readings: idReadings("26"), outcome: "failed" as const, timestamp: 1 };
+      expect(await store.applyReceipt(r)).toBe("unmatched");
+      expect(await store.listUnmatchedReceipts()).toEqual([{ carrier: "sms", carrierIds: ["26", "1A", "38"], receivedAt: 1000, receipt: r }]);
+      clock.t += 10_000;
+      expect(await store.dropStaleEarlyReceipts(5_000)).toEqual([{ carrier: "sms", carrier_id: "26" }]);
       expect(await store.listUnmatchedReceipts()).toEqual([]);
     });
 

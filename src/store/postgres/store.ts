@@ -19,13 +19,16 @@ import {
   decideOperatorRetry,
   decideReceipt,
   decideReceiptWindowEnd,
+  submitVerdict,
+  verdictAfterHeldReceipts,
   waitsForCarrier,
   type Outcome,
+  type SubmitVerdict,
   type Transition,
 } from "../../domain/decisions.ts";
 import { deliveryEvent, idFloor, inboundEvent, newId } from "../../domain/event.ts";
-import type { Channel, MessagePayload, MessageState, ReportStatus, StoredMessage } from "../../domain/message.ts";
-import { chooseCandidate, IdBaseLearning, type ReceiptCandidate } from "../../domain/receipt-match.ts";
+import type { Channel, MessagePayload, MessageState, StoredMessage } from "../../domain/message.ts";
+import { chooseCandidate, heldKeys, IdBaseLearning, type ReceiptCandidate } from "../../domain/receipt-match.ts";
 import {
   StorageUnavailable,
   type AcceptInput,
@@ -44,7 +47,7 @@ import {
   type WebhookKey,
   type WorkKind,
 } from "../index.ts";
-import { toCapability, toLink } from "../rows.ts";
+import { historyLine, oncePerReceipt, toCandidate, toCapability, toLink, toMessage } from "../rows.ts";
 import initial from "./migrations/001_initial.sql" with { type: "text" };
 import routing from "./migrations/002_routing.sql" with { type: "text" };
 import media from "./migrations/003_media.sql" with { type: "text" };
@@ -64,7 +67,6 @@ export interface PostgresOptions extends StoreOptions {
 
 type Sql = postgres.Sql;
 type Tx = postgres.TransactionSql;
-type DbRow = Record<string, unknown>;
 
 const channelName = "gateway_work";
 
@@ -338,7 +340,7 @@ export class PostgresStore implements Store {
     carrier: string,
     result: SubmitResult,
     routing: { pin: boolean; elsewhere: boolean } = { pin: false, elsewhere: false },
-  ): Promise<{ fallback: boolean; final: ReportStatus | null }> {
+  ): Promise<SubmitVerdict> {
     return this.tx(async (tx, done) => {
       const m = { ...claimed };
       const now = this.now();
@@ -351,26 +353,21 @@ export class PostgresStore implements Store {
         }
       }
       await this.apply(tx, m, t, done);
-      if (result.kind !== "ok") return { fallback: t.outcome?.kind === "fallback", final: t.outcome?.kind === "final" ? t.outcome.status : null };
+      if (result.kind !== "ok") return submitVerdict(t);
       // Receipts that beat the submit answer (on any node, or naming it in another base) were held.
       let held = 0;
       for (const cid of result.carrierMessageIds) {
         const taken = await tx`SELECT receipt, received_at FROM early_receipts WHERE carrier = ${carrier} AND carrier_id = ${cid}`;
         for (const t of new Map(taken.map((x) => [x.receipt as string, x])).values()) {
           const r = JSON.parse(t.receipt as string) as CarrierReceipt;
-          // It waits under every key its id may stand for: taking it by one takes it by all.
-          const keys = [...new Set([cid, r.carrierMessageId, ...(r.readings ?? []).map((x) => x.key)])];
-          await tx`DELETE FROM early_receipts WHERE carrier = ${carrier} AND carrier_id = ANY(${keys}::text[]) AND receipt = ${t.receipt as string}`;
+          await tx`DELETE FROM early_receipts WHERE carrier = ${carrier} AND carrier_id = ANY(${heldKeys(cid, r)}::text[]) AND receipt = ${t.receipt as string}`;
           await this.applyReceiptIn(tx, r, t.received_at as number, done);
           held++;
         }
       }
       if (held === 0) return { fallback: false, final: null };
       const [row] = await tx`SELECT state FROM messages WHERE id = ${m.id}`;
-      const state = row!.state as MessageState;
-      if (state === "submitted") return { fallback: false, final: null };
-      if (state === "accepted") return { fallback: true, final: null };
-      return { fallback: false, final: state as ReportStatus };
+      return verdictAfterHeldReceipts(row!.state as MessageState);
     });
   }
 
@@ -408,10 +405,7 @@ export class PostgresStore implements Store {
 
   dropStaleEarlyReceipts(holdMs: number): Promise<{ carrier: string; carrier_id: string }[]> {
     return this.tx(async (tx) => {
-      const rows = await tx`DELETE FROM early_receipts WHERE received_at < ${this.now() - holdMs} RETURNING carrier, carrier_id, receipt`;
-      // A Set, not findIndex: a flood of unmatched receipts can expire tens of thousands of rows at once.
-      const seen = new Set<string>();
-      return rows.filter((r) => !seen.has(r.receipt as string) && seen.add(r.receipt as string)).map((r) => ({ carrier: r.carrier as string, carrier_id: r.carrier_id as string }));
+      return oncePerReceipt(await tx`DELETE FROM early_receipts WHERE received_at < ${this.now() - holdMs} RETURNING carrier, carrier_id, receipt`);
     });
   }
 
@@ -429,9 +423,7 @@ export class PostgresStore implements Store {
     for (const reading of readings) {
       const [link] = await tx`SELECT c.message_id, c.outcome, m.payload, m.updated_at FROM carrier_ids c LEFT JOIN messages m ON m.id = c.message_id
         WHERE c.carrier = ${r.carrier} AND c.carrier_id = ${reading.key}`;
-      if (!link) continue;
-      const { to, from } = link.payload === null ? { to: "", from: "" } : (JSON.parse(link.payload as string) as MessagePayload);
-      found.push({ ...reading, messageId: link.message_id as string, open: link.outcome === null, to, from, submittedAt: (link.updated_at as number | null) ?? 0 });
+      if (link) found.push(toCandidate(reading, link));
     }
     const match = chooseCandidate(found, { to: r.to, arrivedAt });
     if (match.kind !== "match") {
@@ -791,27 +783,3 @@ async function readRequest(sql: Sql | Tx, accountId: string, requestId: string, 
   if (!row) return null;
   return { status: row.status as number, body: row.response as string, replay: true, bodyDiffers: row.body_hash !== bodyHash, messageId: row.message_id as string | null };
 }
-
-function historyLine(at: number, state: string, detail?: string): string {
-  return `${JSON.stringify(detail ? { at, state, detail } : { at, state })}\n`;
-}
-
-function toMessage(row: DbRow): StoredMessage {
-  return {
-    id: row.id as string,
-    accountId: row.account_id as string,
-    requestId: row.request_id as string | null,
-    channel: row.channel as Channel,
-    fallback: row.fallback === true,
-    state: row.state as MessageState,
-    attempts: row.attempts as number,
-    createdAt: row.created_at as number,
-    expiresAt: row.expires_at as number,
-    payload: JSON.parse(row.payload as string) as MessagePayload,
-    carrier: (row.carrier as string | null) ?? null,
-    pinned: (row.pinned_carrier as string | null) ?? null,
-    refused: row.refused_carriers ? String(row.refused_carriers).split(",") : [],
-    fallbackReason: (row.fallback_reason as string | null) ?? null,
-  };
-}
-

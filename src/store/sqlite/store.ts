@@ -9,17 +9,21 @@ import {
   decideOperatorRetry,
   decideReceipt,
   decideReceiptWindowEnd,
+  submitVerdict,
+  verdictAfterHeldReceipts,
   waitsForCarrier,
   type Outcome,
+  type SubmitVerdict,
   type Transition,
 } from "../../domain/decisions.ts";
 import { deliveryEvent, idFloor, inboundEvent, newId } from "../../domain/event.ts";
 import type { AcceptInput, AdaptedMedia, MediaLink, NodeInfo, PendingEvent, ReceiptResult, RetryFilter, Store, StoredResponse, StoreOptions, UnmatchedReceipt, WebhookKey } from "../index.ts";
-import type { Channel, MessagePayload, MessageState, ReportStatus, StoredMessage } from "../../domain/message.ts";
-import { chooseCandidate, IdBaseLearning, type ReceiptCandidate } from "../../domain/receipt-match.ts";
+import type { Channel, MessagePayload, MessageState, StoredMessage } from "../../domain/message.ts";
+import { chooseCandidate, heldKeys, IdBaseLearning, type ReceiptCandidate } from "../../domain/receipt-match.ts";
 import { Checkpointer } from "./checkpointer.ts";
 import { GroupCommit, migrate, openDatabase, type WalSync } from "./db.ts";
 import { SqliteMedia } from "./media.ts";
+import { historyLine, oncePerReceipt, toCandidate, toMessage } from "../rows.ts";
 
 /** Applies the migrations to the file (creating it) and closes it. */
 export function migrateSqlite(path: string): { from: number; to: number } {
@@ -322,7 +326,7 @@ export class SqliteStore implements Store {
     carrier: string,
     result: SubmitResult,
     routing: { pin: boolean; elsewhere: boolean } = { pin: false, elsewhere: false },
-  ): Promise<{ fallback: boolean; final: ReportStatus | null }> {
+  ): Promise<SubmitVerdict> {
     return this.tx(() => {
       // A copy: if this transaction fails, the caller retries from the state that is really stored.
       const m = { ...claimed };
@@ -330,25 +334,20 @@ export class SqliteStore implements Store {
       const t = decideAfterSubmit(m, carrier, result, this.opts, now, this.random, routing);
       if (result.kind === "ok") result.carrierMessageIds.forEach((cid, part) => this.s.carrierIdInsert!.run(carrier, cid, m.id, part));
       this.apply(m, t);
-      if (result.kind !== "ok") return { fallback: t.outcome?.kind === "fallback", final: t.outcome?.kind === "final" ? t.outcome.status : null };
+      if (result.kind !== "ok") return submitVerdict(t);
       // Receipts that beat the submit answer (or named it in another base) were held; apply them now.
       let held = 0;
       for (const cid of result.carrierMessageIds) {
         const taken = this.s.earlyAt!.all(carrier, cid) as { receipt: string; received_at: number }[];
         for (const t of new Map(taken.map((x) => [x.receipt, x])).values()) {
           const r = JSON.parse(t.receipt) as CarrierReceipt;
-          // It waits under every key its id may stand for: taking it by one takes it by all.
-          for (const key of new Set([cid, r.carrierMessageId, ...(r.readings ?? []).map((x) => x.key)])) this.s.earlyDelete!.run(carrier, key, t.receipt);
+          for (const key of heldKeys(cid, r)) this.s.earlyDelete!.run(carrier, key, t.receipt);
           this.applyReceiptNow(r, t.received_at);
           held++;
         }
       }
       if (held === 0) return { fallback: false, final: null };
-      // A held receipt may already have finished it, or sent it to the fallback SMS.
-      const state = this.stateOf(m.id);
-      if (state === "submitted") return { fallback: false, final: null };
-      if (state === "accepted") return { fallback: true, final: null };
-      return { fallback: false, final: state as ReportStatus };
+      return verdictAfterHeldReceipts(this.stateOf(m.id));
     });
   }
 
@@ -395,10 +394,7 @@ export class SqliteStore implements Store {
   /** Drops held receipts older than `holdMs` and returns them (once each), so the caller can log each. */
   dropStaleEarlyReceipts(holdMs: number): Promise<{ carrier: string; carrier_id: string }[]> {
     return this.writer.write(() => {
-      const rows = this.s.earlyExpire!.all(this.now() - holdMs) as { carrier: string; carrier_id: string; receipt: string }[];
-      // A Set, not findIndex: a flood of unmatched receipts can expire tens of thousands of rows at once.
-      const seen = new Set<string>();
-      return rows.filter((r) => !seen.has(r.receipt) && seen.add(r.receipt)).map(({ carrier, carrier_id }) => ({ carrier, carrier_id }));
+      return oncePerReceipt(this.s.earlyExpire!.all(this.now() - holdMs) as Row[]);
     });
   }
 
@@ -428,9 +424,7 @@ export class SqliteStore implements Store {
     const found: ReceiptCandidate[] = [];
     for (const reading of readings) {
       const link = this.s.carrierIdGet!.get(r.carrier, reading.key) as Row | null;
-      if (!link) continue;
-      const { to, from } = link.payload === null ? { to: "", from: "" } : (JSON.parse(link.payload as string) as MessagePayload);
-      found.push({ ...reading, messageId: link.message_id as string, open: link.outcome === null, to, from, submittedAt: (link.updated_at as number | null) ?? 0 });
+      if (link) found.push(toCandidate(reading, link));
     }
     const match = chooseCandidate(found, { to: r.to, arrivedAt });
     if (match.kind !== "match") {
@@ -685,27 +679,4 @@ export class SqliteStore implements Store {
     }
     if (t.outcome) this.outcomes.push(t.outcome);
   }
-}
-
-function historyLine(at: number, state: string, detail?: string): string {
-  return `${JSON.stringify(detail ? { at, state, detail } : { at, state })}\n`;
-}
-
-function toMessage(row: Row): StoredMessage {
-  return {
-    id: row.id as string,
-    accountId: row.account_id as string,
-    requestId: row.request_id as string | null,
-    channel: row.channel as Channel,
-    fallback: row.fallback === 1,
-    state: row.state as MessageState,
-    attempts: row.attempts as number,
-    createdAt: row.created_at as number,
-    expiresAt: row.expires_at as number,
-    payload: JSON.parse(row.payload as string) as MessagePayload,
-    carrier: row.carrier as string | null,
-    pinned: (row.pinned_carrier as string | null) ?? null,
-    refused: row.refused_carriers ? String(row.refused_carriers).split(",") : [],
-    fallbackReason: (row.fallback_reason as string | null) ?? null,
-  };
 }
