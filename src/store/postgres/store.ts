@@ -118,6 +118,13 @@ export function connect(url: string, poolSize = 16): Sql {
   });
 }
 
+/** What a transaction changes outside the database: applied only once it has committed. */
+interface Effects {
+  outcomes: Outcome[];
+  /** Change in the messages waiting for a carrier (the high-water count). */
+  queued: number;
+}
+
 export class PostgresStore implements Store {
   private readonly now: () => number;
   private readonly random: () => number;
@@ -216,8 +223,8 @@ export class PostgresStore implements Store {
   }
 
   /** A transaction; outcomes and wake-ups are told only once it committed. */
-  private async tx<T>(fn: (tx: Tx, done: Outcome[]) => Promise<T>): Promise<T> {
-    const done: Outcome[] = [];
+  private async tx<T>(fn: (tx: Tx, done: Effects) => Promise<T>): Promise<T> {
+    const done: Effects = { outcomes: [], queued: 0 };
     let value: T;
     try {
       value = (await this.sql.begin((tx) => fn(tx, done))) as T;
@@ -229,7 +236,8 @@ export class PostgresStore implements Store {
       throw e;
     }
     this.ok = true;
-    if (this.opts.onOutcome) for (const o of done) this.opts.onOutcome(o);
+    this.queued += done.queued;
+    if (this.opts.onOutcome) for (const o of done.outcomes) this.opts.onOutcome(o);
     return value;
   }
 
@@ -415,7 +423,7 @@ export class PostgresStore implements Store {
     return this.tx((tx, done) => this.applyReceiptIn(tx, r, this.now(), done));
   }
 
-  private async applyReceiptIn(tx: Tx, r: CarrierReceipt, arrivedAt: number, done: Outcome[]): Promise<ReceiptResult> {
+  private async applyReceiptIn(tx: Tx, r: CarrierReceipt, arrivedAt: number, done: Effects): Promise<ReceiptResult> {
     if (r.outcome === "pending") return "ignored";
     const readings = this.idBases.narrow(r.carrier, r.readings ?? [{ key: r.carrierMessageId, base: "same" }]);
     await lockKeys(tx, r.carrier, readings.map((x) => x.key));
@@ -732,7 +740,7 @@ export class PostgresStore implements Store {
    * Writes a decided transition as a compare-and-set on the state it was decided from (and, from
    * `submitting`, on the lease: a node whose lease was taken over cannot apply its late answer).
    */
-  private async apply(tx: Tx, m: StoredMessage, t: Transition, done: Outcome[], leaseHolder: string = this.node): Promise<void> {
+  private async apply(tx: Tx, m: StoredMessage, t: Transition, done: Effects, leaseHolder: string = this.node): Promise<void> {
     const now = this.now();
     const claiming = t.to === "submitting";
     const r = await tx`UPDATE messages SET state = ${t.to}, due_at = ${t.dueAt}, updated_at = ${now}, attempts = attempts + ${t.attemptsDelta},
@@ -756,7 +764,7 @@ export class PostgresStore implements Store {
       await tx`INSERT INTO capability (number, reason, created_at, until) VALUES (${t.noMms.number}, ${t.noMms.reason}, ${now}, ${t.noMms.until})
         ON CONFLICT (number) DO UPDATE SET reason = excluded.reason, until = excluded.until`;
     }
-    if (waitsForCarrier(t.from) !== waitsForCarrier(t.to)) this.queued += waitsForCarrier(t.to) ? 1 : -1;
+    if (waitsForCarrier(t.from) !== waitsForCarrier(t.to)) done.queued += waitsForCarrier(t.to) ? 1 : -1;
     if (t.to === "accepted") await tx`SELECT pg_notify(${channelName}, ${t.channel})`;
     if (t.event) {
       const eventId = newId("evt", now, this.random);
@@ -765,7 +773,7 @@ export class PostgresStore implements Store {
         VALUES (${eventId}, ${m.id}, ${m.accountId}, ${t.event.status}, ${m.payload.callback_url}, ${JSON.stringify(body)}, 'pending', 0, ${now}, ${now}, ${now})`;
       await tx`SELECT pg_notify(${channelName}, 'events')`;
     }
-    if (t.outcome) done.push(t.outcome);
+    if (t.outcome) done.outcomes.push(t.outcome);
   }
 }
 
