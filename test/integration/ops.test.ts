@@ -2,7 +2,7 @@
 import { expect, test } from "bun:test";
 import { ACME_SECRET, MM7_INBOUND, post, sendBody, startTestApp, waitFor, sqlite } from "../support/app.ts";
 import { startSink } from "../support/sink.ts";
-import { freePort } from "../support/binary.ts";
+import { heldPort } from "../support/binary.ts";
 import { startMmscStub, type StubReply } from "./mm7-stub.ts";
 
 const readyz = async (base: string) => {
@@ -45,7 +45,9 @@ test("readyz is 503 while storage refuses writes, and 200 again once it takes th
 });
 
 test("readyz is 503 when the MMSC cannot be reached (carrier down)", async () => {
-  const app = await startTestApp({ carriers: { mms: { kind: "mm7", url: `http://127.0.0.1:${freePort()}/mm7`, vaspid: "V", vasid: "S", timeout_ms: 2000 } }, inbound: { mm7: MM7_INBOUND } });
+  const mmsc = heldPort();
+  const app = await startTestApp({ carriers: { mms: { kind: "mm7", url: `http://127.0.0.1:${mmsc.port}/mm7`, vaspid: "V", vasid: "S", timeout_ms: 2000 } }, inbound: { mm7: MM7_INBOUND } });
+  mmsc.release();
   try {
     expect((await readyz(app.url)).status).toBe(200); // idle: nothing tried yet
     await post(app.url, "/mms", sendBody());
@@ -60,9 +62,11 @@ test("readyz is 503 when the MMSC cannot be reached (carrier down)", async () =>
 });
 
 test("readyz shows the MMSC's scheme, host, port and path only: no credentials, query or fragment", async () => {
-  const port = freePort();
+  const mmsc = heldPort();
+  const port = mmsc.port;
   const url = `http://vasp:url-PASSWORD@127.0.0.1:${port}/mm7/submit?apikey=QUERY-SECRET&x=1#frag-SECRET`;
   const app = await startTestApp({ carriers: { mms: { kind: "mm7", url, vaspid: "V", vasid: "S", timeout_ms: 2000 } }, inbound: { mm7: MM7_INBOUND } });
+  mmsc.release();
   try {
     await post(app.url, "/mms", sendBody());
     const text = await waitFor("not ready", async () => {

@@ -77,6 +77,15 @@ export function freePort(): number {
   return p;
 }
 
+/**
+ * A port that refuses connections, for "carrier unreachable" tests. It stays bound until release(), so the gateway
+ * started meanwhile cannot draw it as its own port (freePort() alone let that happen once in CI).
+ */
+export function heldPort(): { port: number; release: () => void } {
+  const s = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
+  return { port: s.port!, release: () => void s.stop(true) };
+}
+
 export function configFor(dir: string, overrides: Record<string, unknown> = {}): string {
   const path = join(dir, "gateway.toml");
   writeToml(path, overrides);
