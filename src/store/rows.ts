@@ -1,5 +1,5 @@
 // Row → value mappers that read the same columns in both engines (the drivers differ only in how they fetch).
-import type { CapabilityEntry, MediaLink } from "./index.ts";
+import type { CapabilityEntry, MediaLink, PendingEvent } from "./index.ts";
 import type { IdReading } from "../../adapters/carrier.ts";
 import type { ReceiptCandidate } from "../domain/receipt-match.ts";
 import type { Channel, MessagePayload, MessageState, StoredMessage } from "../domain/message.ts";
@@ -57,4 +57,31 @@ export function oncePerReceipt(rows: readonly Row[]): { carrier: string; carrier
   // A Set, not findIndex: a flood of unmatched receipts can expire tens of thousands of rows at once.
   const seen = new Set<string>();
   return rows.filter((r) => !seen.has(r.receipt as string) && seen.add(r.receipt as string)).map((r) => ({ carrier: r.carrier as string, carrier_id: r.carrier_id as string }));
+}
+
+export function toPendingEvent(r: Row): PendingEvent {
+  return {
+    seq: r.seq as number,
+    eventId: r.event_id as string,
+    messageId: r.message_id as string | null,
+    accountId: r.account_id as string,
+    url: r.url as string,
+    body: r.body as string,
+    attempts: r.attempts as number,
+    createdAt: r.created_at as number,
+  };
+}
+
+/** What `describe` shows of a message row in every engine (the driver adds carrier ids, events, lease). */
+export function describeRow(row: Row): Record<string, unknown> {
+  return {
+    ...toMessage(row),
+    carrier: row.carrier,
+    lastError: row.last_error,
+    dueAt: row.due_at,
+    history: String(row.history)
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l)),
+  };
 }

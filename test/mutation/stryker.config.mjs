@@ -15,7 +15,7 @@ function span(file, from, to) {
   if (a < 0 || b < 0) throw new Error(`${file}: landmark not found: ${a < 0 ? from : to}`);
   return `${file}:${a + 1}-${typeof to === "string" || to === undefined ? b : b + 1}`;
 }
-const store = "src/store/sqlite/store.ts";
+const sqlite = (file) => `src/store/sqlite/${file}`;
 const closingBrace = /^  \}$/;
 
 // An absolute path: the command runs inside Stryker's sandbox copy.
@@ -32,9 +32,11 @@ export const groups = {
   // purge, and the single place a message becomes final (move/finish/fallbackOrFail/emit).
   store: {
     mutate: [
-      span(store, "// ---- intake ---", "// ---- inbound (MO) ---"),
-      span(store, "async purge(dedupBefore", "/** Queue depth and oldest age"),
-      span(store, "// ---- transitions (inside a write) ---", /^}$/),
+      sqlite("intake.ts"),
+      sqlite("dispatch.ts"),
+      span(sqlite("receipts.ts"), "export function applyReceipt(", "/** An inbound message (MO)"),
+      span(sqlite("admin.ts"), "export async function purge(", "/** Queue depth and oldest age"),
+      span(sqlite("core.ts"), "// ---- transitions (inside a write) ---", /^}$/),
     ],
     command: bunTest("test/integration/store.test.ts", "test/integration/pipeline.test.ts", "test/integration/receipt-id-base.test.ts"),
   },

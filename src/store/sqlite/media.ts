@@ -1,10 +1,11 @@
 // The SQL of adapted media, hosted media pages and capability memory (migration 003), kept apart from
 // the message tables: none of it is part of a message's state machine. A memory is written with its
-// fallback, in the store's transition (store.ts).
+// fallback, in the store's transition (core.ts apply).
 import type { Database, Statement } from "bun:sqlite";
 import type { NoMmsMemory } from "../../domain/decisions.ts";
 import type { AdaptedMedia, CapabilityEntry, MediaLink } from "../index.ts";
 import type { GroupCommit } from "./db.ts";
+import type { MediaMethods } from "../parts.ts";
 import { toCapability, toLink } from "../rows.ts";
 
 type Row = Record<string, string | number | Uint8Array | null>;
@@ -12,7 +13,7 @@ type Row = Record<string, string | number | Uint8Array | null>;
 /** used_at is refreshed at most this often per entry: a campaign's million hits must not be a million writes. */
 const TOUCH_EVERY_MS = 3_600_000;
 
-export class SqliteMedia {
+export class SqliteMedia implements MediaMethods {
   private readonly s: Record<string, Statement>;
   private readonly touched = new Map<string, number>();
 
@@ -43,7 +44,7 @@ export class SqliteMedia {
 
   // ---- adapted media --------------------------------------------------------------------------
 
-  async adapted(hash: string, profile: string): Promise<AdaptedMedia | null> {
+  async adaptedMedia(hash: string, profile: string): Promise<AdaptedMedia | null> {
     const r = this.s.adaptedGet!.get(hash, profile) as Row | null;
     if (!r) return null;
     const key = `${hash}@${profile}`;
@@ -57,7 +58,7 @@ export class SqliteMedia {
     return { contentType: r.content_type as string, bytes: r.bytes as Uint8Array, width: r.width as number, height: r.height as number };
   }
 
-  putAdapted(hash: string, profile: string, row: AdaptedMedia): Promise<void> {
+  putAdaptedMedia(hash: string, profile: string, row: AdaptedMedia): Promise<void> {
     const now = this.now();
     this.touched.set(`${hash}@${profile}`, now);
     return this.writer.write(() => {
@@ -69,7 +70,7 @@ export class SqliteMedia {
   // ---- hosted media pages ---------------------------------------------------------------------
 
   /** The message's link, created with `token` unless it has one already (a retried SMS keeps its link). */
-  async ensureLink(link: Omit<MediaLink, "expiresAt">, ttlMs: number): Promise<MediaLink> {
+  async ensureMediaLink(link: Omit<MediaLink, "expiresAt">, ttlMs: number): Promise<MediaLink> {
     const now = this.now();
     await this.writer.write(() =>
       this.s.linkInsert!.run(link.token, link.messageId, link.subject, link.text, JSON.stringify(link.media), now, now + ttlMs),
@@ -78,7 +79,7 @@ export class SqliteMedia {
   }
 
   /** null for an unknown or expired token. */
-  async link(token: string): Promise<MediaLink | null> {
+  async mediaLink(token: string): Promise<MediaLink | null> {
     const r = this.s.linkGet!.get(token) as Row | null;
     if (!r || (r.expires_at as number) <= this.now()) return null;
     return toLink(r);
@@ -91,7 +92,7 @@ export class SqliteMedia {
     this.s.capabilityPut!.run(m.number, m.reason, this.now(), m.until);
   }
 
-  async remembered(number: string): Promise<CapabilityEntry | null> {
+  async noMmsMemory(number: string): Promise<CapabilityEntry | null> {
     const r = this.s.capabilityGet!.get(number, this.now()) as Row | null;
     if (!r) return null;
     // A counter for the operator: a hit lost to a storage hiccup costs nothing.
@@ -99,18 +100,18 @@ export class SqliteMedia {
     return { ...toCapability(r), hits: (r.hits as number) + counted };
   }
 
-  async listCapability(limit = 1000): Promise<CapabilityEntry[]> {
+  async listNoMms(limit = 1000): Promise<CapabilityEntry[]> {
     return (this.s.capabilityList!.all(this.now(), limit) as Row[]).map(toCapability);
   }
 
-  forgetCapability(number: string): Promise<boolean> {
+  forgetNoMms(number: string): Promise<boolean> {
     return this.writer.write(() => this.s.capabilityForget!.run(number).changes > 0);
   }
 
   // ---- housekeeping ---------------------------------------------------------------------------
 
   /** Expired pages and memories, and adaptations unused since `adaptedUnusedBefore`. */
-  purge(adaptedUnusedBefore: number): Promise<{ links: number; capability: number; adapted: number }> {
+  purgeMedia(adaptedUnusedBefore: number): Promise<{ links: number; capability: number; adapted: number }> {
     const now = this.now();
     return this.writer.write(() => ({
       links: this.db.prepare("DELETE FROM media_links WHERE expires_at <= ?").run(now).changes,

@@ -1,0 +1,100 @@
+// Dispatching: claims of due messages (FOR UPDATE SKIP LOCKED, with a lease), what a carrier said about
+// a submit, recovery of claims left by a restart or a dead node, and the end of receipt windows.
+import type { CarrierReceipt, SubmitResult } from "../../../adapters/carrier.ts";
+import { decideAfterSubmit, decideClaim, decideInFlight, decideReceiptWindowEnd, submitVerdict, verdictAfterHeldReceipts, type SubmitVerdict } from "../../domain/decisions.ts";
+import type { Channel, MessagePayload, MessageState, StoredMessage } from "../../domain/message.ts";
+import { heldKeys } from "../../domain/receipt-match.ts";
+import { toMessage } from "../rows.ts";
+import { lockKeys, type PostgresCore } from "./core.ts";
+
+export function claimDue(c: PostgresCore, channel: Channel, limit: number, assign?: (m: StoredMessage) => string): Promise<StoredMessage[]> {
+  return c.tx(async (tx, done) => {
+    const now = c.now();
+    const rows = await tx`SELECT * FROM messages WHERE state = 'accepted' AND channel = ${channel} AND due_at IS NOT NULL AND due_at <= ${now}
+      ORDER BY due_at LIMIT ${limit} FOR UPDATE SKIP LOCKED`;
+    const claimed: StoredMessage[] = [];
+    for (const row of rows) {
+      const m = toMessage(row);
+      const t = decideClaim(m, now, row.last_error as string | null, now < m.expiresAt ? assign?.(m) : undefined);
+      await c.apply(tx, m, t, done);
+      if (t.to === "submitting") claimed.push(m);
+    }
+    return claimed;
+  });
+}
+
+export function nextDue(c: PostgresCore, state: "accepted" | "submitted", channel: Channel): Promise<number | null> {
+  return c.read(async (sql) => {
+    const [r] = await sql`SELECT MIN(due_at) AS t FROM messages WHERE state = ${state} AND channel = ${channel} AND due_at IS NOT NULL`;
+    return (r?.t as number | null) ?? null;
+  });
+}
+
+export function recordSubmit(
+  c: PostgresCore,
+  claimed: StoredMessage,
+  carrier: string,
+  result: SubmitResult,
+  routing: { pin: boolean; elsewhere: boolean } = { pin: false, elsewhere: false },
+): Promise<SubmitVerdict> {
+  return c.tx(async (tx, done) => {
+    const m = { ...claimed };
+    const now = c.now();
+    const t = decideAfterSubmit(m, carrier, result, c.opts, now, c.random, routing);
+    if (result.kind === "ok") {
+      await lockKeys(tx, carrier, result.carrierMessageIds);
+      for (const [part, cid] of result.carrierMessageIds.entries()) {
+        await tx`INSERT INTO carrier_ids (carrier, carrier_id, message_id, part, outcome) VALUES (${carrier}, ${cid}, ${m.id}, ${part}, NULL)
+          ON CONFLICT (carrier, carrier_id) DO UPDATE SET message_id = EXCLUDED.message_id, part = EXCLUDED.part, outcome = NULL`;
+      }
+    }
+    await c.apply(tx, m, t, done);
+    if (result.kind !== "ok") return submitVerdict(t);
+    // Receipts that beat the submit answer (on any node, or naming it in another base) were held.
+    let held = 0;
+    for (const cid of result.carrierMessageIds) {
+      const taken = await tx`SELECT receipt, received_at FROM early_receipts WHERE carrier = ${carrier} AND carrier_id = ${cid}`;
+      for (const t of new Map(taken.map((x) => [x.receipt as string, x])).values()) {
+        const r = JSON.parse(t.receipt as string) as CarrierReceipt;
+        await tx`DELETE FROM early_receipts WHERE carrier = ${carrier} AND carrier_id = ANY(${heldKeys(cid, r)}::text[]) AND receipt = ${t.receipt as string}`;
+        await c.applyReceiptIn(tx, r, t.received_at as number, done);
+        held++;
+      }
+    }
+    if (held === 0) return { fallback: false, final: null };
+    const [row] = await tx`SELECT state FROM messages WHERE id = ${m.id}`;
+    return verdictAfterHeldReceipts(row!.state as MessageState);
+  });
+}
+
+/** At start: this node's own claims from before a restart, and any other node's expired ones. */
+export function recoverInFlight(c: PostgresCore): Promise<number> {
+  return c.tx(async (tx, done) => {
+    const rows = await tx`SELECT * FROM messages WHERE state = 'submitting' AND (lease_node = ${c.node} OR lease_until < ${c.now()}) FOR UPDATE SKIP LOCKED`;
+    for (const row of rows) {
+      const m = toMessage(row);
+      await c.apply(tx, m, decideInFlight(m, c.opts, c.now()), done, row.lease_node as string);
+    }
+    return rows.length;
+  });
+}
+
+export function openCarrierIds(c: PostgresCore, carrier: string): Promise<{ carrierMessageId: string; to: string }[]> {
+  return c.read(async (sql) => {
+    const rows = await sql`SELECT c.carrier_id AS id, m.payload AS payload FROM carrier_ids c JOIN messages m ON m.id = c.message_id
+      WHERE c.carrier = ${carrier} AND c.outcome IS NULL AND m.state = 'submitted'`;
+    return rows.map((r) => ({ carrierMessageId: r.id as string, to: (JSON.parse(r.payload as string) as MessagePayload).to }));
+  });
+}
+
+export function expireReceiptWindows(c: PostgresCore, limit: number): Promise<number> {
+  return c.tx(async (tx, done) => {
+    const now = c.now();
+    const rows = await tx`SELECT * FROM messages WHERE state = 'submitted' AND due_at IS NOT NULL AND due_at <= ${now} ORDER BY due_at LIMIT ${limit} FOR UPDATE SKIP LOCKED`;
+    for (const row of rows) {
+      const m = toMessage(row);
+      await c.apply(tx, m, decideReceiptWindowEnd(m, now), done);
+    }
+    return rows.length;
+  });
+}
