@@ -1,6 +1,6 @@
 // One SubmitReq over HTTP to the MMSC: Basic auth, SOAPAction "", the body as one buffer so that
 // Content-Length is sent and nothing is chunked (NowSMS and others insist on it; research §1.1).
-import { readBody } from "./body.ts";
+import { readBody } from "../shared/body.ts";
 import type { HttpAnswer } from "./submit-response.ts";
 import type { Mm7Settings } from "./settings.ts";
 import type { SubmitMessage } from "./submit-message.ts";

@@ -1,7 +1,7 @@
 // The endpoint the MMSC posts to: delivery reports, MO messages (DeliverReq) and read replies. It answers
 // 1000 only once the pipeline has durably taken the item, so a failure makes the MMSC send it again.
-import { readBody } from "./body.ts";
-import { createHash, timingSafeEqual } from "node:crypto";
+import { readBody } from "../shared/body.ts";
+import { matchesSecret, secretDigest } from "../shared/secret.ts";
 import type { CarrierEvents, InboundMessage } from "../carrier.ts";
 import { buildAnswer, buildErrorFault, type AnswerFields } from "./envelope.ts";
 import { readDeliverReq, readDeliveryReport, readEnvelope } from "./envelope-read.ts";
@@ -23,7 +23,7 @@ const xmlHeaders = { "Content-Type": 'text/xml; charset="utf-8"' };
 
 export function createInboundHandler(s: Mm7Settings, deps: InboundDeps): (req: Request) => Promise<Response> {
   const limit = inboundLimit(s);
-  const expectedAuth = s.inbound_username ? digest(`${s.inbound_username}:${s.inbound_password}`) : undefined;
+  const expectedAuth = s.inbound_username ? secretDigest(`${s.inbound_username}:${s.inbound_password}`) : undefined;
   const fallbackNs = namespaceUri(s);
 
   return async function handleInbound(req: Request): Promise<Response> {
@@ -33,7 +33,7 @@ export function createInboundHandler(s: Mm7Settings, deps: InboundDeps): (req: R
       new Response(buildErrorFault(s.xml_style, { ...a, code, text }, faultcode), { status, headers: { ...xmlHeaders, ...extra } });
     try {
       if (req.method !== "POST") return new Response("MM7 endpoint: POST only\n", { status: 405, headers: { Allow: "POST" } });
-      if (expectedAuth && !sameDigest(expectedAuth, digest(basicCredentials(req.headers.get("authorization"))))) {
+      if (expectedAuth && !matchesSecret(basicCredentials(req.headers.get("authorization")), expectedAuth)) {
         deps.log.warn({ carrier: s.name }, "mm7 inbound: missing or wrong Basic credentials");
         return new Response("authentication required\n", { status: 401, headers: { "WWW-Authenticate": 'Basic realm="mm7"' } });
       }
@@ -157,11 +157,3 @@ function basicCredentials(header: string | null): string {
   return m ? Buffer.from(m[1]!, "base64").toString("utf8") : "";
 }
 
-// Both sides hashed first, so the comparison is constant-time whatever the lengths.
-function digest(value: string): Buffer {
-  return createHash("sha256").update(value).digest();
-}
-
-function sameDigest(a: Buffer, b: Buffer): boolean {
-  return timingSafeEqual(a, b);
-}

@@ -1,5 +1,6 @@
 // Per-carrier admission for submits: at most `concurrency` in flight and `rate` per second (token
 // bucket), the excess waiting in FIFO order. Carriers contract a TPS and cut off VASPs that exceed it.
+import { TokenBucket } from "../shared/token-bucket.ts";
 
 export type Admission = "go" | "busy" | "stopped";
 
@@ -13,8 +14,7 @@ export interface GateLimits {
 
 export class SubmitGate {
   private active = 0;
-  private tokens: number;
-  private lastRefill: number;
+  private readonly bucket: TokenBucket;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private readonly waiting: ((a: Admission) => void)[] = [];
   private readonly idleWaiters: (() => void)[] = [];
@@ -23,10 +23,9 @@ export class SubmitGate {
   /** `clock` is monotonic milliseconds; the gate only measures intervals. */
   constructor(
     private readonly limits: GateLimits,
-    private readonly clock: () => number = () => performance.now(),
+    clock: () => number = () => performance.now(),
   ) {
-    this.tokens = limits.burst;
-    this.lastRefill = clock();
+    this.bucket = new TokenBucket(limits.rate, limits.burst, clock);
   }
 
   /** Waits for a slot; "go" must be paired with release(). */
@@ -68,23 +67,13 @@ export class SubmitGate {
 
   private pump(): void {
     while (this.waiting.length > 0 && this.active < this.limits.concurrency) {
-      if (this.limits.rate > 0) {
-        this.refill();
-        if (this.tokens < 1) {
-          this.schedule(((1 - this.tokens) / this.limits.rate) * 1000);
-          return;
-        }
-        this.tokens -= 1;
+      if (!this.bucket.tryTake()) {
+        this.schedule(this.bucket.msUntilToken());
+        return;
       }
       this.active++;
       this.waiting.shift()!("go");
     }
-  }
-
-  private refill(): void {
-    const now = this.clock();
-    this.tokens = Math.min(this.limits.burst, this.tokens + ((now - this.lastRefill) / 1000) * this.limits.rate);
-    this.lastRefill = now;
   }
 
   private schedule(ms: number): void {
@@ -92,6 +81,6 @@ export class SubmitGate {
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.pump();
-    }, Math.max(1, Math.ceil(ms)));
+    }, ms);
   }
 }

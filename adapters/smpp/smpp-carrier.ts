@@ -7,7 +7,7 @@ import { deliverLeftover, handleDeliver, type DeliverContext } from "./deliver.t
 import { respKey } from "./message-id.ts";
 import { MoReassembly } from "./mo.ts";
 import type { ShortMessageFields } from "./pdu.ts";
-import { TokenBucket } from "./rate.ts";
+import { TokenBucket } from "../shared/token-bucket.ts";
 import type { Logger } from "../carrier.ts";
 import { SmppSession, type PartGroup, type PartOutcome, type SessionCounters } from "./session.ts";
 import { resolveSettings, type SmppSettings } from "./settings.ts";
@@ -34,7 +34,9 @@ export function createSmppCarrier(name: string, settings: Partial<SmppSettings>,
   let stopped = false;
   let concatRef = Math.floor(Math.random() * 0x10000);
   let next = 0;
-  const bucket = new TokenBucket(s.tps, deps.now);
+  // Counts submit_sm PDUs, not messages (carriers throttle per PDU). Holds a tenth of a second's worth,
+  // so a burst after idling stays small for a carrier that counts per sliding second.
+  const bucket = new TokenBucket(s.tps, Math.max(1, s.tps / 10), deps.now);
   const reassembly = new MoReassembly({ timeoutMs: s.mo_reassembly_timeout_ms, maxMessages: s.mo_reassembly_max, maxBytes: s.mo_reassembly_max_bytes }, deps.now);
   const ctx: DeliverContext = { carrier: name, settings: s, events: () => events, log, now: deps.now, reassembly };
   const hooks = { deliver: (sm: ShortMessageFields) => handleDeliver(sm, ctx) };

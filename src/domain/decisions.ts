@@ -4,7 +4,8 @@
 import type { CarrierReceipt, SubmitResult } from "../../adapters/carrier.ts";
 import { assertTransition, type Channel, type MessageState, type ReportStatus, type StoredMessage } from "./message.ts";
 import { normaliseNumber } from "./number.ts";
-import { backoffMs, gatewayErrors, type GatewayError } from "./outcome.ts";
+import { jitteredBackoffMs } from "../../adapters/shared/backoff.ts";
+import { gatewayErrors, type GatewayError } from "./outcome.ts";
 
 export interface DeliveryPolicy {
   retryBaseMs: number;
@@ -155,7 +156,7 @@ export function decideAfterSubmit(
     return finish(m, "failed", now, null, { code: gatewayErrors.inFlightUnknown.code, message: `${result.code}: ${result.message}; not resent (at-most-once policy)` }, carrier);
   }
   if (result.kind === "temporary") {
-    const wait = Math.max(result.retryAfterMs ?? 0, backoffMs(m.attempts, policy.retryBaseMs, policy.retryMaxMs, random));
+    const wait = Math.max(result.retryAfterMs ?? 0, jitteredBackoffMs(m.attempts, policy.retryBaseMs, policy.retryMaxMs, random));
     if (now + wait < m.expiresAt) {
       const t = transition(m, "accepted", { dueAt: now + wait, carrier, error, detail: `temporary ${result.code} from ${carrier}: ${result.message}; retry in ${wait} ms` });
       return routing.pin ? { ...t, routing: { pinned: carrier, refused: m.refused } } : t;

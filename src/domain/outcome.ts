@@ -12,8 +12,3 @@ export const gatewayErrors = {
 
 export type GatewayError = { code: string; message: string };
 
-/** Exponential backoff with full jitter, capped: the n-th retry (n ≥ 1) waits in [base·2^(n-1)/2, base·2^(n-1)]. */
-export function backoffMs(attempt: number, baseMs: number, maxMs: number, random: () => number): number {
-  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
-  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
-}

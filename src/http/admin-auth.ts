@@ -1,15 +1,13 @@
 // The admin token guards /admin/* and /status. Two spellings of the same secret: `Authorization:
 // Bearer <token>` for scripts, and Basic with user "admin" and the token as password, because that is
 // what a browser can prompt for (a `?token=` in the URL would end up in history and proxy logs).
-import { createHash, timingSafeEqual } from "node:crypto";
+import { matchesSecret, secretDigest } from "../../adapters/shared/secret.ts";
 import { GuessingGuard } from "./auth.ts";
 
-const digest = (s: string) => createHash("sha256").update(s).digest();
-
 export function adminGuard(token: string, now: () => number) {
-  const want = digest(token);
+  const want = secretDigest(token);
   const guard = new GuessingGuard(30, now);
-  const same = (got: string) => timingSafeEqual(digest(got), want);
+  const same = (got: string) => matchesSecret(got, want);
 
   /** null when the request may pass; otherwise the answer to send. */
   return (request: Request, addr: string): Response | null => {

@@ -1,15 +1,13 @@
 // Chan-* header authentication (contract section 2) and the guard against credential guessing.
-import { createHash, timingSafeEqual } from "node:crypto";
+import { matchesSecret, secretDigest } from "../../adapters/shared/secret.ts";
 import type { AccountConfig } from "../config.ts";
 import { clientGroup } from "../pipeline/egress.ts";
 
 interface PreparedAccount {
   account: AccountConfig;
-  /** Lower-cased header name → SHA-256 of the expected value (equal lengths for timingSafeEqual). */
+  /** Lower-cased header name → SHA-256 of the expected value (compared in constant time). */
   expected: [string, Buffer][];
 }
-
-const digest = (s: string) => createHash("sha256").update(s).digest();
 
 export class Authenticator {
   private readonly accounts: PreparedAccount[];
@@ -17,7 +15,7 @@ export class Authenticator {
   constructor(accounts: AccountConfig[]) {
     this.accounts = accounts.map((account) => ({
       account,
-      expected: Object.entries(account.headers).map(([k, v]) => [k.toLowerCase(), digest(v)]),
+      expected: Object.entries(account.headers).map(([k, v]) => [k.toLowerCase(), secretDigest(v)]),
     }));
   }
 
@@ -31,7 +29,7 @@ export class Authenticator {
       let ok = true;
       for (const [name, want] of p.expected) {
         const got = headers.get(name);
-        const same = timingSafeEqual(digest(got ?? ""), want);
+        const same = matchesSecret(got ?? "", want);
         ok = ok && got !== null && same;
       }
       if (ok && found === null) found = p.account;

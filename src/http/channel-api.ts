@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import type { Channel } from "../domain/message.ts";
 import { createIntake, errorBody, type IntakeDeps } from "../pipeline/intake.ts";
 import { Authenticator, GuessingGuard } from "./auth.ts";
+import { readBody } from "../../adapters/shared/body.ts";
 
 export interface ChannelApiDeps extends IntakeDeps {
   /** True once shutdown has begun: new sends get 503. */
@@ -92,15 +93,8 @@ async function readCapped(request: Request, max: number): Promise<string | null>
   // With a Content-Length (already checked against the limit) Bun reads the body in one go; the
   // stream path costs several times more per request, so it is kept for chunked bodies.
   if (request.headers.has("content-length")) return request.text();
-  if (!request.body) return "";
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of request.body as unknown as AsyncIterable<Uint8Array>) {
-    size += chunk.byteLength;
-    if (size > max) return null;
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks, size).toString("utf8");
+  const bytes = await readBody(request.body, max, "refuse");
+  return bytes === undefined ? null : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8");
 }
 
 /** The capture switch: the raw body as received, with every header value that could be a secret hidden. */

@@ -3,6 +3,7 @@
 
 import { isIP } from "node:net";
 import { lookup } from "node:dns/promises";
+import { readBody } from "../../adapters/shared/body.ts";
 
 export type AddressClass =
   | "public"
@@ -414,34 +415,13 @@ async function readCapped(
     await response.body?.cancel();
     throw new EgressTooLarge(maxBytes);
   }
-  if (!response.body) return new Uint8Array();
-  const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
+  let body: Uint8Array | undefined;
   try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      if (total + value.byteLength > maxBytes) {
-        await reader.cancel();
-        if (failWhenOver) throw new EgressTooLarge(maxBytes);
-        chunks.push(value.subarray(0, maxBytes - total));
-        total = maxBytes;
-        break;
-      }
-      chunks.push(value);
-      total += value.byteLength;
-    }
+    body = await readBody(response.body, maxBytes, failWhenOver ? "refuse" : "cut");
   } catch (error) {
-    if (error instanceof EgressTooLarge) throw error;
     throw networkError(error, signal, "reading the response failed");
   }
-  const body = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    body.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
+  if (body === undefined) throw new EgressTooLarge(maxBytes);
   return body;
 }
 

@@ -3,7 +3,7 @@
 // and one batch per (account, URL) is in flight at a time (the store keeps other nodes off it).
 import { SignJWT } from "jose";
 import type { Logger } from "pino";
-import { backoffMs } from "../domain/outcome.ts";
+import { jitteredBackoffMs } from "../../adapters/shared/backoff.ts";
 import type { Metrics } from "../metrics.ts";
 import type { PendingEvent, Store, WebhookKey } from "../store/index.ts";
 
@@ -187,7 +187,7 @@ export class Outbox {
     if (expired.length) await this.dead(expired, `gave up after ${this.d.settings.max_age_hours} h; last: ${why}`);
     if (live.length === 0) return;
     const attempts = Math.max(...live.map((e) => e.attempts)) + 1;
-    const wait = backoffMs(attempts, this.d.settings.retry_base_ms, this.d.settings.retry_max_ms, this.d.random ?? Math.random);
+    const wait = jitteredBackoffMs(attempts, this.d.settings.retry_base_ms, this.d.settings.retry_max_ms, this.d.random ?? Math.random);
     this.d.metrics.webhookDeliveries.inc({ result: "retry" });
     this.d.log.warn({ url: redactUrl(live[0]!.url), events: live.length, ...aboutMessages(live), attempts, retryInMs: wait, why }, "webhook not delivered; will retry");
     await this.d.store.eventsRetry(

@@ -1,6 +1,5 @@
 import { describe, expect, test } from "bun:test";
 import { IllegalTransition, assertTransition, isFinal, type MessageState } from "../../src/domain/message.ts";
-import { backoffMs } from "../../src/domain/outcome.ts";
 
 const all: MessageState[] = ["accepted", "submitting", "submitted", "delivered", "failed", "sent"];
 const legal = new Set([
@@ -27,11 +26,5 @@ describe("message states", () => {
   }
   test("final states", () => {
     expect(all.filter(isFinal)).toEqual(["delivered", "failed", "sent"]);
-  });
-  test("backoff grows, is capped, and jitters within [ceiling/2, ceiling]", () => {
-    expect(backoffMs(1, 1000, 60000, () => 0)).toBe(500);
-    expect(backoffMs(1, 1000, 60000, () => 1)).toBe(1000);
-    expect(backoffMs(4, 1000, 60000, () => 1)).toBe(8000);
-    expect(backoffMs(30, 1000, 60000, () => 1)).toBe(60000);
   });
 });

@@ -1,30 +1,43 @@
-// A token bucket counting submit_sm PDUs (segments, not messages: carriers throttle per PDU, and
-// Jasmin's per-message count is why its long messages get ESME_RTHROTTLED).
+// One token bucket for every rate a carrier contracts: SMPP counts submit_sm PDUs, MM7 counts SubmitReqs.
 
 /**
- * Refills at `perSecond`; holds at most a tenth of a second's worth (at least one), so a burst after
- * idling stays small: a carrier that counts per sliding second would otherwise see up to twice the rate.
- * Waiters are served in arrival order.
+ * Refills at `perSecond` up to `capacity` tokens and starts full. `perSecond` = 0 means unlimited.
+ * Callers either poll (tryTake / msUntilToken, when they keep their own queue) or wait in the bucket's
+ * own queue (take), served in arrival order.
  */
 export class TokenBucket {
   private tokens: number;
   private last: number;
-  private readonly capacity: number;
   private readonly waiters: (() => void)[] = [];
   private timer: ReturnType<typeof setTimeout> | undefined;
 
+  /** `now` measures intervals only (milliseconds). */
   constructor(
     private readonly perSecond: number,
+    private readonly capacity: number,
     private readonly now: () => number,
   ) {
-    this.capacity = Math.max(1, perSecond / 10);
-    this.tokens = this.capacity;
+    this.tokens = capacity;
     this.last = now();
   }
 
-  /** Resolves when one token is taken. With perSecond = 0 (unlimited) it never waits. */
+  /** Takes one token if there is one (always, when unlimited). */
+  tryTake(): boolean {
+    if (this.perSecond === 0) return true;
+    this.refill();
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
+  /** How long until the next whole token, at least 1 ms (call after tryTake failed). */
+  msUntilToken(): number {
+    this.refill();
+    return Math.max(1, Math.ceil(((1 - this.tokens) * 1000) / this.perSecond));
+  }
+
+  /** Resolves when one token is taken; undefined when one was there at once, so the caller need not await. */
   take(): Promise<void> | undefined {
-    if (this.perSecond === 0) return undefined;
     if (this.waiters.length === 0 && this.tryTake()) return undefined;
     return new Promise((resolve) => {
       this.waiters.push(resolve);
@@ -45,21 +58,12 @@ export class TokenBucket {
     this.last = t;
   }
 
-  private tryTake(): boolean {
-    this.refill();
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
-    return true;
-  }
-
   private schedule(): void {
     if (this.timer) return;
-    this.refill();
-    const wait = Math.max(1, Math.ceil(((1 - this.tokens) * 1000) / this.perSecond));
     this.timer = setTimeout(() => {
       this.timer = undefined;
       while (this.waiters.length > 0 && this.tryTake()) this.waiters.shift()!();
       if (this.waiters.length > 0) this.schedule();
-    }, wait);
+    }, this.msUntilToken());
   }
 }

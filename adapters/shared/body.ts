@@ -1,4 +1,4 @@
-// Reading an HTTP body (the MMSC's answer, or its request to us) without ever holding more than a limit.
+// Reading an HTTP body (a peer's answer, or its request to us) without ever holding more than a limit.
 
 /**
  * The body's bytes up to `limit`. Past it: "cut" keeps the first `limit` bytes (an answer kept only
