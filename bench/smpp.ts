@@ -7,7 +7,9 @@ import net from "node:net";
 import { createSmppCarrier } from "../adapters/smpp/index.ts";
 import type { Row } from "./lib.ts";
 import { spread } from "./lib.ts";
-import { Command, encodeBind, encodeShortMessage, FrameReader, type ShortMessageFields } from "../adapters/smpp/pdu.ts";
+import { Command, type ShortMessageFields } from "../adapters/smpp/pdu.ts";
+import { FrameReader } from "../adapters/smpp/pdu-decode.ts";
+import { encodeBind, encodeShortMessage } from "../adapters/smpp/pdu-encode.ts";
 
 const quick = process.env.BENCH_QUICK === "1";
 const COUNT = Number((import.meta.main ? process.argv[2] : undefined) ?? (quick ? 5_000 : 20_000));

@@ -1,28 +1,16 @@
-// One SMPP bind over one TCP (or TLS) connection at a time, after Cloudhopper's session: a window of
-// outstanding submits, a response deadline per request, enquire_link supervision, reconnect with
-// backoff and jitter on a fresh socket, and every in-flight request handed back when the link drops.
+// One SMPP bind over one TCP (or TLS) connection at a time, after Cloudhopper's DefaultSmppSession: the
+// bind state machine and what each PDU means, delegating the outstanding requests and submit slots to
+// the window (window.ts) and the socket, framing, enquire_link and reconnect delay to the link (link.ts).
 //
 // States: idle → connecting → binding → bound → (unbinding) → disconnected → connecting … → stopped.
 
-import net from "node:net";
-import tls from "node:tls";
 import type { CarrierHealth, Logger } from "../carrier.ts";
-import {
-  Command,
-  decodePdu,
-  encodeBind,
-  encodeHeaderOnly,
-  encodeIdResponse,
-  encodeShortMessage,
-  FrameReader,
-  RESPONSE_BIT,
-  SmppFramingError,
-  type Pdu,
-  type ShortMessageFields,
-} from "./pdu.ts";
+import { ReconnectPlan, SmppLink, type DownOptions } from "./link.ts";
+import { Command, RESPONSE_BIT, type Pdu, type ShortMessageFields } from "./pdu.ts";
+import { encodeBind, encodeHeaderOnly, encodeIdResponse, encodeShortMessage } from "./pdu-encode.ts";
 import type { SmppSettings } from "./settings.ts";
+import { SmppWindow, type Response } from "./window.ts";
 import { ESME_RINVCMDID, ESME_RINVMSGLEN, ESME_RSYSERR, ESME_RTHROTTLED, ESME_RX_T_APPN, isBindConfigFailure, statusName } from "./status.ts";
-
 
 export type BindKind = "transceiver" | "transmitter" | "receiver";
 export type SessionState = "idle" | "connecting" | "binding" | "bound" | "unbinding" | "disconnected" | "stopped";
@@ -63,33 +51,10 @@ export interface SessionCounters {
   maxInFlight: number;
 }
 
-interface Connection {
-  socket: net.Socket;
-  reader: FrameReader;
-  alive: boolean;
-  /** PDUs queued in this turn of the event loop, sent as one write. */
-  out: Buffer[];
-  /** Sequence numbers of the requests among `out`, marked written when it is flushed. */
-  outRequests: number[];
-  flushScheduled: boolean;
-}
-
-/** "unsent": the link went before the request was handed to the socket. */
-type Response = Pdu | "timeout" | "link-down" | "unsent";
-
-interface PendingRequest {
-  deadline: number;
-  /** Handed to the socket: from here on the peer may have it. */
-  written: boolean;
-  resolve: (r: Response) => void;
-}
-
 const LINK_DOWN: PartOutcome = { kind: "link-down" };
 const UNSENT: PartOutcome = { kind: "unsent" };
 const TIMEOUT: PartOutcome = { kind: "timeout" };
 const CANCELLED: PartOutcome = { kind: "cancelled" };
-/** A bind that lived this long counts as stable: the next drop starts the backoff from the minimum. */
-const STABLE_BIND_MS = 60_000;
 const BIND_COMMAND: Record<BindKind, number> = {
   transceiver: Command.bind_transceiver,
   transmitter: Command.bind_transmitter,
@@ -100,25 +65,16 @@ export class SmppSession {
   state: SessionState = "idle";
   readonly counters: SessionCounters = { connects: 0, binds: 0, drops: 0, submits: 0, timeouts: 0, framingErrors: 0, delivers: 0, maxInFlight: 0 };
 
-  private conn: Connection | undefined;
-  private readonly pending = new Map<number, PendingRequest>();
-  private sequence = 0;
-  private inFlight = 0;
-  private readonly slotWaiters: ((granted: boolean) => void)[] = [];
-  private pausedUntil = 0;
-  private attempts = 0;
-  private boundAt = 0;
+  private link: SmppLink | undefined;
+  private readonly window: SmppWindow;
+  private readonly reconnect: ReconnectPlan;
   private alarm: string | undefined;
   private lastError = "not started";
   private stopping = false;
-  private enquireOutstanding = false;
   private timers: {
-    connect?: ReturnType<typeof setTimeout>;
     rebindWait?: ReturnType<typeof setTimeout>;
     reconnect?: ReturnType<typeof setTimeout>;
-    pause?: ReturnType<typeof setTimeout>;
     sweep?: ReturnType<typeof setInterval>;
-    enquire?: ReturnType<typeof setInterval>;
   } = {};
   private firstAttempt: { promise: Promise<void>; settle: () => void };
 
@@ -133,6 +89,8 @@ export class SmppSession {
     let settle!: () => void;
     const promise = new Promise<void>((r) => (settle = r));
     this.firstAttempt = { promise, settle };
+    this.window = new SmppWindow(settings.window, settings.response_timeout_ms, now, this.counters);
+    this.reconnect = new ReconnectPlan(settings, now);
   }
 
   /** Starts connecting; resolves once the first bind attempt has succeeded or failed (never rejects). */
@@ -146,11 +104,11 @@ export class SmppSession {
   }
 
   get paused(): boolean {
-    return this.pausedUntil > this.now();
+    return this.window.paused;
   }
 
   get outstanding(): number {
-    return this.inFlight;
+    return this.window.inFlight;
   }
 
   /** Why the link last went down (or never came up), without the retry plan health() adds. */
@@ -167,30 +125,25 @@ export class SmppSession {
    */
   async submit(sm: ShortMessageFields, group: PartGroup = { failed: false }): Promise<PartOutcome> {
     if (!this.canSubmit) return UNSENT;
-    if (!this.takeSlot()) {
-      const granted = await new Promise<boolean>((resolve) => {
-        this.slotWaiters.push(resolve);
-        this.pumpSlots();
-      });
-      if (!granted) return UNSENT;
-    }
+    const slot = this.window.acquire();
+    if (slot !== true && !(await slot)) return UNSENT;
     // Slots are granted only while bound, but a part may have failed meanwhile.
-    const conn = this.conn;
-    if (!conn || !conn.alive || this.state !== "bound" || group.failed) {
-      this.releaseSlot();
+    const link = this.link;
+    if (!link || !link.alive || this.state !== "bound" || group.failed) {
+      this.window.release();
       return group.failed ? CANCELLED : UNSENT;
     }
     this.counters.submits++;
-    const outcome = await this.sendSubmit(conn, sm);
+    const outcome = await this.sendSubmit(link, sm);
     if (outcome.kind !== "ok") group.failed = true;
-    this.releaseSlot();
+    this.window.release();
     return outcome;
   }
 
-  private async sendSubmit(conn: Connection, sm: ShortMessageFields): Promise<PartOutcome> {
+  private async sendSubmit(link: SmppLink, sm: ShortMessageFields): Promise<PartOutcome> {
     let r: Response;
     try {
-      r = await this.request(conn, (seq) => encodeShortMessage(Command.submit_sm, seq, sm));
+      r = await this.request(link, (seq) => encodeShortMessage(Command.submit_sm, seq, sm));
     } catch (e) {
       // Only a field the codec refuses (a bug upstream of us): never sent, never sendable.
       this.log.error({ session: this.label, err: String(e) }, "smpp submit_sm could not be encoded");
@@ -202,7 +155,11 @@ export class SmppSession {
     // A generic_nack without a status is a broken SMSC; call it a system error (retried later).
     const status = r.commandId === Command.generic_nack ? r.status || ESME_RSYSERR : r.status;
     if (status === 0) return { kind: "ok", messageId: r.id ?? "" };
-    if (status === ESME_RTHROTTLED) this.pause();
+    if (status === ESME_RTHROTTLED) {
+      // The SMSC wants less: stop this bind's submits for a while (Kannel sleeps too).
+      this.window.pause(this.settings.throttle_pause_ms);
+      this.log.warn({ session: this.label, pauseMs: this.settings.throttle_pause_ms }, "smpp throttled by SMSC");
+    }
     return { kind: "refused", status };
   }
 
@@ -215,23 +172,23 @@ export class SmppSession {
     this.stopping = true;
     clearTimeout(this.timers.reconnect);
     clearTimeout(this.timers.rebindWait);
-    for (const w of this.slotWaiters.splice(0)) w(false);
-    const conn = this.conn;
-    if (!conn || !conn.alive) {
+    this.window.refuseWaiters();
+    const link = this.link;
+    if (!link || !link.alive) {
       this.state = "stopped";
       this.clearTimers();
       this.firstAttempt.settle();
       return;
     }
     if (this.state === "bound") {
-      while (this.inFlight > 0 && conn.alive && this.now() < deadlineAt) await sleep(Math.min(20, deadlineAt - this.now()));
-      if (conn.alive) {
+      while (this.window.inFlight > 0 && link.alive && this.now() < deadlineAt) await sleep(Math.min(20, deadlineAt - this.now()));
+      if (link.alive) {
         this.state = "unbinding";
         const wait = Math.max(0, Math.min(this.settings.unbind_timeout_ms, deadlineAt - this.now()));
-        await Promise.race([this.request(conn, (seq) => encodeHeaderOnly(Command.unbind, 0, seq)), sleep(wait)]);
+        await Promise.race([this.request(link, (seq) => encodeHeaderOnly(Command.unbind, 0, seq)), sleep(wait)]);
       }
     }
-    this.drop(conn, "stopped", { graceful: true });
+    link.close("stopped", { graceful: true });
   }
 
   health(): CarrierHealth {
@@ -243,7 +200,7 @@ export class SmppSession {
         return {
           name: this.label,
           state: "up",
-          detail: `bound as ${this.kind} to ${where}, ${this.inFlight}/${this.settings.window} in flight${this.paused ? ", throttled" : ""}`,
+          detail: `bound as ${this.kind} to ${where}, ${this.window.inFlight}/${this.settings.window} in flight${this.paused ? ", throttled" : ""}`,
         };
       case "idle":
         return { name: this.label, state: "idle", detail: "not started" };
@@ -252,38 +209,34 @@ export class SmppSession {
     }
   }
 
-  // ---- connection lifecycle ------------------------------------------------------------------
+  // ---- the bind state machine ----------------------------------------------------------------
 
   private connect(): void {
     if (this.stopping) return;
-    const s = this.settings;
     this.state = "connecting";
     this.counters.connects++;
-    // A new socket every time: node-smpp's reuse of a socket after a drop never reads again.
-    const socket = s.tls
-      ? tls.connect({ host: s.host, port: s.port, rejectUnauthorized: s.tls_verify, servername: net.isIP(s.host) ? undefined : s.host })
-      : net.connect({ host: s.host, port: s.port });
-    const conn: Connection = { socket, reader: new FrameReader(s.max_pdu_bytes), alive: true, out: [], outRequests: [], flushScheduled: false };
-    this.conn = conn;
-    // Without it, small PDUs wait for the peer's delayed ACK (the ~40 ms Kannel stall).
-    socket.setNoDelay(true);
-    this.timers.connect = setTimeout(() => this.drop(conn, `connect timed out after ${s.connect_timeout_ms} ms`), s.connect_timeout_ms);
-    socket.once(s.tls ? "secureConnect" : "connect", () => {
-      clearTimeout(this.timers.connect);
-      void this.bind(conn);
-    });
-    socket.on("data", (chunk: Buffer) => this.onData(conn, chunk));
-    socket.on("error", (e: Error) => this.drop(conn, `socket error: ${e.message}`));
-    socket.on("close", () => this.drop(conn, "connection closed by peer"));
+    const link: SmppLink = new SmppLink(
+      this.label,
+      this.settings,
+      {
+        open: () => void this.bind(link),
+        pdu: (pdu) => this.onPdu(link, pdu),
+        written: (sequences) => this.window.markWritten(sequences),
+        down: (reason, opts) => this.onDown(reason, opts),
+      },
+      this.counters,
+      this.log,
+    );
+    this.link = link;
   }
 
-  private async bind(conn: Connection): Promise<void> {
+  private async bind(link: SmppLink): Promise<void> {
     const s = this.settings;
     this.state = "binding";
     const sweepEvery = Math.min(1000, Math.max(10, Math.floor(s.response_timeout_ms / 10)));
     this.timers.sweep = setInterval(() => this.expireRequests(), sweepEvery);
     const commandId = BIND_COMMAND[this.kind];
-    const r = await this.request(conn, (seq) =>
+    const r = await this.request(link, (seq) =>
       encodeBind(commandId, seq, {
         systemId: s.system_id,
         password: s.password,
@@ -294,246 +247,102 @@ export class SmppSession {
         addressRange: "",
       }),
     );
-    if (!conn.alive || r === "link-down" || r === "unsent") return;
-    if (r === "timeout") return this.drop(conn, "bind response timed out");
+    if (!link.alive || r === "link-down" || r === "unsent") return;
+    if (r === "timeout") return link.close("bind response timed out");
     if (r.status !== 0 || r.commandId === Command.generic_nack) {
       const why = `bind refused: ${statusName(r.status)} (0x${r.status.toString(16).padStart(2, "0")})`;
       if (isBindConfigFailure(r.status)) {
         // Credentials or account: retrying fast cannot help and may lock the account.
         this.alarm = `${why}; check system_id/password; retrying every ${Math.round(s.bind_failure_retry_ms / 1000)} s`;
         this.log.error({ session: this.label, status: r.status, system_id: s.system_id }, this.alarm);
-        return this.drop(conn, why, { retryInMs: s.bind_failure_retry_ms });
+        return link.close(why, { retryInMs: s.bind_failure_retry_ms });
       }
-      return this.drop(conn, why);
+      return link.close(why);
     }
     this.state = "bound";
     this.alarm = undefined;
     this.lastError = "";
-    this.boundAt = this.now();
+    this.reconnect.bound();
     this.counters.binds++;
     this.log.info({ session: this.label, host: s.host, port: s.port, smsc: r.id }, "smpp bound");
-    this.timers.enquire = setInterval(() => void this.enquireLink(conn), s.enquire_link_s * 1000);
+    link.superviseWith(s.enquire_link_s * 1000, () =>
+      this.state === "bound" ? this.request(link, (seq) => encodeHeaderOnly(Command.enquire_link, 0, seq)) : undefined,
+    );
     clearTimeout(this.timers.rebindWait);
     this.timers.rebindWait = undefined;
     this.firstAttempt.settle();
-    this.pumpSlots();
+    this.window.open();
   }
 
   /**
-   * Tears the connection down once; later calls for the same connection do nothing. Every request
-   * in flight learns "link-down" if it was written (Cloudhopper's unacknowledged PDUs on
-   * disconnect), else "unsent". Submits waiting for a slot wait on for the rebind.
+   * The link went down (once per link). Every request in flight is handed back by the window;
+   * submits waiting for a slot wait on for the rebind.
    */
-  private drop(conn: Connection, reason: string, opts: { retryInMs?: number; graceful?: boolean } = {}): void {
-    if (!conn.alive) return;
-    conn.alive = false;
-    if (opts.graceful) {
-      this.flush(conn);
-      conn.socket.end();
-      setTimeout(() => conn.socket.destroy(), 1000).unref?.();
-    } else conn.socket.destroy();
+  private onDown(reason: string, opts: DownOptions): void {
     this.clearTimers();
-    this.enquireOutstanding = false;
-    const handedBack = [...this.pending.values()];
-    this.pending.clear();
-    for (const p of handedBack) p.resolve(p.written ? "link-down" : "unsent");
+    const handedBack = this.window.cancelAll();
     this.lastError = reason;
     this.counters.drops++;
     this.firstAttempt.settle();
     if (this.stopping) {
       this.state = "stopped";
-      this.log.info({ session: this.label, handedBack: handedBack.length }, "smpp session stopped");
+      this.log.info({ session: this.label, handedBack }, "smpp session stopped");
       return;
     }
     this.state = "disconnected";
-    if (this.boundAt && this.now() - this.boundAt >= STABLE_BIND_MS) this.attempts = 0;
-    this.boundAt = 0;
-    const delay = opts.retryInMs ?? this.backoff();
+    const delay = this.reconnect.afterDrop(opts.retryInMs);
     // Waiting submits are not in doubt; from the first drop they get one response timeout for a
     // rebind, then go back to the dispatcher as unsent.
     this.timers.rebindWait ??= setTimeout(() => {
       this.timers.rebindWait = undefined;
-      if (this.state !== "bound") for (const w of this.slotWaiters.splice(0)) w(false);
+      if (this.state !== "bound") this.window.refuseWaiters();
     }, this.settings.response_timeout_ms);
-    this.log.warn({ session: this.label, reason, handedBack: handedBack.length, retryInMs: Math.round(delay) }, "smpp link down");
+    this.log.warn({ session: this.label, reason, handedBack, retryInMs: Math.round(delay) }, "smpp link down");
     this.timers.reconnect = setTimeout(() => this.connect(), delay);
   }
 
-  /** Exponential, capped, with jitter over the upper half so a fleet of binds does not reconnect in step. */
-  private backoff(): number {
-    const s = this.settings;
-    const base = Math.min(s.reconnect_max_ms, s.reconnect_min_ms * 2 ** this.attempts);
-    this.attempts = Math.min(this.attempts + 1, 30);
-    return base / 2 + (Math.random() * base) / 2;
-  }
-
   private clearTimers(): void {
-    clearTimeout(this.timers.connect);
     clearInterval(this.timers.sweep);
-    clearInterval(this.timers.enquire);
-    clearTimeout(this.timers.pause);
-    this.timers.pause = undefined;
+    this.window.close();
   }
 
-  private async enquireLink(conn: Connection): Promise<void> {
-    if (!conn.alive || this.state !== "bound" || this.enquireOutstanding) return;
-    this.enquireOutstanding = true;
-    const r = await this.request(conn, (seq) => encodeHeaderOnly(Command.enquire_link, 0, seq));
-    this.enquireOutstanding = false;
-    if (r === "timeout") this.drop(conn, "enquire_link not answered");
-  }
-
-  // ---- requests and the window ---------------------------------------------------------------
-
-  private nextSequence(): number {
-    // 1..0x7FFFFFFF, skipping numbers still outstanding after a wrap.
-    do this.sequence = this.sequence >= 0x7fffffff ? 1 : this.sequence + 1;
-    while (this.pending.has(this.sequence));
-    return this.sequence;
-  }
-
-  private request(conn: Connection, encode: (sequence: number) => Buffer): Promise<Response> {
-    const sequence = this.nextSequence();
+  private request(link: SmppLink, encode: (sequence: number) => Buffer): Promise<Response> {
+    const sequence = this.window.nextSequence();
     const pdu = encode(sequence);
-    return new Promise<Response>((resolve) => {
-      this.pending.set(sequence, { deadline: this.now() + this.settings.response_timeout_ms, written: false, resolve });
-      this.write(conn, pdu, sequence);
-    });
+    const response = this.window.track(sequence);
+    link.write(pdu, sequence);
+    return response;
   }
 
-  /** All requests share one timeout, so the Map's insertion order is deadline order: stop at the first live one. */
   private expireRequests(): void {
-    const t = this.now();
-    for (const [sequence, p] of this.pending) {
-      if (p.deadline > t) break;
-      this.pending.delete(sequence);
-      this.counters.timeouts++;
-      this.log.warn({ session: this.label, sequence }, "smpp request timed out");
-      p.resolve("timeout");
-    }
+    for (const sequence of this.window.expire()) this.log.warn({ session: this.label, sequence }, "smpp request timed out");
   }
 
-  private takeSlot(): boolean {
-    if (this.slotWaiters.length > 0 || this.inFlight >= this.settings.window || this.paused) return false;
-    this.grantSlot();
-    return true;
-  }
-
-  private grantSlot(): void {
-    this.inFlight++;
-    if (this.inFlight > this.counters.maxInFlight) this.counters.maxInFlight = this.inFlight;
-  }
-
-  private releaseSlot(): void {
-    this.inFlight--;
-    this.pumpSlots();
-  }
-
-  private pumpSlots(): void {
-    if (this.state !== "bound" || this.slotWaiters.length === 0) return;
-    const wait = this.pausedUntil - this.now();
-    if (wait > 0) {
-      this.timers.pause ??= setTimeout(() => {
-        this.timers.pause = undefined;
-        this.pumpSlots();
-      }, wait);
-      return;
-    }
-    while (this.slotWaiters.length > 0 && this.inFlight < this.settings.window) {
-      this.grantSlot();
-      this.slotWaiters.shift()!(true);
-    }
-  }
-
-  /** ESME_RTHROTTLED: the SMSC wants less; stop this bind's submits for a while (Kannel sleeps too). */
-  private pause(): void {
-    this.pausedUntil = this.now() + this.settings.throttle_pause_ms;
-    this.log.warn({ session: this.label, pauseMs: this.settings.throttle_pause_ms }, "smpp throttled by SMSC");
-  }
-
-  // ---- the wire ------------------------------------------------------------------------------
-
-  /** Queues a PDU; everything queued in this turn goes out in one write (one syscall, one TCP segment when small). */
-  private write(conn: Connection, pdu: Buffer, requestSequence?: number): void {
-    conn.out.push(pdu);
-    if (requestSequence !== undefined) conn.outRequests.push(requestSequence);
-    if (conn.flushScheduled) return;
-    conn.flushScheduled = true;
-    setImmediate(() => this.flush(conn));
-  }
-
-  private flush(conn: Connection): void {
-    conn.flushScheduled = false;
-    if (conn.out.length === 0 || conn.socket.destroyed) return;
-    const out = conn.out;
-    conn.out = [];
-    for (const sequence of conn.outRequests.splice(0)) {
-      const p = this.pending.get(sequence);
-      if (p) p.written = true;
-    }
-    conn.socket.write(out.length === 1 ? out[0]! : Buffer.concat(out));
-  }
-
-  private onData(conn: Connection, chunk: Buffer): void {
-    if (!conn.alive) return;
-    try {
-      conn.reader.feed(chunk, (frame) => this.onFrame(conn, frame));
-    } catch (e) {
-      if (!(e instanceof SmppFramingError)) {
-        this.log.error({ session: this.label, err: String(e) }, "smpp: unexpected error handling a PDU");
-        return this.drop(conn, `internal error: ${String(e)}`);
-      }
-      // The stream cannot be resynchronised: say why, then start over on a new connection.
-      this.counters.framingErrors++;
-      this.log.warn({ session: this.label, err: e.message }, "smpp framing error; reconnecting");
-      conn.out.push(encodeHeaderOnly(Command.generic_nack, e.nackStatus, e.sequence));
-      this.drop(conn, `framing error: ${e.message}`, { graceful: true });
-    }
-  }
-
-  private onFrame(conn: Connection, frame: Buffer): void {
-    if (!conn.alive) return;
-    let pdu: Pdu;
-    try {
-      pdu = decodePdu(frame);
-    } catch (e) {
-      if (e instanceof SmppFramingError && !e.fatal) {
-        // The frame was delimited correctly, only its body is bad: refuse it and keep the session.
-        this.counters.framingErrors++;
-        this.log.warn({ session: this.label, err: e.message, sequence: e.sequence }, "smpp malformed PDU");
-        this.write(conn, encodeHeaderOnly(Command.generic_nack, e.nackStatus, e.sequence));
-        return;
-      }
-      throw e;
-    }
+  private onPdu(link: SmppLink, pdu: Pdu): void {
     if (pdu.commandId & RESPONSE_BIT) {
-      const p = this.pending.get(pdu.sequence);
-      if (p) {
-        this.pending.delete(pdu.sequence);
-        p.resolve(pdu);
-      } else {
+      if (!this.window.complete(pdu)) {
         this.log.warn({ session: this.label, commandId: pdu.commandId, sequence: pdu.sequence, status: pdu.status }, "smpp response to no outstanding request");
       }
       return;
     }
     switch (pdu.commandId) {
       case Command.enquire_link:
-        this.write(conn, encodeHeaderOnly(Command.enquire_link_resp, 0, pdu.sequence));
+        link.write(encodeHeaderOnly(Command.enquire_link_resp, 0, pdu.sequence));
         return;
       case Command.deliver_sm:
-        void this.onDeliver(conn, pdu);
+        void this.onDeliver(link, pdu);
         return;
       case Command.unbind:
-        this.write(conn, encodeHeaderOnly(Command.unbind_resp, 0, pdu.sequence));
-        this.drop(conn, "unbind from SMSC", { graceful: true });
+        link.write(encodeHeaderOnly(Command.unbind_resp, 0, pdu.sequence));
+        link.close("unbind from SMSC", { graceful: true });
         return;
       default:
-        this.write(conn, encodeHeaderOnly(Command.generic_nack, ESME_RINVCMDID, pdu.sequence));
+        link.write(encodeHeaderOnly(Command.generic_nack, ESME_RINVCMDID, pdu.sequence));
     }
   }
 
   /** deliver_sm_resp goes out only after the pipeline has the item; 0x64 makes the SMSC retry later. */
-  private async onDeliver(conn: Connection, pdu: Pdu): Promise<void> {
+  private async onDeliver(link: SmppLink, pdu: Pdu): Promise<void> {
     this.counters.delivers++;
     let status = ESME_RX_T_APPN;
     try {
@@ -541,7 +350,7 @@ export class SmppSession {
     } catch (e) {
       this.log.error({ session: this.label, err: String(e) }, "smpp deliver_sm handling failed");
     }
-    if (conn.alive) this.write(conn, encodeIdResponse(Command.deliver_sm_resp, status, pdu.sequence));
+    if (link.alive) link.write(encodeIdResponse(Command.deliver_sm_resp, status, pdu.sequence));
   }
 }
 

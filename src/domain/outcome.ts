@@ -11,4 +11,3 @@ export const gatewayErrors = {
 } as const;
 
 export type GatewayError = { code: string; message: string };
-

@@ -4,7 +4,9 @@
 // max_pdu_bytes costs only the connection.
 import { afterAll, expect, test } from "bun:test";
 import type { Socket, TCPSocketListener } from "bun";
-import { Command, decodePdu, encodeIdResponse, encodeShortMessage, FrameReader, SmppFramingError, type ShortMessageFields } from "../../adapters/smpp/pdu.ts";
+import { Command, type ShortMessageFields } from "../../adapters/smpp/pdu.ts";
+import { decodePdu, FrameReader, SmppFramingError } from "../../adapters/smpp/pdu-decode.ts";
+import { encodeIdResponse, encodeShortMessage } from "../../adapters/smpp/pdu-encode.ts";
 import { freePort, type Running } from "../support/binary.ts";
 import { FULL, intIn, pickOf, rng, SEED, startGateway, stopGateway, summary, tempDir, testConfigDoc, until } from "../chaos/harness.ts";
 

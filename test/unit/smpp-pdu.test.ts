@@ -1,19 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import smpp from "smpp";
-import {
-  Command,
-  decodePdu,
-  encodeBind,
-  encodeHeaderOnly,
-  encodeIdResponse,
-  encodeShortMessage,
-  FrameReader,
-  SmppFramingError,
-  Tag,
-  u16Tlv,
-  u8Tlv,
-  type ShortMessageFields,
-} from "../../adapters/smpp/pdu.ts";
+import { Command, Tag, u16Tlv, u8Tlv, type ShortMessageFields } from "../../adapters/smpp/pdu.ts";
+import { decodePdu, FrameReader, SmppFramingError } from "../../adapters/smpp/pdu-decode.ts";
+import { encodeBind, encodeHeaderOnly, encodeIdResponse, encodeShortMessage } from "../../adapters/smpp/pdu-encode.ts";
 
 function mulberry32(seed: number): () => number {
   return () => {
