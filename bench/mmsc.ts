@@ -9,7 +9,7 @@
 //   POST /target?url=U       — where to post the reports (the gateway starts after the stub)
 //   GET  /stats              — {"submits","bytes","reports","reportErrors"}
 // Prints {"port":N} on stdout and runs until killed.
-import { buildDeliveryReportReq, submitRspXml } from "../test/integration/mm7-stub.ts";
+import { buildDeliveryReportReq, submitRspXml } from "../test/peers/mm7-stub.ts";
 
 const ns = "http://www.3gpp.org/ftp/Specs/archive/23_series/23.140/schema/REL-6-MM7-1-4";
 const image = new Uint8Array(100 * 1024).map((_, i) => (i * 2654435761) >>> 24);

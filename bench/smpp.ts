@@ -4,7 +4,7 @@
 // (bench/run.ts calls benchSmpp(), which adds the bare client at every window as that window's ceiling.)
 
 import net from "node:net";
-import { createSmppCarrier } from "../adapters/smpp/index.ts";
+import { createSmppCarrier } from "../adapters/smpp/smpp-carrier.ts";
 import type { Row } from "./lib.ts";
 import { spread } from "./lib.ts";
 import { Command, type ShortMessageFields } from "../adapters/smpp/pdu.ts";

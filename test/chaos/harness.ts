@@ -7,8 +7,8 @@ import { appendFileSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { configFor, startBinary, type Running } from "../support/binary.ts";
 import { ACME_KEY, deepMerge, tempDir as baseTempDir, testConfigDoc as baseConfigDoc } from "../support/config-doc.ts";
-import { startMmscStub, type MmscStub } from "../integration/mm7-stub.ts";
-import { startSmsc, type Smsc, type SmscOptions } from "../integration/smpp-sim.ts";
+import { startMmscStub, type MmscStub } from "../peers/mm7-stub.ts";
+import { startSmsc, type Smsc, type SmscOptions } from "../peers/smpp-sim.ts";
 
 export { ACME_KEY, ACME_SECRET, deepMerge } from "../support/config-doc.ts";
 

@@ -3,7 +3,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { join } from "node:path";
 import { ACME_SECRET, MM7_INBOUND, post, sendBody, tempDir, testConfigDoc, waitFor } from "../support/app.ts";
-import { startMmscStub } from "../integration/mm7-stub.ts";
+import { startMmscStub } from "../peers/mm7-stub.ts";
 import { binaryPath, configFor, freePort, startBinary } from "../support/binary.ts";
 import { startSink } from "../support/sink.ts";
 import { untilIdle } from "../support/idle.ts";

@@ -9,7 +9,7 @@ import { ACME_SECRET, MM7_INBOUND, post, sendBody, tempDir, testConfigDoc, waitF
 import { configFor, freePort, startBinary, type Running } from "../support/binary.ts";
 import { startSink, type Sink } from "../support/sink.ts";
 import { untilIdle } from "../support/idle.ts";
-import { startMmscStub, type MmscStub, type StubReply } from "../integration/mm7-stub.ts";
+import { startMmscStub, type MmscStub, type StubReply } from "../peers/mm7-stub.ts";
 
 let mmsc: MmscStub;
 let sink: Sink;

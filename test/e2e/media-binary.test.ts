@@ -11,7 +11,7 @@ import { configFor, freePort, startBinary, type Running } from "../support/binar
 import { describeImage, rotatedJpeg } from "../support/images.ts";
 import { createTestDatabase, pgAvailable, type TestDatabase } from "../support/postgres.ts";
 import { startSink } from "../support/sink.ts";
-import { startMmscStub, type MmscStub } from "../integration/mm7-stub.ts";
+import { startMmscStub, type MmscStub } from "../peers/mm7-stub.ts";
 
 const LIMIT = 80 * 1024;
 const sink = startSink(ACME_SECRET);

@@ -2,13 +2,13 @@
 // verdict) and through the compiled binary (the lines an operator reads, the exit code). The probe
 // must authenticate and send nothing: no submit_sm reaches the SMSC and no SubmitReq the MMSC.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { probeMmsc } from "../../adapters/mm7/index.ts";
-import { probeSmsc } from "../../adapters/smpp/index.ts";
+import { probeMmsc } from "../../adapters/mm7/probe.ts";
+import { probeSmsc } from "../../adapters/smpp/probe.ts";
 import { deepMerge, tempDir, testConfigDoc } from "../support/config-doc.ts";
 import { binaryPath, configFor, freePort, requireBinary } from "../support/binary.ts";
 import { mm7Settings, parseConfigText, smppSettings } from "../../src/config.ts";
-import { startMmscStub, type MmscStub } from "../integration/mm7-stub.ts";
-import { startSmsc, type Smsc } from "../integration/smpp-sim.ts";
+import { startMmscStub, type MmscStub } from "../peers/mm7-stub.ts";
+import { startSmsc, type Smsc } from "../peers/smpp-sim.ts";
 
 let smsc: Smsc;
 let mmsc: MmscStub;

@@ -3,7 +3,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { ACME_SECRET, post, sendBody, tempDir, testConfigDoc, waitFor } from "../support/app.ts";
-import { startSmsc } from "../integration/smpp-sim.ts";
+import { startSmsc } from "../peers/smpp-sim.ts";
 import { binaryPath, configFor, freePort, startBinary } from "../support/binary.ts";
 import { startSink } from "../support/sink.ts";
 

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { ACME_KEY, ACME_SECRET, MM7_INBOUND, sendBody, tempDir, testConfigDoc, waitFor } from "../support/app.ts";
 import { configFor, freePort, startBinary } from "../support/binary.ts";
 import { startSink } from "../support/sink.ts";
-import { startMmscStub } from "../integration/mm7-stub.ts";
+import { startMmscStub } from "../peers/mm7-stub.ts";
 
 const sink = startSink(ACME_SECRET);
 afterAll(() => sink.stop());

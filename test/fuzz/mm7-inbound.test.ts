@@ -5,7 +5,7 @@
 // size limit → 413.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { freePort, type Running } from "../support/binary.ts";
-import { buildDeliverReqMessage, buildDeliveryReportReq } from "../integration/mm7-stub.ts";
+import { buildDeliverReqMessage, buildDeliveryReportReq } from "../peers/mm7-stub.ts";
 import { FULL, intIn, MM7_IN, pickOf, rng, SEED, startGateway, stopGateway, summary, tempDir, testConfigDoc } from "../chaos/harness.ts";
 
 const CASES = FULL ? 10_000 : 1_000;

@@ -4,7 +4,7 @@ import { ACME_SECRET, MM7_INBOUND, post, sendBody, startTestApp, waitFor } from 
 import { adminFetch, ADMIN_TOKEN, basic, bearer, startLoggedApp } from "../support/ops.ts";
 import { createTestDatabase, pgAvailable, type TestDatabase } from "../support/postgres.ts";
 import { startSink } from "../support/sink.ts";
-import { startMmscStub, type StubReply } from "./mm7-stub.ts";
+import { startMmscStub, type StubReply } from "../peers/mm7-stub.ts";
 
 const sink = startSink(ACME_SECRET);
 afterAll(() => sink.stop());

@@ -6,8 +6,8 @@ import { ACME_KEY, ACME_SECRET, post, sendBody, sqlite, startTestApp, waitFor } 
 import { scrape } from "../support/metrics.ts";
 import { startSink, type Sink } from "../support/sink.ts";
 import { untilIdle } from "../support/idle.ts";
-import { startMmscStub, type MmscStub } from "./mm7-stub.ts";
-import { startSmsc, type Smsc } from "./smpp-sim.ts";
+import { startMmscStub, type MmscStub } from "../peers/mm7-stub.ts";
+import { startSmsc, type Smsc } from "../peers/smpp-sim.ts";
 
 let app: App & { dir: string };
 let mmsc: MmscStub;

@@ -2,7 +2,7 @@
 // and off the public one.
 import { expect, test } from "bun:test";
 import { MM7_INBOUND, post, sendBody, startTestApp, waitFor } from "../support/app.ts";
-import { startMmscStub } from "./mm7-stub.ts";
+import { startMmscStub } from "../peers/mm7-stub.ts";
 
 test("with inbound.listen, /mm7, /metrics and /readyz answer only there, and the Channel API only on server.listen", async () => {
   const mmsc = await startMmscStub({ scenario: () => ({ kind: "ok", messageId: "mmsc-1" }) });

@@ -4,8 +4,8 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { post, sendBody, waitFor } from "../support/app.ts";
 import { adminFetch, ADMIN_TOKEN, startLoggedApp } from "../support/ops.ts";
 import { startSink, type Sink } from "../support/sink.ts";
-import { startMmscStub, type MmscStub } from "./mm7-stub.ts";
-import { startSmsc, type Smsc } from "./smpp-sim.ts";
+import { startMmscStub, type MmscStub } from "../peers/mm7-stub.ts";
+import { startSmsc, type Smsc } from "../peers/smpp-sim.ts";
 
 const secrets = {
   chanKey: "chan-KEY-7f3a9c41",

@@ -8,9 +8,9 @@ import { MM7_INBOUND } from "../support/config-doc.ts";
 import { amrAudio, animatedGif, describeImage, largePng, rotatedJpeg } from "../support/images.ts";
 import { ADMIN_TOKEN, bearer } from "../support/ops.ts";
 import { startSink } from "../support/sink.ts";
-import { extractChild, validateMm7 } from "../unit/mm7-xsd.ts";
-import { startMmscStub, type MmscStub, type ParsedSubmit } from "./mm7-stub.ts";
-import { startSmsc, type Smsc } from "./smpp-sim.ts";
+import { extractChild, validateMm7 } from "../support/mm7-xsd.ts";
+import { startMmscStub, type MmscStub, type ParsedSubmit } from "../peers/mm7-stub.ts";
+import { startSmsc, type Smsc } from "../peers/smpp-sim.ts";
 
 const LIMIT = 100 * 1024;
 const EDGE = 1024;

@@ -3,7 +3,7 @@
 import { expect, test } from "bun:test";
 import { MM7_INBOUND, post, sendBody, waitFor } from "../support/app.ts";
 import { startLoggedApp } from "../support/ops.ts";
-import { startMmscStub } from "./mm7-stub.ts";
+import { startMmscStub } from "../peers/mm7-stub.ts";
 
 test("60 wrong MM7 passwords: 30 answered 401, the rest 429; the status page keeps the real error and one counted line", async () => {
   const mmsc = await startMmscStub({ scenario: () => ({ kind: "status", code: 2001, text: "Operation restricted" }) });

@@ -1,9 +1,9 @@
 // The MMSC posting delivery reports and MO messages to the gateway's endpoint over real HTTP.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { CarrierEvents, CarrierReceipt, InboundMessage } from "../../adapters/carrier.ts";
-import { createMm7Carrier, type Mm7Carrier } from "../../adapters/mm7/index.ts";
-import { randomBytes, silentLog } from "../unit/mm7-helpers.ts";
-import { startMmscStub, type MmscStub } from "./mm7-stub.ts";
+import { createMm7Carrier, type Mm7Carrier } from "../../adapters/mm7/mm7-carrier.ts";
+import { randomBytes, silentLog } from "../support/mm7.ts";
+import { startMmscStub, type MmscStub } from "../peers/mm7-stub.ts";
 
 const receipts: CarrierReceipt[] = [];
 const inbound: InboundMessage[] = [];

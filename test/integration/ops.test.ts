@@ -3,7 +3,7 @@ import { expect, test } from "bun:test";
 import { ACME_SECRET, MM7_INBOUND, post, sendBody, startTestApp, waitFor, sqlite } from "../support/app.ts";
 import { startSink } from "../support/sink.ts";
 import { heldPort } from "../support/binary.ts";
-import { startMmscStub, type StubReply } from "./mm7-stub.ts";
+import { startMmscStub, type StubReply } from "../peers/mm7-stub.ts";
 
 const readyz = async (base: string) => {
   const r = await fetch(`${base}/readyz`);

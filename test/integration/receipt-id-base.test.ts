@@ -13,7 +13,7 @@ import { ACME_SECRET, post, sendBody, tempDir, waitFor } from "../support/app.ts
 import { scrape } from "../support/metrics.ts";
 import { adminFetch, startLoggedApp } from "../support/ops.ts";
 import { startSink, type Sink } from "../support/sink.ts";
-import { startSmsc, type Smsc, type SmscOptions } from "./smpp-sim.ts";
+import { startSmsc, type Smsc, type SmscOptions } from "../peers/smpp-sim.ts";
 
 let smsc: Smsc | undefined;
 let app: Awaited<ReturnType<typeof startLoggedApp>> | undefined;

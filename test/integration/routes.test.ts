@@ -7,8 +7,8 @@ import type { App } from "../../src/app.ts";
 import { ACME_KEY, ACME_SECRET, post, sendBody, startTestApp, testConfig, waitFor } from "../support/app.ts";
 import { scrape } from "../support/metrics.ts";
 import { startSink, type Sink } from "../support/sink.ts";
-import { startMmscStub, type MmscStub } from "./mm7-stub.ts";
-import { startSmsc, type Smsc } from "./smpp-sim.ts";
+import { startMmscStub, type MmscStub } from "../peers/mm7-stub.ts";
+import { startSmsc, type Smsc } from "../peers/smpp-sim.ts";
 
 const BETA_KEY = "beta-test-key";
 const mmscAuth = { username: "mmsc", password: "in-secret" };

@@ -1,25 +1,11 @@
 // The session layer against the node-smpp SMSC simulator over real TCP: binds, window, throttling,
 // timeouts, link drops, framing errors, bind failures, keepalive, graceful stop.
-import { afterEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { linesCarrying, secretForms } from "../support/secrets.ts";
-import { everyLogLine, startCarrier, sms, type Harness } from "./smpp-harness.ts";
-import { startSmsc, type Smsc, type SmscOptions } from "./smpp-sim.ts";
+import { everyLogLine, smppTestBed, sms } from "../peers/smpp-harness.ts";
+import { startSmsc, type Smsc, } from "../peers/smpp-sim.ts";
 
-let smsc: Smsc | undefined;
-let h: Harness | undefined;
-
-afterEach(async () => {
-  await h?.carrier.stop(500);
-  await smsc?.stop();
-  h = undefined;
-  smsc = undefined;
-});
-
-async function setup(sim: SmscOptions = {}, settings: Parameters<typeof startCarrier>[1] = {}) {
-  smsc = await startSmsc(sim);
-  h = await startCarrier(smsc, settings);
-  return { smsc, h };
-}
+const { setup, carrierOn } = smppTestBed();
 
 describe("binds", () => {
   test("transceiver: bind, submit, TON/NPI and explicit data_coding on the wire", async () => {
@@ -63,9 +49,8 @@ describe("binds", () => {
   });
 
   test("bind refused for credentials: alarm, slow retry, then recovery", async () => {
-    smsc = await startSmsc({ password: "right" });
     const started = Date.now();
-    h = await startCarrier(smsc, { password: "wrong", bind_failure_retry_ms: 400 });
+    const { smsc, h } = await setup({ password: "right" }, { password: "wrong", bind_failure_retry_ms: 400 });
     expect(h.carrier.health()[0]).toMatchObject({ state: "alarm", detail: expect.stringContaining("ESME_RINVPASWD") });
     const r = await h.carrier.submit(sms("x"));
     expect(r).toMatchObject({ kind: "temporary", code: "smpp:not-bound" });
@@ -87,8 +72,7 @@ describe("binds", () => {
     const dir = `/tmp/smpp-tls-${process.pid}`;
     const gen = Bun.spawnSync(["sh", "-c", `mkdir -p ${dir} && openssl req -x509 -newkey rsa:2048 -nodes -keyout ${dir}/k.pem -out ${dir}/c.pem -days 1 -subj /CN=localhost 2>/dev/null`]);
     if (gen.exitCode !== 0) throw new Error("openssl failed");
-    smsc = await startSmsc({ tls: { key: await Bun.file(`${dir}/k.pem`).text(), cert: await Bun.file(`${dir}/c.pem`).text() } });
-    h = await startCarrier(smsc, { tls: true, tls_verify: false });
+    const { h } = await setup({ tls: { key: await Bun.file(`${dir}/k.pem`).text(), cert: await Bun.file(`${dir}/c.pem`).text() } }, { tls: true, tls_verify: false });
     expect((await h.carrier.submit(sms("over TLS"))).kind).toBe("ok");
   });
 });
@@ -253,7 +237,7 @@ describe("failures on the link", () => {
     const port = probe.port;
     await probe.stop();
     const fake = { port } as Smsc;
-    h = await startCarrier(fake, { reconnect_min_ms: 50, reconnect_max_ms: 100 });
+    const h = await carrierOn(fake, { reconnect_min_ms: 50, reconnect_max_ms: 100 });
     expect(h.carrier.health()[0]!.state).toBe("down");
     // Nothing left: a plain temporary error, never in doubt.
     const r = await h.carrier.submit(sms("x"));

@@ -25,8 +25,8 @@ const bunTest = (...files) => `${bun} test --bail --timeout 20000 ${files.join("
 export const groups = {
   // Message states, final events, outcome kinds.
   domain: {
-    mutate: ["src/domain/*.ts"],
-    command: bunTest("test/unit/event.test.ts", "test/unit/message-states.test.ts", "test/unit/receipt-match.test.ts", "test/unit/decisions.test.ts", "test/integration/store.test.ts"),
+    mutate: ["src/domain/*.ts", "adapters/shared/backoff.ts"],
+    command: bunTest("test/unit/event.test.ts", "test/unit/message-states.test.ts", "test/unit/shared-backoff.test.ts", "test/unit/receipt-match.test.ts", "test/unit/decisions.test.ts", "test/integration/store.test.ts"),
   },
   // The store's promise paths: intake + dedup, claims, recordSubmit (in doubt), recovery, receipts,
   // purge, and the single place a message becomes final (move/finish/fallbackOrFail/emit).
@@ -49,12 +49,12 @@ export const groups = {
   // are classified inside the carrier, so its session tests run too).
   classification: {
     mutate: ["adapters/mm7/status.ts", "adapters/mm7/submit-response.ts", "adapters/smpp/status.ts", "adapters/smpp/receipt.ts"],
-    command: bunTest("test/unit/mm7-status.test.ts", "test/unit/mm7-submit.test.ts", "test/unit/smpp-receipt.test.ts", "test/unit/smpp-message.test.ts", "test/unit/smpp-pdu.test.ts", "test/integration/smpp-session.test.ts"),
+    command: bunTest("test/unit/mm7-status.test.ts", "test/unit/mm7-submit-message.test.ts", "test/unit/smpp-receipt.test.ts", "test/unit/smpp-submit.test.ts", "test/unit/smpp-mo.test.ts", "test/unit/smpp-pdu.test.ts", "test/integration/smpp-session.test.ts"),
   },
   // The adapters' in-doubt outcomes: MM7 timeout/stop, SMPP timeout/link loss (real MMSC stub, real SMPP).
   "in-doubt": {
     mutate: [span("adapters/mm7/mm7-carrier.ts", "async function submitOnce(", closingBrace), span("adapters/smpp/smpp-carrier.ts", "function summarise(", closingBrace)],
-    command: bunTest("test/integration/mm7-submit.test.ts", "test/integration/smpp-messages.test.ts", "test/integration/smpp-session.test.ts"),
+    command: bunTest("test/integration/mm7-carrier.test.ts", "test/integration/smpp-carrier.test.ts", "test/integration/smpp-session.test.ts"),
   },
 };
 

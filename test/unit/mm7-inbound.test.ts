@@ -1,11 +1,11 @@
 // The inbound endpoint as a function: reports, MO, read replies, auth, limits, hostile and mangled input.
 import { describe, expect, test } from "bun:test";
 import type { CarrierEvents, CarrierReceipt, InboundMessage } from "../../adapters/carrier.ts";
-import { createMm7Carrier } from "../../adapters/mm7/index.ts";
+import { createMm7Carrier } from "../../adapters/mm7/mm7-carrier.ts";
 import type { Mm7Settings } from "../../adapters/mm7/settings.ts";
-import { buildDeliverReqMessage, buildDeliveryReportReq } from "../integration/mm7-stub.ts";
-import { fixtureBytes, memoryLog, randomBytes, seeded, silentLog } from "./mm7-helpers.ts";
-import { extractChild, validateMm7 } from "./mm7-xsd.ts";
+import { buildDeliverReqMessage, buildDeliveryReportReq } from "../peers/mm7-stub.ts";
+import { fixtureBytes, memoryLog, randomBytes, seeded, silentLog } from "../support/mm7.ts";
+import { extractChild, validateMm7 } from "../support/mm7-xsd.ts";
 
 const nsOf = (rel: string) => `http://www.3gpp.org/ftp/Specs/archive/23_series/23.140/schema/${rel}`;
 const now = () => 1_700_000_000_000;

@@ -2,8 +2,8 @@
 import { describe, expect, test } from "bun:test";
 import { isFallbackMmStatus, mmStatusOutcome, statusCodes } from "../../adapters/mm7/status.ts";
 import { classifySubmitAnswer, parseRetryAfter } from "../../adapters/mm7/submit-response.ts";
-import { faultXml, submitRspXml } from "../integration/mm7-stub.ts";
-import { settings } from "./mm7-helpers.ts";
+import { faultXml, submitRspXml } from "../peers/mm7-stub.ts";
+import { settings } from "../support/mm7.ts";
 
 const ns = "http://www.3gpp.org/ftp/Specs/archive/23_series/23.140/schema/REL-6-MM7-1-4";
 const enc = (s: string) => new TextEncoder().encode(s);

@@ -11,19 +11,10 @@ import {
   encodeUcs2,
   fitsGsm,
 } from "../../adapters/smpp/gsm.ts";
+import { seeded } from "../support/random.ts";
 
 const udh8 = (dc: number) => capacityFor(dc, "udh8");
 const udh16 = (dc: number) => capacityFor(dc, "udh16");
-
-/** Small seeded PRNG so failures reproduce. */
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe("GSM 03.38 alphabet", () => {
   test("well-known septet values", () => {
@@ -103,7 +94,7 @@ describe("segmentation", () => {
   });
 
   test("random texts: parts join to the whole, respect the cap, never end mid-pair (seeded)", () => {
-    const rnd = mulberry32(20240611);
+    const rnd = seeded(20240611);
     const pools = ["abc xyz", "€[]{}|~^\\", "Ωßé@£", "я世", "😀🎉"];
     for (let i = 0; i < 500; i++) {
       const pool = [...pools.slice(0, 1 + Math.floor(rnd() * pools.length)).join("")];

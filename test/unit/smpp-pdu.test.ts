@@ -3,15 +3,7 @@ import smpp from "smpp";
 import { Command, Tag, u16Tlv, u8Tlv, type ShortMessageFields } from "../../adapters/smpp/pdu.ts";
 import { decodePdu, FrameReader, SmppFramingError } from "../../adapters/smpp/pdu-decode.ts";
 import { encodeBind, encodeHeaderOnly, encodeIdResponse, encodeShortMessage } from "../../adapters/smpp/pdu-encode.ts";
-
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seeded } from "../support/random.ts";
 
 const sample: ShortMessageFields = {
   serviceType: "CMT",
@@ -143,7 +135,7 @@ describe("framing", () => {
   });
 
   test("fuzz: 5000 mutated and random PDUs never throw anything but SmppFramingError (seeded)", () => {
-    const rnd = mulberry32(0x5eed);
+    const rnd = seeded(0x5eed);
     const seeds = [
       encodeShortMessage(Command.deliver_sm, 1, sample),
       encodeShortMessage(Command.submit_sm, 2, { ...sample, tlvs: [] }),

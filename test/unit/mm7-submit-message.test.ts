@@ -6,9 +6,9 @@ import { buildSubmitReq } from "../../adapters/mm7/envelope.ts";
 import { PartCache } from "../../adapters/mm7/part-cache.ts";
 import { mm7Presets, namespaceUri, optionalSubmitElements, type Mm7Settings } from "../../adapters/mm7/settings.ts";
 import { buildSubmitMessage } from "../../adapters/mm7/submit-message.ts";
-import { parseSubmitRequest } from "../integration/mm7-stub.ts";
-import { randomBytes, sampleSubmit, settings } from "./mm7-helpers.ts";
-import { extractChild, validateMm7, validateSoapEnvelope } from "./mm7-xsd.ts";
+import { parseSubmitRequest } from "../peers/mm7-stub.ts";
+import { randomBytes, sampleSubmit, settings } from "../support/mm7.ts";
+import { extractChild, validateMm7, validateSoapEnvelope } from "../support/mm7-xsd.ts";
 
 const schemaOrder = [
   "MM7Version", "SenderIdentification", "Recipients", "ServiceCode", "LinkedID", "MessageClass", "TimeStamp", "ReplyCharging",

@@ -3,10 +3,11 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import net from "node:net";
 import type { MmsSubmit, SubmitResult } from "../../adapters/carrier.ts";
-import { createMm7Carrier, type Mm7Settings } from "../../adapters/mm7/index.ts";
+import { createMm7Carrier } from "../../adapters/mm7/mm7-carrier.ts";
+import type { Mm7Settings } from "../../adapters/mm7/settings.ts";
 import { linesCarrying, secretForms } from "../support/secrets.ts";
-import { memoryLog, randomBytes, sampleSubmit } from "../unit/mm7-helpers.ts";
-import { startMmscStub, type MmscStub, type StubReply } from "./mm7-stub.ts";
+import { memoryLog, randomBytes, sampleSubmit } from "../support/mm7.ts";
+import { startMmscStub, type MmscStub, type StubReply } from "../peers/mm7-stub.ts";
 
 const events = { receipt: async () => {}, inbound: async () => {}, moIncomplete: () => {} };
 let stub: MmscStub;

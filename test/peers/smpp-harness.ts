@@ -1,7 +1,9 @@
 // A carrier wired to a simulator, with recorded callbacks and logs, for the SMPP integration tests.
+import { afterEach } from "bun:test";
 import type { CarrierReceipt, InboundMessage, MoIncomplete } from "../../adapters/carrier.ts";
-import { createSmppCarrier, type SmppCarrier, type SmppSettings } from "../../adapters/smpp/index.ts";
-import type { Smsc } from "./smpp-sim.ts";
+import type { SmppSettings } from "../../adapters/smpp/settings.ts";
+import { createSmppCarrier, type SmppCarrier } from "../../adapters/smpp/smpp-carrier.ts";
+import { startSmsc, type Smsc, type SmscOptions } from "./smpp-sim.ts";
 
 export interface LogLine {
   level: string;
@@ -83,4 +85,27 @@ export async function startCarrier(smsc: Smsc, settings: Partial<SmppSettings> =
 
 export function sms(text: string, to = "+447700900123", from = "ACME") {
   return { messageId: `m-${Math.random().toString(36).slice(2)}`, from, to, text };
+}
+
+/**
+ * One simulator and one carrier per test, both stopped after it (registers the afterEach). `setup`
+ * starts both; `carrierOn` starts only a carrier, against a simulator the test made itself.
+ */
+export function smppTestBed() {
+  let smsc: Smsc | undefined;
+  let h: Harness | undefined;
+  afterEach(async () => {
+    await h?.carrier.stop(500);
+    await smsc?.stop();
+    h = undefined;
+    smsc = undefined;
+  });
+  const carrierOn = async (peer: Smsc, settings: Partial<SmppSettings> = {}) => (h = await startCarrier(peer, settings));
+  return {
+    carrierOn,
+    async setup(sim: SmscOptions = {}, settings: Partial<SmppSettings> = {}) {
+      smsc = await startSmsc(sim);
+      return { smsc, h: await carrierOn(smsc, settings) };
+    },
+  };
 }

@@ -1,6 +1,6 @@
 // Shared fixtures for the MM7 unit tests: settings, a deterministic random source, sample media.
 import type { MmsSubmit } from "../../adapters/carrier.ts";
-import type { Logger } from "../../adapters/mm7/index.ts";
+import type { Logger } from "../../adapters/carrier.ts";
 import { resolveMm7Settings, type Mm7Settings } from "../../adapters/mm7/settings.ts";
 
 export const fixtureDir = new URL("../fixtures/mm7/", import.meta.url);
@@ -13,7 +13,7 @@ export function settings(over: Partial<Mm7Settings> = {}): Mm7Settings {
   return resolveMm7Settings({ url: "http://127.0.0.1:9/mm7", vaspid: "vasp1", vasid: "svc1", service_code: "7007", ...over });
 }
 
-import { seeded } from "../support/random.ts";
+import { seeded } from "./random.ts";
 
 export { seeded };
 

@@ -1,25 +1,11 @@
 // What travels over the bind, end to end with the node-smpp simulator: long texts and their parts
 // byte for byte, receipts in every variant SMSCs send, and MO single and concatenated.
-import { afterEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { linesCarrying, secretForms } from "../support/secrets.ts";
-import { everyLogLine, startCarrier, sms, type Harness } from "./smpp-harness.ts";
-import { startSmsc, type Smsc, type SmscOptions, type SubmitRecord } from "./smpp-sim.ts";
+import { everyLogLine, smppTestBed, sms } from "../peers/smpp-harness.ts";
+import type { SmscOptions, SubmitRecord } from "../peers/smpp-sim.ts";
 
-let smsc: Smsc | undefined;
-let h: Harness | undefined;
-
-afterEach(async () => {
-  await h?.carrier.stop(500);
-  await smsc?.stop();
-  h = undefined;
-  smsc = undefined;
-});
-
-async function setup(sim: SmscOptions = {}, settings: Parameters<typeof startCarrier>[1] = {}) {
-  smsc = await startSmsc(sim);
-  h = await startCarrier(smsc, settings);
-  return { smsc, h };
-}
+const { setup } = smppTestBed();
 
 /** UTF-16BE to string without our decoder. */
 const ucs2 = (b: Buffer) => Buffer.from(b).swap16().toString("utf16le");
@@ -106,7 +92,7 @@ describe("long messages at the SMSC", () => {
 });
 
 describe("receipts", () => {
-  async function roundTrip(sim: SmscOptions, settings: Parameters<typeof startCarrier>[1] = {}) {
+  async function roundTrip(sim: SmscOptions, settings: Parameters<typeof setup>[1] = {}) {
     const { smsc, h } = await setup({ sendReceipts: true, ...sim }, settings);
     const r = await h.carrier.submit(sms("hello"));
     if (r.kind !== "ok") throw new Error(`submit ${r.kind}`);
@@ -132,8 +118,8 @@ describe("receipts", () => {
   test("pending and unknown states", async () => {
     const a = await roundTrip({ receiptFormat: "tlv+text", receiptStat: "ENROUTE" });
     expect(a.receipt.outcome).toBe("pending");
-    await h!.carrier.stop(100);
-    await smsc!.stop();
+    await a.h.carrier.stop(100);
+    await a.smsc.stop();
     const b = await roundTrip({ receiptFormat: "text", receiptStat: "UNKNOWN" });
     expect(b.receipt.outcome).toBe("unknown");
   });

@@ -4,7 +4,7 @@ import { readDeliverReq, readDeliveryReport, readEnvelope, readFault, readStatus
 import { decodeTransfer, parseHeaderValue } from "../../adapters/mm7/mime.ts";
 import { readPayload } from "../../adapters/mm7/payload.ts";
 import { XmlRefused, parseXml } from "../../adapters/mm7/xml.ts";
-import { fixtureBytes } from "./mm7-helpers.ts";
+import { fixtureBytes } from "../support/mm7.ts";
 
 const rel6 = "http://www.3gpp.org/ftp/Specs/archive/23_series/23.140/schema/REL-6-MM7-1-4";
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
