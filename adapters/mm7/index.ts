@@ -1,7 +1,5 @@
-// The MM7 adapter's public surface.
-export { createMm7Carrier, type Mm7Carrier, type Mm7Deps } from "./mm7-carrier.ts";
-export { inboundLimit, mm7Defaults, mm7Presets, optionalSubmitElements, resolveMm7Settings, type Mm7Settings } from "./settings.ts";
-export { statusCodes } from "./status.ts";
-export type { Logger } from "../carrier.ts";
+// The MM7 adapter's face to src/: the carrier factory, its settings and inbound size limit, and the
+// MMSC probe. Tests import the internals by path.
+export { createMm7Carrier, type Mm7Carrier } from "./mm7-carrier.ts";
+export { inboundLimit, mm7Defaults, resolveMm7Settings, type Mm7Settings } from "./settings.ts";
 export { probeMmsc } from "./probe.ts";
-export type { ProbeResult } from "../carrier-probe.ts";
