@@ -1,7 +1,9 @@
 // bench/accept: POST /mms with unique request IDs at 1, 16 and 64 connections, durable (fsynced) 200s,
 // beside a bare Bun.serve answering a constant 200 measured in the same run.
 import { ACME_KEY, sendBody } from "../test/support/app.ts";
-import { sendScript, spread, startCeiling, startGateway, wrk, type WrkResult } from "./lib.ts";
+import { spread } from "./lib/figures.ts";
+import { sendScript, wrk, type WrkResult } from "./lib/load.ts";
+import { startCeiling, startGateway } from "./lib/processes.ts";
 
 const quick = process.env.BENCH_QUICK === "1";
 const seconds = Number(process.env.BENCH_SECONDS ?? (quick ? 2 : 5));

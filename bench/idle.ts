@@ -2,7 +2,8 @@
 // read from /proc/<pid>/stat over a fixed window after start-up has settled. Two cases: sandbox carriers
 // only, and one SMPP bind held open to the simulator (enquire_link at its default period). Target < 1%.
 // Usage: bun bench/idle.ts [seconds per case, default 30]   (bench/run.ts calls benchIdle())
-import { cpuMs, quick, spawnHelper, spread, startGateway, type Row } from "./lib.ts";
+import { quick, type Row, spread } from "./lib/figures.ts";
+import { cpuMs, spawnHelper, startGateway } from "./lib/processes.ts";
 
 const SETTLE_MS = 3000;
 

@@ -11,7 +11,10 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { freePort } from "../test/support/binary.ts";
-import { e2eRun, fmtN, quick, rawGet, apiPost, spawnHelper, spread, startCountingSink, startGateway, tempDir, type E2eResult, type Row, type SinkHandle } from "./lib.ts";
+import { type E2eResult, e2eRun } from "./lib/e2e.ts";
+import { fmtN, quick, type Row, spread } from "./lib/figures.ts";
+import { apiPost, rawGet } from "./lib/load.ts";
+import { type SinkHandle, spawnHelper, startCountingSink, startGateway, tempDir } from "./lib/processes.ts";
 
 const N = Number(process.env.BENCH_KANNEL_N ?? (quick ? 4000 : 20_000));
 const PACED_RATE = 1000;
@@ -235,6 +238,6 @@ export async function benchKannel(): Promise<Row[]> {
 }
 
 if (import.meta.main) {
-  const { printRows } = await import("./lib.ts");
+  const { printRows } = await import("./lib/figures.ts");
   printRows(await benchKannel());
 }

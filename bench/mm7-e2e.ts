@@ -8,7 +8,10 @@
 // Run: ./node_modules/.bin/bun bench/mm7-e2e.ts   (BENCH_QUICK=1 for a short run)
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { e2eRun, fmtN, median, metricSum, quick, rawCeiling, apiPost, ratios, spawnHelper, spread, startCeiling, startCountingSink, startGateway, tempDir, type E2eResult, type Row } from "./lib.ts";
+import { type E2eResult, e2eRun } from "./lib/e2e.ts";
+import { fmtN, median, quick, ratios, type Row, spread } from "./lib/figures.ts";
+import { apiPost, rawCeiling } from "./lib/load.ts";
+import { metricSum, spawnHelper, startCeiling, startCountingSink, startGateway, tempDir } from "./lib/processes.ts";
 import { photoJpeg } from "./media-adapt.ts";
 import { buildFigures } from "./mm7.ts";
 
@@ -114,6 +117,6 @@ export async function benchMm7(): Promise<Row[]> {
 }
 
 if (import.meta.main) {
-  const { printRows } = await import("./lib.ts");
+  const { printRows } = await import("./lib/figures.ts");
   printRows(await benchMm7());
 }

@@ -2,7 +2,10 @@
 // batches at a counting sink in its own process. End-to-end messages/s and webhook events/s, beside the
 // HTTP ceiling of the same client against a bare Bun.serve (measured in the same run).
 // Run: ./node_modules/.bin/bun bench/pipeline.ts   (BENCH_QUICK=1 for a short run)
-import { e2eRun, fmtN, quick, rawCeiling, apiPost, ratios, spread, startCeiling, startCountingSink, startGateway, type E2eResult, type Row } from "./lib.ts";
+import { type E2eResult, e2eRun } from "./lib/e2e.ts";
+import { fmtN, quick, ratios, type Row, spread } from "./lib/figures.ts";
+import { apiPost, rawCeiling } from "./lib/load.ts";
+import { startCeiling, startCountingSink, startGateway } from "./lib/processes.ts";
 
 const N = Number(process.env.BENCH_PIPELINE_N ?? (quick ? 3000 : 20_000));
 const runs = Number(process.env.BENCH_RUNS ?? (quick ? 1 : 3));
@@ -61,6 +64,6 @@ function medianLocal(xs: number[]): number {
 }
 
 if (import.meta.main) {
-  const { printRows } = await import("./lib.ts");
+  const { printRows } = await import("./lib/figures.ts");
   printRows(await benchPipeline());
 }

@@ -12,7 +12,9 @@ import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ACME_KEY, sendBody, testConfigDoc } from "../test/support/app.ts";
 import { configFor, freePort } from "../test/support/binary.ts";
-import { apiPost, e2eRun, sendScript, spawnHelper, startCountingSink, tempDir, wrk } from "./lib.ts";
+import { e2eRun } from "./lib/e2e.ts";
+import { apiPost, sendScript, wrk } from "./lib/load.ts";
+import { spawnHelper, startCountingSink, tempDir } from "./lib/processes.ts";
 
 const root = resolve(import.meta.dir, "..");
 const outDir = join(root, ".tmp", "profiles");

@@ -2,7 +2,7 @@
 // probed, every any-recipient route tested) and recipients matching routes spread over the table, beside the best case (no routes at all) as the ceiling. Pure CPU, no I/O;
 // bounded in count. Run alone: `bun bench/routes.ts`, or in `make bench` (BENCH_ONLY=routes).
 import { RouteTable, type RouteRule } from "../src/domain/route.ts";
-import { median, quick, spread, type Row } from "./lib.ts";
+import { median, quick, type Row, spread } from "./lib/figures.ts";
 
 function rules(n: number): RouteRule[] {
   const out: RouteRule[] = [];

@@ -5,7 +5,8 @@
 import { benchAccept } from "./accept.ts";
 import { benchIdle } from "./idle.ts";
 import { benchKannel } from "./kannel.ts";
-import { machine, printRows, quick, type Row } from "./lib.ts";
+import { printRows, quick, type Row } from "./lib/figures.ts";
+import { machine } from "./lib/processes.ts";
 import { benchMediaAdapt } from "./media-adapt.ts";
 import { benchMm7 } from "./mm7-e2e.ts";
 import { benchPipeline } from "./pipeline.ts";

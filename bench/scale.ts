@@ -12,7 +12,9 @@ import { join } from "node:path";
 import { newId } from "../src/domain/event.ts";
 import { SqliteStore } from "../src/store/sqlite/store.ts";
 import { ACME_KEY, sendBody } from "../test/support/app.ts";
-import { fmtN, median, quick, ratios, rssMb, sendScript, spread, startGateway, tempDir, wrk, type Row } from "./lib.ts";
+import { fmtN, median, quick, ratios, type Row, spread } from "./lib/figures.ts";
+import { sendScript, wrk } from "./lib/load.ts";
+import { rssMb, startGateway, tempDir } from "./lib/processes.ts";
 
 const BIG = Number(process.env.BENCH_SCALE_N ?? (quick ? 100_000 : 1_000_000));
 const MID = Math.min(100_000, BIG);
@@ -177,6 +179,6 @@ export async function benchScale(): Promise<Row[]> {
 }
 
 if (import.meta.main) {
-  const { printRows } = await import("./lib.ts");
+  const { printRows } = await import("./lib/figures.ts");
   printRows(await benchScale());
 }

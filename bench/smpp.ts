@@ -5,8 +5,7 @@
 
 import net from "node:net";
 import { createSmppCarrier } from "../adapters/smpp/smpp-carrier.ts";
-import type { Row } from "./lib.ts";
-import { spread } from "./lib.ts";
+import { type Row, spread } from "./lib/figures.ts";
 import { Command, type ShortMessageFields } from "../adapters/smpp/pdu.ts";
 import { FrameReader } from "../adapters/smpp/pdu-decode.ts";
 import { encodeBind, encodeShortMessage } from "../adapters/smpp/pdu-encode.ts";

@@ -5,7 +5,10 @@
 // settings (window 500, concurrency 1000) and its own simulator process (a simulator spreads receipts over
 // every session bound to it). The two gateways alternate run by run, so drift hits both alike.
 // Run: ./node_modules/.bin/bun bench/two-smsc.ts   (BENCH_QUICK=1 for a short run)
-import { e2eRun, fmtN, metricSum, quick, apiPost, ratios, spawnHelper, spread, startCountingSink, startGateway, type E2eResult, type Row } from "./lib.ts";
+import { type E2eResult, e2eRun } from "./lib/e2e.ts";
+import { fmtN, quick, ratios, type Row, spread } from "./lib/figures.ts";
+import { apiPost } from "./lib/load.ts";
+import { metricSum, spawnHelper, startCountingSink, startGateway } from "./lib/processes.ts";
 
 const N = Number(process.env.BENCH_TWO_SMSC_N ?? (quick ? 4000 : 20_000));
 const runs = Number(process.env.BENCH_RUNS ?? (quick ? 1 : 3));
@@ -66,6 +69,6 @@ export async function benchTwoSmsc(): Promise<Row[]> {
 }
 
 if (import.meta.main) {
-  const { printRows } = await import("./lib.ts");
+  const { printRows } = await import("./lib/figures.ts");
   printRows(await benchTwoSmsc());
 }
