@@ -3,7 +3,7 @@
 import type { Logger } from "pino";
 import type { AccountConfig, Config } from "../config.ts";
 import type { Channel, MessagePayload } from "../domain/message.ts";
-import type { Metrics } from "../metrics.ts";
+import type { Metrics } from "../observe/metrics.ts";
 import { StorageUnavailable, type Store, type StoredResponse } from "../store/index.ts";
 import { InvalidField, parseSendRequest, requestIdOf } from "./send-request.ts";
 

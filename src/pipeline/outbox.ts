@@ -4,7 +4,7 @@
 import { SignJWT } from "jose";
 import type { Logger } from "pino";
 import { backoffMs } from "../domain/outcome.ts";
-import type { Metrics } from "../metrics.ts";
+import type { Metrics } from "../observe/metrics.ts";
 import type { PendingEvent, Store, WebhookKey } from "../store/index.ts";
 
 export interface WebhookResponse {

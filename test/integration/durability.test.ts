@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import { join } from "node:path";
 import pino from "pino";
 import { startApp, type App } from "../../src/app.ts";
-import { createMetrics } from "../../src/metrics.ts";
+import { createMetrics } from "../../src/observe/metrics.ts";
 import { Outbox } from "../../src/pipeline/outbox.ts";
 import { StorageUnavailable } from "../../src/store/index.ts";
 import { GroupCommit, openDatabase } from "../../src/store/sqlite/db.ts";

@@ -2,7 +2,7 @@
 // flight at a time across the cluster, and each message's events in order, whichever node sends them.
 import { afterAll, expect, test } from "bun:test";
 import pino from "pino";
-import { createMetrics } from "../../src/metrics.ts";
+import { createMetrics } from "../../src/observe/metrics.ts";
 import { Outbox } from "../../src/pipeline/outbox.ts";
 import { PostgresStore } from "../../src/store/postgres/store.ts";
 import { ACME_SECRET, tempDir, testConfig, waitFor } from "../support/app.ts";

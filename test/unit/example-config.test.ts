@@ -5,7 +5,7 @@ import type { TSchema } from "@sinclair/typebox";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigSchema, defaultConfig, parseConfigText } from "../../src/config.ts";
-import { exampleConfig } from "../../src/example-config.ts";
+import { exampleConfig } from "../../src/cli/example-config.ts";
 
 const committed = readFileSync(join(import.meta.dir, "../../config.example.toml"), "utf8");
 

@@ -3,10 +3,10 @@
 // turn, and the gateway's loops poll the database at least every second, so requeued and retried
 // work is picked up without telling the gateway.
 import { join } from "node:path";
-import { ConfigError, defaultConfig, deliveryPolicy, loadConfigFile, type Config } from "./config.ts";
-import { OperatorInputError, positiveInt, purgeOlderThan, requeueTarget, retryFilter } from "./pipeline/operator.ts";
-import { CapabilityMemory } from "./pipeline/capability.ts";
-import { openStore } from "./store/open.ts";
+import { ConfigError, defaultConfig, deliveryPolicy, loadConfigFile, type Config } from "../config.ts";
+import { OperatorInputError, positiveInt, purgeOlderThan, requeueTarget, retryFilter } from "../admin/operator.ts";
+import { CapabilityMemory } from "../pipeline/capability.ts";
+import { openStore } from "../store/open.ts";
 
 export const adminUsage = `  mms-gateway admin (--config FILE | --data DIR) show ID|REQUEST_ID
   mms-gateway admin (--config FILE | --data DIR) dead-letters [--limit N]
