@@ -15,7 +15,7 @@ export interface AdminDeps {
   refuse: (request: Request, addr: string) => Response | null;
   /** A fresh validity window for messages retried by the operator. */
   validityMs: number;
-  dedupWindowHours: number;
+  dedupWindowMs: number;
   /** Requeued events or retried messages are due now: wake the loops instead of waiting for their poll. */
   onRequeued: () => void;
   onRetried: () => void;
@@ -139,7 +139,7 @@ export function admin(d: AdminDeps) {
       "/admin/purge",
       guarded(async ({ request }) => {
         const body = await readJson(request);
-        const purged = await purgeOlderThan(d.store, positiveInt(body.older_than_hours, "older_than_hours"), d.dedupWindowHours, d.now());
+        const purged = await purgeOlderThan(d.store, positiveInt(body.older_than_hours, "older_than_hours"), d.dedupWindowMs, d.now());
         d.log.info(purged, "admin: purged");
         return json(200, purged);
       }),

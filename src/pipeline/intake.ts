@@ -26,6 +26,8 @@ export interface IntakeDeps {
   log: Logger;
   metrics: Metrics;
   now: () => number;
+  /** delivery.validity_hours in ms: how long from acceptance a message may be retried. */
+  validityMs: number;
   /** Called after a new message is stored, so the dispatcher need not poll. */
   onAccepted: (channel: Channel) => void;
   /**
@@ -88,7 +90,7 @@ export function createIntake(d: IntakeDeps) {
       channel,
       payload: parsed.payload,
       bodyHash,
-      expiresAt: d.now() + d.config.delivery.validity_hours * 3_600_000,
+      expiresAt: d.now() + d.validityMs,
     });
     if (!response.replay) {
       d.metrics.accepted.inc({ channel });

@@ -4,7 +4,8 @@ import { expect, test } from "bun:test";
 import type { TSchema } from "@sinclair/typebox";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { ConfigSchema, defaultConfig, parseConfigText } from "../../src/config.ts";
+import { ConfigSchema } from "../../src/config-schema.ts";
+import { defaultConfig, parseConfigText } from "../../src/config.ts";
 import { exampleConfig } from "../../src/cli/example-config.ts";
 
 const committed = readFileSync(join(import.meta.dir, "../../config.example.toml"), "utf8");
