@@ -172,6 +172,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     now,
     secrets: new Map(config.accounts.map((a) => [a.id, a.callback_secret])),
     isRefusal: (e) => e instanceof EgressRefused,
+    maxAgeMs: ms.webhookMaxAgeMs,
     settings: config.webhooks,
     post: async (url, headers, body, timeoutMs) => {
       const r = await egress.fetch(url, { method: "POST", headers, body, timeoutMs, maxBytes: 1 << 20, maxRedirects: 0 });

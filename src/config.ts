@@ -287,6 +287,7 @@ export interface Durations {
   dedupWindowMs: number;
   retentionMs: number;
   noMmsMemoryMs: number;
+  webhookMaxAgeMs: number;
 }
 
 export function durations(c: Config): Durations {
@@ -297,6 +298,7 @@ export function durations(c: Config): Durations {
     dedupWindowMs: c.store.dedup_window_hours * HOUR_MS,
     retentionMs: c.store.retention_hours * HOUR_MS,
     noMmsMemoryMs: c.capability.remember_days * DAY_MS,
+    webhookMaxAgeMs: c.webhooks.max_age_hours * HOUR_MS,
   };
 }
 
