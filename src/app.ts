@@ -1,28 +1,30 @@
-// The composition root: opens the store, builds the carriers and the three loops (HTTP, dispatcher,
-// outbox), and wires them. Nothing else creates long-lived objects.
+// The composition root: opens the store, builds the carriers, the three loops (HTTP, dispatcher, outbox)
+// and housekeeping, and wires them. Nothing else creates long-lived objects.
 import { readFileSync } from "node:fs";
 import { Elysia } from "elysia";
-import pino, { type DestinationStream, type Logger } from "pino";
+import type { DestinationStream, Logger } from "pino";
 import pkg from "../package.json" with { type: "json" };
-import type { Logger as AdapterLogger, MmsCarrier, SmsCarrier } from "../adapters/carrier.ts";
+import type { MmsCarrier, SmsCarrier } from "../adapters/carrier.ts";
 import { createSandboxCarrier } from "../adapters/sandbox/index.ts";
 import { createMm7Carrier, inboundLimit, type Mm7Carrier } from "../adapters/mm7/index.ts";
 import { createSmppCarrier } from "../adapters/smpp/index.ts";
-import { Activity } from "./activity.ts";
-import { carrierEntries, deliveryPolicy, mm7Settings, nodeId, smppSettings, type Config, type MmsSection } from "./config.ts";
-import { admin } from "./http/admin.ts";
-import { adminGuard } from "./http/admin-auth.ts";
+import { Activity } from "./observe/activity.ts";
+import { carrierEntries, durations, mm7Settings, nodeId, smppSettings, storeOptions, type Config, type MmsSection } from "./config.ts";
+import { admin } from "./admin/http.ts";
+import { adminGuard } from "./admin/auth.ts";
 import { GuessingGuard } from "./http/auth.ts";
 import { carrierInbound } from "./http/carrier-inbound.ts";
 import { channelApi } from "./http/channel-api.ts";
 import { openApi } from "./http/openapi.ts";
 import { liveness, ops } from "./http/ops.ts";
 import { statusPage } from "./http/status-page.ts";
-import { createMetrics, type Metrics } from "./metrics.ts";
+import { carrierLog, createLogger } from "./observe/log.ts";
+import { createMetrics, refreshGauges, type Metrics } from "./observe/metrics.ts";
 import { RouteTable } from "./domain/route.ts";
 import { Dispatcher, type ChannelCarrier } from "./pipeline/dispatcher.ts";
+import { Housekeeping } from "./pipeline/housekeeping.ts";
 import { Router } from "./pipeline/router.ts";
-import { createEgress, EgressRefused } from "./pipeline/egress.ts";
+import { createEgress, EgressRefused } from "./egress/fetch.ts";
 import { createMediaFetcher } from "./pipeline/media.ts";
 import { createMediaServices } from "./pipeline/media-services.ts";
 import { mediaPage } from "./http/media-page.ts";
@@ -62,37 +64,9 @@ export interface App {
   stop(): Promise<void>;
 }
 
-/** The JSON logger; warnings and errors are also kept by `activity` for the status page. */
-// Synchronous stdout: the lines just before process.exit() (shutdown, second signal) must not be lost.
-export function createLogger(config: Config, activity?: Activity, destination: DestinationStream = pino.destination({ dest: 1, sync: true })): Logger {
-  const streams: pino.StreamEntry[] = [{ level: config.log.level === "silent" ? "fatal" : (config.log.level as pino.Level), stream: destination }];
-  if (activity) streams.push({ level: "warn", stream: activity.errorStream() });
-  return pino(
-    {
-      level: config.log.level,
-      base: undefined,
-      redact: { paths: ["password", "*.password", "callback_secret", "*.callback_secret", "headers.authorization"], censor: "<redacted>" },
-    },
-    pino.multistream(streams),
-  );
-}
-
 function readTls(config: Config): { cert: string; key: string } | null {
   if (!config.server.tls_cert) return null;
   return { cert: readFileSync(config.server.tls_cert, "utf8"), key: readFileSync(config.server.tls_key, "utf8") };
-}
-
-/**
- * An adapter's logger: every line names its carrier, once (the adapters name it on most lines
- * themselves; a pino child would write the key twice).
- */
-function carrierLog(log: Logger, carrier: string): AdapterLogger {
-  const at =
-    (level: "debug" | "info" | "warn" | "error") =>
-    (obj: object, msg?: string): void => {
-      if (log.isLevelEnabled(level)) log[level]({ carrier, ...obj }, msg);
-    };
-  return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
 }
 
 /** One configured carrier, built: what routes call it, its channel, and the MM7 endpoint it takes reports on. */
@@ -129,14 +103,14 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const activity = new Activity(now);
   const log = options.log ?? createLogger(config, activity, options.logDestination);
   const metrics = createMetrics();
+  const ms = durations(config);
   const store = await openStore(config.store, nodeId(config), {
+    ...storeOptions(config, now),
     onOutcome: (o) => {
       if (o.kind === "fallback") return metrics.fallbacks.inc();
       metrics.finals.inc({ status: o.status });
       activity.final();
     },
-    now,
-    ...deliveryPolicy(config),
     backgroundCheckpoints: true,
     walSync: options.walSync,
     onDurabilityLost: (e) => {
@@ -149,7 +123,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const recovered = await store.recoverInFlight();
   if (recovered > 0) log.warn({ count: recovered, policy: config.delivery.in_flight_policy }, "messages were in flight when the gateway stopped");
 
-  metrics.validity.set(config.delivery.validity_hours * 3600);
+  metrics.validity.set(ms.validityMs / 1000);
   metrics.startTime.set(now() / 1000);
   const egress = createEgress({ allow: config.egress.allow });
   const media = createMediaFetcher({
@@ -198,6 +172,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     now,
     secrets: new Map(config.accounts.map((a) => [a.id, a.callback_secret])),
     isRefusal: (e) => e instanceof EgressRefused,
+    maxAgeMs: ms.webhookMaxAgeMs,
     settings: config.webhooks,
     post: async (url, headers, body, timeoutMs) => {
       const r = await egress.fetch(url, { method: "POST", headers, body, timeoutMs, maxBytes: 1 << 20, maxRedirects: 0 });
@@ -248,6 +223,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
           activity.accepted();
           dispatcher.wake(channel);
         },
+        validityMs: ms.validityMs,
         checkEgress: (url) => egress.checkLiteral(url),
         shuttingDown: () => shuttingDown,
       }),
@@ -268,27 +244,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         carriers: allHealth,
         backupGroups: () => router.backupGroups(),
         shuttingDown: () => shuttingDown,
-        refreshGauges: async () => {
-          // A store that cannot be read (PostgreSQL away) keeps the last figures: /metrics still answers,
-          // and gateway_ready says why they are stale.
-          const [queue, events, nodes] = await Promise.all([store.queueStats(), store.eventStats(), store.nodes()]).catch(() => [null, null, null]);
-          if (!queue || !events || !nodes) return;
-          metrics.queueDepth.reset();
-          metrics.queueOldest.reset();
-          for (const q of queue) {
-            metrics.queueDepth.set({ state: q.state, channel: q.channel }, q.count);
-            if (q.oldest !== null) metrics.queueOldest.set({ state: q.state, channel: q.channel }, (now() - q.oldest) / 1000);
-          }
-          for (const b of built) metrics.carrierSkipped.set({ carrier: b.carrier.name }, router.skipped(b.carrier.name) ? 1 : 0);
-          metrics.outboxDepth.reset();
-          for (const e of events) metrics.outboxDepth.set({ state: e.state }, e.count);
-          metrics.nodeUp.reset();
-          metrics.nodeHeartbeat.reset();
-          for (const n of nodes) {
-            metrics.nodeUp.set({ node: n.id }, n.live ? 1 : 0);
-            metrics.nodeHeartbeat.set({ node: n.id }, n.seenAt / 1000);
-          }
-        },
+        refreshGauges: () => refreshGauges({ metrics, store, now, carriers: () => built.map((b) => b.carrier.name), skipped: (name) => router.skipped(name) }),
       }),
     );
   if (config.inbound.listen) http.use(liveness());
@@ -302,8 +258,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         log,
         now,
         refuse,
-        validityMs: config.delivery.validity_hours * 3_600_000,
-        dedupWindowHours: config.store.dedup_window_hours,
+        validityMs: ms.validityMs,
+        dedupWindowMs: ms.dedupWindowMs,
         onRequeued: () => outbox.wake(0),
         onRetried: () => {
           dispatcher.wake("mms");
@@ -333,30 +289,15 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   if (config.delivery.paused) log.warn("delivery.paused is set: messages are accepted and queued, nothing is submitted");
   dispatcher.start();
   outbox.start();
-  let lastPurge = 0;
-  let housekeepingRunning = false;
-  const housekeeping = setInterval(async () => {
-    // A pass that takes longer than the interval (a big purge) is not started twice.
-    if (housekeepingRunning) return;
-    housekeepingRunning = true;
-    try {
-      if (await store.expireReceiptWindows(1000)) outbox.wake();
-      for (const r of await store.dropStaleEarlyReceipts(config.delivery.early_receipt_hold_s * 1000)) {
-        log.warn({ carrier: r.carrier, carrierId: r.carrier_id }, "receipt for an id that never became known; dropped after the hold time");
-      }
-      if (now() - lastPurge > 60_000) {
-        lastPurge = now();
-        const purged = await store.purge(now() - config.store.dedup_window_hours * 3_600_000, now() - config.store.retention_hours * 3_600_000);
-        if (purged.dedup + purged.messages + purged.events > 0) log.info(purged, "purged old records");
-        const media = await mediaServices.purge();
-        if (media.links + media.capability + media.adapted > 0) log.info(media, "purged expired media pages, capability memories and unused adaptations");
-      }
-    } catch (e) {
-      log.error({ err: (e as Error).message }, "housekeeping failed");
-    } finally {
-      housekeepingRunning = false;
-    }
-  }, 1000);
+  const housekeeping = new Housekeeping({
+    store,
+    log,
+    now,
+    settings: ms,
+    onEvents: () => outbox.wake(),
+    purgeMedia: () => mediaServices.purge(),
+  });
+  housekeeping.start();
 
   const url = `${tls ? "https" : "http"}://${host.includes(":") ? `[${host}]` : host}:${server.port}`;
   log.info({ url, ...(carrierUrl ? { carrierUrl } : {}), carriers: built.map((b) => `${b.carrier.name} (${b.channel})`) }, "gateway listening");
@@ -429,7 +370,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     stop() {
       stopping ??= (async () => {
         shuttingDown = true;
-        clearInterval(housekeeping);
+        housekeeping.stop();
         const deadline = config.server.shutdown_deadline_ms;
         await dispatcher.stop(deadline);
         await Promise.all(built.map((b) => b.carrier.stop(deadline)));

@@ -1,7 +1,7 @@
 // Chan-* header authentication (contract section 2) and the guard against credential guessing.
 import { matchesSecret, secretDigest } from "../../adapters/shared/secret.ts";
 import type { AccountConfig } from "../config.ts";
-import { clientGroup } from "../pipeline/egress.ts";
+import { clientGroup } from "../egress/address.ts";
 
 interface PreparedAccount {
   account: AccountConfig;

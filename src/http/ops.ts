@@ -2,7 +2,7 @@
 import { Elysia } from "elysia";
 import type { CarrierHealth } from "../../adapters/carrier.ts";
 import { carrierReadiness } from "../domain/route.ts";
-import type { Metrics } from "../metrics.ts";
+import type { Metrics } from "../observe/metrics.ts";
 
 export interface OpsDeps {
   metrics: Metrics;

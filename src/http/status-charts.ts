@@ -1,7 +1,7 @@
 // The status page's charts: bar charts drawn as inline SVG on the server, so the page stays one
 // document with no script and nothing fetched from elsewhere. Each bar carries a <title> (the
 // browser's tooltip) and its figures as data attributes.
-import type { ThroughputBucket } from "../activity.ts";
+import type { ThroughputBucket } from "../observe/activity.ts";
 
 export interface Series {
   name: string;

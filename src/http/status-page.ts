@@ -2,7 +2,7 @@
 // build step; it reloads itself with a meta refresh. Every value from outside is escaped.
 import { Elysia } from "elysia";
 import type { CarrierHealth } from "../../adapters/carrier.ts";
-import type { Activity, SubmitOutcome } from "../activity.ts";
+import type { Activity, SubmitOutcome } from "../observe/activity.ts";
 import { barChart, esc } from "./status-charts.ts";
 import type { Store } from "../store/index.ts";
 

@@ -3,7 +3,7 @@
 import type { Logger } from "pino";
 import type { MediaPart, MmsCarrier, MmsSubmit, SmsCarrier, SubmitResult } from "../../adapters/carrier.ts";
 import type { Channel, StoredMessage } from "../domain/message.ts";
-import type { Metrics } from "../metrics.ts";
+import type { Metrics } from "../observe/metrics.ts";
 import { StorageUnavailable, type Store } from "../store/index.ts";
 import type { Router } from "./router.ts";
 

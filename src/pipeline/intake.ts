@@ -3,7 +3,7 @@
 import type { Logger } from "pino";
 import type { AccountConfig, Config } from "../config.ts";
 import type { Channel, MessagePayload } from "../domain/message.ts";
-import type { Metrics } from "../metrics.ts";
+import type { Metrics } from "../observe/metrics.ts";
 import { StorageUnavailable, type Store, type StoredResponse } from "../store/index.ts";
 import { InvalidField, parseSendRequest, requestIdOf } from "./send-request.ts";
 
@@ -26,6 +26,8 @@ export interface IntakeDeps {
   log: Logger;
   metrics: Metrics;
   now: () => number;
+  /** delivery.validity_hours in ms: how long from acceptance a message may be retried. */
+  validityMs: number;
   /** Called after a new message is stored, so the dispatcher need not poll. */
   onAccepted: (channel: Channel) => void;
   /**
@@ -88,7 +90,7 @@ export function createIntake(d: IntakeDeps) {
       channel,
       payload: parsed.payload,
       bodyHash,
-      expiresAt: d.now() + d.config.delivery.validity_hours * 3_600_000,
+      expiresAt: d.now() + d.validityMs,
     });
     if (!response.replay) {
       d.metrics.accepted.inc({ channel });

@@ -5,7 +5,7 @@ import { capacityFor, countParts } from "../../adapters/smpp/index.ts";
 import { carrierEntries, type Config, type MmsSection } from "../config.ts";
 import type { GatewayError } from "../domain/outcome.ts";
 import type { StoredMessage } from "../domain/message.ts";
-import type { Metrics } from "../metrics.ts";
+import type { Metrics } from "../observe/metrics.ts";
 import type { Store } from "../store/index.ts";
 import { MediaAdapter, type AdaptedCache, type FitOutcome } from "./adapt.ts";
 import { CapabilityMemory } from "./capability.ts";

@@ -2,7 +2,7 @@
 // because a campaign sends one image to a million recipients and must fetch it once, not a million times.
 
 import type { MediaPart } from "../../adapters/carrier.ts";
-import { EgressRefused, EgressTooLarge, classifyStatus, type Egress, type EgressResponse } from "./egress.ts";
+import { EgressRefused, EgressTooLarge, classifyStatus, type Egress, type EgressResponse } from "../egress/fetch.ts";
 
 export interface MediaItem {
   url: string;

@@ -4,7 +4,7 @@
 import { SignJWT } from "jose";
 import type { Logger } from "pino";
 import { jitteredBackoffMs } from "../../adapters/shared/backoff.ts";
-import type { Metrics } from "../metrics.ts";
+import type { Metrics } from "../observe/metrics.ts";
 import type { PendingEvent, Store, WebhookKey } from "../store/index.ts";
 
 export interface WebhookResponse {
@@ -24,11 +24,12 @@ export interface OutboxDeps {
   now: () => number;
   random?: () => number;
   isRefusal: (e: unknown) => boolean;
+  /** webhooks.max_age_hours in ms: an event still not taken after this is dead-lettered. */
+  maxAgeMs: number;
   settings: {
     bearer_prefix: boolean;
     batch_max_events: number;
     batch_max_wait_ms: number;
-    max_age_hours: number;
     timeout_ms: number;
     concurrency: number;
     retry_base_ms: number;
@@ -181,10 +182,9 @@ export class Outbox {
 
   private async retry(batch: PendingEvent[], why: string): Promise<void> {
     const now = this.d.now();
-    const maxAge = this.d.settings.max_age_hours * 3_600_000;
-    const expired = batch.filter((e) => now - e.createdAt >= maxAge);
-    const live = batch.filter((e) => now - e.createdAt < maxAge);
-    if (expired.length) await this.dead(expired, `gave up after ${this.d.settings.max_age_hours} h; last: ${why}`);
+    const expired = batch.filter((e) => now - e.createdAt >= this.d.maxAgeMs);
+    const live = batch.filter((e) => now - e.createdAt < this.d.maxAgeMs);
+    if (expired.length) await this.dead(expired, `gave up after ${this.d.maxAgeMs / 3_600_000} h; last: ${why}`);
     if (live.length === 0) return;
     const attempts = Math.max(...live.map((e) => e.attempts)) + 1;
     const wait = jitteredBackoffMs(attempts, this.d.settings.retry_base_ms, this.d.settings.retry_max_ms, this.d.random ?? Math.random);

@@ -4,7 +4,7 @@ import type { Logger } from "pino";
 import type { CarrierEvents, CarrierReceipt, InboundMessage, MoIncomplete } from "../../adapters/carrier.ts";
 import type { AccountConfig } from "../config.ts";
 import { inboundOwner } from "../domain/route.ts";
-import type { Metrics } from "../metrics.ts";
+import type { Metrics } from "../observe/metrics.ts";
 import type { Store } from "../store/index.ts";
 
 export interface ReceiptDeps {

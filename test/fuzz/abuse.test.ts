@@ -142,7 +142,7 @@ test("egress.allow = 127.0.0.1/32: redirects to 127.0.0.2 and [::1] are refused 
 }, 60000);
 
 test("redirect to cloud metadata (169.254.169.254, fd00:ec2::254, 10.0.0.1) refused before any connection (in-process, tripwire on fetch)", async () => {
-  const { createEgress, EgressRefused } = await import("../../src/pipeline/egress.ts");
+  const { createEgress, EgressRefused } = await import("../../src/egress/fetch.ts");
   const realFetch = globalThis.fetch;
   const dialled: string[] = [];
   globalThis.fetch = ((input: string | URL | Request, init?: RequestInit) => {

@@ -6,7 +6,8 @@ import * as fs from "node:fs";
 import { join } from "node:path";
 import pino from "pino";
 import { startApp, type App } from "../../src/app.ts";
-import { createMetrics } from "../../src/metrics.ts";
+import { durations } from "../../src/config.ts";
+import { createMetrics } from "../../src/observe/metrics.ts";
 import { Outbox } from "../../src/pipeline/outbox.ts";
 import { StorageUnavailable } from "../../src/store/index.ts";
 import { GroupCommit, openDatabase } from "../../src/store/sqlite/db.ts";
@@ -104,6 +105,7 @@ describe("nothing is told before the fsync covering it", () => {
       metrics: createMetrics(),
       now,
       isRefusal: () => false,
+      maxAgeMs: durations(testConfig(tempDir())).webhookMaxAgeMs,
       settings: testConfig(tempDir()).webhooks,
       post: async (url, headers, body, timeoutMs) => ({ status: (await fetch(url, { method: "POST", headers, body, signal: AbortSignal.timeout(timeoutMs) })).status }),
     });

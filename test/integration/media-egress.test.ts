@@ -1,7 +1,7 @@
 // The egress guard against real servers on loopback. Nothing here may reach any other address: names are
 // resolved by an injected resolver, and fetch itself is wrapped so that a bug cannot leave loopback either.
 import { afterAll, beforeAll, describe, expect, spyOn, test } from "bun:test";
-import { EgressNetworkError, EgressRefused, EgressTooLarge, createEgress } from "../../src/pipeline/egress.ts";
+import { EgressNetworkError, EgressRefused, EgressTooLarge, createEgress } from "../../src/egress/fetch.ts";
 
 const realFetch = globalThis.fetch;
 const offLoopback: string[] = [];

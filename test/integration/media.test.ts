@@ -2,7 +2,7 @@
 // nothing can leave loopback even by mistake.
 import { afterAll, beforeAll, expect, spyOn, test } from "bun:test";
 import type { MediaPart } from "../../adapters/carrier.ts";
-import { createEgress } from "../../src/pipeline/egress.ts";
+import { createEgress } from "../../src/egress/fetch.ts";
 import { createMediaFetcher, isMediaError, type MediaError, type MediaFetcherOptions } from "../../src/pipeline/media.ts";
 
 const realFetch = globalThis.fetch;

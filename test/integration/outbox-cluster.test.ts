@@ -2,7 +2,8 @@
 // flight at a time across the cluster, and each message's events in order, whichever node sends them.
 import { afterAll, expect, test } from "bun:test";
 import pino from "pino";
-import { createMetrics } from "../../src/metrics.ts";
+import { durations } from "../../src/config.ts";
+import { createMetrics } from "../../src/observe/metrics.ts";
 import { Outbox } from "../../src/pipeline/outbox.ts";
 import { PostgresStore } from "../../src/store/postgres/store.ts";
 import { ACME_SECRET, tempDir, testConfig, waitFor } from "../support/app.ts";
@@ -52,6 +53,7 @@ test.skipIf(!pgAvailable)("two nodes' outboxes: at most one POST in flight per U
         metrics: createMetrics(),
         now: Date.now,
         isRefusal: () => false,
+        maxAgeMs: durations(testConfig(tempDir())).webhookMaxAgeMs,
         settings,
         post: async (url, headers, body, timeoutMs) => ({ status: (await fetch(url, { method: "POST", headers, body, signal: AbortSignal.timeout(timeoutMs) })).status }),
       }),

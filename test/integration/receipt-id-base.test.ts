@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { idReadings } from "../../adapters/smpp/message-id.ts";
-import { runAdmin } from "../../src/admin-cli.ts";
+import { runAdmin } from "../../src/cli/admin.ts";
 import type { MessagePayload } from "../../src/domain/message.ts";
 import { LEARN_AFTER } from "../../src/domain/receipt-match.ts";
 import { SqliteStore } from "../../src/store/sqlite/store.ts";

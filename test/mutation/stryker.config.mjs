@@ -42,7 +42,7 @@ export const groups = {
   },
   // Submitting, retrying, fallback, receipts routing, operator commands.
   pipeline: {
-    mutate: ["src/pipeline/dispatcher.ts", "src/pipeline/receipts.ts", "src/pipeline/operator.ts"],
+    mutate: ["src/pipeline/dispatcher.ts", "src/pipeline/receipts.ts", "src/admin/operator.ts"],
     command: bunTest("test/unit/operator.test.ts", "test/integration/pipeline.test.ts", "test/integration/carriers-e2e.test.ts", "test/integration/admin-http.test.ts"),
   },
   // How the adapters classify carrier answers and parse receipts (pure functions, unit tests; SMPP statuses

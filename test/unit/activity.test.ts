@@ -1,6 +1,6 @@
 // The status page's recent-errors list: a flood of one error is one counted entry.
 import { expect, test } from "bun:test";
-import { Activity } from "../../src/activity.ts";
+import { Activity } from "../../src/observe/activity.ts";
 
 test("60 identical warnings are one entry (count, first and last seen) and push no other error out", () => {
   let now = 1_000;

@@ -1,14 +1,7 @@
 // Address rules on literals only: nothing here opens a socket or asks DNS.
 import { describe, expect, test } from "bun:test";
-import {
-  EgressRefused,
-  classifyAddress,
-  classifyStatus,
-  createEgress,
-  isAllowed,
-  parseCidrList,
-  type AddressClass,
-} from "../../src/pipeline/egress.ts";
+import { EgressRefused, classifyStatus, createEgress } from "../../src/egress/fetch.ts";
+import { classifyAddress, isAllowed, parseCidrList, type AddressClass } from "../../src/egress/address.ts";
 
 const cases: [string, AddressClass][] = [
   // IPv4

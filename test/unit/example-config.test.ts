@@ -4,8 +4,9 @@ import { expect, test } from "bun:test";
 import type { TSchema } from "@sinclair/typebox";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { ConfigSchema, defaultConfig, parseConfigText } from "../../src/config.ts";
-import { exampleConfig } from "../../src/example-config.ts";
+import { ConfigSchema } from "../../src/config-schema.ts";
+import { defaultConfig, parseConfigText } from "../../src/config.ts";
+import { exampleConfig } from "../../src/cli/example-config.ts";
 
 const committed = readFileSync(join(import.meta.dir, "../../config.example.toml"), "utf8");
 

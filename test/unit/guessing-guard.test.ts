@@ -2,7 +2,7 @@
 // is forgotten when too many clients are remembered. Address literals only; nothing is dialled.
 import { expect, test } from "bun:test";
 import { GuessingGuard } from "../../src/http/auth.ts";
-import { clientGroup } from "../../src/pipeline/egress.ts";
+import { clientGroup } from "../../src/egress/address.ts";
 
 const LIMIT = 30;
 

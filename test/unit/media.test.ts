@@ -1,7 +1,7 @@
 // The media fetcher's decisions (type, name, cache) against a scripted egress: no sockets here.
 import { describe, expect, test } from "bun:test";
 import type { MediaPart } from "../../adapters/carrier.ts";
-import { EgressNetworkError, EgressRefused, EgressTooLarge, type Egress, type EgressRequest } from "../../src/pipeline/egress.ts";
+import { EgressNetworkError, EgressRefused, EgressTooLarge, type Egress, type EgressRequest } from "../../src/egress/fetch.ts";
 import {
   createMediaFetcher,
   filenameFor,

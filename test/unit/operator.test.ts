@@ -1,6 +1,6 @@
 // How operator commands read their arguments (shared by the admin CLI and the admin HTTP API).
 import { describe, expect, test } from "bun:test";
-import { OperatorInputError, positiveInt, requeueTarget, retryFilter } from "../../src/pipeline/operator.ts";
+import { OperatorInputError, positiveInt, requeueTarget, retryFilter } from "../../src/admin/operator.ts";
 
 describe("retryFilter", () => {
   test("each field read, or refused by name", () => {

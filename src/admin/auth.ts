@@ -2,7 +2,7 @@
 // Bearer <token>` for scripts, and Basic with user "admin" and the token as password, because that is
 // what a browser can prompt for (a `?token=` in the URL would end up in history and proxy logs).
 import { matchesSecret, secretDigest } from "../../adapters/shared/secret.ts";
-import { GuessingGuard } from "./auth.ts";
+import { GuessingGuard } from "../http/auth.ts";
 
 export function adminGuard(token: string, now: () => number) {
   const want = secretDigest(token);

@@ -43,6 +43,7 @@ export function positiveInt(v: unknown, name: string): number {
  * Deletes finished messages and delivered events older than `hours`. Dedup keys go only once they are
  * also past the dedup window: a purge must never let a retried request_id be sent twice.
  */
-export function purgeOlderThan(store: Store, hours: number, dedupWindowHours: number, now: number) {
-  return store.purge(now - Math.max(hours, dedupWindowHours) * 3_600_000, now - hours * 3_600_000);
+export function purgeOlderThan(store: Store, hours: number, dedupWindowMs: number, now: number) {
+  const olderThanMs = hours * 3_600_000;
+  return store.purge(now - Math.max(olderThanMs, dedupWindowMs), now - olderThanMs);
 }

@@ -1,7 +1,7 @@
 // `mms-gateway example-config`: config.example.toml printed from the schema itself, so the example
 // lists every key with its real default and cannot drift from the code (a test compares the two).
 import type { TSchema } from "@sinclair/typebox";
-import { ConfigSchema } from "./config.ts";
+import { ConfigSchema } from "../config-schema.ts";
 
 /** Placeholders for the account keys that have no default (an account must say them). */
 const accountExample: Record<string, unknown> = {

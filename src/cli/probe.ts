@@ -1,10 +1,11 @@
 // `mms-gateway probe --config FILE`: the first thing an operator runs on site. Each carrier is
 // connected and authenticated without sending a message, and each URL the gateway will post to is
 // checked against the egress rules; one line each, exit 1 when any line failed.
-import { probeMmsc } from "../adapters/mm7/index.ts";
-import { probeSmsc, type ProbeResult } from "../adapters/smpp/index.ts";
-import { carrierEntries, ConfigError, loadConfigFile, mm7Settings, smppSettings, type Config, type MmsSection, type SmsSection } from "./config.ts";
-import { classifyAddress, createEgress } from "./pipeline/egress.ts";
+import { probeMmsc } from "../../adapters/mm7/index.ts";
+import { probeSmsc, type ProbeResult } from "../../adapters/smpp/index.ts";
+import { carrierEntries, ConfigError, loadConfigFile, mm7Settings, smppSettings, type Config, type MmsSection, type SmsSection } from "../config.ts";
+import { createEgress } from "../egress/fetch.ts";
+import { classifyAddress } from "../egress/address.ts";
 
 interface Line extends ProbeResult {
   subject: string;

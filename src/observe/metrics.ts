@@ -1,5 +1,6 @@
 // Prometheus metrics, one registry per app (no globals): every counter the gateway keeps.
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { Store } from "../store/index.ts";
 
 /** Distinct unknown field names counted by name; any further name is counted as "other". */
 export const unknownFieldNamesKept = 50;
@@ -67,3 +68,36 @@ export function createMetrics() {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+export interface GaugeSources {
+  metrics: Metrics;
+  store: Store;
+  now: () => number;
+  /** Every carrier's name, as they are now (SIGHUP may change them). */
+  carriers: () => string[];
+  /** Whether routes are passing a carrier over for now. */
+  skipped: (carrier: string) => boolean;
+}
+
+/** The gauges read from the store and the router at scrape time. */
+export async function refreshGauges({ metrics, store, now, carriers, skipped }: GaugeSources): Promise<void> {
+  // A store that cannot be read (PostgreSQL away) keeps the last figures: /metrics still answers,
+  // and gateway_ready says why they are stale.
+  const [queue, events, nodes] = await Promise.all([store.queueStats(), store.eventStats(), store.nodes()]).catch(() => [null, null, null]);
+  if (!queue || !events || !nodes) return;
+  metrics.queueDepth.reset();
+  metrics.queueOldest.reset();
+  for (const q of queue) {
+    metrics.queueDepth.set({ state: q.state, channel: q.channel }, q.count);
+    if (q.oldest !== null) metrics.queueOldest.set({ state: q.state, channel: q.channel }, (now() - q.oldest) / 1000);
+  }
+  for (const name of carriers()) metrics.carrierSkipped.set({ carrier: name }, skipped(name) ? 1 : 0);
+  metrics.outboxDepth.reset();
+  for (const e of events) metrics.outboxDepth.set({ state: e.state }, e.count);
+  metrics.nodeUp.reset();
+  metrics.nodeHeartbeat.reset();
+  for (const n of nodes) {
+    metrics.nodeUp.set({ node: n.id }, n.live ? 1 : 0);
+    metrics.nodeHeartbeat.set({ node: n.id }, n.seenAt / 1000);
+  }
+}

@@ -1,9 +1,9 @@
 // The admin API under /admin: look a message up, list and requeue dead letters, list receipts that
-// matched no message, retry failed messages, purge. Thin: arguments are read by pipeline/operator.ts,
+// matched no message, retry failed messages, purge. Thin: arguments are read by operator.ts,
 // the work is the store's.
 import { Elysia } from "elysia";
 import type { Logger } from "pino";
-import { OperatorInputError, positiveInt, purgeOlderThan, requeueTarget, retryFilter } from "../pipeline/operator.ts";
+import { OperatorInputError, positiveInt, purgeOlderThan, requeueTarget, retryFilter } from "./operator.ts";
 import type { CapabilityMemory } from "../pipeline/capability.ts";
 import type { Store } from "../store/index.ts";
 
@@ -11,11 +11,11 @@ export interface AdminDeps {
   store: Store;
   log: Logger;
   now: () => number;
-  /** Answers the request itself when it is not authorised (see admin-auth.ts). */
+  /** Answers the request itself when it is not authorised (see auth.ts). */
   refuse: (request: Request, addr: string) => Response | null;
   /** A fresh validity window for messages retried by the operator. */
   validityMs: number;
-  dedupWindowHours: number;
+  dedupWindowMs: number;
   /** Requeued events or retried messages are due now: wake the loops instead of waiting for their poll. */
   onRequeued: () => void;
   onRetried: () => void;
@@ -139,7 +139,7 @@ export function admin(d: AdminDeps) {
       "/admin/purge",
       guarded(async ({ request }) => {
         const body = await readJson(request);
-        const purged = await purgeOlderThan(d.store, positiveInt(body.older_than_hours, "older_than_hours"), d.dedupWindowHours, d.now());
+        const purged = await purgeOlderThan(d.store, positiveInt(body.older_than_hours, "older_than_hours"), d.dedupWindowMs, d.now());
         d.log.info(purged, "admin: purged");
         return json(200, purged);
       }),

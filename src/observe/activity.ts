@@ -2,7 +2,7 @@
 // and per carrier) and the last problems from the log, grouped. Small fixed rings in memory: bounded, and gone on restart by design (the
 // database and /metrics are the record; this is a glance).
 import { Writable } from "node:stream";
-import type { SubmitResult } from "../adapters/carrier.ts";
+import type { SubmitResult } from "../../adapters/carrier.ts";
 
 export type SubmitOutcome = SubmitResult["kind"];
 export type OutcomeCounts = Record<SubmitOutcome, number>;

@@ -1,6 +1,8 @@
 // `mms-gateway webhook-sink`: a small receiver that verifies the JWT the way Bloomreach does and
 // prints each delivery report; for trying the gateway and for checking a callback secret.
 import { jwtVerify } from "jose";
+import { ConfigError } from "../config.ts";
+import { flag } from "./args.ts";
 
 export function startWebhookSink(opts: { listen: string; secret: string; bearer: boolean }): { url: string; stop(): void } {
   const key = new TextEncoder().encode(opts.secret);
@@ -29,4 +31,13 @@ export function startWebhookSink(opts: { listen: string; secret: string; bearer:
     },
   });
   return { url: `http://${host}:${server.port}/`, stop: () => server.stop(true) };
+}
+
+/** The command: runs until the process is stopped. */
+export function runWebhookSink(args: string[]): number {
+  const secret = flag(args, "--secret");
+  if (!secret) throw new ConfigError(["webhook-sink needs --secret (the account's callback_secret)"]);
+  const sink = startWebhookSink({ listen: flag(args, "--listen") ?? "127.0.0.1:9000", secret, bearer: args.includes("--bearer") });
+  console.log(`webhook sink listening on ${sink.url}`);
+  return -1;
 }

@@ -3,10 +3,10 @@
 // turn, and the gateway's loops poll the database at least every second, so requeued and retried
 // work is picked up without telling the gateway.
 import { join } from "node:path";
-import { ConfigError, defaultConfig, deliveryPolicy, loadConfigFile, type Config } from "./config.ts";
-import { OperatorInputError, positiveInt, purgeOlderThan, requeueTarget, retryFilter } from "./pipeline/operator.ts";
-import { CapabilityMemory } from "./pipeline/capability.ts";
-import { openStore } from "./store/open.ts";
+import { ConfigError, defaultConfig, durations, loadConfigFile, storeOptions, type Config } from "../config.ts";
+import { OperatorInputError, positiveInt, purgeOlderThan, requeueTarget, retryFilter } from "../admin/operator.ts";
+import { CapabilityMemory } from "../pipeline/capability.ts";
+import { openStore } from "../store/open.ts";
 
 export const adminUsage = `  mms-gateway admin (--config FILE | --data DIR) show ID|REQUEST_ID
   mms-gateway admin (--config FILE | --data DIR) dead-letters [--limit N]
@@ -61,10 +61,8 @@ export async function runAdmin(args: string[], io: Output = { out: (s) => consol
     io.err(`${config.store.path}: no database there`);
     return 2;
   }
-  const store = await openStore(config.store, null, {
-    now: Date.now,
-    ...deliveryPolicy(config),
-  });
+  const ms = durations(config);
+  const store = await openStore(config.store, null, storeOptions(config, Date.now));
   const print = (v: unknown) => io.out(JSON.stringify(v, null, 2));
   try {
     switch (cmd) {
@@ -93,11 +91,11 @@ export async function runAdmin(args: string[], io: Output = { out: (s) => consol
         return 0;
       case "retry-failed": {
         const filter = retryFilter({ since: opts.get("--since"), error: opts.get("--error"), account: opts.get("--account"), limit: opts.get("--limit") });
-        print({ retried: await store.retryFailed(filter, config.delivery.validity_hours * 3_600_000) });
+        print({ retried: await store.retryFailed(filter, ms.validityMs) });
         return 0;
       }
       case "capability": {
-        const memory = new CapabilityMemory(store, config.capability.remember_days * 86_400_000, () => {});
+        const memory = new CapabilityMemory(store, ms.noMmsMemoryMs, () => {});
         if (rest.length === 0) {
           print(await memory.list());
           return 0;
@@ -110,7 +108,7 @@ export async function runAdmin(args: string[], io: Output = { out: (s) => consol
       }
       default: {
         const hours = positiveInt(opts.get("--older-than"), "--older-than");
-        print(await purgeOlderThan(store, hours, config.store.dedup_window_hours, Date.now()));
+        print(await purgeOlderThan(store, hours, ms.dedupWindowMs, Date.now()));
         return 0;
       }
     }
