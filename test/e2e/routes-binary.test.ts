@@ -39,7 +39,7 @@ describe("routes in the compiled binary", () => {
     const dir = tempDir();
     const smpp = { kind: "smpp", host: "127.0.0.1", tps: 1000, reconnect_min_ms: 100, reconnect_max_ms: 300 };
     const doc = testConfigDoc(dir, {
-      log: { level: "warn" },
+      log: { level: "info" },
       carriers: { sms: { ...smpp, port: smsc0.port }, uk_a: { ...smpp, port: smscA.port } },
       routes: [{ channel: "sms", prefixes: ["44"], carriers: ["uk_a", "sms"] }],
     });
@@ -59,7 +59,9 @@ describe("routes in the compiled binary", () => {
         const binds = [smsc0.binds.length, smscA.binds.length];
         configFor(dir, { ...doc, carriers: { ...(doc.carriers as object), uk_c: { ...smpp, port: smscC.port } }, routes: [{ channel: "sms", prefixes: ["49"], carriers: ["uk_c"] }, ...(doc.routes as object[])] });
         gw.proc.kill("SIGHUP");
-        await waitFor("uk_c bound", () => smscC.openSessions > 0);
+        // The new route takes effect once the reload is done, which is after uk_c has bound.
+        await waitFor("reloaded", () => gw.output().includes("carriers and routes reloaded"));
+        expect(smscC.openSessions).toBeGreaterThan(0);
         const de = await post(gw.url, "/sms", sms("+4915112345678", "bin-de"));
         await waitFor("delivered via uk_c", () => sink.byMessage(de.json.id)[0]?.status === "delivered");
         expect(smscC.submits.map((s) => s.raw.toString())).toEqual(["bin-de"]);
