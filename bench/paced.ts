@@ -1,0 +1,93 @@
+// bench/paced: the steady load operators run (#15). SMS end to end (POST /sms → submit_sm to the simulator,
+// which answers at once and sends a DELIVRD receipt → batched webhook) paced at 100, 1,000 and 3,000 msg/s
+// for a bounded count each, through the compiled binary. The figure is CPU ms per message of the gateway
+// process (utime+stime from /proc, first send → last callback): far less sensitive to a loaded machine than
+// throughput. The floor beside it: CPU per request of a bare Bun.serve answering 200, paced alike by the
+// same client — what receiving the HTTP requests alone costs at that rate.
+// Usage: bun bench/paced.ts [rate …]   (PACED_SECONDS per rate, BENCH_RUNS; bench/run.ts calls benchPaced())
+import { apiPost, cpuMs, e2eRun, fmtN, quick, rawLoad, spawnHelper, spread, startCeiling, startCountingSink, startGateway, type Row } from "./lib.ts";
+
+const RATES = [100, 1000, 3000];
+const CONNECTIONS = 64;
+const WARMUP = 2000;
+
+const loadavg = () => require("node:fs").readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ") as string;
+
+/** CPU ms per request of the bare server at `rate`, over `n` requests. */
+async function floorCpu(rate: number, n: number): Promise<number> {
+  const bare = await startCeiling();
+  try {
+    const port = Number(new URL(bare.url).port);
+    const req = (i: number) => apiPost("/sms", { to: "0012025550123", from: "12345", text: "Benchmark message", request_id: `f-${i}` });
+    const c0 = cpuMs(bare.proc.pid);
+    const r = await rawLoad({ port, n, connections: CONNECTIONS, rate, deadlineS: Math.ceil(n / rate) + 30, request: req });
+    return (cpuMs(bare.proc.pid) - c0) / Math.max(1, r.ok);
+  } finally {
+    await bare.stop();
+  }
+}
+
+export interface PacedFigure {
+  rate: number;
+  cpuPerMsg: number;
+  floor: number;
+  p50: number;
+  p99: number;
+  load: string;
+}
+
+/** One gateway per run, warmed up, then each rate in turn. */
+export async function pacedRuns(rates = RATES, runs = Number(process.env.BENCH_RUNS ?? (quick ? 1 : 3)), seconds = Number(process.env.PACED_SECONDS ?? (quick ? 4 : 10))): Promise<PacedFigure[][]> {
+  const sink = await startCountingSink();
+  const sim = await spawnHelper("smpp-smsc.ts", { SMSC_RECEIPTS: "1" });
+  const out: PacedFigure[][] = rates.map(() => []);
+  try {
+    for (let run = 0; run < runs; run++) {
+      const gw = await startGateway({
+        carriers: { sms: { kind: "smpp", host: "127.0.0.1", port: sim.port, system_id: "gw", password: "pw", window: 500, tps: 0, concurrency: 1000 } },
+        limits: { queue_high_water: 100_000_000 },
+        webhooks: { batch_max_events: 100, batch_max_wait_ms: 5 },
+      });
+      try {
+        const tag0 = `p${run}-${Date.now().toString(36)}-`;
+        const request = (tag: string) => (i: number) => apiPost("/sms", { to: "0012025550123", from: "12345", text: "Benchmark message", request_id: tag + i, callback_url: sink.url });
+        // JIT warm-up at the middle rate, not measured.
+        await e2eRun({ port: gw.port, sink, n: WARMUP, connections: CONNECTIONS, rate: 1000, request: request(`${tag0}w-`), key: (i) => `${tag0}w-${i}`, pids: [gw.proc.pid], deadlineS: 60 });
+        for (const [k, rate] of rates.entries()) {
+          const n = rate * seconds;
+          const tag = `${tag0}${rate}-`;
+          const load = loadavg();
+          const r = await e2eRun({ port: gw.port, sink, n, connections: CONNECTIONS, rate, request: request(tag), key: (i) => tag + i, pids: [gw.proc.pid], deadlineS: seconds + 60 });
+          const floor = await floorCpu(rate, n);
+          out[k]!.push({ rate, cpuPerMsg: r.cpuPerMsg, floor, p50: r.p50, p99: r.p99, load });
+          console.error(
+            `paced run ${run} ${fmtN(rate)}/s × ${fmtN(n)}: ${r.cpuPerMsg.toFixed(3)} CPU ms/msg (bare floor ${floor.toFixed(3)}), e2e ${fmtN(r.e2ePerS)} msg/s, p50 ${r.p50.toFixed(1)} ms p99 ${r.p99.toFixed(1)} ms, ${r.posts} webhook POSTs; load ${load}`,
+          );
+        }
+      } finally {
+        await gw.stop();
+      }
+    }
+  } finally {
+    await sim.stop();
+    await sink.stop();
+  }
+  return out;
+}
+
+export async function benchPaced(rates = RATES): Promise<Row[]> {
+  const figures = await pacedRuns(rates);
+  return figures.map((runs) => ({
+    bench: `SMS paced (binary, ${CONNECTIONS} conn, simulator receipts)`,
+    figure: `${fmtN(runs[0]!.rate)}/s: gateway CPU ms per message (p50 ${spread(runs.map((r) => r.p50), 1)} ms, p99 ${spread(runs.map((r) => r.p99), 1)} ms; load ${runs.map((r) => r.load.split(" ")[0]).join(", ")})`,
+    gateway: spread(runs.map((r) => r.cpuPerMsg), 3),
+    ceiling: `${spread(runs.map((r) => r.floor), 3)} (bare Bun.serve 200, same pace)`,
+    ratio: spread(runs.map((r) => r.cpuPerMsg / r.floor), 1),
+    target: runs[0]!.rate === 1000 ? "≤ ½ Kannel's (kannel row)" : "",
+  }));
+}
+
+if (import.meta.main) {
+  const asked = process.argv.slice(2).map(Number).filter((x) => x > 0);
+  for (const r of await benchPaced(asked.length ? asked : RATES)) console.log(`${r.figure}: ${r.gateway} vs floor ${r.ceiling}, ratio ${r.ratio}`);
+}
