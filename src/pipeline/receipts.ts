@@ -22,6 +22,11 @@ export function carrierEvents(d: ReceiptDeps): CarrierEvents {
   const withUrl = d.accounts.filter((a) => a.enabled && a.inbound_url !== "");
   return {
     async receipt(r: CarrierReceipt) {
+      // An SMSC that reports at once sends the receipt in the same read as the answer to its submit, and
+      // the receipt would reach the store first: held, read back and applied again by the submit answer
+      // (twice the statements). One turn of the event loop lets that answer queue its write first, so
+      // both go in one commit and the receipt simply matches.
+      await new Promise((resolve) => setImmediate(resolve));
       const result = await d.store.applyReceipt(r);
       d.metrics.receipts.inc({ carrier: r.carrier, outcome: r.outcome, result });
       const log = { carrier: r.carrier, carrierId: r.carrierMessageId, outcome: r.outcome, code: r.code };
