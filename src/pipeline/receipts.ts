@@ -12,8 +12,8 @@ export interface ReceiptDeps {
   accounts: AccountConfig[];
   log: Logger;
   metrics: Metrics;
-  /** A receipt changed a message (a final event to send, or a fallback SMS to submit). */
-  onChange: () => void;
+  /** A receipt or MO wrote an event to send; `mayFallBack`: a failed receipt that may have made a fallback SMS due. */
+  onChange: (mayFallBack: boolean) => void;
 }
 
 export function carrierEvents(d: ReceiptDeps): CarrierEvents {
@@ -32,7 +32,9 @@ export function carrierEvents(d: ReceiptDeps): CarrierEvents {
       const log = { carrier: r.carrier, carrierId: r.carrierMessageId, outcome: r.outcome, code: r.code };
       if (result === "unmatched") d.log.info({ ...log, to: r.to }, "receipt matches no submitted message (or two alike); held until a submit answer names it (GET /admin/receipts/unmatched)");
       else if (d.log.isLevelEnabled("debug")) d.log.debug({ ...(await d.store.messageOfCarrierId(r.carrier, r.carrierMessageId)), ...log, result }, "receipt");
-      if (result === "applied") d.onChange();
+      // Only a failed receipt can send a message to its fallback: waking the SMS lane for the others would
+      // be an empty claim (a write transaction) per receipt.
+      if (result === "applied") d.onChange(r.outcome === "failed");
     },
     async inbound(m: InboundMessage) {
       d.metrics.inbound.inc({ channel: m.channel });
@@ -45,7 +47,7 @@ export function carrierEvents(d: ReceiptDeps): CarrierEvents {
       }
       const eventId = await d.store.recordInbound(inboundAccount.id, inboundAccount.inbound_url, m);
       d.log.info({ carrier: m.carrier, eventId, channel: m.channel, account: inboundAccount.id, owned: owner !== null }, "MO message queued for the inbound URL");
-      d.onChange();
+      d.onChange(false);
     },
     moIncomplete(x: MoIncomplete) {
       d.metrics.moIncomplete.inc({ carrier: x.carrier, reason: x.reason, result: x.delivered ? "delivered" : "lost" });
