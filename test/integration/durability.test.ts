@@ -233,6 +233,24 @@ describe("the gateway's own fsync", () => {
     expect(syncs).toBe(2);
   });
 
+  test("a write that throws leaves nothing behind, alone or in a group, and the others of its group are kept", async () => {
+    const db = openDatabase(join(tempDir(), "w.db"));
+    const writer = new GroupCommit(db);
+    cleanup.push(() => {
+      writer.drain();
+      db.close();
+    });
+    db.run("CREATE TABLE t (x INTEGER PRIMARY KEY)");
+    const failing = (x: number) => () => {
+      db.run("INSERT INTO t VALUES (?)", [x]);
+      throw new Error(`refused ${x}`);
+    };
+    await expect(writer.write(failing(1))).rejects.toThrow("refused 1");
+    const group = await Promise.allSettled([writer.write(() => db.run("INSERT INTO t VALUES (2)")), writer.write(failing(3)), writer.write(() => db.run("INSERT INTO t VALUES (4)"))]);
+    expect(group.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+    expect(db.query("SELECT x FROM t ORDER BY x").all()).toEqual([{ x: 2 }, { x: 4 }]);
+  });
+
   test("a write resolves only after fdatasync of the WAL returned, lone or in a group", async () => {
     const dir = tempDir();
     const path = join(dir, "w.db");

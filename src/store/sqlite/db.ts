@@ -186,20 +186,28 @@ export class GroupCommit {
       for (const op of ops) op.reject(new StorageUnavailable(e));
       return;
     }
+    // A lone write needs no savepoint: when it fails, rolling back the transaction undoes just it.
+    const lone = ops.length === 1;
+    let committed = true;
     try {
       for (const op of ops) {
-        this.savepoint.run();
+        if (!lone) this.savepoint.run();
         try {
           results.push({ ok: true, v: op.run() });
-          this.release.run();
+          if (!lone) this.release.run();
         } catch (e) {
           if (isStorageError(e)) throw e;
-          this.rollbackTo.run();
-          this.release.run();
+          if (!lone) {
+            this.rollbackTo.run();
+            this.release.run();
+          }
           results.push({ ok: false, v: e });
         }
       }
-      this.commit.run();
+      if (lone && !results[0]!.ok) {
+        this.rollback.run();
+        committed = false;
+      } else this.commit.run();
     } catch (e) {
       try {
         this.rollback.run();
@@ -210,7 +218,7 @@ export class GroupCommit {
       for (const op of ops) op.reject(new StorageUnavailable(e));
       return;
     }
-    if (this.totalChanges() === changesBefore) {
+    if (!committed || this.totalChanges() === changesBefore) {
       // Wrote nothing (an empty claim, a replayed request): no fsync of its own. What it read may be
       // committed but not yet on disk, so it is told once every earlier commit is.
       const settle = () => this.settleOps(ops, results);
