@@ -4,7 +4,11 @@
 // process (utime+stime from /proc, first send → last callback): far less sensitive to a loaded machine than
 // throughput. The floor beside it: CPU per request of a bare Bun.serve answering 200, paced alike by the
 // same client — what receiving the HTTP requests alone costs at that rate.
+// Also "one at a time": each message sent only once the previous one's callback arrived, so every step
+// (accept, claim, submit answer, receipt, webhook) runs alone whatever the machine's load — the fixed cost
+// per message that small groups pay, and the figure least moved by other work on the machine.
 // Usage: bun bench/paced.ts [rate …]   (PACED_SECONDS per rate, BENCH_RUNS; bench/run.ts calls benchPaced())
+import { ACME_KEY } from "../test/support/app.ts";
 import { apiPost, cpuMs, e2eRun, fmtN, quick, rawLoad, spawnHelper, spread, startCeiling, startCountingSink, startGateway, type Row } from "./lib.ts";
 
 const RATES = [100, 1000, 3000];
@@ -27,6 +31,24 @@ async function floorCpu(rate: number, n: number): Promise<number> {
   }
 }
 
+/** CPU ms per message of the gateway sending `n` messages one at a time (next after the previous callback). */
+async function lockstep(gatewayUrl: string, pid: number, sink: Awaited<ReturnType<typeof startCountingSink>>, n: number, tag: string): Promise<number> {
+  await sink.reset();
+  const c0 = cpuMs(pid);
+  for (let i = 0; i < n; i++) {
+    const body = JSON.stringify({ to: "0012025550123", from: "12345", text: "Benchmark message", request_id: `${tag}${i}`, callback_url: sink.url });
+    const r = await fetch(`${gatewayUrl}/sms`, { method: "POST", headers: { "Chan-Api-Key": ACME_KEY, "content-type": "application/json" }, body });
+    if (r.status !== 200) throw new Error(`one at a time: HTTP ${r.status}`);
+    await r.arrayBuffer();
+    const until = Date.now() + 30_000;
+    while ((await sink.stats()).events < i + 1) {
+      if (Date.now() > until) throw new Error(`one at a time: no callback for message ${i}`);
+      await Bun.sleep(1);
+    }
+  }
+  return (cpuMs(pid) - c0) / n;
+}
+
 export interface PacedFigure {
   rate: number;
   cpuPerMsg: number;
@@ -37,10 +59,16 @@ export interface PacedFigure {
 }
 
 /** One gateway per run, warmed up, then each rate in turn. */
-export async function pacedRuns(rates = RATES, runs = Number(process.env.BENCH_RUNS ?? (quick ? 1 : 3)), seconds = Number(process.env.PACED_SECONDS ?? (quick ? 4 : 10))): Promise<PacedFigure[][]> {
+export async function pacedRuns(
+  rates = RATES,
+  runs = Number(process.env.BENCH_RUNS ?? (quick ? 1 : 3)),
+  seconds = Number(process.env.PACED_SECONDS ?? (quick ? 4 : 10)),
+  alone = Number(process.env.PACED_ALONE ?? (quick ? 200 : 500)),
+): Promise<{ paced: PacedFigure[][]; alone: { cpuPerMsg: number; load: string }[] }> {
   const sink = await startCountingSink();
   const sim = await spawnHelper("smpp-smsc.ts", { SMSC_RECEIPTS: "1" });
   const out: PacedFigure[][] = rates.map(() => []);
+  const single: { cpuPerMsg: number; load: string }[] = [];
   try {
     for (let run = 0; run < runs; run++) {
       const gw = await startGateway({
@@ -53,6 +81,12 @@ export async function pacedRuns(rates = RATES, runs = Number(process.env.BENCH_R
         const request = (tag: string) => (i: number) => apiPost("/sms", { to: "0012025550123", from: "12345", text: "Benchmark message", request_id: tag + i, callback_url: sink.url });
         // JIT warm-up at the middle rate, not measured.
         await e2eRun({ port: gw.port, sink, n: WARMUP, connections: CONNECTIONS, rate: 1000, request: request(`${tag0}w-`), key: (i) => `${tag0}w-${i}`, pids: [gw.proc.pid], deadlineS: 60 });
+        if (alone > 0) {
+          const load = loadavg();
+          const cpu = await lockstep(gw.url, gw.proc.pid, sink, alone, `${tag0}a-`);
+          single.push({ cpuPerMsg: cpu, load });
+          console.error(`paced run ${run} one at a time × ${alone}: ${cpu.toFixed(3)} CPU ms/msg; load ${load}`);
+        }
         for (const [k, rate] of rates.entries()) {
           const n = rate * seconds;
           const tag = `${tag0}${rate}-`;
@@ -72,19 +106,32 @@ export async function pacedRuns(rates = RATES, runs = Number(process.env.BENCH_R
     await sim.stop();
     await sink.stop();
   }
-  return out;
+  return { paced: out, alone: single };
 }
 
 export async function benchPaced(rates = RATES): Promise<Row[]> {
-  const figures = await pacedRuns(rates);
-  return figures.map((runs) => ({
-    bench: `SMS paced (binary, ${CONNECTIONS} conn, simulator receipts)`,
+  const { paced, alone } = await pacedRuns(rates);
+  const label = `SMS paced (binary, ${CONNECTIONS} conn, simulator receipts)`;
+  const rows: Row[] = alone.length
+    ? [
+        {
+          bench: label,
+          figure: `one at a time (next after the previous callback): gateway CPU ms per message (load ${alone.map((r) => r.load.split(" ")[0]).join(", ")})`,
+          gateway: spread(alone.map((r) => r.cpuPerMsg), 3),
+          ceiling: "",
+          ratio: "",
+          target: "",
+        },
+      ]
+    : [];
+  return rows.concat(paced.map((runs) => ({
+    bench: label,
     figure: `${fmtN(runs[0]!.rate)}/s: gateway CPU ms per message (p50 ${spread(runs.map((r) => r.p50), 1)} ms, p99 ${spread(runs.map((r) => r.p99), 1)} ms; load ${runs.map((r) => r.load.split(" ")[0]).join(", ")})`,
     gateway: spread(runs.map((r) => r.cpuPerMsg), 3),
     ceiling: `${spread(runs.map((r) => r.floor), 3)} (bare Bun.serve 200, same pace)`,
     ratio: spread(runs.map((r) => r.cpuPerMsg / r.floor), 1),
     target: runs[0]!.rate === 1000 ? "≤ ½ Kannel's (kannel row)" : "",
-  }));
+  })));
 }
 
 if (import.meta.main) {
