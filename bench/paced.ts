@@ -9,7 +9,10 @@
 // per message that small groups pay, and the figure least moved by other work on the machine.
 // Usage: bun bench/paced.ts [rate …]   (PACED_SECONDS per rate, BENCH_RUNS; bench/run.ts calls benchPaced())
 import { ACME_KEY } from "../test/support/app.ts";
-import { apiPost, cpuMs, e2eRun, fmtN, quick, rawLoad, spawnHelper, spread, startCeiling, startCountingSink, startGateway, type Row } from "./lib.ts";
+import { e2eRun } from "./lib/e2e.ts";
+import { fmtN, quick, type Row, spread } from "./lib/figures.ts";
+import { apiPost, rawLoad } from "./lib/load.ts";
+import { cpuMs, type SinkHandle, spawnHelper, startCeiling, startCountingSink, startGateway } from "./lib/processes.ts";
 
 const RATES = [100, 1000, 3000];
 const CONNECTIONS = 64;
@@ -32,7 +35,7 @@ async function floorCpu(rate: number, n: number): Promise<number> {
 }
 
 /** CPU ms per message of the gateway sending `n` messages one at a time (next after the previous callback). */
-async function lockstep(gatewayUrl: string, pid: number, sink: Awaited<ReturnType<typeof startCountingSink>>, n: number, tag: string): Promise<number> {
+async function lockstep(gatewayUrl: string, pid: number, sink: SinkHandle, n: number, tag: string): Promise<number> {
   await sink.reset();
   const c0 = cpuMs(pid);
   for (let i = 0; i < n; i++) {
