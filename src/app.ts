@@ -41,6 +41,8 @@ export interface AppOptions {
   now?: () => number;
   /** How the WAL is fsynced (default fdatasync): tests hold it to see that nothing is told before it. */
   walSync?: WalSync;
+  /** The dispatcher's idle poll (default one second): a test sets it out of reach so only wakes drive it. */
+  dispatcherPollMs?: number;
 }
 
 export interface App {
@@ -188,6 +190,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     metrics,
     concurrency,
     claimBatch: config.delivery.claim_batch,
+    pollMs: options.dispatcherPollMs,
     paused: config.delivery.paused,
     onFinal: () => outbox.wake(),
     onSubmitted: (carrier, outcome) => activity.submitted(carrier, outcome),
@@ -198,9 +201,9 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     accounts: config.accounts,
     log,
     metrics,
-    onChange: () => {
+    onChange: (mayFallBack) => {
       outbox.wake();
-      dispatcher.wake("sms");
+      if (mayFallBack) dispatcher.wake("sms");
     },
   });
   // Work another node made due (PostgreSQL): a hint that saves waiting for the next poll.

@@ -30,6 +30,11 @@ export interface DispatcherDeps {
   onFinal?: () => void;
   /** Each carrier answer (the status page's per-carrier charts). */
   onSubmitted?: (carrier: string, outcome: SubmitResult["kind"]) => void;
+  /**
+   * The longest a lane waits before looking for due work by itself (written by another process, a
+   * carrier back up); default one second. Everything this process makes due wakes the lane at once.
+   */
+  pollMs?: number;
   /** Fits the media to `carrier`'s limit (its own profile); the parts to send, or why they cannot fit. */
   adapt?: (m: MmsSubmit, carrier: MmsCarrier) => Promise<MediaPart[] | { code: string; message: string }>;
   /** Why this recipient goes straight to the SMS fallback (capability memory), or null. */
@@ -44,6 +49,11 @@ interface Lane {
   pumping: boolean;
   again: boolean;
   timer: ReturnType<typeof setTimeout> | null;
+  /**
+   * Work may be due that no claim has looked for yet: set by every wake and by a full claim, cleared as
+   * a claim starts. A freed slot claims only while it is set: an empty claim is a write transaction.
+   */
+  maybeDue: boolean;
 }
 
 export class Dispatcher {
@@ -53,7 +63,7 @@ export class Dispatcher {
   private readonly pumps = new Set<Promise<void>>();
 
   constructor(private readonly d: DispatcherDeps) {
-    const lane = (channel: Channel): Lane => ({ channel, inFlight: 0, pumping: false, again: false, timer: null });
+    const lane = (channel: Channel): Lane => ({ channel, inFlight: 0, pumping: false, again: false, timer: null, maybeDue: true });
     this.lanes = { mms: lane("mms"), sms: lane("sms") };
   }
 
@@ -66,6 +76,7 @@ export class Dispatcher {
   wake(channel: Channel): void {
     if (this.stopping || this.d.paused) return;
     const lane = this.lanes[channel];
+    lane.maybeDue = true;
     if (lane.pumping) {
       lane.again = true;
       return;
@@ -99,15 +110,18 @@ export class Dispatcher {
         const free = this.d.concurrency[lane.channel] - lane.inFlight;
         if (free <= 0 || this.stopping) break;
         const want = Math.min(free, this.d.claimBatch);
+        // Cleared before the claim: a wake while it runs says its work may have come too late for it.
+        lane.maybeDue = false;
         let claimed: StoredMessage[];
         try {
           claimed = await this.d.store.claimDue(lane.channel, want, (m) => this.d.router.choose(m));
         } catch (e) {
+          lane.maybeDue = true;
           this.d.log.error({ err: (e as Error).message, channel: lane.channel }, "claiming due messages failed; retrying shortly");
           break;
         }
         for (const m of claimed) this.track(lane, m);
-        if (claimed.length === want) lane.again = true;
+        if (claimed.length === want) lane.again = lane.maybeDue = true;
       } while (lane.again && !this.stopping);
     } finally {
       lane.pumping = false;
@@ -124,7 +138,7 @@ export class Dispatcher {
       lane.timer = null;
       return;
     }
-    let delay = 1000;
+    let delay = this.d.pollMs ?? 1000;
     try {
       const next = await this.d.store.nextDue("accepted", lane.channel);
       if (next !== null) delay = Math.max(5, Math.min(delay, next - Date.now()));
@@ -142,16 +156,21 @@ export class Dispatcher {
   private track(lane: Lane, m: StoredMessage): void {
     lane.inFlight++;
     const p = this.submitOne(m)
-      .catch((e) => this.d.log.error({ messageId: m.id, requestId: m.requestId, err: (e as Error).stack }, "submit bookkeeping failed"))
-      .finally(() => {
+      .catch((e) => {
+        this.d.log.error({ messageId: m.id, requestId: m.requestId, err: (e as Error).stack }, "submit bookkeeping failed");
+        return false;
+      })
+      .then((taken) => {
         lane.inFlight--;
         this.inFlight.delete(p);
-        this.wake(lane.channel);
+        // A message the carrier took makes nothing due; any other answer may (a retry, the route's next carrier).
+        if (!taken || lane.maybeDue) this.wake(lane.channel);
       });
     this.inFlight.add(p);
   }
 
-  private async submitOne(m: StoredMessage): Promise<void> {
+  /** True when the carrier took the message and that is stored. */
+  private async submitOne(m: StoredMessage): Promise<boolean> {
     const name = m.carrier!;
     const target = this.d.carriers.get(name);
     const started = performance.now();
@@ -183,7 +202,7 @@ export class Dispatcher {
         // Finals and fallbacks are counted where every path to them passes: the store's onOutcome.
         if (r.fallback) this.wake("sms");
         if (r.final || r.fallback) this.d.onFinal?.();
-        return;
+        return result.kind === "ok";
       } catch (e) {
         // Only storage trouble is worth retrying; anything else (the message moved on meanwhile) will
         // fail the same way forever, and the stored state is the truth.

@@ -41,6 +41,7 @@ export class Outbox {
   /** (account, URL) with a batch in flight, by `accountId\nurl`: the next batch for one waits for its answer. */
   private readonly busy = new Map<string, WebhookKey>();
   private readonly keys = new Map<string, Uint8Array>();
+  private readonly tokens = new Map<string, { iat: number; jwt: string }>();
   private timer: ReturnType<typeof setTimeout> | null = null;
   /** Wall-clock time the pending timer fires (timers run on the real clock, not the injected one). */
   private timerAt = 0;
@@ -153,7 +154,7 @@ export class Outbox {
     const seqs = batch.map((e) => e.seq);
     const key = this.keys.get(first.accountId);
     if (!key) return this.dead(batch, `no callback secret for account ${first.accountId}`);
-    const jwt = await new SignJWT({}).setProtectedHeader({ alg: "HS256", typ: "JWT" }).setIssuedAt(Math.floor(this.d.now() / 1000)).sign(key);
+    const jwt = await this.token(first.accountId, key);
     const headers = {
       "content-type": "application/json",
       authorization: this.d.settings.bearer_prefix ? `Bearer ${jwt}` : jwt,
@@ -178,6 +179,19 @@ export class Outbox {
     }
     if (!retryable(status)) return this.dead(batch, `HTTP ${status} from the callback URL`);
     await this.retry(batch, `HTTP ${status}`);
+  }
+
+  /**
+   * The token for a POST: HS256 over {iat} alone, so every token an account's batches get within one second
+   * is the same string. Signed once per account and second (each signing also imports the key).
+   */
+  private async token(accountId: string, key: Uint8Array): Promise<string> {
+    const iat = Math.floor(this.d.now() / 1000);
+    const cached = this.tokens.get(accountId);
+    if (cached?.iat === iat) return cached.jwt;
+    const jwt = await new SignJWT({}).setProtectedHeader({ alg: "HS256", typ: "JWT" }).setIssuedAt(iat).sign(key);
+    this.tokens.set(accountId, { iat, jwt });
+    return jwt;
   }
 
   private async retry(batch: PendingEvent[], why: string): Promise<void> {

@@ -12,8 +12,8 @@ export interface ReceiptDeps {
   accounts: AccountConfig[];
   log: Logger;
   metrics: Metrics;
-  /** A receipt changed a message (a final event to send, or a fallback SMS to submit). */
-  onChange: () => void;
+  /** A receipt or MO wrote an event to send; `mayFallBack`: a failed receipt that may have made a fallback SMS due. */
+  onChange: (mayFallBack: boolean) => void;
 }
 
 export function carrierEvents(d: ReceiptDeps): CarrierEvents {
@@ -22,12 +22,19 @@ export function carrierEvents(d: ReceiptDeps): CarrierEvents {
   const withUrl = d.accounts.filter((a) => a.enabled && a.inbound_url !== "");
   return {
     async receipt(r: CarrierReceipt) {
+      // An SMSC that reports at once sends the receipt in the same read as the answer to its submit, and
+      // the receipt would reach the store first: held, read back and applied again by the submit answer
+      // (twice the statements). One turn of the event loop lets that answer queue its write first, so
+      // both go in one commit and the receipt simply matches.
+      await new Promise((resolve) => setImmediate(resolve));
       const result = await d.store.applyReceipt(r);
       d.metrics.receipts.inc({ carrier: r.carrier, outcome: r.outcome, result });
       const log = { carrier: r.carrier, carrierId: r.carrierMessageId, outcome: r.outcome, code: r.code };
       if (result === "unmatched") d.log.info({ ...log, to: r.to }, "receipt matches no submitted message (or two alike); held until a submit answer names it (GET /admin/receipts/unmatched)");
       else if (d.log.isLevelEnabled("debug")) d.log.debug({ ...(await d.store.messageOfCarrierId(r.carrier, r.carrierMessageId)), ...log, result }, "receipt");
-      if (result === "applied") d.onChange();
+      // Only a failed receipt can send a message to its fallback: waking the SMS lane for the others would
+      // be an empty claim (a write transaction) per receipt.
+      if (result === "applied") d.onChange(r.outcome === "failed");
     },
     async inbound(m: InboundMessage) {
       d.metrics.inbound.inc({ channel: m.channel });
@@ -40,7 +47,7 @@ export function carrierEvents(d: ReceiptDeps): CarrierEvents {
       }
       const eventId = await d.store.recordInbound(inboundAccount.id, inboundAccount.inbound_url, m);
       d.log.info({ carrier: m.carrier, eventId, channel: m.channel, account: inboundAccount.id, owned: owner !== null }, "MO message queued for the inbound URL");
-      d.onChange();
+      d.onChange(false);
     },
     moIncomplete(x: MoIncomplete) {
       d.metrics.moIncomplete.inc({ carrier: x.carrier, reason: x.reason, result: x.delivered ? "delivered" : "lost" });

@@ -94,7 +94,11 @@ for (const engine of engines) {
         const body = sendBody({ callback_url: sink.url });
         const r = await post(app.url, "/mms", body);
         await waitFor("delivered", () => sink.byMessage(r.json.id).length > 0);
-        const byId = await adminFetch(app.url, `/admin/messages/${r.json.id}`);
+        // The sink has the POST before the gateway has its answer and marks the event delivered.
+        const byId = await waitFor("the webhook's answer recorded", async () => {
+          const got = await adminFetch(app.url, `/admin/messages/${r.json.id}`);
+          return got.json?.events?.[0]?.state !== "pending" && got;
+        });
         expect(byId.status).toBe(200);
         expect(byId.json).toMatchObject({ id: r.json.id, requestId: body.request_id, state: "delivered" });
         expect(byId.json.events[0]).toMatchObject({ kind: "delivered", state: "delivered" });

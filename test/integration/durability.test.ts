@@ -201,6 +201,56 @@ describe("after a failed fsync", () => {
 });
 
 describe("the gateway's own fsync", () => {
+  test("a write that changed nothing has no fsync of its own, yet is told only once the commits before it are on disk", async () => {
+    const held = new HeldSync();
+    const db = openDatabase(join(tempDir(), "w.db"));
+    const writer = new GroupCommit(db, held);
+    cleanup.push(async () => {
+      await held.releaseAll();
+      writer.drain();
+      db.close();
+    });
+    db.run("CREATE TABLE t (x INTEGER PRIMARY KEY)");
+    let syncs = 0;
+    const sync = held.sync.bind(held);
+    held.sync = (fd, lone, done) => (syncs++, sync(fd, lone, done));
+
+    await writer.write(() => db.run("INSERT INTO t VALUES (1)"));
+    expect(await writer.write(() => db.query("INSERT OR IGNORE INTO t VALUES (1)").run().changes)).toBe(0);
+    expect(syncs).toBe(1);
+
+    // Behind a held fsync, a write that only reads what that fsync covers waits for it.
+    const order: string[] = [];
+    const hold = held.hold("insert 2", () => db.query("SELECT 1 FROM t WHERE x = 2").get() !== null);
+    const insert = writer.write(() => db.run("INSERT INTO t VALUES (2)")).then(() => order.push("insert"));
+    await waitFor("the fsync covering the insert to start", () => hold.started);
+    const read = writer.write(() => db.query("SELECT x FROM t WHERE x = 2").get()).then((row) => order.push(`read ${JSON.stringify(row)}`));
+    for (let turn = 0; turn < 3; turn++) await new Promise((r) => setImmediate(r));
+    expect(order).toEqual([]);
+    await hold.release();
+    await Promise.all([insert, read]);
+    expect(order).toEqual(["insert", 'read {"x":2}']);
+    expect(syncs).toBe(2);
+  });
+
+  test("a write that throws leaves nothing behind, alone or in a group, and the others of its group are kept", async () => {
+    const db = openDatabase(join(tempDir(), "w.db"));
+    const writer = new GroupCommit(db);
+    cleanup.push(() => {
+      writer.drain();
+      db.close();
+    });
+    db.run("CREATE TABLE t (x INTEGER PRIMARY KEY)");
+    const failing = (x: number) => () => {
+      db.run("INSERT INTO t VALUES (?)", [x]);
+      throw new Error(`refused ${x}`);
+    };
+    await expect(writer.write(failing(1))).rejects.toThrow("refused 1");
+    const group = await Promise.allSettled([writer.write(() => db.run("INSERT INTO t VALUES (2)")), writer.write(failing(3)), writer.write(() => db.run("INSERT INTO t VALUES (4)"))]);
+    expect(group.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+    expect(db.query("SELECT x FROM t ORDER BY x").all()).toEqual([{ x: 2 }, { x: 4 }]);
+  });
+
   test("a write resolves only after fdatasync of the WAL returned, lone or in a group", async () => {
     const dir = tempDir();
     const path = join(dir, "w.db");

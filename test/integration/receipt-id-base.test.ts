@@ -58,6 +58,16 @@ describe("default receipt_id_base over SMPP", () => {
     });
   }
 
+  test("a receipt the SMSC sends right behind its submit answer is matched at once, not held", async () => {
+    // The simulator writes the receipt straight after the submit_sm_resp: both usually come in one read.
+    const { sink } = await gateway({ idBase: "dec", sendReceipts: true });
+    const ids = await Promise.all(["0012025550144", "0012025550145", "0012025550146", "0012025550147"].map(sendSms));
+    await waitFor("delivered webhooks", () => ids.every((id) => sink.byMessage(id).some((e) => e.status === "delivered")));
+    const m = await scrape(app!.url);
+    expect(m.sum("gateway_receipts_total", { result: "applied" })).toBe(ids.length);
+    expect(m.sum("gateway_receipts_total", { result: "unmatched" })).toBe(0);
+  });
+
   test("an id two messages answer to (26 as written, 26 decimal = 1A hex) goes to the one sent to the receipt's handset", async () => {
     // Hex answers: the first submit is id 26 ("1A"), the second id 38 ("26"); receipts come by hand, in decimal.
     const { smsc } = await gateway({ idBase: "hex", idNumber: (n) => (n === 1 ? 26 : 38) });

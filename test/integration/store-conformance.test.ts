@@ -160,6 +160,8 @@ for (const engine of engines) {
       expect((await store.getMessage(a!.id))!.state).toBe("submitted");
       await store.applyReceipt({ carrier: "sms", carrierMessageId: "a2", outcome: "delivered", timestamp: 2 });
       expect((await store.getMessage(a!.id))!.state).toBe("delivered");
+      // The delivered event names the first part's id, whichever part reported last.
+      expect(JSON.parse((await eventsOf(store, a!.id))[0]!.body).carrier_message_id).toBe("a1");
       await store.applyReceipt({ carrier: "sms", carrierMessageId: "b2", outcome: "failed", code: "smpp:UNDELIV", timestamp: 3 });
       await store.applyReceipt({ carrier: "sms", carrierMessageId: "b1", outcome: "delivered", timestamp: 4 });
       expect((await store.getMessage(b!.id))!.state).toBe("failed");

@@ -70,7 +70,8 @@ export class SqliteCore {
       ),
       carrierIdSetOutcome: q("UPDATE carrier_ids SET outcome = ? WHERE carrier = ? AND carrier_id = ?"),
       carrierIdsOf: q("SELECT carrier, carrier_id, part, outcome FROM carrier_ids WHERE message_id = ? ORDER BY carrier, part"),
-      partsOf: q("SELECT carrier_id, part, outcome FROM carrier_ids WHERE message_id = ? AND carrier = ? ORDER BY part"),
+      // Sorted by part in JavaScript: ORDER BY here builds a temporary B-tree per call (~10 µs for a one-row answer).
+      partsOf: q("SELECT carrier_id, part, outcome FROM carrier_ids WHERE message_id = ? AND carrier = ?"),
       earlyInsert: q("INSERT INTO early_receipts (carrier, carrier_id, receipt, received_at) VALUES (?, ?, ?, ?)"),
       earlyAt: q("SELECT receipt, received_at FROM early_receipts WHERE carrier = ? AND carrier_id = ?"),
       // By key and text, so the index is used: on the submit path, a scan would cost every held receipt.
@@ -192,7 +193,9 @@ export class SqliteCore {
     const m = toMessage(row);
     if (m.state !== "submitted") return "duplicate";
     // Only the parts of this carrier's submit: after a fallback the failed MMS id is still on record.
-    const parts = (this.s.partsOf!.all(m.id, r.carrier) as Row[]).map((p) => ({ carrierId: p.carrier_id as string, outcome: p.outcome as CarrierReceipt["outcome"] | null }));
+    const parts = (this.s.partsOf!.all(m.id, r.carrier) as Row[])
+      .sort((a, b) => (a.part as number) - (b.part as number))
+      .map((p) => ({ carrierId: p.carrier_id as string, outcome: p.outcome as CarrierReceipt["outcome"] | null }));
     const t = decideReceipt(m, r, key, parts, this.opts.noMmsMemoryMs);
     if (t) this.apply(m, t);
     return "applied";

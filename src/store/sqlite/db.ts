@@ -97,7 +97,6 @@ interface Op {
 interface Committed {
   ops: Op[];
   results: { ok: boolean; v: unknown }[];
-  changed: boolean;
 }
 
 export class GroupCommit {
@@ -187,20 +186,28 @@ export class GroupCommit {
       for (const op of ops) op.reject(new StorageUnavailable(e));
       return;
     }
+    // A lone write needs no savepoint: when it fails, rolling back the transaction undoes just it.
+    const lone = ops.length === 1;
+    let committed = true;
     try {
       for (const op of ops) {
-        this.savepoint.run();
+        if (!lone) this.savepoint.run();
         try {
           results.push({ ok: true, v: op.run() });
-          this.release.run();
+          if (!lone) this.release.run();
         } catch (e) {
           if (isStorageError(e)) throw e;
-          this.rollbackTo.run();
-          this.release.run();
+          if (!lone) {
+            this.rollbackTo.run();
+            this.release.run();
+          }
           results.push({ ok: false, v: e });
         }
       }
-      this.commit.run();
+      if (lone && !results[0]!.ok) {
+        this.rollback.run();
+        committed = false;
+      } else this.commit.run();
     } catch (e) {
       try {
         this.rollback.run();
@@ -211,8 +218,16 @@ export class GroupCommit {
       for (const op of ops) op.reject(new StorageUnavailable(e));
       return;
     }
+    if (!committed || this.totalChanges() === changesBefore) {
+      // Wrote nothing (an empty claim, a replayed request): no fsync of its own. What it read may be
+      // committed but not yet on disk, so it is told once every earlier commit is.
+      const settle = () => this.settleOps(ops, results);
+      if (this.durableCommits >= this.commits) settle();
+      else this.durableWaiters.push({ commits: this.commits, resolve: settle, reject: settle });
+      return;
+    }
     this.commits++;
-    this.awaitingSync.push({ ops, results, changed: this.totalChanges() !== changesBefore });
+    this.awaitingSync.push({ ops, results });
     this.sync();
   }
 
@@ -287,24 +302,27 @@ export class GroupCommit {
         // Only a restart (recovery from what the disk really holds) is safe; the app decides how to do it.
         this.onFsyncFailure?.(error);
       }
-    } else if (!this.broken) {
-      if (batches.some((b) => b.changed)) this.healthy = true;
-      this.durableCommits += batches.length;
-      for (const w of this.durableWaiters.splice(0)) {
-        if (this.durableCommits >= w.commits) w.resolve();
-        else this.durableWaiters.push(w);
-      }
-      this.onDurable?.();
     }
-    for (const { ops, results } of batches) {
-      ops.forEach((op, i) => {
-        const r = results[i]!;
-        // Committed after a failed fsync: even a later fsync that succeeds proves nothing (see above).
-        if (this.broken) op.reject(this.broken);
-        else if (r.ok) op.resolve(r.v);
-        else op.reject(r.v);
-      });
+    for (const { ops, results } of batches) this.settleOps(ops, results);
+    if (error || this.broken) return;
+    this.healthy = true;
+    this.durableCommits += batches.length;
+    // After the writes themselves: what waited for them (reads, writes that changed nothing) came later.
+    for (const w of this.durableWaiters.splice(0)) {
+      if (this.durableCommits >= w.commits) w.resolve();
+      else this.durableWaiters.push(w);
     }
+    this.onDurable?.();
+  }
+
+  private settleOps(ops: Op[], results: { ok: boolean; v: unknown }[]): void {
+    ops.forEach((op, i) => {
+      const r = results[i]!;
+      // Committed after a failed fsync: even a later fsync that succeeds proves nothing (see above).
+      if (this.broken) op.reject(this.broken);
+      else if (r.ok) op.resolve(r.v);
+      else op.reject(r.v);
+    });
   }
 
   /** The WAL's descriptor, opened once it exists (null for an in-memory database). */
