@@ -16,8 +16,9 @@ import initial from "./migrations/001_initial.sql" with { type: "text" };
 import routing from "./migrations/002_routing.sql" with { type: "text" };
 import media from "./migrations/003_media.sql" with { type: "text" };
 import outboxKeyLeases from "./migrations/004_outbox_key_leases.sql" with { type: "text" };
+import bindLeases from "./migrations/005_bind_leases.sql" with { type: "text" };
 
-const migrations: string[] = [initial, routing, media, outboxKeyLeases];
+const migrations: string[] = [initial, routing, media, outboxKeyLeases, bindLeases];
 
 export interface PostgresOptions extends StoreOptions {
   url: string;
