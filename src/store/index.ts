@@ -32,6 +32,8 @@ export interface StoredResponse {
 
 export interface StoreOptions extends DeliveryPolicy {
   now: () => number;
+  /** PostgreSQL: how long a node's claims, events and bind slots hold without renewal (renewed every third). */
+  leaseMs?: number;
   random?: () => number;
   /**
    * Told after each commit what it finished: a final state or a fallback. Every path that ends a

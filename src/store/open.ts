@@ -16,11 +16,7 @@ export interface StoreSettings {
  * Opens the configured store, applying its migrations first. `nodeId` null: a short-lived tool (the
  * admin command), which takes part in no claims and sends no heartbeat.
  */
-export async function openStore(
-  settings: StoreSettings,
-  nodeId: string | null,
-  opts: StoreOptions & Omit<SqliteOptions, keyof StoreOptions> & { leaseMs?: number },
-): Promise<Store> {
+export async function openStore(settings: StoreSettings, nodeId: string | null, opts: StoreOptions & Omit<SqliteOptions, keyof StoreOptions>): Promise<Store> {
   if (settings.kind === "postgres") return PostgresStore.open({ ...opts, url: settings.url, nodeId });
   return SqliteStore.open(settings.path, { ...opts, nodeId });
 }

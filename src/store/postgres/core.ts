@@ -24,8 +24,6 @@ export interface PostgresOptions extends StoreOptions {
   url: string;
   /** This node's name in leases and heartbeats; null for a short-lived tool that claims nothing. */
   nodeId: string | null;
-  /** How long a claim holds without renewal; renewed every third of it. */
-  leaseMs?: number;
   /** Connections in this node's pool. */
   poolSize?: number;
 }
