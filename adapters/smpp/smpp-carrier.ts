@@ -119,9 +119,14 @@ export function createSmppCarrier(name: string, settings: Partial<SmppSettings>,
     const lost = gone.filter((slot) => !h.surplus.includes(slot));
     if (lost.length) log.warn({ carrier: name, slots: lost }, "smpp bind lease lost to another node; closing those binds");
     for (const slot of lost) void close(slot, deps.now(), false);
-    // Surplus slots: above this node's share (or past the limit, never opened here); released once closed.
-    for (const slot of h.surplus) void close(slot, deps.now() + leases.renewEveryMs, true);
-    if (h.surplus.length) log.info({ carrier: name, slots: h.surplus }, "smpp binds above this node's share; closing and releasing them");
+    // Surplus slots: above this node's share, released once closed; one never opened here (past a
+    // lowered limit) at once. A slot still closing is left to that closing.
+    for (const slot of h.surplus) {
+      if (slots.has(slot)) {
+        log.info({ carrier: name, slot }, "smpp bind above this node's share; closing and releasing it");
+        void close(slot, deps.now() + leases.renewEveryMs, true);
+      } else if (!closing.has(slot)) void leases.release([slot]).catch((e) => log.warn({ carrier: name, slot, err: String(e) }, "smpp bind lease not released; it runs out"));
+    }
     await Promise.all(h.mine.filter((slot) => !slots.has(slot) && !closing.has(slot)).map(open));
   }
 
@@ -166,7 +171,6 @@ export function createSmppCarrier(name: string, settings: Partial<SmppSettings>,
     );
     return [...mine, ...others];
   }
-
 
   /** Next bound transmitter in turn, preferring one not paused by ESME_RTHROTTLED. */
   function pickSession(): SmppSession | undefined {
