@@ -7,8 +7,8 @@ import { ACME_SECRET, deepMerge, MM7_INBOUND, post, sendBody, tempDir, testConfi
 import { configFor, freePort, startBinary, type Running } from "../support/binary.ts";
 import { createTestDatabase, pgAvailable, type TestDatabase } from "../support/postgres.ts";
 import { startSink, type Sink } from "../support/sink.ts";
-import { startMmscStub, type MmscStub } from "../integration/mm7-stub.ts";
-import { startSmsc, type Smsc } from "../integration/smpp-sim.ts";
+import { startMmscStub, type MmscStub } from "../peers/mm7-stub.ts";
+import { startSmsc, type Smsc } from "../peers/smpp-sim.ts";
 
 const finals = new Set(["delivered", "failed", "sent"]);
 interface Link {
