@@ -139,11 +139,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     warn: (o, m) => log.warn(o, m),
   });
   // An SMSC's bind limit holds for the cluster: each bind is a slot leased in the store (one node: all of them).
-  const binds = (carrier: string): BindLeases => ({
-    renewEveryMs: Math.floor(config.node.lease_ms / 3),
-    hold: (limit) => store.holdBinds(carrier, limit),
-    release: (slots) => store.releaseBinds(carrier, slots),
-  });
+  const binds = (c: string): BindLeases => ({ renewEveryMs: Math.floor(config.node.lease_ms / 3), hold: (n) => store.holdBinds(c, n), release: (s) => store.releaseBinds(c, s) });
   const built = createCarriers(config, log, now, binds);
   const carriers = new Map(built.map((b) => [b.carrier.name, { channel: b.channel, carrier: b.carrier } as ChannelCarrier]));
   // Routes name carriers by their table key; the store and receipts know them by name.
