@@ -141,8 +141,37 @@ export interface CarrierEvents {
 export interface CarrierHealth {
   name: string;
   /** up: bound / reachable; down: failing; alarm: a configuration problem (bad credentials, version). */
-  state: "up" | "down" | "alarm" | "idle";
+  /** standby: this bind is another node's (see BindLeases); not a problem. */
+  state: "up" | "down" | "alarm" | "idle" | "standby";
   detail: string;
+}
+
+/**
+ * A carrier's bind slots as a cluster limit: an SMSC allows so many binds per system_id, so with several
+ * nodes each bind is leased before it opens (PostgreSQL); one node holds every slot for good (SQLite).
+ */
+export interface BindLeases {
+  /** How often `hold` is called while the carrier runs. */
+  readonly renewEveryMs: number;
+  /**
+   * Renews this node's slots among `limit`, takes free or expired ones up to its fair share and names
+   * the ones above it, which the carrier closes and then gives back with `release`.
+   */
+  hold(limit: number): Promise<BindHold>;
+  release(slots: number[]): Promise<void>;
+}
+
+export interface BindHold {
+  /** Slots this node keeps bound. */
+  mine: number[];
+  /** Slots this node still holds but should close and release (another node is due a share). */
+  surplus: number[];
+  /** Each slot's holder, by slot (null = free), for the status page. */
+  holders: (string | null)[];
+  /** Slots held across the cluster, this node's included: the carrier's tps is split in proportion. */
+  held: number;
+  /** When this node's slots run out without renewal (another node may take them then); null = never. */
+  until: number | null;
 }
 
 interface Carrier {
@@ -157,6 +186,8 @@ interface Carrier {
    * and uses this to carry on where it stopped.
    */
   resume?(open: { carrierMessageId: string; to: string }[]): void;
+  /** True while other nodes hold every bind of this carrier: its messages are theirs to claim. */
+  standby?(): boolean;
 }
 
 export interface MmsCarrier extends Carrier {

@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { Elysia } from "elysia";
 import type { DestinationStream, Logger } from "pino";
 import pkg from "../package.json" with { type: "json" };
-import type { MmsCarrier, SmsCarrier } from "../adapters/carrier.ts";
+import type { BindLeases, MmsCarrier, SmsCarrier } from "../adapters/carrier.ts";
 import { createSandboxCarrier } from "../adapters/sandbox/index.ts";
 import { createMm7Carrier, inboundLimit, type Mm7Carrier } from "../adapters/mm7/index.ts";
 import { createSmppCarrier } from "../adapters/smpp/index.ts";
@@ -86,7 +86,7 @@ export interface BuiltCarrier {
  * Every carrier of the file. The MMSC of [carriers.mms] posts to inbound.mm7.path as before; one of
  * [carriers.NAME] posts to inbound.mm7.path + "/NAME", so its reports are matched to its own ids.
  */
-function createCarriers(config: Config, log: Logger, now: () => number, entries = carrierEntries(config)): BuiltCarrier[] {
+function createCarriers(config: Config, log: Logger, now: () => number, binds: (carrier: string) => BindLeases, entries = carrierEntries(config)): BuiltCarrier[] {
   return entries.map(({ key, channel, section }): BuiltCarrier => {
     const child = { log: carrierLog(log, section.name), now };
     const base = { key, channel, concurrency: section.concurrency };
@@ -94,7 +94,9 @@ function createCarriers(config: Config, log: Logger, now: () => number, entries 
       const mm7 = createMm7Carrier(mm7Settings(config, key), child);
       return { ...base, carrier: mm7, mm7, inboundPath: key === "mms" ? config.inbound.mm7.path : `${config.inbound.mm7.path.replace(/\/$/, "")}/${key}` };
     }
-    if (section.kind === "smpp") return { ...base, carrier: createSmppCarrier(section.name, smppSettings(config, key), child), mm7: null, inboundPath: null };
+    if (section.kind === "smpp") {
+      return { ...base, carrier: createSmppCarrier(section.name, smppSettings(config, key), { ...child, binds: binds(section.name) }), mm7: null, inboundPath: null };
+    }
     const maxMessageBytes = channel === "mms" ? (section as MmsSection).max_message_bytes : undefined;
     return { ...base, carrier: createSandboxCarrier({ name: section.name, channel, reportDelayMs: section.sandbox_report_delay_ms, now, maxMessageBytes }), mm7: null, inboundPath: null };
   });
@@ -138,7 +140,9 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     now,
     warn: (o, m) => log.warn(o, m),
   });
-  const built = createCarriers(config, log, now);
+  // An SMSC's bind limit holds for the cluster: each bind is a slot leased in the store (one node: all of them).
+  const binds = (c: string): BindLeases => ({ renewEveryMs: Math.floor(config.node.lease_ms / 3), hold: (n) => store.holdBinds(c, n), release: (s) => store.releaseBinds(c, s) });
+  const built = createCarriers(config, log, now, binds);
   const carriers = new Map(built.map((b) => [b.carrier.name, { channel: b.channel, carrier: b.carrier } as ChannelCarrier]));
   // Routes name carriers by their table key; the store and receipts know them by name.
   const routeTable = (c: Config) => {
@@ -151,6 +155,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const router = new Router({
     routes: routeTable(config),
     health: (name) => carriers.get(name)?.carrier.health() ?? [],
+    standby: (name) => carriers.get(name)?.carrier.standby?.() ?? false,
     failAfterErrors: config.delivery.failover_after_errors,
     probeMs: config.delivery.failover_probe_ms,
     now,
@@ -321,11 +326,11 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       if (mm7Keys(next) !== mm7Keys(config)) throw new Error("MM7 carriers changed: restart to apply; nothing reloaded");
       if (JSON.stringify(next.accounts) !== JSON.stringify(config.accounts)) said.push("accounts changed: not applied (needs a restart)");
       const wanted = carrierEntries(next).filter((e) => e.section.kind !== "mm7");
-      const stopping: Promise<void>[] = [];
+      const stopping = new Map<string, Promise<void>>();
       const drop = (b: BuiltCarrier) => {
         built.splice(built.indexOf(b), 1);
         carriers.delete(b.carrier.name);
-        stopping.push(b.carrier.stop(config.server.shutdown_deadline_ms));
+        stopping.set(b.carrier.name, b.carrier.stop(config.server.shutdown_deadline_ms));
       };
       for (const b of built.filter((x) => !x.mm7)) {
         const w = wanted.find((e) => e.key === b.key);
@@ -337,11 +342,13 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
           said.push(`carrier ${b.key} changed: replaced`);
         }
       }
-      const fresh = createCarriers(next, log, now, wanted.filter((e) => !built.some((b) => b.key === e.key)));
+      const fresh = createCarriers(next, log, now, binds, wanted.filter((e) => !built.some((b) => b.key === e.key)));
       for (const b of fresh) {
         if (!said.some((l) => l.startsWith(`carrier ${b.key} changed`))) said.push(`carrier ${b.key} added`);
         built.push(b);
         carriers.set(b.carrier.name, { channel: b.channel, carrier: b.carrier } as ChannelCarrier);
+        // A replaced SMPP carrier has unbound and given its bind slots back first: the SMSC's limit holds.
+        await stopping.get(b.carrier.name);
         await b.carrier.start(events);
         b.carrier.resume?.(await store.openCarrierIds(b.carrier.name));
       }
@@ -351,7 +358,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       router.setRoutes(routeTable(config));
       concurrency.mms = laneConcurrency("mms");
       concurrency.sms = laneConcurrency("sms");
-      await Promise.all(stopping);
+      await Promise.all(stopping.values());
       dispatcher.wake("mms");
       dispatcher.wake("sms");
       log.info({ signal: "SIGHUP", changes: said }, said.length ? "carriers and routes reloaded" : "carriers and routes unchanged");

@@ -115,6 +115,10 @@ export const ConfigSchema = T.Object(
     }),
     node: Section({
       id: Str("", "Unique per node sharing one postgres store; default: hostname:port."),
+      lease_ms: Doc(
+        "postgres: how long a node's claims, webhook events and SMPP bind slots stay its own without renewal (renewed every third of it); after a node dies, the others take its work and binds over this long after its last renewal.",
+        Int(10000, 300, 600000),
+      ),
     }),
     accounts: Doc("One [[accounts]] table per Bloomreach integration.", T.Array(Account, { default: [] })),
     limits: Section({

@@ -313,5 +313,5 @@ export function storeOptions(c: Config, now: () => number): StoreOptions {
     inFlightPolicy: c.delivery.in_flight_policy,
     noMmsMemoryMs: d.noMmsMemoryMs,
   };
-  return { now, ...policy };
+  return { now, ...policy, leaseMs: c.node.lease_ms };
 }

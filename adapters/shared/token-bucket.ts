@@ -13,12 +13,29 @@ export class TokenBucket {
 
   /** `now` measures intervals only (milliseconds). */
   constructor(
-    private readonly perSecond: number,
-    private readonly capacity: number,
+    private perSecond: number,
+    private capacity: number,
     private readonly now: () => number,
   ) {
     this.tokens = capacity;
     this.last = now();
+  }
+
+  get rate(): number {
+    return this.perSecond;
+  }
+
+  /** A new rate from now on (an SMPP node's share of its carrier's tps changed); waiters are rescheduled. */
+  setRate(perSecond: number, capacity: number): void {
+    if (perSecond === this.perSecond && capacity === this.capacity) return;
+    this.refill();
+    this.perSecond = perSecond;
+    this.capacity = capacity;
+    this.tokens = Math.min(this.tokens, capacity);
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (perSecond === 0) for (const w of this.waiters.splice(0)) w();
+    else if (this.waiters.length > 0) this.schedule();
   }
 
   /** Takes one token if there is one (always, when unlimited). */

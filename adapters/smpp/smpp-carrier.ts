@@ -1,8 +1,10 @@
 // The SMPP carrier: a set of binds behind the SmsCarrier interface. Submits go round-robin over the
 // bound transmitters; receipts and MO may arrive on any bind, since SMSCs route them to whichever
-// RX/TRX bind of the system_id they like, and all of them feed the same callbacks.
+// RX/TRX bind of the system_id they like, and all of them feed the same callbacks. With several nodes
+// each bind is a leased slot (BindLeases): this node opens only the slots it holds, and its tps is its
+// share of the carrier's.
 
-import type { CarrierEvents, CarrierHealth, SmsCarrier, SmsSubmit, SubmitResult } from "../carrier.ts";
+import type { BindHold, BindLeases, CarrierEvents, CarrierHealth, SmsCarrier, SmsSubmit, SubmitResult } from "../carrier.ts";
 import { deliverLeftover, handleDeliver, type DeliverContext } from "./deliver.ts";
 import { respKey } from "./message-id.ts";
 import { MoReassembly } from "./mo.ts";
@@ -17,12 +19,30 @@ import { planSubmit } from "./submit.ts";
 export interface SmppCarrierDeps {
   log: Logger;
   now: () => number;
+  /** The cluster's bind slots; absent: every bind is this process's (one node, a tool). */
+  binds?: BindLeases;
 }
 
 export interface SmppCarrier extends SmsCarrier {
   /** Per-bind counters, for /metrics and tests. */
   counters(): { session: string; counters: SessionCounters }[];
+  /** The bind slots this node holds and its part of the carrier's tps. */
+  share(): { slots: number[]; tps: number };
 }
+
+/** Every slot, for good: one node's binds, as before leases. */
+function allSlots(limit: number): BindLeases {
+  const all = Array.from({ length: limit }, (_, i) => i);
+  return { renewEveryMs: 0, hold: async () => ({ mine: all, surplus: [], holders: all.map(() => null), held: limit, until: null }), release: async () => {} };
+}
+
+/** A node's part of the carrier's tps: in proportion to the binds it holds among all held (0 = unlimited). */
+export function tpsShare(tps: number, mine: number, held: number): number {
+  return tps === 0 || held === 0 ? tps : (tps * mine) / held;
+}
+
+/** A tenth of a second's worth, so a burst after idling stays small for a carrier that counts per sliding second. */
+const burstOf = (perSecond: number) => Math.max(1, perSecond / 10);
 
 /** stop(deadlineMs): small values are a duration from now, epoch-sized ones an absolute deadline. */
 const EPOCH_MS_THRESHOLD = 1e12;
@@ -34,23 +54,123 @@ export function createSmppCarrier(name: string, settings: Partial<SmppSettings>,
   let stopped = false;
   let concatRef = Math.floor(Math.random() * 0x10000);
   let next = 0;
-  // Counts submit_sm PDUs, not messages (carriers throttle per PDU). Holds a tenth of a second's worth,
-  // so a burst after idling stays small for a carrier that counts per sliding second.
-  const bucket = new TokenBucket(s.tps, Math.max(1, s.tps / 10), deps.now);
+  // Counts submit_sm PDUs, not messages (carriers throttle per PDU).
+  const bucket = new TokenBucket(s.tps, burstOf(s.tps), deps.now);
   const reassembly = new MoReassembly({ timeoutMs: s.mo_reassembly_timeout_ms, maxMessages: s.mo_reassembly_max, maxBytes: s.mo_reassembly_max_bytes }, deps.now);
   const ctx: DeliverContext = { carrier: name, settings: s, events: () => events, log, now: deps.now, reassembly };
   const hooks = { deliver: (sm: ShortMessageFields) => handleDeliver(sm, ctx) };
 
-  const sessions: SmppSession[] = [];
-  for (let i = 0; i < s.binds; i++) {
-    if (s.bind_mode === "transceiver") sessions.push(new SmppSession(`${name}:trx:${i}`, "transceiver", s, hooks, log, deps.now));
-    else {
-      sessions.push(new SmppSession(`${name}:tx:${i}`, "transmitter", s, hooks, log, deps.now));
-      sessions.push(new SmppSession(`${name}:rx:${i}`, "receiver", s, hooks, log, deps.now));
-    }
-  }
-  const transmitters = sessions.filter((x) => x.kind !== "receiver");
+  const leases = deps.binds ?? allSlots(s.binds);
+  /** The sessions of each slot this node holds (a TRX, or a TX and an RX). */
+  const slots = new Map<number, SmppSession[]>();
+  let sessions: SmppSession[] = [];
+  let transmitters: SmppSession[] = [];
+  let holders: (string | null)[] = [];
+  let leaseUntil: number | null = null;
+  let renewTimer: ReturnType<typeof setInterval> | undefined;
+  let renewing: Promise<void> = Promise.resolve();
+  let holding = false;
   let moSweep: ReturnType<typeof setInterval> | undefined;
+
+  function setSlots(): void {
+    sessions = [...slots.keys()].sort((a, b) => a - b).flatMap((k) => slots.get(k)!);
+    transmitters = sessions.filter((x) => x.kind !== "receiver");
+  }
+
+  /** Opens the binds of a slot; resolves once each has made its first attempt. */
+  function open(slot: number): Promise<void> {
+    const made =
+      s.bind_mode === "transceiver"
+        ? [new SmppSession(`${name}:trx:${slot}`, "transceiver", s, hooks, log, deps.now)]
+        : [new SmppSession(`${name}:tx:${slot}`, "transmitter", s, hooks, log, deps.now), new SmppSession(`${name}:rx:${slot}`, "receiver", s, hooks, log, deps.now)];
+    slots.set(slot, made);
+    setSlots();
+    return Promise.all(made.map((x) => x.start())).then(() => {});
+  }
+
+  /** Slots being unbound, and their unbinding: not reopened until it ends; stop waits for it. */
+  const closing = new Map<number, Promise<void>>();
+
+  /** Unbinds a slot's sessions (in-flight submits get until `deadlineAt`), then releases it if asked. */
+  function close(slot: number, deadlineAt: number, release: boolean): Promise<void> {
+    const sessionsOfSlot = slots.get(slot);
+    if (!sessionsOfSlot) return closing.get(slot) ?? Promise.resolve();
+    slots.delete(slot);
+    setSlots();
+    const done = Promise.all(sessionsOfSlot.map((x) => x.stop(deadlineAt)))
+      .then(() => (release ? leases.release([slot]) : undefined))
+      .catch((e) => log.warn({ carrier: name, slot, err: String(e) }, "smpp bind lease not released; it runs out"))
+      .finally(() => closing.delete(slot));
+    closing.set(slot, done);
+    return done;
+  }
+
+  /**
+   * Opens the slots this node now holds and closes the others: a surplus slot is released once its
+   * binds are closed; a slot lost to another node (our lease ran out) is closed at once. Resolves when
+   * the new binds made their first attempt; closing goes on behind, so renewals keep their pace.
+   */
+  async function follow(h: BindHold): Promise<void> {
+    holders = h.holders;
+    leaseUntil = h.until;
+    const share = tpsShare(s.tps, h.mine.length, h.held);
+    bucket.setRate(share, burstOf(share));
+    const gone = [...slots.keys()].filter((slot) => !h.mine.includes(slot));
+    const lost = gone.filter((slot) => !h.surplus.includes(slot));
+    if (lost.length) log.warn({ carrier: name, slots: lost }, "smpp bind lease lost to another node; closing those binds");
+    for (const slot of lost) void close(slot, deps.now(), false);
+    // Surplus slots: above this node's share, released once closed; one never opened here (past a
+    // lowered limit) at once. A slot still closing is left to that closing.
+    for (const slot of h.surplus) {
+      if (slots.has(slot)) {
+        log.info({ carrier: name, slot }, "smpp bind above this node's share; closing and releasing it");
+        void close(slot, deps.now() + leases.renewEveryMs, true);
+      } else if (!closing.has(slot)) void leases.release([slot]).catch((e) => log.warn({ carrier: name, slot, err: String(e) }, "smpp bind lease not released; it runs out"));
+    }
+    await Promise.all(h.mine.filter((slot) => !slots.has(slot) && !closing.has(slot)).map(open));
+  }
+
+  /**
+   * Without a renewal our slots run out at leaseUntil and another node may bind them: close ours one
+   * renewal before, so the SMSC never sees both. Checked on the timer, not after a renewal that may hang.
+   */
+  function fence(why: string): void {
+    if (leaseUntil === null || slots.size === 0 || deps.now() < leaseUntil - leases.renewEveryMs) return;
+    log.error({ carrier: name, why }, "smpp bind leases not renewed in time; closing this node's binds");
+    // In-flight submits get half the margin: the unbind must reach the SMSC before the lease ends.
+    const deadlineAt = leaseUntil - leases.renewEveryMs / 2;
+    for (const slot of [...slots.keys()]) void close(slot, deadlineAt, false);
+  }
+
+  /** One renewal at a time: a slow one is not queued behind. */
+  function renew(): void {
+    fence("renewal overdue");
+    if (holding || stopped) return;
+    holding = true;
+    renewing = (async () => {
+      try {
+        const h = await leases.hold(s.binds);
+        if (!stopped) void follow(h);
+      } catch (e) {
+        log.warn({ carrier: name, err: String(e) }, "smpp bind leases could not be renewed; retrying");
+        fence(String(e));
+      } finally {
+        holding = false;
+      }
+    })();
+  }
+
+  /** The sessions closed by stop: their health says "stopped". */
+  let stoppedSessions: SmppSession[] = [];
+
+  function health(): CarrierHealth[] {
+    if (stopped) return stoppedSessions.map((x) => x.health());
+    const mine = sessions.map((x) => x.health());
+    const others = holders.flatMap((holder, slot): CarrierHealth[] =>
+      slots.has(slot) ? [] : [{ name: `${name}:bind:${slot}`, state: "standby", detail: holder ? `held by node ${holder}` : "free; not held by this node" }],
+    );
+    return [...mine, ...others];
+  }
 
   /** Next bound transmitter in turn, preferring one not paused by ESME_RTHROTTLED. */
   function pickSession(): SmppSession | undefined {
@@ -141,22 +261,31 @@ export function createSmppCarrier(name: string, settings: Partial<SmppSettings>,
       moSweep = setInterval(() => {
         for (const r of reassembly.expire()) if (events) void deliverLeftover(r, "expired", events, ctx);
       }, every);
-      await Promise.all(sessions.map((x) => x.start()));
-      log.info({ carrier: name, binds: sessions.map((x) => x.health()) }, "smpp carrier started");
+      await follow(await leases.hold(s.binds));
+      if (leaseUntil !== null) renewTimer = setInterval(renew, leases.renewEveryMs);
+      log.info({ carrier: name, binds: health() }, "smpp carrier started");
     },
     async stop(deadlineMs: number): Promise<void> {
       stopped = true;
+      clearInterval(renewTimer);
       bucket.releaseAll();
       const deadlineAt = deadlineMs > EPOCH_MS_THRESHOLD ? deadlineMs : deps.now() + deadlineMs;
-      await Promise.all(sessions.map((x) => x.stop(deadlineAt)));
+      await renewing;
+      stoppedSessions = sessions;
+      // Released once unbound, so another node may bind them now rather than after the lease runs out.
+      await Promise.all([...[...slots.keys()].map((slot) => close(slot, deadlineAt, leaseUntil !== null)), ...closing.values()]);
       clearInterval(moSweep);
     },
-    health(): CarrierHealth[] {
-      return sessions.map((x) => x.health());
+    health,
+    standby(): boolean {
+      return slots.size === 0 && holders.length > 0 && !stopped;
     },
     submit,
     counters() {
       return sessions.map((x) => ({ session: x.label, counters: { ...x.counters } }));
+    },
+    share() {
+      return { slots: [...slots.keys()].sort((a, b) => a - b), tps: bucket.rate };
     },
   };
 }

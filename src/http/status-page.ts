@@ -48,7 +48,7 @@ export async function renderStatus(d: StatusDeps, refreshS: number): Promise<str
     `<h2>Carrier links</h2>` +
       table(
         ["link", "state", "detail"],
-        carriers.map((c) => [td(c.name), `<td class="${c.state === "up" ? "ok" : c.state === "idle" ? "" : "bad"}" data-k="carrier:${esc(c.name)}">${esc(c.state)}</td>`, td(c.detail)]),
+        carriers.map((c) => [td(c.name), `<td class="${c.state === "up" ? "ok" : c.state === "idle" || c.state === "standby" ? "" : "bad"}" data-k="carrier:${esc(c.name)}">${esc(c.state)}</td>`, td(c.detail)]),
         "no carrier links",
       ),
     `<h2>Nodes <small>(sharing this store)</small></h2>` +

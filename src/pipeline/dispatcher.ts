@@ -48,6 +48,8 @@ interface Lane {
   inFlight: number;
   pumping: boolean;
   again: boolean;
+  /** The last claim left due messages to other nodes (their carrier's binds are there). */
+  leftDue: boolean;
   timer: ReturnType<typeof setTimeout> | null;
   /**
    * Work may be due that no claim has looked for yet: set by every wake and by a full claim, cleared as
@@ -63,7 +65,7 @@ export class Dispatcher {
   private readonly pumps = new Set<Promise<void>>();
 
   constructor(private readonly d: DispatcherDeps) {
-    const lane = (channel: Channel): Lane => ({ channel, inFlight: 0, pumping: false, again: false, timer: null, maybeDue: true });
+    const lane = (channel: Channel): Lane => ({ channel, inFlight: 0, pumping: false, again: false, leftDue: false, timer: null, maybeDue: true });
     this.lanes = { mms: lane("mms"), sms: lane("sms") };
   }
 
@@ -109,12 +111,20 @@ export class Dispatcher {
         lane.again = false;
         const free = this.d.concurrency[lane.channel] - lane.inFlight;
         if (free <= 0 || this.stopping) break;
+        // Other nodes hold every bind of this channel's carriers: claiming here would only lock their rows.
+        if (this.standingBy(lane.channel)) break;
         const want = Math.min(free, this.d.claimBatch);
         // Cleared before the claim: a wake while it runs says its work may have come too late for it.
         lane.maybeDue = false;
         let claimed: StoredMessage[];
+        lane.leftDue = false;
+        const choose = (m: StoredMessage) => {
+          const carrier = this.d.router.choose(m);
+          if (carrier === null) lane.leftDue = true;
+          return carrier;
+        };
         try {
-          claimed = await this.d.store.claimDue(lane.channel, want, (m) => this.d.router.choose(m));
+          claimed = await this.d.store.claimDue(lane.channel, want, choose);
         } catch (e) {
           lane.maybeDue = true;
           this.d.log.error({ err: (e as Error).message, channel: lane.channel }, "claiming due messages failed; retrying shortly");
@@ -140,7 +150,8 @@ export class Dispatcher {
     }
     let delay = this.d.pollMs ?? 1000;
     try {
-      const next = await this.d.store.nextDue("accepted", lane.channel);
+      // What is due but left to other nodes would wake this lane at once, again and again: poll instead.
+      const next = lane.leftDue || this.standingBy(lane.channel) ? null : await this.d.store.nextDue("accepted", lane.channel);
       if (next !== null) delay = Math.max(5, Math.min(delay, next - Date.now()));
     } catch {
       // storage trouble: the one-second retry covers it
@@ -151,6 +162,16 @@ export class Dispatcher {
       lane.timer = null;
       this.wake(lane.channel);
     }, delay);
+  }
+
+  private standingBy(channel: Channel): boolean {
+    let any = false;
+    for (const c of this.d.carriers.values()) {
+      if (c.channel !== channel) continue;
+      if (!c.carrier.standby?.()) return false;
+      any = true;
+    }
+    return any;
   }
 
   private track(lane: Lane, m: StoredMessage): void {

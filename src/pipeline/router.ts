@@ -10,6 +10,8 @@ export interface RouterOptions {
   routes: RouteTable;
   /** Each carrier's link state by carrier name. */
   health: (carrier: string) => CarrierHealth[];
+  /** Other nodes hold every bind of the carrier (adapters/carrier.ts standby). */
+  standby?: (carrier: string) => boolean;
   failAfterErrors: number;
   probeMs: number;
   now: () => number;
@@ -44,10 +46,15 @@ export class Router {
     return this.routes.lookup(m.channel, m.accountId, m.payload.to);
   }
 
-  /** The carrier `m` is claimed for now. */
-  choose(m: StoredMessage): string {
+  /**
+   * The carrier `m` is claimed for now, or null when that is a carrier whose binds other nodes hold:
+   * chosen as those nodes would (it is up there), so the message is left for them, not failed over.
+   */
+  choose(m: StoredMessage): string | null {
     const route = this.route(m);
-    const chosen = chooseCarrier(route, m, (c) => this.available(c));
+    const standby = (c: string) => this.o.standby?.(c) ?? false;
+    const chosen = chooseCarrier(route, m, (c) => standby(c) || this.available(c));
+    if (standby(chosen)) return null;
     const first = route.carriers.find((c) => !m.refused.includes(c));
     if (m.pinned === null && first !== undefined && chosen !== first) this.o.onFailover?.(first, chosen);
     return chosen;

@@ -1,7 +1,7 @@
 // The store as the rest of the gateway sees it: one interface, whatever engine is underneath
 // (sqlite/ for one node, postgres/ for several). Drivers apply the decisions of domain/ in a
 // transaction and decide nothing themselves; nothing outside store/ knows which driver it talks to.
-import type { CarrierReceipt, InboundMessage, SubmitResult } from "../../adapters/carrier.ts";
+import type { BindHold, CarrierReceipt, InboundMessage, SubmitResult } from "../../adapters/carrier.ts";
 import type { DeliveryPolicy, Outcome } from "../domain/decisions.ts";
 import type { Channel, MessagePayload, ReportStatus, StoredMessage } from "../domain/message.ts";
 
@@ -32,6 +32,8 @@ export interface StoredResponse {
 
 export interface StoreOptions extends DeliveryPolicy {
   now: () => number;
+  /** PostgreSQL: how long a node's claims, events and bind slots hold without renewal (renewed every third). */
+  leaseMs?: number;
   random?: () => number;
   /**
    * Told after each commit what it finished: a final state or a fallback. Every path that ends a
@@ -133,8 +135,11 @@ export interface Store {
 
   // ---- dispatching
   /** Claims up to `limit` due messages: `submitting` before any is sent; expired ones fail instead. */
-  /** `assign` picks each claimed message's carrier (the router); recorded with the claim. */
-  claimDue(channel: Channel, limit: number, assign?: (m: StoredMessage) => string): Promise<StoredMessage[]>;
+  /**
+   * `assign` picks each claimed message's carrier (the router); recorded with the claim. null: no
+   * carrier of this node may take it now (another node holds its binds): left for that node.
+   */
+  claimDue(channel: Channel, limit: number, assign?: (m: StoredMessage) => string | null): Promise<StoredMessage[]>;
   /** The earliest time anything on `channel` is due in `state`, or null. */
   nextDue(state: "accepted" | "submitted", channel: Channel): Promise<number | null>;
   /** Applies what the carrier said about a submit (and any receipt that arrived before it). */
@@ -153,6 +158,15 @@ export interface Store {
   expireReceiptWindows(limit: number): Promise<number>;
   /** Drops held receipts older than `holdMs` and returns them, so the caller can log each. */
   dropStaleEarlyReceipts(holdMs: number): Promise<{ carrier: string; carrier_id: string }[]>;
+
+  // ---- carrier binds (a cluster limit; adapters/carrier.ts BindLeases)
+  /**
+   * Renews this node's bind slots of `carrier` (of `limit`), takes free or expired ones up to its fair
+   * share, and names those above it. One node (SQLite) holds every slot for good.
+   */
+  holdBinds(carrier: string, limit: number): Promise<BindHold>;
+  /** Gives back slots whose binds this node closed. */
+  releaseBinds(carrier: string, slots: number[]): Promise<void>;
 
   // ---- what carriers send back
   /**

@@ -363,3 +363,10 @@ export function readDb<T>(dir: string, fn: (db: Database) => T): T {
 }
 
 export const FINAL = new Set(["delivered", "failed", "sent"]);
+
+/** Notes the id a request_id was acknowledged with; another id for the same request_id is a broken promise. */
+export function noteAcknowledged(acked: Map<string, string>, requestId: string, id: string): void {
+  const prior = acked.get(requestId);
+  if (prior && prior !== id) throw new Error(`request ${requestId} acknowledged with two ids: ${prior}, ${id}`);
+  acked.set(requestId, id);
+}

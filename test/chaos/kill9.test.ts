@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { freePort, type Running } from "../support/binary.ts";
 import { untilIdle } from "../support/idle.ts";
 import { startSink, type Sink } from "../support/sink.ts";
-import { ACME_SECRET, tempDir, carrierConfigDoc, FINAL, FULL, intIn, postJson, readDb, rng, SEED, startCarriers, startGateway, stopGateway, summary, until, type Carriers } from "./harness.ts";
+import { ACME_SECRET, tempDir, carrierConfigDoc, FINAL, FULL, intIn, noteAcknowledged, postJson, readDb, rng, SEED, startCarriers, startGateway, stopGateway, summary, until, type Carriers } from "./harness.ts";
 
 const ROUNDS = FULL ? 20 : 3;
 const MAX_REQUESTS = FULL ? 6000 : 900;
@@ -101,9 +101,7 @@ test(`kill -9 × ${ROUNDS} under mixed MMS/SMS load`, async () => {
       }
       const a = await postJson(`${url}${req.path}`, req.body, { timeoutMs: 10000 });
       if (a?.status === 200) {
-        const prior = acked.get(req.body.request_id as string);
-        if (prior && prior !== a.json.id) throw new Error(`request ${req.body.request_id} acknowledged with two ids: ${prior}, ${a.json.id}`);
-        acked.set(req.body.request_id as string, a.json.id);
+        noteAcknowledged(acked, req.body.request_id as string, a.json.id);
         toOf.set(a.json.id, req.to);
         await Bun.sleep(5);
       } else {

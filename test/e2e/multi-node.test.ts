@@ -25,7 +25,7 @@ describe.skipIf(!pgAvailable)("several gateways on one PostgreSQL (compiled bina
     sink = startSink(ACME_SECRET);
     // Migrated once by the command, then three nodes start at the same time.
     const m = Bun.spawnSync([binaryPath, "migrate", "--config", nodeConfig("migrate", db.url)]);
-    expect(m.stdout.toString()).toContain("postgres store: schema version 0 → 4");
+    expect(m.stdout.toString()).toContain("postgres store: schema version 0 → 5");
     nodes.push(...(await Promise.all(["n1", "n2", "n3"].map((n) => startBinary(nodeConfig(n, db.url), freePort())))));
   }, 60_000);
 

@@ -129,6 +129,11 @@ export interface Smsc {
   readonly connections: number;
   /** Sessions currently open. */
   readonly openSessions: number;
+  /** Sessions bound now, and the most bound at once so far (an SMSC's bind limit per system_id). */
+  readonly boundNow: number;
+  readonly maxBound: number;
+  /** Connection numbers of the sessions bound now. */
+  boundConnections(): number[];
   /** Highest count of unanswered submit_sm on one connection. */
   readonly maxOutstanding: number;
   readonly submitCount: number;
@@ -137,7 +142,8 @@ export interface Smsc {
   /** unbind PDUs received from the ESME. */
   readonly unbinds: number;
   sendMo(m: MoOptions): Promise<number>;
-  sendReceipt(r: ReceiptOptions): Promise<number>;
+  /** A receipt on the next RX/TRX session in turn, or on connection `on` when given. */
+  sendReceipt(r: ReceiptOptions, on?: number): Promise<number>;
   /** Writes octets as they are to every open connection. */
   sendRaw(bytes: Buffer): void;
   /** Sends unbind on every bound session. */
@@ -174,6 +180,7 @@ export async function startSmsc(opts: SmscOptions = {}): Promise<Smsc> {
   const binds: BindRecord[] = [];
   const nacks: number[] = [];
   let connections = 0;
+  let maxBound = 0;
   let submitCount = 0;
   let maxOutstanding = 0;
   let enquireLinks = 0;
@@ -198,12 +205,18 @@ export async function startSmsc(opts: SmscOptions = {}): Promise<Smsc> {
     }
   }
 
+  function boundSessions(): number {
+    let n = 0;
+    for (const s of sessions) if (s.bound) n++;
+    return n;
+  }
+
   function receiverSessions(): SimSession[] {
     return [...sessions].filter((s) => s.bound === "bind_transceiver" || s.bound === "bind_receiver");
   }
 
-  function deliver(pduOpts: Record<string, unknown>): Promise<number> {
-    const rx = receiverSessions();
+  function deliver(pduOpts: Record<string, unknown>, on?: number): Promise<number> {
+    const rx = receiverSessions().filter((s) => on === undefined || s.connection === on);
     if (rx.length === 0) return Promise.reject(new Error("no receiver bound"));
     // Receipts and MO go round-robin over RX/TRX binds, as real SMSCs do.
     const target = rx[rr++ % rx.length]!;
@@ -317,6 +330,7 @@ export async function startSmsc(opts: SmscOptions = {}): Promise<Smsc> {
       binds.push({ connection: sim.connection, command: command as string, systemId: pdu.system_id, password: pdu.password, status });
       session.send(pdu.response(status ? { command_status: status } : { system_id: "SIMSMSC" }));
       if (status === 0) sim.bound = command;
+      maxBound = Math.max(maxBound, boundSessions());
     };
     session.on("bind_transceiver", onBind("bind_transceiver"));
     session.on("bind_transmitter", onBind("bind_transmitter"));
@@ -334,6 +348,7 @@ export async function startSmsc(opts: SmscOptions = {}): Promise<Smsc> {
     });
     session.on("unbind", (pdu: any) => {
       unbinds++;
+      sim.bound = "";
       session.send(pdu.response());
       session.close();
     });
@@ -354,6 +369,15 @@ export async function startSmsc(opts: SmscOptions = {}): Promise<Smsc> {
     },
     get openSessions() {
       return sessions.size;
+    },
+    get boundNow() {
+      return boundSessions();
+    },
+    get maxBound() {
+      return maxBound;
+    },
+    boundConnections() {
+      return [...sessions].filter((x) => x.bound).map((x) => x.connection);
     },
     get maxOutstanding() {
       return maxOutstanding;
@@ -385,8 +409,8 @@ export async function startSmsc(opts: SmscOptions = {}): Promise<Smsc> {
       if (m.messagePayload) pdu.message_payload = m.messagePayload;
       return deliver(pdu);
     },
-    sendReceipt(r) {
-      return deliver(receiptPdu(r));
+    sendReceipt(r, on) {
+      return deliver(receiptPdu(r), on);
     },
     sendRaw(bytes) {
       for (const s of sessions) (s.session.socket as Socket).write(bytes);

@@ -164,6 +164,25 @@ describe("Router", () => {
     router.choose(message("1")); // a's probe
     expect(router.choose(message("1"))).toBe("b");
   });
+
+  test("a carrier whose binds other nodes hold: the message is left for them, not failed over", () => {
+    const standby = new Set(["a"]);
+    const failovers: string[] = [];
+    const router = new Router({
+      routes: new RouteTable([rule({ carriers: ["a", "b"] })], { mms: "mms", sms: "sms" }),
+      health: (c) => [{ name: `${c}:bind:0`, state: standby.has(c) ? "standby" : "up", detail: "" }],
+      standby: (c) => standby.has(c),
+      failAfterErrors: 2,
+      probeMs: 1000,
+      now: () => 0,
+      onFailover: (from, to) => failovers.push(`${from}→${to}`),
+    });
+    expect(router.choose(message("1"))).toBeNull();
+    expect(router.choose({ ...message("1"), pinned: "b" })).toBe("b");
+    expect(failovers).toEqual([]);
+    standby.clear();
+    expect(router.choose(message("1"))).toBe("a");
+  });
 });
 
 describe("carrierReadiness", () => {

@@ -16,15 +16,14 @@ import initial from "./migrations/001_initial.sql" with { type: "text" };
 import routing from "./migrations/002_routing.sql" with { type: "text" };
 import media from "./migrations/003_media.sql" with { type: "text" };
 import outboxKeyLeases from "./migrations/004_outbox_key_leases.sql" with { type: "text" };
+import bindLeases from "./migrations/005_bind_leases.sql" with { type: "text" };
 
-const migrations: string[] = [initial, routing, media, outboxKeyLeases];
+const migrations: string[] = [initial, routing, media, outboxKeyLeases, bindLeases];
 
 export interface PostgresOptions extends StoreOptions {
   url: string;
   /** This node's name in leases and heartbeats; null for a short-lived tool that claims nothing. */
   nodeId: string | null;
-  /** How long a claim holds without renewal; renewed every third of it. */
-  leaseMs?: number;
   /** Connections in this node's pool. */
   poolSize?: number;
 }

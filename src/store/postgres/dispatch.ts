@@ -7,7 +7,7 @@ import { heldKeys } from "../../domain/receipt-match.ts";
 import { toMessage } from "../rows.ts";
 import { lockKeys, type PostgresCore } from "./core.ts";
 
-export function claimDue(c: PostgresCore, channel: Channel, limit: number, assign?: (m: StoredMessage) => string): Promise<StoredMessage[]> {
+export function claimDue(c: PostgresCore, channel: Channel, limit: number, assign?: (m: StoredMessage) => string | null): Promise<StoredMessage[]> {
   return c.tx(async (tx, done) => {
     const now = c.now();
     const rows = await tx`SELECT * FROM messages WHERE state = 'accepted' AND channel = ${channel} AND due_at IS NOT NULL AND due_at <= ${now}
@@ -15,7 +15,9 @@ export function claimDue(c: PostgresCore, channel: Channel, limit: number, assig
     const claimed: StoredMessage[] = [];
     for (const row of rows) {
       const m = toMessage(row);
-      const t = decideClaim(m, now, row.last_error as string | null, now < m.expiresAt ? assign?.(m) : undefined);
+      const carrier = now < m.expiresAt ? assign?.(m) : undefined;
+      if (carrier === null) continue;
+      const t = decideClaim(m, now, row.last_error as string | null, carrier);
       await c.apply(tx, m, t, done);
       if (t.to === "submitting") claimed.push(m);
     }

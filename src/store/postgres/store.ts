@@ -15,6 +15,7 @@ import type { NodeInfo, Store, WorkKind } from "../index.ts";
 import { bind, mediaOf, type Bound, type MediaMethods } from "../parts.ts";
 import { toMessage } from "../rows.ts";
 import * as admin from "./admin.ts";
+import * as bindLeases from "./bind-leases.ts";
 import { channelName, connect, migratePostgres, PostgresCore, type PostgresOptions, type Sql } from "./core.ts";
 import * as dispatch from "./dispatch.ts";
 import * as intake from "./intake.ts";
@@ -25,7 +26,7 @@ import * as receipts from "./receipts.ts";
 export { connect, migratePostgres, type PostgresOptions };
 
 // The parts' methods, bound in the constructor.
-type Parts = Bound<typeof intake> & Bound<typeof dispatch> & Bound<typeof receipts> & Bound<typeof outbox> & Bound<typeof admin> & MediaMethods;
+type Parts = Bound<typeof intake> & Bound<typeof dispatch> & Bound<typeof receipts> & Bound<typeof outbox> & Bound<typeof admin> & Bound<typeof bindLeases> & MediaMethods;
 export interface PostgresStore extends Parts {}
 
 export class PostgresStore implements Store {
@@ -39,7 +40,7 @@ export class PostgresStore implements Store {
     private readonly opts: PostgresOptions,
   ) {
     this.c = new PostgresCore(sql, opts);
-    const parts: Parts = { ...bind(this.c, intake), ...bind(this.c, dispatch), ...bind(this.c, receipts), ...bind(this.c, outbox), ...bind(this.c, admin), ...mediaOf(new PostgresMedia(this.c)) };
+    const parts: Parts = { ...bind(this.c, intake), ...bind(this.c, dispatch), ...bind(this.c, receipts), ...bind(this.c, outbox), ...bind(this.c, admin), ...bind(this.c, bindLeases), ...mediaOf(new PostgresMedia(this.c)) };
     Object.assign(this, parts);
   }
 

@@ -9,17 +9,19 @@ import type { Row, SqliteCore } from "./core.ts";
 
 /**
  * Claims up to `limit` messages due for a submit on `channel`: they become `submitting` in one
- * transaction before any of them is sent, each bound to the carrier `assign` picks for it now.
- * Messages past their validity are failed instead.
+ * transaction before any of them is sent, each bound to the carrier `assign` picks for it now (null:
+ * left for another node). Messages past their validity are failed instead.
  */
-export function claimDue(c: SqliteCore, channel: Channel, limit: number, assign?: (m: StoredMessage) => string): Promise<StoredMessage[]> {
+export function claimDue(c: SqliteCore, channel: Channel, limit: number, assign?: (m: StoredMessage) => string | null): Promise<StoredMessage[]> {
   return c.tx(() => {
     const now = c.now();
     const rows = c.s.due!.all("accepted", channel, now, limit) as Row[];
     const claimed: StoredMessage[] = [];
     for (const row of rows) {
       const m = toMessage(row);
-      const t = decideClaim(m, now, row.last_error as string | null, now < m.expiresAt ? assign?.(m) : undefined);
+      const carrier = now < m.expiresAt ? assign?.(m) : undefined;
+      if (carrier === null) continue;
+      const t = decideClaim(m, now, row.last_error as string | null, carrier);
       c.apply(m, t);
       if (t.to === "submitting") claimed.push(m);
     }

@@ -6,6 +6,7 @@ import type { Database } from "bun:sqlite";
 import type { NodeInfo, Store } from "../index.ts";
 import { bind, mediaOf, type Bound, type MediaMethods } from "../parts.ts";
 import * as admin from "./admin.ts";
+import * as bindLeases from "./bind-leases.ts";
 import { Checkpointer } from "./checkpointer.ts";
 import { SqliteCore, type SqliteOptions } from "./core.ts";
 import { migrate, openDatabase, type GroupCommit } from "./db.ts";
@@ -27,7 +28,7 @@ export function migrateSqlite(path: string): { from: number; to: number } {
 }
 
 // The parts' methods, bound in the constructor.
-type Parts = Bound<typeof intake> & Bound<typeof dispatch> & Bound<typeof receipts> & Bound<typeof outbox> & Bound<typeof admin> & MediaMethods;
+type Parts = Bound<typeof intake> & Bound<typeof dispatch> & Bound<typeof receipts> & Bound<typeof outbox> & Bound<typeof admin> & Bound<typeof bindLeases> & MediaMethods;
 export interface SqliteStore extends Parts {}
 
 export class SqliteStore implements Store {
@@ -43,7 +44,7 @@ export class SqliteStore implements Store {
     this.c = new SqliteCore(db, opts);
     this.writer = this.c.writer;
     this.startedAt = opts.now();
-    const parts: Parts = { ...bind(this.c, intake), ...bind(this.c, dispatch), ...bind(this.c, receipts), ...bind(this.c, outbox), ...bind(this.c, admin), ...mediaOf(this.c.media) };
+    const parts: Parts = { ...bind(this.c, intake), ...bind(this.c, dispatch), ...bind(this.c, receipts), ...bind(this.c, outbox), ...bind(this.c, admin), ...bind(this.c, bindLeases), ...mediaOf(this.c.media) };
     Object.assign(this, parts);
   }
 
