@@ -1,5 +1,6 @@
 // The composition root: opens the store, builds the carriers, the three loops (HTTP, dispatcher, outbox)
 // and housekeeping, and wires them. Nothing else creates long-lived objects.
+import { dirname, join } from "node:path";
 import { readFileSync } from "node:fs";
 import { Elysia } from "elysia";
 import type { DestinationStream, Logger } from "pino";
@@ -156,15 +157,19 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     now,
     onFailover: (from, to) => metrics.failovers.inc({ carrier: from, to }),
   });
-  // What the status page and /readyz show: each link, and whether routes are passing its carrier over.
+  const mediaServices = createMediaServices({ config, store, fetcher: media, metrics, now, tmpDir: join(dirname(config.store.path), "media-tmp"), warn: (o, m) => log.warn(o, m), info: (o, m) => log.info(o, m) });
+  // What the status page and /readyz show: each link, whether routes are passing its carrier over, and
+  // whether its media cannot all be adapted (ffmpeg missing) — a note, not a reason to be unready.
   const allHealth = () =>
     built.flatMap((b) => {
-      const skipped = router.skipped(b.carrier.name);
-      return b.carrier.health().map((h) => (skipped ? { ...h, detail: `${h.detail}; routes skip ${b.carrier.name} for now` } : h));
+      const notes = [
+        ...(router.skipped(b.carrier.name) ? [`routes skip ${b.carrier.name} for now`] : []),
+        ...(b.channel === "mms" ? [mediaServices.converterMissing(b.carrier as MmsCarrier)].filter((n) => n !== null) : []),
+      ];
+      return b.carrier.health().map((h) => (notes.length > 0 ? { ...h, detail: [h.detail, ...notes].join("; ") } : h));
     });
   const laneConcurrency = (channel: "mms" | "sms") => built.filter((b) => b.channel === channel).reduce((n, b) => n + b.concurrency, 0);
   const concurrency = { mms: laneConcurrency("mms"), sms: laneConcurrency("sms") };
-  const mediaServices = createMediaServices({ config, store, fetcher: media, metrics, now, warn: (o, m) => log.warn(o, m), info: (o, m) => log.info(o, m) });
   const { capability, links } = mediaServices;
 
   const outbox = new Outbox({

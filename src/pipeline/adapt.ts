@@ -1,9 +1,14 @@
-// Media adapted to fit the carrier's whole-message limit: images re-encoded (JPEG quality ladder, then
-// smaller dimensions; animated GIF fewer frames and colours, else its first frame as a still), anything
-// else passed through when it fits. Each (content hash, profile) is adapted once and remembered, so a
+// Media adapted to fit the carrier's whole-message limit and the types it takes: images re-encoded (JPEG
+// quality ladder, then smaller dimensions; animated GIF fewer frames and colours, else its first frame as a
+// still; WebP and AVIF converted even when they fit), audio and video converted by ffmpeg when one is
+// found, anything else passed through when it fits. Each (content hash, profile) is adapted once and remembered, so a
 // campaign that sends one image to a million recipients pays for it once.
 import type { MediaPart } from "../../adapters/carrier.ts";
 import type { ImageCodec, ImageInfo } from "./image-codec.ts";
+import { carrierTakes, extensionOf } from "./media.ts";
+import type { AvConverter } from "./transcode.ts";
+
+const noConverter: AvConverter = { missing: "no audio/video converter configured", convert: async () => ({ unfit: "no audio/video converter configured" }) };
 
 export interface AdaptedImage {
   contentType: string;
@@ -60,39 +65,61 @@ export class MediaAdapter {
     private readonly cache: AdaptedCache,
     /** Told of each adaptation actually computed (not served from the cache): what "adapt once" is measured by. */
     private readonly onComputed: () => void = () => {},
+    /** Audio and video conversion; without one they pass through when they fit. */
+    private readonly av: AvConverter = noConverter,
   ) {}
 
   /** The parts to submit, or a permanent error naming the part that cannot be made to fit. */
   async fit(parts: MediaPart[], o: FitOptions): Promise<FitOutcome> {
     const infos = await Promise.all(parts.map((p) => (p.contentType.startsWith("image/") ? this.info(p) : Promise.resolve(null))));
-    const total = o.measure(parts);
-    const images = infos.flatMap((info, i) => (info ? [i] : []));
-    const needsWork = (i: number) => {
-      const info = infos[i]!;
-      return Math.max(info.width, info.height) > o.maxEdge || info.hasMetadata || info.orientation !== 1;
-    };
-    if (total <= o.maxMessageBytes && !images.some(needsWork)) return { parts, adapted: 0 };
-
-    // What the message weighs with every image taken out: the budget the images share.
-    const stripped = parts.map((p, i) => (infos[i] ? { ...p, bytes: new Uint8Array(0) } : p));
-    const rest = o.measure(stripped) + HEADER_SLACK * images.length;
-    if (images.length === 0 || rest >= o.maxMessageBytes) {
-      return { code: "media:cannot_fit", message: this.tooBigWithout(parts, infos, total, o) };
+    const isAv = (i: number) => /^(audio|video)\//.test(parts[i]!.contentType);
+    const describe = (i: number) => `part ${i + 1} (${parts[i]!.filename}, ${parts[i]!.contentType}, ${parts[i]!.bytes.byteLength} bytes)`;
+    for (let i = 0; i < parts.length; i++) {
+      const type = parts[i]!.contentType;
+      if (carrierTakes(type)) continue;
+      if (type.startsWith("image/") && !infos[i]) {
+        return { code: "media:unsupported_type", message: `${describe(i)}: ${type} is not a type MMS handsets take, and ${UNDECODABLE[type] ?? "the image library cannot decode this file"}` };
+      }
+      if (isAv(i) && this.av.missing) {
+        return { code: "media:unsupported_type", message: `${describe(i)}: ${type} is not a type MMS handsets take, and it cannot be converted: ${this.av.missing}` };
+      }
     }
-    const share = Math.floor((o.maxMessageBytes - rest) / images.length);
+    const total = o.measure(parts);
+    // Work even when the message fits: a type the carrier does not take, or an image too large or carrying metadata.
+    const mustWork = (i: number) => {
+      if (!carrierTakes(parts[i]!.contentType)) return true;
+      const info = infos[i];
+      return info ? Math.max(info.width, info.height) > o.maxEdge || info.hasMetadata || info.orientation !== 1 : false;
+    };
+    if (total <= o.maxMessageBytes && !parts.some((_, i) => mustWork(i))) return { parts, adapted: 0 };
+
+    // The parts that can be made smaller share what the message weighs without them; a part already under
+    // an equal share and needing no work keeps its bytes, and leaves its share to the others.
+    let adaptable = parts.flatMap((_, i) => (infos[i] || (isAv(i) && !this.av.missing) ? [i] : []));
+    let share = 0;
+    for (;;) {
+      const stripped = parts.map((p, i) => (adaptable.includes(i) ? { ...p, bytes: new Uint8Array(0) } : p));
+      const rest = o.measure(stripped) + HEADER_SLACK * adaptable.length;
+      if (adaptable.length === 0 || rest >= o.maxMessageBytes) {
+        return { code: "media:cannot_fit", message: this.tooBigWithout(parts, adaptable, total, o) };
+      }
+      share = Math.floor((o.maxMessageBytes - rest) / adaptable.length);
+      const small = adaptable.filter((i) => !mustWork(i) && parts[i]!.bytes.byteLength <= share);
+      if (small.length === 0) break;
+      adaptable = adaptable.filter((i) => !small.includes(i));
+    }
     const budget = share >= BUDGET_QUANTUM ? share - (share % BUDGET_QUANTUM) : share;
     const profile = `${o.carrier}/${o.maxEdge}px/${budget}B`;
 
     const out = [...parts];
     let adapted = 0;
-    for (const i of images) {
+    for (const i of adaptable) {
       const part = parts[i]!;
-      const info = infos[i]!;
-      if (part.bytes.byteLength <= budget && !needsWork(i)) continue;
-      const result = await this.adaptOnce(part, info, budget, o.maxEdge, profile);
-      if ("unfit" in result) {
-        return { code: "media:cannot_fit", message: `part ${i + 1} (${part.filename}, ${part.contentType}, ${part.bytes.byteLength} bytes): ${result.unfit}` };
-      }
+      const info = infos[i];
+      const result = await this.adaptOnce(part, profile, () =>
+        info ? this.adaptImage(part.bytes, info, budget, o.maxEdge) : this.adaptAv(part, budget, o.maxEdge),
+      );
+      if ("unfit" in result) return { code: "media:cannot_fit", message: `${describe(i)}: ${result.unfit}` };
       out[i] = { ...part, contentType: result.contentType, bytes: result.bytes, cacheKey: `${part.cacheKey}@${profile}`, filename: renamed(part.filename, result.contentType) };
       adapted++;
     }
@@ -112,7 +139,7 @@ export class MediaAdapter {
     const info = part.contentType.startsWith("image/") ? await this.codec.info(part.bytes) : null;
     if (info) {
       const profile = `web/${WEB_EDGE}px/${WEB_MAX_BYTES}B`;
-      const result = await this.adaptOnce(part, info, WEB_MAX_BYTES, WEB_EDGE, profile);
+      const result = await this.adaptOnce(part, profile, () => this.adaptImage(part.bytes, info, WEB_MAX_BYTES, WEB_EDGE));
       // Read through the store as well: that marks the row used, so the purge keeps it as long as the new page.
       return "unfit" in result || !(await this.cache.get(part.cacheKey, profile)) ? null : { hash: part.cacheKey, profile };
     }
@@ -150,7 +177,7 @@ export class MediaAdapter {
   }
 
   /** One adaptation per (content, profile): from memory or the store, else computed once however many ask at once. */
-  private adaptOnce(part: MediaPart, info: ImageInfo, budget: number, maxEdge: number, profile: string): Promise<AdaptResult> {
+  private adaptOnce(part: MediaPart, profile: string, compute: () => Promise<AdaptResult>): Promise<AdaptResult> {
     const key = `${part.cacheKey}@${profile}`;
     const inMemory = this.recent.get(key);
     if (inMemory) return Promise.resolve(this.remember(key, inMemory));
@@ -161,7 +188,7 @@ export class MediaAdapter {
         const stored = await this.cache.get(part.cacheKey, profile);
         if (stored) return this.remember(key, stored);
         this.onComputed();
-        const result = await this.adaptImage(part.bytes, info, budget, maxEdge);
+        const result = await compute();
         await this.cache.put(part.cacheKey, profile, result);
         return this.remember(key, result);
       })().finally(() => this.inFlight.delete(key));
@@ -199,13 +226,23 @@ export class MediaAdapter {
     return { unfit: `no JPEG of it down to ${MIN_EDGE} px fits the ${budget} bytes this message leaves for it` };
   }
 
-  private tooBigWithout(parts: MediaPart[], infos: (ImageInfo | null)[], total: number, o: FitOptions): string {
-    const fixed = parts.map((p, i) => ({ p, i })).filter(({ i }) => !infos[i]);
+  private async adaptAv(part: MediaPart, budget: number, maxEdge: number): Promise<AdaptResult> {
+    const r = await this.av.convert(part.bytes, part.contentType, { maxBytes: budget, maxEdge });
+    return "unfit" in r ? r : { ...r, width: 0, height: 0 };
+  }
+
+  private tooBigWithout(parts: MediaPart[], adaptable: number[], total: number, o: FitOptions): string {
+    const fixed = parts.map((p, i) => ({ p, i })).filter(({ i }) => !adaptable.includes(i));
     const largest = fixed.sort((a, b) => b.p.bytes.byteLength - a.p.bytes.byteLength)[0];
     const over = `the message is ${total} bytes, over max_message_bytes ${o.maxMessageBytes}`;
     if (!largest) return `${over}, and its text alone leaves no room for media`;
-    const why = largest.p.contentType.startsWith("image/") ? "is not an image the gateway can decode" : "cannot be adapted (no converter for this type)";
-    return `part ${largest.i + 1} (${largest.p.filename}, ${largest.p.contentType}, ${largest.p.bytes.byteLength} bytes) ${why}; ${over}`;
+    const type = largest.p.contentType;
+    const why = type.startsWith("image/")
+      ? "is not an image the gateway can decode"
+      : /^(audio|video)\//.test(type)
+        ? `cannot be converted: ${this.av.missing}`
+        : "cannot be adapted (no converter for this type)";
+    return `part ${largest.i + 1} (${largest.p.filename}, ${type}, ${largest.p.bytes.byteLength} bytes) ${why}; ${over}`;
   }
 }
 
@@ -215,6 +252,10 @@ function sidesSwapped(info: ImageInfo): boolean {
 }
 
 function renamed(filename: string, contentType: string): string {
-  const ext = contentType === "image/gif" ? "gif" : "jpg";
-  return `${filename.replace(/\.[A-Za-z0-9]{1,5}$/, "")}.${ext}`;
+  return `${filename.replace(/\.[A-Za-z0-9]{1,5}$/, "")}.${extensionOf(contentType)}`;
 }
+
+// What the prebuilt libvips inside sharp lacks (sharp's docs: HEIC needs a libvips built with libde265/x265).
+const UNDECODABLE: Record<string, string> = {
+  "image/heic": "the gateway's image library cannot decode HEIC (sharp's prebuilt libvips reads AVIF but has no HEVC decoder): send it as JPEG",
+};

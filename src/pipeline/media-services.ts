@@ -12,6 +12,7 @@ import { CapabilityMemory } from "./capability.ts";
 import { createSharpCodec, type ImageCodec } from "./image-codec.ts";
 import { MediaLinks } from "./media-link.ts";
 import type { MediaFetcher } from "./media.ts";
+import { createFfmpeg, type AvConverter } from "./transcode.ts";
 
 const DAY_MS = 86_400_000;
 
@@ -24,6 +25,9 @@ export interface MediaServicesDeps {
   warn(detail: object, message: string): void;
   info(detail: object, message: string): void;
   codec?: ImageCodec;
+  /** Where converters keep their working files (under the data directory). */
+  tmpDir: string;
+  av?: AvConverter;
 }
 
 export function createMediaServices(d: MediaServicesDeps) {
@@ -32,7 +36,9 @@ export function createMediaServices(d: MediaServicesDeps) {
     get: (hash, profile) => store.adaptedMedia(hash, profile),
     put: (hash, profile, result) => store.putAdaptedMedia(hash, profile, result),
   };
-  const adapter = new MediaAdapter(d.codec ?? createSharpCodec(), cache, () => metrics.mediaAdaptations.inc());
+  const av =
+    d.av ?? createFfmpeg({ command: config.media.ffmpeg, timeoutMs: config.media.convert_timeout_ms, maxInputBytes: config.media.max_bytes, tmpDir: d.tmpDir });
+  const adapter = new MediaAdapter(d.codec ?? createSharpCodec(), cache, () => metrics.mediaAdaptations.inc(), av);
   const capability = new CapabilityMemory(store, config.capability.remember_days * DAY_MS, () => metrics.capabilityHits.inc());
   const sms = config.carriers.sms;
   const links = config.media_link.base_url
@@ -82,6 +88,9 @@ export function createMediaServices(d: MediaServicesDeps) {
     adapter,
     capability,
     links,
+    /** Why `carrier` cannot have its audio and video converted (ffmpeg missing), when it adapts media; else null. */
+    converterMissing: (carrier: MmsCarrier): string | null =>
+      av.missing && mmsSections.get(carrier.name)?.adapt_media && carrier.limits ? `${av.missing}: audio and video over its limit cannot be converted (install Debian's ffmpeg package or set media.ffmpeg to its path)` : null,
     dispatcherHooks: {
       adapt,
       rememberedNoMms: async (to: string) => {

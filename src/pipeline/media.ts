@@ -41,9 +41,8 @@ export function isMediaError(result: MediaPart | MediaError): result is MediaErr
 }
 
 // What MMS handsets and MMSCs take (OMA MMS conformance content plus the common extras). Left out on purpose:
-// image/webp and image/heic (few handsets render them in MMS, and MMSC adaptation rarely converts them),
 // image/svg+xml (scriptable), and application/smil (the adapter writes its own presentation).
-const EXTENSIONS: Record<string, string> = {
+const MMS_EXTENSIONS: Record<string, string> = {
   "image/jpeg": "jpg",
   "image/png": "png",
   "image/gif": "gif",
@@ -66,6 +65,29 @@ const EXTENSIONS: Record<string, string> = {
   "text/plain": "txt",
 };
 
+// Taken in only to be converted (few handsets render them in an MMS): images by the image library, audio and
+// video by ffmpeg, into a type of MMS_EXTENSIONS before the submit (adapt.ts).
+const CONVERTED_EXTENSIONS: Record<string, string> = {
+  "image/webp": "webp",
+  "image/heic": "heic",
+  "image/avif": "avif",
+  "video/quicktime": "mov",
+  "video/webm": "webm",
+  "audio/ogg": "ogg",
+};
+
+const EXTENSIONS: Record<string, string> = { ...MMS_EXTENSIONS, ...CONVERTED_EXTENSIONS };
+
+/** The file extension for a type the gateway takes in ("bin" for any other). */
+export function extensionOf(contentType: string): string {
+  return EXTENSIONS[contentType] ?? "bin";
+}
+
+/** A type the carrier takes as it is; anything else the fetcher accepts must be converted first. */
+export function carrierTakes(contentType: string): boolean {
+  return Object.hasOwn(MMS_EXTENSIONS, contentType);
+}
+
 const ALIASES: Record<string, string> = {
   "image/jpg": "image/jpeg",
   "image/pjpeg": "image/jpeg",
@@ -78,6 +100,9 @@ const ALIASES: Record<string, string> = {
   "audio/mid": "audio/midi",
   "audio/x-aac": "audio/aac",
   "audio/x-m4a": "audio/mp4",
+  "image/heif": "image/heic",
+  "video/mov": "video/quicktime",
+  "audio/opus": "audio/ogg",
 };
 
 // Object stores serve untyped uploads as these; they say nothing, so the declared type or the bytes decide.
@@ -90,12 +115,18 @@ export function normaliseType(raw: string | null | undefined): string | undefine
   return ALIASES[bare] ?? bare;
 }
 
-type Format = "jpeg" | "png" | "gif" | "isobmff" | "amr";
+type Format = "jpeg" | "png" | "gif" | "webp" | "isobmff" | "amr" | "ebml" | "ogg";
 
 const FORMAT_OF: Record<string, Format> = {
   "image/jpeg": "jpeg",
   "image/png": "png",
   "image/gif": "gif",
+  "image/webp": "webp",
+  "image/heic": "isobmff",
+  "image/avif": "isobmff",
+  "video/quicktime": "isobmff",
+  "video/webm": "ebml",
+  "audio/ogg": "ogg",
   "video/mp4": "isobmff",
   "video/3gpp": "isobmff",
   "video/3gpp2": "isobmff",
@@ -112,8 +143,15 @@ export function sniffType(bytes: Uint8Array): string | undefined {
   if (ascii(bytes, 0, 8) === "\x89PNG\r\n\x1a\n") return "image/png";
   if (/^GIF8[79]a$/.test(ascii(bytes, 0, 6))) return "image/gif";
   if (ascii(bytes, 0, 6) === "#!AMR\n") return "audio/amr";
+  if (ascii(bytes, 0, 4) === "RIFF" && ascii(bytes, 8, 12) === "WEBP") return "image/webp";
+  if (ascii(bytes, 0, 4) === "OggS") return "audio/ogg";
+  if (bytes[0] === 0x1a && bytes[1] === 0x45 && bytes[2] === 0xdf && bytes[3] === 0xa3) return "video/webm";
   if (ascii(bytes, 4, 8) === "ftyp") {
     const brand = ascii(bytes, 8, 12);
+    if (brand === "avif" || brand === "avis") return "image/avif";
+    // HEIF with HEVC pictures (what iPhones save); mif1/msf1 are the generic HEIF brands.
+    if (/^(heic|heix|hevc|hevx|heim|heis|mif1|msf1)$/.test(brand)) return "image/heic";
+    if (brand === "qt  ") return "video/quicktime";
     if (brand.startsWith("3g2")) return "video/3gpp2";
     if (brand.startsWith("3gp")) return "video/3gpp";
     if (brand === "M4A ") return "audio/mp4";
@@ -124,7 +162,7 @@ export function sniffType(bytes: Uint8Array): string | undefined {
 
 /** A safe Content-Location name from the URL's last path segment, with the extension of the type. */
 export function filenameFor(url: string, contentType: string): string {
-  const extension = EXTENSIONS[contentType] ?? "bin";
+  const extension = extensionOf(contentType);
   let segment = "";
   try {
     segment = decodeURIComponent(new URL(url).pathname.split("/").pop() ?? "");

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { startApp, type App } from "../../src/app.ts";
 import { ACME_SECRET, post, sendBody, tempDir, testConfig, waitFor } from "../support/app.ts";
 import { MM7_INBOUND } from "../support/config-doc.ts";
-import { amrAudio, animatedGif, describeImage, largePng, rotatedJpeg } from "../support/images.ts";
+import { amrAudio, animatedGif, describeImage, heicHeader, largePng, rotatedJpeg, webpPhoto } from "../support/images.ts";
 import { ADMIN_TOKEN, bearer } from "../support/ops.ts";
 import { startSink } from "../support/sink.ts";
 import { extractChild, validateMm7 } from "../support/mm7-xsd.ts";
@@ -45,6 +45,8 @@ const config = () =>
     },
     media_link: { base_url: "https://m.example.test/p" },
     inbound: { mm7: MM7_INBOUND },
+    // Audio and video conversion is media-av.test.ts's; here audio is what cannot be made to fit.
+    media: { ffmpeg: "" },
   });
 
 async function restart(): Promise<void> {
@@ -59,6 +61,10 @@ beforeAll(async () => {
   files.set("/anim.gif", { bytes: await animatedGif(), type: "image/gif" });
   files.set("/campaign.jpg", { bytes: await rotatedJpeg(2400, 1600), type: "image/jpeg" });
   files.set("/voice.amr", { bytes: amrAudio(150_000), type: "audio/amr" });
+  files.set("/sale.webp", { bytes: await webpPhoto(), type: "image/webp" });
+  files.set("/icon.webp", { bytes: await webpPhoto(240, 160), type: "image/webp" });
+  // Served untyped: the bytes alone say HEIC.
+  files.set("/IMG_0001.HEIC", { bytes: heicHeader(), type: "application/octet-stream" });
   // Recipients ending in 2002: the MMSC says the number cannot get MMS.
   stub = await startMmscStub({
     maxMessageBytes: LIMIT,
@@ -132,6 +138,32 @@ describe("adaptation to the MMSC's limit", () => {
     else expect(gif.format).toBe("jpeg");
   }, 60_000);
 
+  test("WebP, large and small: converted to JPEG (a type handsets take) within the limit, aspect kept", async () => {
+    expect(files.get("/sale.webp")!.bytes.byteLength).toBeGreaterThan(LIMIT);
+    await post(app.url, "/mms", sendBody({ to: "0012025550113", callback_url: sink.url, media: [{ url: mediaUrl("/sale.webp") }] }));
+    await post(app.url, "/mms", sendBody({ to: "0012025550114", callback_url: sink.url, media: [{ url: mediaUrl("/icon.webp") }] }));
+    const [large] = await waitFor("the large WebP's SubmitReq", () => submitsTo("0113").length === 1 && submitsTo("0113"));
+    const [small] = await waitFor("the small WebP's SubmitReq", () => submitsTo("0114").length === 1 && submitsTo("0114"));
+    expect(stub.errors).toEqual([]);
+    for (const [submit, width, height] of [[large!, EDGE, (EDGE * 2) / 3], [small!, 240, 160]] as const) {
+      expect(submit.decodedBytes).toBeLessThanOrEqual(LIMIT);
+      await schemaValid(submit);
+      expect(submit.media.map((m) => [m.contentType, m.contentLocation])).toEqual([["image/jpeg", submit === large ? "sale.jpg" : "icon.jpg"]]);
+      const shown = await describeImage(submit.media[0]!.bytes);
+      expect(shown.format).toBe("jpeg");
+      expect([shown.width, Math.round(shown.height)]).toEqual([width, Math.round(height)]);
+    }
+  }, 60_000);
+
+  test("HEIC (the image library cannot decode it): no SubmitReq, the fallback goes out, and the reason names the type", async () => {
+    const r = await post(app.url, "/mms", sendBody({ to: "0012025550115", callback_url: sink.url, fallback_text: "See our photo", media: [{ url: mediaUrl("/IMG_0001.HEIC") }] }));
+    const [event] = await waitFor("the fallback's event", () => sink.byMessage(r.json.id).length === 1 && sink.byMessage(r.json.id));
+    expect(submitsTo("0115")).toEqual([]);
+    expect(event!.fallback).toBe(true);
+    expect(event!.fallback_reason).toStartWith("media:unsupported_type: part 1 (IMG_0001.heic, image/heic, 4096 bytes): image/heic is not a type MMS handsets take");
+    expect(event!.fallback_reason).toContain("cannot decode HEIC");
+  }, 30_000);
+
   test("one URL in 20 messages: fetched once, adapted once, the same bytes in every SubmitReq", async () => {
     const before = await metric("gateway_media_adaptations_total");
     const sends = Array.from({ length: 20 }, (_, i) =>
@@ -159,7 +191,7 @@ describe("what cannot be made to fit", () => {
     });
     expect(submitsTo("0131")).toEqual([]);
     expect(events[0]!.fallback).toBe(true);
-    expect(events[0]!.fallback_reason).toStartWith("media:cannot_fit: part 1 (voice.amr, audio/amr, 150000 bytes) cannot be adapted");
+    expect(events[0]!.fallback_reason).toStartWith("media:cannot_fit: part 1 (voice.amr, audio/amr, 150000 bytes) cannot be converted: no converter (media.ffmpeg = \"\")");
     const text = smsText("0131");
     expect(text).toMatch(/^Listen to our jingle\nhttps:\/\/m\.example\.test\/p\/m\/[A-Za-z0-9]{22}$/);
     const token = text.split("/").pop()!;
@@ -182,7 +214,7 @@ describe("what cannot be made to fit", () => {
     const [event] = await waitFor("failed event", () => sink.byMessage(r.json.id).length === 1 && sink.byMessage(r.json.id));
     expect(event!.status).toBe("failed");
     expect(event!.error!.code).toBe("media:cannot_fit");
-    expect(event!.error!.message).toContain("part 1 (voice.amr, audio/amr, 150000 bytes) cannot be adapted");
+    expect(event!.error!.message).toContain('part 1 (voice.amr, audio/amr, 150000 bytes) cannot be converted: no converter (media.ffmpeg = "")');
     expect(submitsTo("0132")).toEqual([]);
   }, 30_000);
 
