@@ -33,6 +33,7 @@ const mediaUrl = (path: string) => `http://127.0.0.1:${mediaServer.port}${path}`
 const sink = startSink(ACME_SECRET);
 let stub: MmscStub;
 let smsc: Smsc;
+let smsc2: Smsc;
 let app: App;
 const dir = tempDir();
 
@@ -42,7 +43,10 @@ const config = () =>
     carriers: {
       mms: { kind: "mm7", url: stub.url, max_message_bytes: LIMIT, image_max_edge_px: EDGE },
       sms: { kind: "smpp", host: "127.0.0.1", port: smsc.port, system_id: "gw", password: "pw", tps: 1000, reconnect_min_ms: 100, reconnect_max_ms: 500 },
+      // A second SMSC that takes one part per message: routes send +1202555913… there.
+      sms_one_part: { kind: "smpp", host: "127.0.0.1", port: smsc2.port, system_id: "gw2", password: "pw", tps: 1000, reconnect_min_ms: 100, reconnect_max_ms: 500, max_parts: 1 },
     },
+    routes: [{ channel: "sms", prefixes: ["1202555913"], carriers: ["sms_one_part"] }],
     media_link: { base_url: "https://m.example.test/p" },
     inbound: { mm7: MM7_INBOUND },
     // Audio and video conversion is media-av.test.ts's; here audio is what cannot be made to fit.
@@ -52,7 +56,7 @@ const config = () =>
 async function restart(): Promise<void> {
   await app?.stop();
   app = await startApp(config(), { log: (await import("pino")).default({ level: "silent" }) });
-  await waitFor("SMPP bound", () => smsc.openSessions > 0);
+  await waitFor("SMPP bound", () => smsc.openSessions > 0 && smsc2.openSessions > 0);
 }
 
 beforeAll(async () => {
@@ -71,6 +75,7 @@ beforeAll(async () => {
     scenario: (req) => (req.to[0]!.value.endsWith("2002") ? { kind: "status", code: 2002, text: "Address Error" } : { kind: "ok" }),
   });
   smsc = await startSmsc({ sendReceipts: true, receiptDelayMs: 20, idBase: "dec" });
+  smsc2 = await startSmsc({ sendReceipts: true, receiptDelayMs: 20, idBase: "dec" });
   await restart();
 }, 180_000);
 
@@ -78,6 +83,7 @@ afterAll(async () => {
   await app.stop();
   await stub.stop();
   await smsc.stop();
+  await smsc2.stop();
   sink.stop();
   mediaServer.stop(true);
 });
@@ -184,7 +190,7 @@ describe("adaptation to the MMSC's limit", () => {
 
 describe("what cannot be made to fit", () => {
   test("audio over the limit: no SubmitReq; the fallback SMS goes out with a link to the hosted page; the event says why", async () => {
-    const r = await post(app.url, "/mms", sendBody({ to: "0012025550131", callback_url: sink.url, fallback_text: "Listen to our jingle", media: [{ url: mediaUrl("/voice.amr") }] }));
+    const r = await post(app.url, "/mms", sendBody({ to: "0012025550131", callback_url: sink.url, fallback_text: "Listen to our jingle", subject: "Tom & Jerry's <b>jingle</b>", media: [{ url: mediaUrl("/voice.amr") }] }));
     const events = await waitFor("final event", () => {
       const e = sink.byMessage(r.json.id).filter((x) => x.status === "delivered");
       return e.length === 1 && e;
@@ -200,6 +206,8 @@ describe("what cannot be made to fit", () => {
     expect(page.headers.get("content-security-policy")).toContain("default-src 'none'");
     const html = await page.text();
     expect(html).not.toContain("<script");
+    // The one HTML escape the status page uses too.
+    expect(html).toContain("<h1>Tom &amp; Jerry&#39;s &lt;b&gt;jingle&lt;/b&gt;</h1>");
     expect(html).toContain(`<audio src="/m/${token}/1"`);
     const audio = await fetch(`${app.url}/m/${token}/1`);
     expect(audio.headers.get("content-type")).toBe("audio/amr");
@@ -224,6 +232,15 @@ describe("what cannot be made to fit", () => {
     await waitFor("fallback SMS delivered", () => sink.byMessage(r.json.id).some((e) => e.status === "delivered"));
     expect(smsTo("0133").length).toBeLessThanOrEqual(6);
     expect(smsText("0133")).toMatch(/^Big sale this weekend only\. .*\.\.\.\nhttps:\/\/m\.example\.test\/p\/m\/[A-Za-z0-9]{22}$/s);
+  }, 30_000);
+
+  test("the text and link fit the parts limit of the SMS carrier routes choose for the fallback, not carriers.sms's", async () => {
+    const r = await post(app.url, "/mms", sendBody({ to: "0012025559134", callback_url: sink.url, fallback_text: "Big sale this weekend only. ".repeat(20), media: [{ url: mediaUrl("/voice.amr") }] }));
+    await waitFor("fallback SMS delivered", () => sink.byMessage(r.json.id).some((e) => e.status === "delivered"));
+    expect(smsTo("9134")).toEqual([]);
+    const parts = smsc2.submits.filter((s) => s.destAddr.endsWith("9134"));
+    expect(parts).toHaveLength(1);
+    expect(parts[0]!.body.toString("latin1")).toMatch(/^Big sale this weekend only\. .*\.\.\.\nhttps:\/\/m\.example\.test\/p\/m\/[A-Za-z0-9]{22}$/s);
   }, 30_000);
 });
 
