@@ -129,6 +129,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   metrics.validity.set(ms.validityMs / 1000);
   metrics.startTime.set(now() / 1000);
   const egress = createEgress({ allow: config.egress.allow });
+  // Large media sources and ffmpeg's work files: beside the database, never in the shared /tmp.
+  const mediaTmp = join(dirname(config.store.path), "media-tmp");
   const media = createMediaFetcher({
     egress,
     maxBytes: config.media.max_bytes,
@@ -136,6 +138,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     maxRedirects: config.media.max_redirects,
     cacheEntries: config.media.cache_entries,
     cacheTtlMs: 3_600_000,
+    spoolDir: join(mediaTmp, "fetch"),
     now,
     warn: (o, m) => log.warn(o, m),
   });
@@ -157,7 +160,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     now,
     onFailover: (from, to) => metrics.failovers.inc({ carrier: from, to }),
   });
-  const mediaServices = createMediaServices({ config, store, fetcher: media, metrics, now, tmpDir: join(dirname(config.store.path), "media-tmp"), warn: (o, m) => log.warn(o, m), info: (o, m) => log.info(o, m) });
+  const mediaServices = createMediaServices({ config, store, fetcher: media, metrics, now, tmpDir: join(mediaTmp, "convert"), warn: (o, m) => log.warn(o, m), info: (o, m) => log.info(o, m) });
   // What the status page and /readyz show: each link, whether routes are passing its carrier over, and
   // whether its media cannot all be adapted (ffmpeg missing) — a note, not a reason to be unready.
   const allHealth = () =>

@@ -4,7 +4,7 @@
 // found, anything else passed through when it fits. Each (content hash, profile) is adapted once and remembered, so a
 // campaign that sends one image to a million recipients pays for it once.
 import type { MediaPart } from "../../adapters/carrier.ts";
-import type { ImageCodec, ImageInfo } from "./image-codec.ts";
+import type { ImageCodec, ImageInfo, ImageSource } from "./image-codec.ts";
 import { carrierTakes, extensionOf } from "./media.ts";
 import type { AvConverter } from "./transcode.ts";
 
@@ -117,7 +117,7 @@ export class MediaAdapter {
       const part = parts[i]!;
       const info = infos[i];
       const result = await this.adaptOnce(part, profile, () =>
-        info ? this.adaptImage(part.bytes, info, budget, o.maxEdge) : this.adaptAv(part, budget, o.maxEdge),
+        info ? this.adaptImage(sourceOf(part), info, budget, o.maxEdge) : this.adaptAv(part, budget, o.maxEdge),
       );
       if ("unfit" in result) return { code: "media:cannot_fit", message: `${describe(i)}: ${result.unfit}` };
       out[i] = { ...part, contentType: result.contentType, bytes: result.bytes, cacheKey: `${part.cacheKey}@${profile}`, filename: renamed(part.filename, result.contentType) };
@@ -136,10 +136,10 @@ export class MediaAdapter {
    * are up to WEB_MAX_BYTES; null when there is nothing to show.
    */
   async forWeb(part: MediaPart): Promise<{ hash: string; profile: string } | null> {
-    const info = part.contentType.startsWith("image/") ? await this.codec.info(part.bytes) : null;
+    const info = part.contentType.startsWith("image/") ? await this.codec.info(sourceOf(part)) : null;
     if (info) {
       const profile = `web/${WEB_EDGE}px/${WEB_MAX_BYTES}B`;
-      const result = await this.adaptOnce(part, profile, () => this.adaptImage(part.bytes, info, WEB_MAX_BYTES, WEB_EDGE));
+      const result = await this.adaptOnce(part, profile, () => this.adaptImage(sourceOf(part), info, WEB_MAX_BYTES, WEB_EDGE));
       // Read through the store as well: that marks the row used, so the purge keeps it as long as the new page.
       return "unfit" in result || !(await this.cache.get(part.cacheKey, profile)) ? null : { hash: part.cacheKey, profile };
     }
@@ -153,7 +153,7 @@ export class MediaAdapter {
 
   private async info(part: MediaPart): Promise<ImageInfo | null> {
     if (this.infos.has(part.cacheKey)) return this.infos.get(part.cacheKey)!;
-    const info = await this.codec.info(part.bytes);
+    const info = await this.codec.info(sourceOf(part));
     this.infos.set(part.cacheKey, info);
     if (this.infos.size > MEMORY_INFOS) this.infos.delete(this.infos.keys().next().value!);
     return info;
@@ -197,7 +197,7 @@ export class MediaAdapter {
     return pending;
   }
 
-  private async adaptImage(bytes: Uint8Array, info: ImageInfo, budget: number, maxEdge: number): Promise<AdaptResult> {
+  private async adaptImage(bytes: ImageSource, info: ImageInfo, budget: number, maxEdge: number): Promise<AdaptResult> {
     const longest = Math.max(info.width, info.height);
     const scale = (edge: number) => Math.min(1, edge / longest);
     const sized = (data: Uint8Array, contentType: string, edge: number): AdaptedImage => ({
@@ -227,7 +227,7 @@ export class MediaAdapter {
   }
 
   private async adaptAv(part: MediaPart, budget: number, maxEdge: number): Promise<AdaptResult> {
-    const r = await this.av.convert(part.bytes, part.contentType, { maxBytes: budget, maxEdge });
+    const r = await this.av.convert(sourceOf(part), part.contentType, { maxBytes: budget, maxEdge });
     return "unfit" in r ? r : { ...r, width: 0, height: 0 };
   }
 
@@ -244,6 +244,11 @@ export class MediaAdapter {
         : "cannot be adapted (no converter for this type)";
     return `part ${largest.i + 1} (${largest.p.filename}, ${type}, ${largest.p.bytes.byteLength} bytes) ${why}; ${over}`;
   }
+}
+
+/** A large source's file (libvips and ffmpeg read it without the whole of it in memory), else its bytes. */
+function sourceOf(part: MediaPart): ImageSource {
+  return part.path ?? part.bytes;
 }
 
 /** EXIF orientations 5–8 turn the picture a quarter: the stored width is the shown height. */

@@ -3,6 +3,7 @@
 
 import type { MediaPart } from "../../adapters/carrier.ts";
 import { EgressRefused, EgressTooLarge, classifyStatus, type Egress, type EgressResponse } from "../egress/fetch.ts";
+import { Spool, clearSpoolDir } from "./spool.ts";
 
 export interface MediaItem {
   url: string;
@@ -28,6 +29,9 @@ export interface MediaFetcherOptions {
   /** Bytes all cached items may hold together. */
   cacheBytes?: number;
   now?: () => number;
+  /** Where a source larger than spoolAboveBytes is kept while it is used (under the data directory); none = in memory. */
+  spoolDir?: string;
+  spoolAboveBytes?: number;
   /** pino-style: called when the bytes contradict the claimed type and the bytes win. */
   warn?: (detail: Record<string, unknown>, message: string) => void;
 }
@@ -179,6 +183,8 @@ export function filenameFor(url: string, contentType: string): string {
 
 interface Fetched {
   bytes: Uint8Array;
+  /** The file the bytes are mapped from, for a large source. */
+  path?: string;
   cacheKey: string;
   servedType?: string;
   sniffedType?: string;
@@ -190,6 +196,8 @@ interface Fetched {
 type Entry = { fetched: Fetched; freshUntil: number } | { error: MediaError; freshUntil: number };
 
 const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
+/** Larger than any MMSC takes (so it will be adapted, by libvips or ffmpeg, which read files). */
+const DEFAULT_SPOOL_ABOVE = 1024 * 1024;
 
 export function createMediaFetcher(options: MediaFetcherOptions): MediaFetcher {
   const now = options.now ?? Date.now;
@@ -198,6 +206,7 @@ export function createMediaFetcher(options: MediaFetcherOptions): MediaFetcher {
   const cache = new Map<string, Entry>();
   let cachedBytes = 0;
   const inFlight = new Map<string, Promise<Entry>>();
+  if (options.spoolDir) clearSpoolDir(options.spoolDir);
 
   const sizeOf = (entry: Entry) => ("fetched" in entry ? entry.fetched.bytes.byteLength : 0);
 
@@ -243,6 +252,8 @@ export function createMediaFetcher(options: MediaFetcherOptions): MediaFetcher {
       return entry;
     };
 
+    // The body streams into the spool (to disk past spoolAboveBytes), the size cap applied while it arrives.
+    const spool = new Spool(options.spoolDir ?? null, options.spoolAboveBytes ?? DEFAULT_SPOOL_ABOVE);
     let response: EgressResponse;
     try {
       response = await options.egress.fetch(url, {
@@ -250,10 +261,13 @@ export function createMediaFetcher(options: MediaFetcherOptions): MediaFetcher {
         timeoutMs: options.timeoutMs,
         maxBytes: options.maxBytes,
         maxRedirects: options.maxRedirects,
+        onChunk: (chunk) => spool.write(chunk),
       });
     } catch (error) {
+      spool.discard();
       return failed(mediaErrorOf(error));
     }
+    if (response.status !== 200) spool.discard();
 
     const ttl = freshness(response.headers);
     if (response.status === 304 && previous) {
@@ -266,11 +280,13 @@ export function createMediaFetcher(options: MediaFetcherOptions): MediaFetcher {
       const kind = classifyStatus(response.status) === "temporary" ? "temporary" : "permanent";
       return failed({ kind, code: `media:http_${response.status}`, message: `${url} answered ${response.status}` });
     }
+    const body = spool.finish();
     const fetched: Fetched = {
-      bytes: response.body,
-      cacheKey: new Bun.CryptoHasher("sha256").update(response.body).digest("hex"),
+      bytes: body.bytes,
+      path: body.path,
+      cacheKey: body.sha256,
       servedType: normaliseType(response.headers.get("content-type")),
-      sniffedType: sniffType(response.body),
+      sniffedType: sniffType(body.bytes.subarray(0, 16)),
       etag: response.headers.get("etag") ?? undefined,
       lastModified: response.headers.get("last-modified") ?? undefined,
     };
@@ -324,6 +340,7 @@ export function createMediaFetcher(options: MediaFetcherOptions): MediaFetcher {
       return {
         contentType,
         bytes: fetched.bytes,
+        ...(fetched.path ? { path: fetched.path } : {}),
         cacheKey: fetched.cacheKey,
         filename: filenameFor(item.url, contentType),
       };

@@ -14,7 +14,8 @@ export interface AvConverter {
   /** Why nothing can be converted (ffmpeg not found), or null when it can. */
   readonly missing: string | null;
   /** The part as a type the carrier takes within maxBytes, or why it cannot be. */
-  convert(bytes: Uint8Array, sourceType: string, o: { maxBytes: number; maxEdge: number }): Promise<Converted | { unfit: string }>;
+  /** `source`: the bytes, or the path of a file holding them. */
+  convert(source: Uint8Array | string, sourceType: string, o: { maxBytes: number; maxEdge: number }): Promise<Converted | { unfit: string }>;
 }
 
 export interface FfmpegOptions {
@@ -74,15 +75,16 @@ export function createFfmpeg(o: FfmpegOptions): AvConverter {
 
   return {
     missing,
-    async convert(bytes, sourceType, limits) {
+    async convert(source, sourceType, limits) {
       if (!executable) return { unfit: missing! };
-      if (bytes.byteLength > o.maxInputBytes) return { unfit: `${bytes.byteLength} bytes is over the converter's input limit of ${o.maxInputBytes}` };
+      const size = typeof source === "string" ? Bun.file(source).size : source.byteLength;
+      if (size > o.maxInputBytes) return { unfit: `${size} bytes is over the converter's input limit of ${o.maxInputBytes}` };
       mkdirSync(o.tmpDir, { recursive: true, mode: 0o700 });
       const work = join(o.tmpDir, `av-${crypto.randomUUID()}`);
       mkdirSync(work, { mode: 0o700 });
       try {
-        const input = join(work, "in");
-        await Bun.write(input, bytes);
+        const input = typeof source === "string" ? source : join(work, "in");
+        if (typeof source !== "string") await Bun.write(input, source);
         // ffmpeg with an input and no output prints the input's description and exits 1: the probe.
         const probe = await run(["-i", input]);
         if (probe.timedOut) return { unfit: `ffmpeg timed out after ${o.timeoutMs} ms reading it` };
