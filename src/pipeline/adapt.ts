@@ -1,14 +1,15 @@
 // Media adapted to fit the carrier's whole-message limit and the types it takes: images re-encoded (JPEG
 // quality ladder, then smaller dimensions; animated GIF fewer frames and colours, else its first frame as a
-// still; WebP and AVIF converted even when they fit), audio and video converted by ffmpeg when one is
-// found, anything else passed through when it fits. Each (content hash, profile) is adapted once and remembered, so a
-// campaign that sends one image to a million recipients pays for it once.
+// still; WebP and AVIF converted even when they fit), audio and video converted by ffmpeg when one is found,
+// anything else passed through when it fits. Each (content hash, profile) is adapted once and remembered,
+// so a campaign that sends one image to a million recipients pays for it once.
 import type { MediaPart } from "../../adapters/carrier.ts";
 import type { ImageCodec, ImageInfo, ImageSource } from "./image-codec.ts";
 import { carrierTakes, extensionOf } from "./media.ts";
 import type { AvConverter } from "./transcode.ts";
 
-const noConverter: AvConverter = { missing: "no audio/video converter configured", convert: async () => ({ unfit: "no audio/video converter configured" }) };
+const NO_CONVERTER = "no audio/video converter configured";
+const noConverter: AvConverter = { missing: NO_CONVERTER, convert: async () => ({ unfit: NO_CONVERTER }) };
 
 export interface AdaptedImage {
   contentType: string;

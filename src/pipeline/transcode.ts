@@ -3,6 +3,7 @@
 // its share of the carrier's limit. ffmpeg runs as a child process with an argument list (never a shell),
 // a time limit and an input size limit, on files in a private temp directory.
 import { accessSync, constants, mkdirSync, rmSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 
 export interface Converted {
@@ -57,8 +58,27 @@ export function createFfmpeg(o: FfmpegOptions): AvConverter {
       ? `ffmpeg not found (media.ffmpeg = "${o.command}")`
       : `no converter (media.ffmpeg = "")`;
 
+  // A campaign's distinct clips must not start one ffmpeg each at once: one per core, the rest wait their turn.
+  // (A queue of resolvers, written here: a semaphore library for ten lines is not worth a dependency.)
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  const slots = Math.max(1, availableParallelism());
+
   /** Runs ffmpeg with `args`; its exit code and the end of what it printed. Killed at the time limit. */
   async function run(args: string[]): Promise<{ code: number; log: string; timedOut: boolean }> {
+    // A finished run hands its slot straight to the next waiter, so none is taken twice.
+    if (running >= slots) await new Promise<void>((resolve) => waiting.push(resolve));
+    else running++;
+    try {
+      return await runNow(args);
+    } finally {
+      const next = waiting.shift();
+      if (next) next();
+      else running--;
+    }
+  }
+
+  async function runNow(args: string[]): Promise<{ code: number; log: string; timedOut: boolean }> {
     const proc = Bun.spawn([executable!, "-hide_banner", "-nostdin", "-y", ...args], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
     let timedOut = false;
     const timer = setTimeout(() => {
