@@ -129,8 +129,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   metrics.validity.set(ms.validityMs / 1000);
   metrics.startTime.set(now() / 1000);
   const egress = createEgress({ allow: config.egress.allow });
-  // Large media sources and ffmpeg's work files: beside the database, never in the shared /tmp.
-  const mediaTmp = join(dirname(config.store.path), "media-tmp");
+  const mediaTmp = join(dirname(config.store.path), "media-tmp"); // large sources, ffmpeg's files: not the shared /tmp
   const media = createMediaFetcher({
     egress,
     maxBytes: config.media.max_bytes,
@@ -165,10 +164,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   // whether its media cannot all be adapted (ffmpeg missing) — a note, not a reason to be unready.
   const allHealth = () =>
     built.flatMap((b) => {
-      const notes = [
-        ...(router.skipped(b.carrier.name) ? [`routes skip ${b.carrier.name} for now`] : []),
-        ...(b.channel === "mms" ? [mediaServices.converterMissing(b.carrier as MmsCarrier)].filter((n) => n !== null) : []),
-      ];
+      const notes = [router.skipped(b.carrier.name) ? `routes skip ${b.carrier.name} for now` : null, mediaServices.converterMissing(b.carrier)].filter((n) => n !== null);
       return b.carrier.health().map((h) => (notes.length > 0 ? { ...h, detail: [h.detail, ...notes].join("; ") } : h));
     });
   const laneConcurrency = (channel: "mms" | "sms") => built.filter((b) => b.channel === channel).reduce((n, b) => n + b.concurrency, 0);

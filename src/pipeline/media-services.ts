@@ -94,8 +94,8 @@ export function createMediaServices(d: MediaServicesDeps) {
     capability,
     links,
     /** Why `carrier` cannot have its audio and video converted (ffmpeg missing), when it adapts media; else null. */
-    converterMissing: (carrier: MmsCarrier): string | null =>
-      av.missing && mmsSections.get(carrier.name)?.adapt_media && carrier.limits ? `${av.missing}: audio and video over its limit cannot be converted (install Debian's ffmpeg package or set media.ffmpeg to its path)` : null,
+    converterMissing: (carrier: MmsCarrier | SmsCarrier): string | null =>
+      av.missing && mmsSections.get(carrier.name)?.adapt_media && "limits" in carrier && carrier.limits ? `${av.missing}: audio and video over its limit cannot be converted (install Debian's ffmpeg package or set media.ffmpeg to its path)` : null,
     dispatcherHooks: {
       adapt,
       rememberedNoMms: async (to: string) => {
