@@ -39,6 +39,8 @@ export type SubmitResult =
 export interface MediaPart {
   contentType: string;
   bytes: Uint8Array;
+  /** A large source's bytes are mapped from this file: libvips and ffmpeg read it instead of the bytes. */
+  path?: string;
   /** Stable for the same bytes (e.g. a hash); lets an adapter reuse its encoded form across messages. */
   cacheKey: string;
   /** A file name for Content-Location, derived from the URL. */

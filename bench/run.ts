@@ -5,9 +5,10 @@
 import { benchAccept } from "./accept.ts";
 import { benchIdle } from "./idle.ts";
 import { benchKannel } from "./kannel.ts";
-import { printRows, quick, type Row } from "./lib/figures.ts";
+import { median, printRows, quick, spread, type Row } from "./lib/figures.ts";
 import { machine } from "./lib/processes.ts";
 import { benchMediaAdapt } from "./media-adapt.ts";
+import { benchMediaRss } from "./media-rss.ts";
 import { benchMm7 } from "./mm7-e2e.ts";
 import { benchPaced } from "./paced.ts";
 import { benchPipeline } from "./pipeline.ts";
@@ -83,6 +84,21 @@ await section("media", async () => {
     });
   }
   return rows;
+});
+
+await section("media-rss", async () => {
+  const r = await benchMediaRss();
+  const peaks = (mode: "spooled" | "in-memory") => r.runs[mode].map((x) => x.peakMb);
+  return [
+    {
+      bench: `peak RSS fetching + adapting a ${(r.sourceBytes / 1048576).toFixed(1)} MB JPEG (MB; source streamed to disk vs held in memory)`,
+      figure: "VmHWM MB",
+      gateway: spread(peaks("spooled")),
+      ceiling: `${spread(peaks("in-memory"))} in memory`,
+      ratio: (median(peaks("spooled")) / median(peaks("in-memory"))).toFixed(2),
+      target: "below the in-memory figure",
+    },
+  ];
 });
 
 const end = machine();

@@ -1,5 +1,6 @@
 // The composition root: opens the store, builds the carriers, the three loops (HTTP, dispatcher, outbox)
 // and housekeeping, and wires them. Nothing else creates long-lived objects.
+import { dirname, join } from "node:path";
 import { readFileSync } from "node:fs";
 import { Elysia } from "elysia";
 import type { DestinationStream, Logger } from "pino";
@@ -130,6 +131,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   metrics.validity.set(ms.validityMs / 1000);
   metrics.startTime.set(now() / 1000);
   const egress = createEgress({ allow: config.egress.allow });
+  const mediaTmp = join(dirname(config.store.path), "media-tmp"); // large sources, ffmpeg's files: not the shared /tmp
   const media = createMediaFetcher({
     egress,
     maxBytes: config.media.max_bytes,
@@ -137,6 +139,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     maxRedirects: config.media.max_redirects,
     cacheEntries: config.media.cache_entries,
     cacheTtlMs: 3_600_000,
+    spoolDir: join(mediaTmp, "fetch"),
     now,
     warn: (o, m) => log.warn(o, m),
   });
@@ -161,15 +164,16 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     now,
     onFailover: (from, to) => metrics.failovers.inc({ carrier: from, to }),
   });
-  // What the status page and /readyz show: each link, and whether routes are passing its carrier over.
+  const mediaServices = createMediaServices({ config, store, fetcher: media, metrics, now, tmpDir: join(mediaTmp, "convert"), warn: (o, m) => log.warn(o, m), info: (o, m) => log.info(o, m) });
+  // What the status page and /readyz show: each link, whether routes are passing its carrier over, and
+  // whether its media cannot all be adapted (ffmpeg missing) — a note, not a reason to be unready.
   const allHealth = () =>
     built.flatMap((b) => {
-      const skipped = router.skipped(b.carrier.name);
-      return b.carrier.health().map((h) => (skipped ? { ...h, detail: `${h.detail}; routes skip ${b.carrier.name} for now` } : h));
+      const notes = [router.skipped(b.carrier.name) ? `routes skip ${b.carrier.name} for now` : null, mediaServices.converterMissing(b.carrier)].filter((n) => n !== null);
+      return b.carrier.health().map((h) => (notes.length > 0 ? { ...h, detail: [h.detail, ...notes].join("; ") } : h));
     });
   const laneConcurrency = (channel: "mms" | "sms") => built.filter((b) => b.channel === channel).reduce((n, b) => n + b.concurrency, 0);
   const concurrency = { mms: laneConcurrency("mms"), sms: laneConcurrency("sms") };
-  const mediaServices = createMediaServices({ config, store, fetcher: media, metrics, now, warn: (o, m) => log.warn(o, m), info: (o, m) => log.info(o, m) });
   const { capability, links } = mediaServices;
 
   const outbox = new Outbox({

@@ -48,6 +48,8 @@ export interface EgressRequest extends RequestInit {
   maxRedirects: number;
   /** Bun's TLS options (e.g. a private CA); the server name is always set by the egress. */
   tls?: BunFetchRequestInit["tls"];
+  /** Takes a 2xx body chunk by chunk as it arrives (the cap still applies); the response's body is then empty. */
+  onChunk?: (chunk: Uint8Array) => void;
 }
 
 export interface EgressResponse {
@@ -129,7 +131,7 @@ export function createEgress(options: EgressOptions): Egress {
   }
 
   async function fetchChecked(url: string, init: EgressRequest): Promise<EgressResponse> {
-    const { timeoutMs, maxBytes, maxRedirects, tls, signal: callerSignal, ...rest } = init;
+    const { timeoutMs, maxBytes, maxRedirects, tls, onChunk, signal: callerSignal, ...rest } = init;
     const timeout = AbortSignal.timeout(timeoutMs);
     const signal = callerSignal ? AbortSignal.any([callerSignal, timeout]) : timeout;
     const headers = new Headers(rest.headers);
@@ -170,7 +172,7 @@ export function createEgress(options: EgressOptions): Egress {
         return {
           status: response.status,
           headers: response.headers,
-          body: await readCapped(response, maxBytes, ok, signal),
+          body: await readCapped(response, maxBytes, ok, signal, ok ? onChunk : undefined),
           finalUrl: current.href,
         };
       }
@@ -215,6 +217,7 @@ async function readCapped(
   maxBytes: number,
   failWhenOver: boolean,
   signal: AbortSignal,
+  onChunk?: (chunk: Uint8Array) => void,
 ): Promise<Uint8Array> {
   const encoding = response.headers.get("content-encoding");
   const declared = Number(response.headers.get("content-length") ?? NaN);
@@ -225,7 +228,7 @@ async function readCapped(
   }
   let body: Uint8Array | undefined;
   try {
-    body = await readBody(response.body, maxBytes, failWhenOver ? "refuse" : "cut");
+    body = await readBody(response.body, maxBytes, failWhenOver ? "refuse" : "cut", onChunk);
   } catch (error) {
     throw networkError(error, signal, "reading the response failed");
   }

@@ -2,6 +2,7 @@
 // document with no script and nothing fetched from elsewhere. Each bar carries a <title> (the
 // browser's tooltip) and its figures as data attributes.
 import type { ThroughputBucket } from "../observe/activity.ts";
+import { esc } from "./html.ts";
 
 export interface Series {
   name: string;
@@ -9,9 +10,6 @@ export interface Series {
   value: (b: ThroughputBucket) => number;
 }
 
-/** Any value as HTML text or an attribute value (the status page uses it too). */
-export const esc = (v: unknown) =>
-  String(v ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
 const hms = (ms: number) => new Date(ms).toISOString().slice(11, 19);
 
 const width = 620;

@@ -3,7 +3,8 @@
 import { Elysia } from "elysia";
 import type { CarrierHealth } from "../../adapters/carrier.ts";
 import type { Activity, SubmitOutcome } from "../observe/activity.ts";
-import { barChart, esc } from "./status-charts.ts";
+import { esc } from "./html.ts";
+import { barChart } from "./status-charts.ts";
 import type { Store } from "../store/index.ts";
 
 export interface StatusDeps {

@@ -1,9 +1,15 @@
-// Media adapted to fit the carrier's whole-message limit: images re-encoded (JPEG quality ladder, then
-// smaller dimensions; animated GIF fewer frames and colours, else its first frame as a still), anything
-// else passed through when it fits. Each (content hash, profile) is adapted once and remembered, so a
-// campaign that sends one image to a million recipients pays for it once.
+// Media adapted to fit the carrier's whole-message limit and the types it takes: images re-encoded (JPEG
+// quality ladder, then smaller dimensions; animated GIF fewer frames and colours, else its first frame as a
+// still; WebP and AVIF converted even when they fit), audio and video converted by ffmpeg when one is found,
+// anything else passed through when it fits. Each (content hash, profile) is adapted once and remembered,
+// so a campaign that sends one image to a million recipients pays for it once.
 import type { MediaPart } from "../../adapters/carrier.ts";
-import type { ImageCodec, ImageInfo } from "./image-codec.ts";
+import type { ImageCodec, ImageInfo, ImageSource } from "./image-codec.ts";
+import { carrierTakes, extensionOf } from "./media.ts";
+import type { AvConverter } from "./transcode.ts";
+
+const NO_CONVERTER = "no audio/video converter configured";
+const noConverter: AvConverter = { missing: NO_CONVERTER, convert: async () => ({ unfit: NO_CONVERTER }) };
 
 export interface AdaptedImage {
   contentType: string;
@@ -60,39 +66,61 @@ export class MediaAdapter {
     private readonly cache: AdaptedCache,
     /** Told of each adaptation actually computed (not served from the cache): what "adapt once" is measured by. */
     private readonly onComputed: () => void = () => {},
+    /** Audio and video conversion; without one they pass through when they fit. */
+    private readonly av: AvConverter = noConverter,
   ) {}
 
   /** The parts to submit, or a permanent error naming the part that cannot be made to fit. */
   async fit(parts: MediaPart[], o: FitOptions): Promise<FitOutcome> {
     const infos = await Promise.all(parts.map((p) => (p.contentType.startsWith("image/") ? this.info(p) : Promise.resolve(null))));
-    const total = o.measure(parts);
-    const images = infos.flatMap((info, i) => (info ? [i] : []));
-    const needsWork = (i: number) => {
-      const info = infos[i]!;
-      return Math.max(info.width, info.height) > o.maxEdge || info.hasMetadata || info.orientation !== 1;
-    };
-    if (total <= o.maxMessageBytes && !images.some(needsWork)) return { parts, adapted: 0 };
-
-    // What the message weighs with every image taken out: the budget the images share.
-    const stripped = parts.map((p, i) => (infos[i] ? { ...p, bytes: new Uint8Array(0) } : p));
-    const rest = o.measure(stripped) + HEADER_SLACK * images.length;
-    if (images.length === 0 || rest >= o.maxMessageBytes) {
-      return { code: "media:cannot_fit", message: this.tooBigWithout(parts, infos, total, o) };
+    const isAv = (i: number) => /^(audio|video)\//.test(parts[i]!.contentType);
+    const describe = (i: number) => `part ${i + 1} (${parts[i]!.filename}, ${parts[i]!.contentType}, ${parts[i]!.bytes.byteLength} bytes)`;
+    for (let i = 0; i < parts.length; i++) {
+      const type = parts[i]!.contentType;
+      if (carrierTakes(type)) continue;
+      if (type.startsWith("image/") && !infos[i]) {
+        return { code: "media:unsupported_type", message: `${describe(i)}: ${type} is not a type MMS handsets take, and ${UNDECODABLE[type] ?? "the image library cannot decode this file"}` };
+      }
+      if (isAv(i) && this.av.missing) {
+        return { code: "media:unsupported_type", message: `${describe(i)}: ${type} is not a type MMS handsets take, and it cannot be converted: ${this.av.missing}` };
+      }
     }
-    const share = Math.floor((o.maxMessageBytes - rest) / images.length);
+    const total = o.measure(parts);
+    // Work even when the message fits: a type the carrier does not take, or an image too large or carrying metadata.
+    const mustWork = (i: number) => {
+      if (!carrierTakes(parts[i]!.contentType)) return true;
+      const info = infos[i];
+      return info ? Math.max(info.width, info.height) > o.maxEdge || info.hasMetadata || info.orientation !== 1 : false;
+    };
+    if (total <= o.maxMessageBytes && !parts.some((_, i) => mustWork(i))) return { parts, adapted: 0 };
+
+    // The parts that can be made smaller share what the message weighs without them; a part already under
+    // an equal share and needing no work keeps its bytes, and leaves its share to the others.
+    let adaptable = parts.flatMap((_, i) => (infos[i] || (isAv(i) && !this.av.missing) ? [i] : []));
+    let share = 0;
+    for (;;) {
+      const stripped = parts.map((p, i) => (adaptable.includes(i) ? { ...p, bytes: new Uint8Array(0) } : p));
+      const rest = o.measure(stripped) + HEADER_SLACK * adaptable.length;
+      if (adaptable.length === 0 || rest >= o.maxMessageBytes) {
+        return { code: "media:cannot_fit", message: this.tooBigWithout(parts, adaptable, total, o) };
+      }
+      share = Math.floor((o.maxMessageBytes - rest) / adaptable.length);
+      const small = adaptable.filter((i) => !mustWork(i) && parts[i]!.bytes.byteLength <= share);
+      if (small.length === 0) break;
+      adaptable = adaptable.filter((i) => !small.includes(i));
+    }
     const budget = share >= BUDGET_QUANTUM ? share - (share % BUDGET_QUANTUM) : share;
     const profile = `${o.carrier}/${o.maxEdge}px/${budget}B`;
 
     const out = [...parts];
     let adapted = 0;
-    for (const i of images) {
+    for (const i of adaptable) {
       const part = parts[i]!;
-      const info = infos[i]!;
-      if (part.bytes.byteLength <= budget && !needsWork(i)) continue;
-      const result = await this.adaptOnce(part, info, budget, o.maxEdge, profile);
-      if ("unfit" in result) {
-        return { code: "media:cannot_fit", message: `part ${i + 1} (${part.filename}, ${part.contentType}, ${part.bytes.byteLength} bytes): ${result.unfit}` };
-      }
+      const info = infos[i];
+      const result = await this.adaptOnce(part, profile, () =>
+        info ? this.adaptImage(sourceOf(part), info, budget, o.maxEdge) : this.adaptAv(part, budget, o.maxEdge),
+      );
+      if ("unfit" in result) return { code: "media:cannot_fit", message: `${describe(i)}: ${result.unfit}` };
       out[i] = { ...part, contentType: result.contentType, bytes: result.bytes, cacheKey: `${part.cacheKey}@${profile}`, filename: renamed(part.filename, result.contentType) };
       adapted++;
     }
@@ -109,10 +137,10 @@ export class MediaAdapter {
    * are up to WEB_MAX_BYTES; null when there is nothing to show.
    */
   async forWeb(part: MediaPart): Promise<{ hash: string; profile: string } | null> {
-    const info = part.contentType.startsWith("image/") ? await this.codec.info(part.bytes) : null;
+    const info = part.contentType.startsWith("image/") ? await this.codec.info(sourceOf(part)) : null;
     if (info) {
       const profile = `web/${WEB_EDGE}px/${WEB_MAX_BYTES}B`;
-      const result = await this.adaptOnce(part, info, WEB_MAX_BYTES, WEB_EDGE, profile);
+      const result = await this.adaptOnce(part, profile, () => this.adaptImage(sourceOf(part), info, WEB_MAX_BYTES, WEB_EDGE));
       // Read through the store as well: that marks the row used, so the purge keeps it as long as the new page.
       return "unfit" in result || !(await this.cache.get(part.cacheKey, profile)) ? null : { hash: part.cacheKey, profile };
     }
@@ -126,7 +154,7 @@ export class MediaAdapter {
 
   private async info(part: MediaPart): Promise<ImageInfo | null> {
     if (this.infos.has(part.cacheKey)) return this.infos.get(part.cacheKey)!;
-    const info = await this.codec.info(part.bytes);
+    const info = await this.codec.info(sourceOf(part));
     this.infos.set(part.cacheKey, info);
     if (this.infos.size > MEMORY_INFOS) this.infos.delete(this.infos.keys().next().value!);
     return info;
@@ -150,7 +178,7 @@ export class MediaAdapter {
   }
 
   /** One adaptation per (content, profile): from memory or the store, else computed once however many ask at once. */
-  private adaptOnce(part: MediaPart, info: ImageInfo, budget: number, maxEdge: number, profile: string): Promise<AdaptResult> {
+  private adaptOnce(part: MediaPart, profile: string, compute: () => Promise<AdaptResult>): Promise<AdaptResult> {
     const key = `${part.cacheKey}@${profile}`;
     const inMemory = this.recent.get(key);
     if (inMemory) return Promise.resolve(this.remember(key, inMemory));
@@ -161,7 +189,7 @@ export class MediaAdapter {
         const stored = await this.cache.get(part.cacheKey, profile);
         if (stored) return this.remember(key, stored);
         this.onComputed();
-        const result = await this.adaptImage(part.bytes, info, budget, maxEdge);
+        const result = await compute();
         await this.cache.put(part.cacheKey, profile, result);
         return this.remember(key, result);
       })().finally(() => this.inFlight.delete(key));
@@ -170,7 +198,7 @@ export class MediaAdapter {
     return pending;
   }
 
-  private async adaptImage(bytes: Uint8Array, info: ImageInfo, budget: number, maxEdge: number): Promise<AdaptResult> {
+  private async adaptImage(bytes: ImageSource, info: ImageInfo, budget: number, maxEdge: number): Promise<AdaptResult> {
     const longest = Math.max(info.width, info.height);
     const scale = (edge: number) => Math.min(1, edge / longest);
     const sized = (data: Uint8Array, contentType: string, edge: number): AdaptedImage => ({
@@ -199,14 +227,29 @@ export class MediaAdapter {
     return { unfit: `no JPEG of it down to ${MIN_EDGE} px fits the ${budget} bytes this message leaves for it` };
   }
 
-  private tooBigWithout(parts: MediaPart[], infos: (ImageInfo | null)[], total: number, o: FitOptions): string {
-    const fixed = parts.map((p, i) => ({ p, i })).filter(({ i }) => !infos[i]);
+  private async adaptAv(part: MediaPart, budget: number, maxEdge: number): Promise<AdaptResult> {
+    const r = await this.av.convert(sourceOf(part), part.contentType, { maxBytes: budget, maxEdge });
+    return "unfit" in r ? r : { ...r, width: 0, height: 0 };
+  }
+
+  private tooBigWithout(parts: MediaPart[], adaptable: number[], total: number, o: FitOptions): string {
+    const fixed = parts.map((p, i) => ({ p, i })).filter(({ i }) => !adaptable.includes(i));
     const largest = fixed.sort((a, b) => b.p.bytes.byteLength - a.p.bytes.byteLength)[0];
     const over = `the message is ${total} bytes, over max_message_bytes ${o.maxMessageBytes}`;
     if (!largest) return `${over}, and its text alone leaves no room for media`;
-    const why = largest.p.contentType.startsWith("image/") ? "is not an image the gateway can decode" : "cannot be adapted (no converter for this type)";
-    return `part ${largest.i + 1} (${largest.p.filename}, ${largest.p.contentType}, ${largest.p.bytes.byteLength} bytes) ${why}; ${over}`;
+    const type = largest.p.contentType;
+    const why = type.startsWith("image/")
+      ? "is not an image the gateway can decode"
+      : /^(audio|video)\//.test(type)
+        ? `cannot be converted: ${this.av.missing}`
+        : "cannot be adapted (no converter for this type)";
+    return `part ${largest.i + 1} (${largest.p.filename}, ${type}, ${largest.p.bytes.byteLength} bytes) ${why}; ${over}`;
   }
+}
+
+/** A large source's file (libvips and ffmpeg read it without the whole of it in memory), else its bytes. */
+function sourceOf(part: MediaPart): ImageSource {
+  return part.path ?? part.bytes;
 }
 
 /** EXIF orientations 5–8 turn the picture a quarter: the stored width is the shown height. */
@@ -215,6 +258,10 @@ function sidesSwapped(info: ImageInfo): boolean {
 }
 
 function renamed(filename: string, contentType: string): string {
-  const ext = contentType === "image/gif" ? "gif" : "jpg";
-  return `${filename.replace(/\.[A-Za-z0-9]{1,5}$/, "")}.${ext}`;
+  return `${filename.replace(/\.[A-Za-z0-9]{1,5}$/, "")}.${extensionOf(contentType)}`;
 }
+
+// What the prebuilt libvips inside sharp lacks (sharp's docs: HEIC needs a libvips built with libde265/x265).
+const UNDECODABLE: Record<string, string> = {
+  "image/heic": "the gateway's image library cannot decode HEIC (sharp's prebuilt libvips reads AVIF but has no HEVC decoder): send it as JPEG",
+};

@@ -40,7 +40,7 @@ export interface DispatcherDeps {
   /** Why this recipient goes straight to the SMS fallback (capability memory), or null. */
   rememberedNoMms?: (to: string) => Promise<string | null>;
   /** The fallback SMS text (with the hosted page link when one is configured). */
-  fallbackText?: (m: StoredMessage) => Promise<string>;
+  fallbackText?: (m: StoredMessage, carrier: SmsCarrier) => Promise<string>;
 }
 
 interface Lane {
@@ -263,7 +263,7 @@ export class Dispatcher {
 
   private async submitSms(m: StoredMessage, carrier: SmsCarrier): Promise<SubmitResult> {
     const p = m.payload;
-    const text = !m.fallback ? p.text : this.d.fallbackText ? await this.d.fallbackText(m) : p.fallback_text;
+    const text = !m.fallback ? p.text : this.d.fallbackText ? await this.d.fallbackText(m, carrier) : p.fallback_text;
     return carrier.submit({ messageId: m.id, requestId: m.requestId, from: p.from, to: p.to, text });
   }
 }

@@ -20,13 +20,16 @@ export interface ImageInfo {
   orientation: number;
 }
 
+/** The image's bytes, or the path of a file holding them (a large source: libvips reads it piecemeal). */
+export type ImageSource = Uint8Array | string;
+
 export interface ImageCodec {
   /** null when the bytes are not an image the library decodes. */
-  info(bytes: Uint8Array): Promise<ImageInfo | null>;
+  info(source: ImageSource): Promise<ImageInfo | null>;
   /** A baseline JPEG within `edge` px on its longest side, orientation applied, metadata stripped. */
-  jpeg(bytes: Uint8Array, o: { edge: number; quality: number }): Promise<Uint8Array>;
+  jpeg(source: ImageSource, o: { edge: number; quality: number }): Promise<Uint8Array>;
   /** An animated GIF within `edge` px, keeping every `keepEvery`-th frame with at most `colours` colours (libvips rounds to 2, 4, 16 or 256). */
-  gif(bytes: Uint8Array, o: { edge: number; colours: number; keepEvery: number }): Promise<Uint8Array>;
+  gif(source: ImageSource, o: { edge: number; colours: number; keepEvery: number }): Promise<Uint8Array>;
 }
 
 type Sharp = typeof import("sharp").default;
@@ -72,10 +75,10 @@ export function loadSharp(): Promise<Sharp> {
 
 export function createSharpCodec(): ImageCodec {
   return {
-    async info(bytes) {
+    async info(source) {
       const sharp = await loadSharp();
       try {
-        const m = await sharp(bytes, { animated: true }).metadata();
+        const m = await sharp(source, { animated: true }).metadata();
         if (!m.width || !m.height || !m.format) return null;
         const pages = m.pages ?? 1;
         return {
@@ -91,9 +94,9 @@ export function createSharpCodec(): ImageCodec {
       }
     },
 
-    async jpeg(bytes, o) {
+    async jpeg(source, o) {
       const sharp = await loadSharp();
-      return sharp(bytes, { pages: 1 })
+      return sharp(source, { pages: 1 })
         .rotate()
         .resize(o.edge, o.edge, { fit: "inside", withoutEnlargement: true })
         // Transparent PNG/GIF: a handset shows JPEG's missing alpha as black; white is what it was designed on.
@@ -102,15 +105,15 @@ export function createSharpCodec(): ImageCodec {
         .toBuffer();
     },
 
-    async gif(bytes, o) {
+    async gif(source, o) {
       const sharp = await loadSharp();
-      const m = await sharp(bytes, { animated: true }).metadata();
+      const m = await sharp(source, { animated: true }).metadata();
       const pages = m.pages ?? 1;
       const keep = Array.from({ length: pages }, (_, i) => i).filter((i) => i % o.keepEvery === 0);
       const delays = m.delay ?? [];
       const frames = await Promise.all(
         keep.map((page) =>
-          sharp(bytes, { page, pages: 1 })
+          sharp(source, { page, pages: 1 })
             .resize(o.edge, o.edge, { fit: "inside", withoutEnlargement: true })
             .ensureAlpha()
             .raw()

@@ -12,9 +12,6 @@ export interface MediaLinkOptions {
   fetch(item: { url: string; content_type?: string }): Promise<MediaPart | { code: string; message: string }>;
   baseUrl: string;
   ttlMs: number;
-  /** SMS parts a text takes on the SMS carrier, and the most it may take. */
-  smsParts(text: string): number;
-  maxParts: number;
   random?: (bytes: Uint8Array) => Uint8Array;
   warn(detail: object, message: string): void;
   info?(detail: object, message: string): void;
@@ -28,11 +25,35 @@ const tokenShape = /^[A-Za-z0-9]{22}$/;
 /** GSM has no "…"; one would make the whole SMS UCS-2. */
 const ELLIPSIS = "...";
 
+/** What one SMS carrier takes: the parts a text needs there, and the most it may take. */
+export interface SmsBudget {
+  parts(text: string): number;
+  maxParts: number;
+}
+
+/** Text and link within the SMS parts limit: the text is shortened (never the link) when both do not fit. */
+export function withLink(text: string, url: string, budget: SmsBudget): string {
+  const join = (t: string) => (t ? `${t}\n${url}` : url);
+  if (budget.parts(join(text)) <= budget.maxParts) return join(text);
+  let lo = 0;
+  let hi = text.length;
+  // The longest prefix that fits, found by bisection (parts only grow with length).
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (budget.parts(join(`${text.slice(0, mid).trimEnd()}${ELLIPSIS}`)) <= budget.maxParts) lo = mid;
+    else hi = mid - 1;
+  }
+  return join(lo > 0 ? `${text.slice(0, lo).trimEnd()}${ELLIPSIS}` : "");
+}
+
 export class MediaLinks {
   constructor(private readonly o: MediaLinkOptions) {}
 
-  /** The fallback SMS text for `m`: its fallback text with the page link, or the bare text when no page can be made. */
-  async fallbackText(m: StoredMessage): Promise<string> {
+  /**
+   * The fallback SMS text for `m`: its fallback text with the page link, or the bare text when no page can be
+   * made. `budget` is the SMS carrier's that will send it (routes choose it).
+   */
+  async fallbackText(m: StoredMessage, budget: SmsBudget): Promise<string> {
     const p = m.payload;
     if (!this.o.baseUrl || p.media.length === 0) return p.fallback_text;
     const media: MediaLink["media"] = [];
@@ -48,22 +69,7 @@ export class MediaLinks {
     const link = await this.o.store.ensureMediaLink({ token: this.newToken(), messageId: m.id, subject: p.subject, text: p.text, media }, this.o.ttlMs);
     const url = `${this.o.baseUrl.replace(/\/+$/, "")}${pagePath}${link.token}`;
     this.o.info?.({ messageId: m.id, url, media: media.length }, "fallback SMS links to its hosted media page");
-    return this.withLink(p.fallback_text, url);
-  }
-
-  /** Text and link within the SMS parts limit: the text is shortened (never the link) when both do not fit. */
-  withLink(text: string, url: string): string {
-    const join = (t: string) => (t ? `${t}\n${url}` : url);
-    if (this.o.smsParts(join(text)) <= this.o.maxParts) return join(text);
-    let lo = 0;
-    let hi = text.length;
-    // The longest prefix that fits, found by bisection (parts only grow with length).
-    while (lo < hi) {
-      const mid = Math.ceil((lo + hi) / 2);
-      if (this.o.smsParts(join(`${text.slice(0, mid).trimEnd()}${ELLIPSIS}`)) <= this.o.maxParts) lo = mid;
-      else hi = mid - 1;
-    }
-    return join(lo > 0 ? `${text.slice(0, lo).trimEnd()}${ELLIPSIS}` : "");
+    return withLink(p.fallback_text, url, budget);
   }
 
   /**
@@ -82,12 +88,13 @@ export class MediaLinks {
     return token;
   }
 
-  async page(token: string): Promise<{ html: string } | null> {
+  /** What the page of `token` shows: its subject and text, and the type of each medium; null when there is none. */
+  async page(token: string): Promise<{ link: MediaLink; types: string[] } | null> {
     if (!tokenShape.test(token)) return null;
     const link = await this.o.store.mediaLink(token);
     if (!link) return null;
     const types = await Promise.all(link.media.map(async (_, i) => (await this.mediaOf(token, i + 1))?.contentType ?? ""));
-    return { html: renderPage(link, (i) => `${pagePath}${token}/${i + 1}`, (i) => types[i]!) };
+    return { link, types };
   }
 
   /** The n-th (1-based) medium of a page, or null. */
@@ -99,30 +106,4 @@ export class MediaLinks {
     const row = await this.o.store.adaptedMedia(ref.hash, ref.profile);
     return row && !("unfit" in row) ? { contentType: row.contentType, bytes: row.bytes } : null;
   }
-}
-
-const escape = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-
-/** No script and nothing fetched from elsewhere: the page is safe to open from an SMS on any phone. */
-function renderPage(link: MediaLink, src: (i: number) => string, typeOf: (i: number) => string): string {
-  const items = link.media.map((_, i) => {
-    const type = typeOf(i);
-    if (type.startsWith("image/")) return `<img src="${src(i)}" alt="">`;
-    if (type.startsWith("video/")) return `<video src="${src(i)}" controls playsinline></video>`;
-    if (type.startsWith("audio/")) return `<audio src="${src(i)}" controls></audio>`;
-    return `<p><a href="${src(i)}">Attachment ${i + 1}</a></p>`;
-  });
-  const title = link.subject || "Message";
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex">
-<title>${escape(title)}</title>
-<style>body{font:16px/1.4 system-ui,sans-serif;margin:0 auto;max-width:40rem;padding:1rem;color:#222}
-img,video{display:block;max-width:100%;height:auto;margin:1rem 0}audio{width:100%}h1{font-size:1.25rem}p{white-space:pre-wrap}</style>
-</head><body>
-${link.subject ? `<h1>${escape(link.subject)}</h1>\n` : ""}${items.join("\n")}
-${link.text ? `<p>${escape(link.text)}</p>` : ""}
-</body></html>
-`;
 }

@@ -1,8 +1,8 @@
 // Media adaptation, the hosted media page and capability memory, built from the config in one place
 // and handed to the dispatcher as hooks.
-import type { MediaPart, MmsCarrier, MmsSubmit } from "../../adapters/carrier.ts";
+import type { MediaPart, MmsCarrier, MmsSubmit, SmsCarrier } from "../../adapters/carrier.ts";
 import { capacityFor, countParts } from "../../adapters/smpp/index.ts";
-import { carrierEntries, type Config, type MmsSection } from "../config.ts";
+import { carrierEntries, type Config, type MmsSection, type SmsSection } from "../config.ts";
 import type { GatewayError } from "../domain/outcome.ts";
 import type { StoredMessage } from "../domain/message.ts";
 import type { Metrics } from "../observe/metrics.ts";
@@ -10,8 +10,9 @@ import type { Store } from "../store/index.ts";
 import { MediaAdapter, type AdaptedCache, type FitOutcome } from "./adapt.ts";
 import { CapabilityMemory } from "./capability.ts";
 import { createSharpCodec, type ImageCodec } from "./image-codec.ts";
-import { MediaLinks } from "./media-link.ts";
+import { MediaLinks, type SmsBudget } from "./media-link.ts";
 import type { MediaFetcher } from "./media.ts";
+import { createFfmpeg, type AvConverter } from "./transcode.ts";
 
 const DAY_MS = 86_400_000;
 
@@ -24,6 +25,9 @@ export interface MediaServicesDeps {
   warn(detail: object, message: string): void;
   info(detail: object, message: string): void;
   codec?: ImageCodec;
+  /** Where converters keep their working files (under the data directory). */
+  tmpDir: string;
+  av?: AvConverter;
 }
 
 export function createMediaServices(d: MediaServicesDeps) {
@@ -32,9 +36,10 @@ export function createMediaServices(d: MediaServicesDeps) {
     get: (hash, profile) => store.adaptedMedia(hash, profile),
     put: (hash, profile, result) => store.putAdaptedMedia(hash, profile, result),
   };
-  const adapter = new MediaAdapter(d.codec ?? createSharpCodec(), cache, () => metrics.mediaAdaptations.inc());
+  const av =
+    d.av ?? createFfmpeg({ command: config.media.ffmpeg, timeoutMs: config.media.convert_timeout_ms, maxInputBytes: config.media.max_bytes, tmpDir: d.tmpDir });
+  const adapter = new MediaAdapter(d.codec ?? createSharpCodec(), cache, () => metrics.mediaAdaptations.inc(), av);
   const capability = new CapabilityMemory(store, config.capability.remember_days * DAY_MS, () => metrics.capabilityHits.inc());
-  const sms = config.carriers.sms;
   const links = config.media_link.base_url
     ? new MediaLinks({
         store,
@@ -42,18 +47,24 @@ export function createMediaServices(d: MediaServicesDeps) {
         fetch: (item) => d.fetcher.get(item),
         baseUrl: config.media_link.base_url,
         ttlMs: config.media_link.ttl_days * DAY_MS,
-        smsParts: (text) => countParts(text, (dc) => capacityFor(dc, sms.concatenation)),
-        maxParts: sms.max_parts,
         warn: d.warn,
         info: d.info,
       })
     : null;
-  // Each MMS carrier adapts to its own profile (max_message_bytes, image_max_edge_px, adapt_media).
-  const mmsSections = new Map(
-    carrierEntries(config)
-      .filter((e) => e.channel === "mms")
-      .map((e) => [e.section.name, e.section as MmsSection]),
-  );
+  // Each MMS carrier adapts to its own profile (max_message_bytes, image_max_edge_px, adapt_media); each
+  // SMS carrier cuts a fallback text by its own concatenation and max_parts.
+  const sectionsOf = <S>(channel: "mms" | "sms") =>
+    new Map(
+      carrierEntries(config)
+        .filter((e) => e.channel === channel)
+        .map((e) => [e.section.name, e.section as S]),
+    );
+  const mmsSections = sectionsOf<MmsSection>("mms");
+  const smsSections = sectionsOf<SmsSection>("sms");
+  const smsBudget = (carrier: SmsCarrier): SmsBudget => {
+    const section = smsSections.get(carrier.name) ?? config.carriers.sms;
+    return { parts: (text) => countParts(text, (dc) => capacityFor(dc, section.concatenation)), maxParts: section.max_parts };
+  };
 
   const adapt = async (submit: MmsSubmit, carrier: MmsCarrier): Promise<MediaPart[] | GatewayError> => {
     const section = mmsSections.get(carrier.name);
@@ -82,13 +93,16 @@ export function createMediaServices(d: MediaServicesDeps) {
     adapter,
     capability,
     links,
+    /** Why `carrier` cannot have its audio and video converted (ffmpeg missing), when it adapts media; else null. */
+    converterMissing: (carrier: MmsCarrier | SmsCarrier): string | null =>
+      av.missing && mmsSections.get(carrier.name)?.adapt_media && "limits" in carrier && carrier.limits ? `${av.missing}: audio and video over its limit cannot be converted (install Debian's ffmpeg package or set media.ffmpeg to its path)` : null,
     dispatcherHooks: {
       adapt,
       rememberedNoMms: async (to: string) => {
         const entry = await capability.check(to);
         return entry ? `remembered until ${new Date(entry.until).toISOString()} as unable to take MMS (${entry.reason})` : null;
       },
-      fallbackText: links ? (m: StoredMessage) => links.fallbackText(m) : undefined,
+      fallbackText: links ? (m: StoredMessage, carrier: SmsCarrier) => links.fallbackText(m, smsBudget(carrier)) : undefined,
     },
     /** Pages past ttl_days, expired memories, adaptations unused for ttl_days. */
     purge: () => store.purgeMedia(now() - config.media_link.ttl_days * DAY_MS),

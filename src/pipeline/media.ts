@@ -3,6 +3,7 @@
 
 import type { MediaPart } from "../../adapters/carrier.ts";
 import { EgressRefused, EgressTooLarge, classifyStatus, type Egress, type EgressResponse } from "../egress/fetch.ts";
+import { Spool, clearSpoolDir } from "./spool.ts";
 
 export interface MediaItem {
   url: string;
@@ -28,6 +29,9 @@ export interface MediaFetcherOptions {
   /** Bytes all cached items may hold together. */
   cacheBytes?: number;
   now?: () => number;
+  /** Where a source larger than spoolAboveBytes is kept while it is used (under the data directory); none = in memory. */
+  spoolDir?: string;
+  spoolAboveBytes?: number;
   /** pino-style: called when the bytes contradict the claimed type and the bytes win. */
   warn?: (detail: Record<string, unknown>, message: string) => void;
 }
@@ -41,9 +45,8 @@ export function isMediaError(result: MediaPart | MediaError): result is MediaErr
 }
 
 // What MMS handsets and MMSCs take (OMA MMS conformance content plus the common extras). Left out on purpose:
-// image/webp and image/heic (few handsets render them in MMS, and MMSC adaptation rarely converts them),
 // image/svg+xml (scriptable), and application/smil (the adapter writes its own presentation).
-const EXTENSIONS: Record<string, string> = {
+const MMS_EXTENSIONS: Record<string, string> = {
   "image/jpeg": "jpg",
   "image/png": "png",
   "image/gif": "gif",
@@ -66,6 +69,29 @@ const EXTENSIONS: Record<string, string> = {
   "text/plain": "txt",
 };
 
+// Taken in only to be converted (few handsets render them in an MMS): images by the image library, audio and
+// video by ffmpeg, into a type of MMS_EXTENSIONS before the submit (adapt.ts).
+const CONVERTED_EXTENSIONS: Record<string, string> = {
+  "image/webp": "webp",
+  "image/heic": "heic",
+  "image/avif": "avif",
+  "video/quicktime": "mov",
+  "video/webm": "webm",
+  "audio/ogg": "ogg",
+};
+
+const EXTENSIONS: Record<string, string> = { ...MMS_EXTENSIONS, ...CONVERTED_EXTENSIONS };
+
+/** The file extension for a type the gateway takes in ("bin" for any other). */
+export function extensionOf(contentType: string): string {
+  return EXTENSIONS[contentType] ?? "bin";
+}
+
+/** A type the carrier takes as it is; anything else the fetcher accepts must be converted first. */
+export function carrierTakes(contentType: string): boolean {
+  return Object.hasOwn(MMS_EXTENSIONS, contentType);
+}
+
 const ALIASES: Record<string, string> = {
   "image/jpg": "image/jpeg",
   "image/pjpeg": "image/jpeg",
@@ -78,6 +104,9 @@ const ALIASES: Record<string, string> = {
   "audio/mid": "audio/midi",
   "audio/x-aac": "audio/aac",
   "audio/x-m4a": "audio/mp4",
+  "image/heif": "image/heic",
+  "video/mov": "video/quicktime",
+  "audio/opus": "audio/ogg",
 };
 
 // Object stores serve untyped uploads as these; they say nothing, so the declared type or the bytes decide.
@@ -90,12 +119,18 @@ export function normaliseType(raw: string | null | undefined): string | undefine
   return ALIASES[bare] ?? bare;
 }
 
-type Format = "jpeg" | "png" | "gif" | "isobmff" | "amr";
+type Format = "jpeg" | "png" | "gif" | "webp" | "isobmff" | "amr" | "ebml" | "ogg";
 
 const FORMAT_OF: Record<string, Format> = {
   "image/jpeg": "jpeg",
   "image/png": "png",
   "image/gif": "gif",
+  "image/webp": "webp",
+  "image/heic": "isobmff",
+  "image/avif": "isobmff",
+  "video/quicktime": "isobmff",
+  "video/webm": "ebml",
+  "audio/ogg": "ogg",
   "video/mp4": "isobmff",
   "video/3gpp": "isobmff",
   "video/3gpp2": "isobmff",
@@ -112,8 +147,15 @@ export function sniffType(bytes: Uint8Array): string | undefined {
   if (ascii(bytes, 0, 8) === "\x89PNG\r\n\x1a\n") return "image/png";
   if (/^GIF8[79]a$/.test(ascii(bytes, 0, 6))) return "image/gif";
   if (ascii(bytes, 0, 6) === "#!AMR\n") return "audio/amr";
+  if (ascii(bytes, 0, 4) === "RIFF" && ascii(bytes, 8, 12) === "WEBP") return "image/webp";
+  if (ascii(bytes, 0, 4) === "OggS") return "audio/ogg";
+  if (bytes[0] === 0x1a && bytes[1] === 0x45 && bytes[2] === 0xdf && bytes[3] === 0xa3) return "video/webm";
   if (ascii(bytes, 4, 8) === "ftyp") {
     const brand = ascii(bytes, 8, 12);
+    if (brand === "avif" || brand === "avis") return "image/avif";
+    // HEIF with HEVC pictures (what iPhones save); mif1/msf1 are the generic HEIF brands.
+    if (/^(heic|heix|hevc|hevx|heim|heis|mif1|msf1)$/.test(brand)) return "image/heic";
+    if (brand === "qt  ") return "video/quicktime";
     if (brand.startsWith("3g2")) return "video/3gpp2";
     if (brand.startsWith("3gp")) return "video/3gpp";
     if (brand === "M4A ") return "audio/mp4";
@@ -124,7 +166,7 @@ export function sniffType(bytes: Uint8Array): string | undefined {
 
 /** A safe Content-Location name from the URL's last path segment, with the extension of the type. */
 export function filenameFor(url: string, contentType: string): string {
-  const extension = EXTENSIONS[contentType] ?? "bin";
+  const extension = extensionOf(contentType);
   let segment = "";
   try {
     segment = decodeURIComponent(new URL(url).pathname.split("/").pop() ?? "");
@@ -141,6 +183,8 @@ export function filenameFor(url: string, contentType: string): string {
 
 interface Fetched {
   bytes: Uint8Array;
+  /** The file the bytes are mapped from, for a large source. */
+  path?: string;
   cacheKey: string;
   servedType?: string;
   sniffedType?: string;
@@ -152,6 +196,8 @@ interface Fetched {
 type Entry = { fetched: Fetched; freshUntil: number } | { error: MediaError; freshUntil: number };
 
 const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
+/** Larger than any MMSC takes (so it will be adapted, by libvips or ffmpeg, which read files). */
+const DEFAULT_SPOOL_ABOVE = 1024 * 1024;
 
 export function createMediaFetcher(options: MediaFetcherOptions): MediaFetcher {
   const now = options.now ?? Date.now;
@@ -160,6 +206,7 @@ export function createMediaFetcher(options: MediaFetcherOptions): MediaFetcher {
   const cache = new Map<string, Entry>();
   let cachedBytes = 0;
   const inFlight = new Map<string, Promise<Entry>>();
+  if (options.spoolDir) clearSpoolDir(options.spoolDir);
 
   const sizeOf = (entry: Entry) => ("fetched" in entry ? entry.fetched.bytes.byteLength : 0);
 
@@ -205,6 +252,8 @@ export function createMediaFetcher(options: MediaFetcherOptions): MediaFetcher {
       return entry;
     };
 
+    // The body streams into the spool (to disk past spoolAboveBytes), the size cap applied while it arrives.
+    const spool = new Spool(options.spoolDir ?? null, options.spoolAboveBytes ?? DEFAULT_SPOOL_ABOVE);
     let response: EgressResponse;
     try {
       response = await options.egress.fetch(url, {
@@ -212,10 +261,13 @@ export function createMediaFetcher(options: MediaFetcherOptions): MediaFetcher {
         timeoutMs: options.timeoutMs,
         maxBytes: options.maxBytes,
         maxRedirects: options.maxRedirects,
+        onChunk: (chunk) => spool.write(chunk),
       });
     } catch (error) {
+      spool.discard();
       return failed(mediaErrorOf(error));
     }
+    if (response.status !== 200) spool.discard();
 
     const ttl = freshness(response.headers);
     if (response.status === 304 && previous) {
@@ -228,11 +280,13 @@ export function createMediaFetcher(options: MediaFetcherOptions): MediaFetcher {
       const kind = classifyStatus(response.status) === "temporary" ? "temporary" : "permanent";
       return failed({ kind, code: `media:http_${response.status}`, message: `${url} answered ${response.status}` });
     }
+    const body = spool.finish();
     const fetched: Fetched = {
-      bytes: response.body,
-      cacheKey: new Bun.CryptoHasher("sha256").update(response.body).digest("hex"),
+      bytes: body.bytes,
+      path: body.path,
+      cacheKey: body.sha256,
       servedType: normaliseType(response.headers.get("content-type")),
-      sniffedType: sniffType(response.body),
+      sniffedType: sniffType(body.bytes.subarray(0, 16)),
       etag: response.headers.get("etag") ?? undefined,
       lastModified: response.headers.get("last-modified") ?? undefined,
     };
@@ -286,6 +340,7 @@ export function createMediaFetcher(options: MediaFetcherOptions): MediaFetcher {
       return {
         contentType,
         bytes: fetched.bytes,
+        ...(fetched.path ? { path: fetched.path } : {}),
         cacheKey: fetched.cacheKey,
         filename: filenameFor(item.url, contentType),
       };

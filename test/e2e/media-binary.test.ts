@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { ACME_SECRET, post, sendBody, tempDir, testConfigDoc, waitFor } from "../support/app.ts";
 import { MM7_INBOUND } from "../support/config-doc.ts";
 import { configFor, freePort, startBinary, type Running } from "../support/binary.ts";
-import { describeImage, rotatedJpeg } from "../support/images.ts";
+import { describeAv, describeWithFfmpeg, videoClip } from "../support/av.ts";
+import { describeImage, rotatedJpeg, webpPhoto } from "../support/images.ts";
 import { createTestDatabase, pgAvailable, type TestDatabase } from "../support/postgres.ts";
 import { startSink } from "../support/sink.ts";
 import { startMmscStub, type MmscStub } from "../peers/mm7-stub.ts";
@@ -16,13 +17,14 @@ import { startMmscStub, type MmscStub } from "../peers/mm7-stub.ts";
 const LIMIT = 80 * 1024;
 const sink = startSink(ACME_SECRET);
 let photo: Uint8Array;
-let photoHits = 0;
+// Other sources by path (the photo is served at any other path).
+const others = new Map<string, { bytes: Uint8Array; type: string }>();
 const media = Bun.serve({
   hostname: "127.0.0.1",
   port: 0,
-  fetch: () => {
-    photoHits++;
-    return new Response(photo, { headers: { "content-type": "image/jpeg" } });
+  fetch: (req) => {
+    const other = others.get(new URL(req.url).pathname);
+    return new Response(other?.bytes ?? photo, { headers: { "content-type": other?.type ?? "image/jpeg" } });
   },
 });
 let stub: MmscStub;
@@ -101,6 +103,30 @@ test("the binary adapts a 3000×2000 photo within the limit, serves the fallback
   const metrics = await (await fetch(`${gw.url}/metrics`)).text();
   expect(metrics).toMatch(/^gateway_media_adaptations_total 0$/m);
 }, 120_000);
+
+describeWithFfmpeg("media-binary.test.ts")("sources the carrier does not take, from the binary", () => {
+  test("a WebP over 1 MiB (streamed to disk, read by the embedded libvips) becomes a JPEG, and a QuickTime clip becomes MP4 by ffmpeg", async () => {
+    others.set("/sale.webp", { bytes: await webpPhoto(3200, 2000), type: "image/webp" });
+    others.set("/clip.mov", { bytes: await videoClip(3), type: "video/quicktime" });
+    expect(others.get("/sale.webp")!.bytes.byteLength).toBeGreaterThan(1024 * 1024);
+    gw?.proc.kill("SIGTERM");
+    await gw?.proc.exited;
+    const at = tempDir();
+    gw = await startBinary(config({}, at), freePort());
+    for (const [to, path] of [["0012025550181", "/sale.webp"], ["0012025550182", "/clip.mov"]]) {
+      await post(gw.url, "/mms", sendBody({ to, callback_url: sink.url, media: [{ url: `http://127.0.0.1:${media.port}${path}` }] }));
+    }
+    const [image] = await waitFor("the WebP's SubmitReq", () => submitsTo("0181").length === 1 && submitsTo("0181"), 60_000);
+    const [video] = await waitFor("the clip's SubmitReq", () => submitsTo("0182").length === 1 && submitsTo("0182"), 60_000);
+    expect(stub.errors).toEqual([]);
+    expect(image!.decodedBytes).toBeLessThanOrEqual(LIMIT);
+    expect(image!.media.map((m) => [m.contentType, m.contentLocation])).toEqual([["image/jpeg", "sale.jpg"]]);
+    expect(await describeImage(image!.media[0]!.bytes)).toMatchObject({ format: "jpeg", width: 1280, height: 800 });
+    expect(video!.decodedBytes).toBeLessThanOrEqual(LIMIT);
+    expect(video!.media.map((m) => [m.contentType, m.contentLocation])).toEqual([["video/mp4", "clip.mp4"]]);
+    expect((await describeAv(video!.media[0]!.bytes)).video!.codec).toStartWith("h264 (Constrained Baseline)");
+  }, 120_000);
+});
 
 describe.skipIf(!pgAvailable)("on PostgreSQL", () => {
   test("a page, a remembered number and an adapted image made at one node are found by another", async () => {

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { startApp, type App } from "../../src/app.ts";
 import { ACME_SECRET, post, sendBody, tempDir, testConfig, waitFor } from "../support/app.ts";
 import { MM7_INBOUND } from "../support/config-doc.ts";
-import { amrAudio, animatedGif, describeImage, largePng, rotatedJpeg } from "../support/images.ts";
+import { amrAudio, animatedGif, describeImage, heicHeader, largePng, rotatedJpeg, webpPhoto } from "../support/images.ts";
 import { ADMIN_TOKEN, bearer } from "../support/ops.ts";
 import { startSink } from "../support/sink.ts";
 import { extractChild, validateMm7 } from "../support/mm7-xsd.ts";
@@ -33,6 +33,7 @@ const mediaUrl = (path: string) => `http://127.0.0.1:${mediaServer.port}${path}`
 const sink = startSink(ACME_SECRET);
 let stub: MmscStub;
 let smsc: Smsc;
+let smsc2: Smsc;
 let app: App;
 const dir = tempDir();
 
@@ -42,15 +43,20 @@ const config = () =>
     carriers: {
       mms: { kind: "mm7", url: stub.url, max_message_bytes: LIMIT, image_max_edge_px: EDGE },
       sms: { kind: "smpp", host: "127.0.0.1", port: smsc.port, system_id: "gw", password: "pw", tps: 1000, reconnect_min_ms: 100, reconnect_max_ms: 500 },
+      // A second SMSC that takes one part per message: routes send +1202555913… there.
+      sms_one_part: { kind: "smpp", host: "127.0.0.1", port: smsc2.port, system_id: "gw2", password: "pw", tps: 1000, reconnect_min_ms: 100, reconnect_max_ms: 500, max_parts: 1 },
     },
+    routes: [{ channel: "sms", prefixes: ["1202555913"], carriers: ["sms_one_part"] }],
     media_link: { base_url: "https://m.example.test/p" },
     inbound: { mm7: MM7_INBOUND },
+    // Audio and video conversion is media-av.test.ts's; here audio is what cannot be made to fit.
+    media: { ffmpeg: "" },
   });
 
 async function restart(): Promise<void> {
   await app?.stop();
   app = await startApp(config(), { log: (await import("pino")).default({ level: "silent" }) });
-  await waitFor("SMPP bound", () => smsc.openSessions > 0);
+  await waitFor("SMPP bound", () => smsc.openSessions > 0 && smsc2.openSessions > 0);
 }
 
 beforeAll(async () => {
@@ -59,12 +65,17 @@ beforeAll(async () => {
   files.set("/anim.gif", { bytes: await animatedGif(), type: "image/gif" });
   files.set("/campaign.jpg", { bytes: await rotatedJpeg(2400, 1600), type: "image/jpeg" });
   files.set("/voice.amr", { bytes: amrAudio(150_000), type: "audio/amr" });
+  files.set("/sale.webp", { bytes: await webpPhoto(), type: "image/webp" });
+  files.set("/icon.webp", { bytes: await webpPhoto(240, 160), type: "image/webp" });
+  // Served untyped: the bytes alone say HEIC.
+  files.set("/IMG_0001.HEIC", { bytes: heicHeader(), type: "application/octet-stream" });
   // Recipients ending in 2002: the MMSC says the number cannot get MMS.
   stub = await startMmscStub({
     maxMessageBytes: LIMIT,
     scenario: (req) => (req.to[0]!.value.endsWith("2002") ? { kind: "status", code: 2002, text: "Address Error" } : { kind: "ok" }),
   });
   smsc = await startSmsc({ sendReceipts: true, receiptDelayMs: 20, idBase: "dec" });
+  smsc2 = await startSmsc({ sendReceipts: true, receiptDelayMs: 20, idBase: "dec" });
   await restart();
 }, 180_000);
 
@@ -72,6 +83,7 @@ afterAll(async () => {
   await app.stop();
   await stub.stop();
   await smsc.stop();
+  await smsc2.stop();
   sink.stop();
   mediaServer.stop(true);
 });
@@ -132,6 +144,32 @@ describe("adaptation to the MMSC's limit", () => {
     else expect(gif.format).toBe("jpeg");
   }, 60_000);
 
+  test("WebP, large and small: converted to JPEG (a type handsets take) within the limit, aspect kept", async () => {
+    expect(files.get("/sale.webp")!.bytes.byteLength).toBeGreaterThan(LIMIT);
+    await post(app.url, "/mms", sendBody({ to: "0012025550113", callback_url: sink.url, media: [{ url: mediaUrl("/sale.webp") }] }));
+    await post(app.url, "/mms", sendBody({ to: "0012025550114", callback_url: sink.url, media: [{ url: mediaUrl("/icon.webp") }] }));
+    const [large] = await waitFor("the large WebP's SubmitReq", () => submitsTo("0113").length === 1 && submitsTo("0113"));
+    const [small] = await waitFor("the small WebP's SubmitReq", () => submitsTo("0114").length === 1 && submitsTo("0114"));
+    expect(stub.errors).toEqual([]);
+    for (const [submit, width, height] of [[large!, EDGE, (EDGE * 2) / 3], [small!, 240, 160]] as const) {
+      expect(submit.decodedBytes).toBeLessThanOrEqual(LIMIT);
+      await schemaValid(submit);
+      expect(submit.media.map((m) => [m.contentType, m.contentLocation])).toEqual([["image/jpeg", submit === large ? "sale.jpg" : "icon.jpg"]]);
+      const shown = await describeImage(submit.media[0]!.bytes);
+      expect(shown.format).toBe("jpeg");
+      expect([shown.width, Math.round(shown.height)]).toEqual([width, Math.round(height)]);
+    }
+  }, 60_000);
+
+  test("HEIC (the image library cannot decode it): no SubmitReq, the fallback goes out, and the reason names the type", async () => {
+    const r = await post(app.url, "/mms", sendBody({ to: "0012025550115", callback_url: sink.url, fallback_text: "See our photo", media: [{ url: mediaUrl("/IMG_0001.HEIC") }] }));
+    const [event] = await waitFor("the fallback's event", () => sink.byMessage(r.json.id).length === 1 && sink.byMessage(r.json.id));
+    expect(submitsTo("0115")).toEqual([]);
+    expect(event!.fallback).toBe(true);
+    expect(event!.fallback_reason).toStartWith("media:unsupported_type: part 1 (IMG_0001.heic, image/heic, 4096 bytes): image/heic is not a type MMS handsets take");
+    expect(event!.fallback_reason).toContain("cannot decode HEIC");
+  }, 30_000);
+
   test("one URL in 20 messages: fetched once, adapted once, the same bytes in every SubmitReq", async () => {
     const before = await metric("gateway_media_adaptations_total");
     const sends = Array.from({ length: 20 }, (_, i) =>
@@ -152,14 +190,14 @@ describe("adaptation to the MMSC's limit", () => {
 
 describe("what cannot be made to fit", () => {
   test("audio over the limit: no SubmitReq; the fallback SMS goes out with a link to the hosted page; the event says why", async () => {
-    const r = await post(app.url, "/mms", sendBody({ to: "0012025550131", callback_url: sink.url, fallback_text: "Listen to our jingle", media: [{ url: mediaUrl("/voice.amr") }] }));
+    const r = await post(app.url, "/mms", sendBody({ to: "0012025550131", callback_url: sink.url, fallback_text: "Listen to our jingle", subject: "Tom & Jerry's <b>jingle</b>", media: [{ url: mediaUrl("/voice.amr") }] }));
     const events = await waitFor("final event", () => {
       const e = sink.byMessage(r.json.id).filter((x) => x.status === "delivered");
       return e.length === 1 && e;
     });
     expect(submitsTo("0131")).toEqual([]);
     expect(events[0]!.fallback).toBe(true);
-    expect(events[0]!.fallback_reason).toStartWith("media:cannot_fit: part 1 (voice.amr, audio/amr, 150000 bytes) cannot be adapted");
+    expect(events[0]!.fallback_reason).toStartWith("media:cannot_fit: part 1 (voice.amr, audio/amr, 150000 bytes) cannot be converted: no converter (media.ffmpeg = \"\")");
     const text = smsText("0131");
     expect(text).toMatch(/^Listen to our jingle\nhttps:\/\/m\.example\.test\/p\/m\/[A-Za-z0-9]{22}$/);
     const token = text.split("/").pop()!;
@@ -168,6 +206,8 @@ describe("what cannot be made to fit", () => {
     expect(page.headers.get("content-security-policy")).toContain("default-src 'none'");
     const html = await page.text();
     expect(html).not.toContain("<script");
+    // The one HTML escape the status page uses too.
+    expect(html).toContain("<h1>Tom &amp; Jerry&#39;s &lt;b&gt;jingle&lt;/b&gt;</h1>");
     expect(html).toContain(`<audio src="/m/${token}/1"`);
     const audio = await fetch(`${app.url}/m/${token}/1`);
     expect(audio.headers.get("content-type")).toBe("audio/amr");
@@ -182,7 +222,7 @@ describe("what cannot be made to fit", () => {
     const [event] = await waitFor("failed event", () => sink.byMessage(r.json.id).length === 1 && sink.byMessage(r.json.id));
     expect(event!.status).toBe("failed");
     expect(event!.error!.code).toBe("media:cannot_fit");
-    expect(event!.error!.message).toContain("part 1 (voice.amr, audio/amr, 150000 bytes) cannot be adapted");
+    expect(event!.error!.message).toContain('part 1 (voice.amr, audio/amr, 150000 bytes) cannot be converted: no converter (media.ffmpeg = "")');
     expect(submitsTo("0132")).toEqual([]);
   }, 30_000);
 
@@ -192,6 +232,15 @@ describe("what cannot be made to fit", () => {
     await waitFor("fallback SMS delivered", () => sink.byMessage(r.json.id).some((e) => e.status === "delivered"));
     expect(smsTo("0133").length).toBeLessThanOrEqual(6);
     expect(smsText("0133")).toMatch(/^Big sale this weekend only\. .*\.\.\.\nhttps:\/\/m\.example\.test\/p\/m\/[A-Za-z0-9]{22}$/s);
+  }, 30_000);
+
+  test("the text and link fit the parts limit of the SMS carrier routes choose for the fallback, not carriers.sms's", async () => {
+    const r = await post(app.url, "/mms", sendBody({ to: "0012025559134", callback_url: sink.url, fallback_text: "Big sale this weekend only. ".repeat(20), media: [{ url: mediaUrl("/voice.amr") }] }));
+    await waitFor("fallback SMS delivered", () => sink.byMessage(r.json.id).some((e) => e.status === "delivered"));
+    expect(smsTo("9134")).toEqual([]);
+    const parts = smsc2.submits.filter((s) => s.destAddr.endsWith("9134"));
+    expect(parts).toHaveLength(1);
+    expect(parts[0]!.body.toString("latin1")).toMatch(/^Big sale this weekend only\. .*\.\.\.\nhttps:\/\/m\.example\.test\/p\/m\/[A-Za-z0-9]{22}$/s);
   }, 30_000);
 });
 

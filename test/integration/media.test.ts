@@ -1,6 +1,9 @@
 // The media fetcher through the real egress against real servers on loopback; fetch is wrapped so that
 // nothing can leave loopback even by mistake.
 import { afterAll, beforeAll, expect, spyOn, test } from "bun:test";
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { tempDir, waitFor } from "../support/app.ts";
 import type { MediaPart } from "../../adapters/carrier.ts";
 import { createEgress } from "../../src/egress/fetch.ts";
 import { createMediaFetcher, isMediaError, type MediaError, type MediaFetcherOptions } from "../../src/pipeline/media.ts";
@@ -144,6 +147,58 @@ test("a redirect to the metadata address is refused without connecting", async (
   expect(await fetcher(["127.0.0.0/8"]).get({ url: `${s.url}/a.jpg` })).toMatchObject({ kind: "permanent", code: "media:refused" });
   expect(s.requests).toHaveLength(1);
   s.stop();
+});
+
+/** A JPEG-signed body of `total` bytes sent in 64 KiB chunks, pausing after `pauseAt` until `resume()`; counts what it sent. */
+function streamingBody(total: number, pauseAt = Infinity) {
+  const state = { sent: 0, resume: () => {} };
+  const paused = new Promise<void>((resolve) => (state.resume = resolve));
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (state.sent >= total) return controller.close();
+      if (state.sent >= pauseAt) await paused;
+      const chunk = new Uint8Array(Math.min(65536, total - state.sent)).fill(state.sent % 251);
+      if (state.sent === 0) chunk.set([0xff, 0xd8, 0xff]);
+      state.sent += chunk.byteLength;
+      controller.enqueue(chunk);
+    },
+  });
+  return { body, state };
+}
+
+const filesIn = (dir: string) => (existsSync(dir) ? readdirSync(dir).map((f) => join(dir, f)) : []);
+
+test("a large source streams into a file under spoolDir as it arrives, not into memory, the cap applied as it streams; the part reads from the file", async () => {
+  const dir = join(tempDir(), "media-tmp", "fetch");
+  const total = 6 * 1024 * 1024;
+  const { body, state } = streamingBody(total, 3 * 1024 * 1024);
+  const s = serve(() => new Response(body, { headers: { "content-type": "image/jpeg" } }));
+  const media = fetcher(["127.0.0.0/8"], { maxBytes: 16 * 1024 * 1024, spoolDir: dir });
+  const pending = media.get({ url: `${s.url}/big.jpg` });
+  // Half the body sent and the response not finished: it is already on disk.
+  await waitFor("the first 3 MB on disk", () => filesIn(dir).some((f) => statSync(f).size >= 3 * 1024 * 1024));
+  expect(state.sent).toBeLessThan(total);
+  state.resume();
+  const got = part(await pending);
+  expect(got.path).toStartWith(dir);
+  expect(statSync(got.path!).size).toBe(total);
+  expect(got.bytes.byteLength).toBe(total);
+  expect(got.bytes[total - 1]).toBe((total - 65536) % 251);
+  expect(got.cacheKey).toBe(new Bun.CryptoHasher("sha256").update(new Uint8Array(await Bun.file(got.path!).arrayBuffer())).digest("hex"));
+  // A small one stays in memory.
+  const small = serve(() => new Response(PNG, { headers: { "content-type": "image/png" } }));
+  expect(part(await media.get({ url: `${small.url}/a.png` })).path).toBeUndefined();
+  s.stop();
+  small.stop();
+
+  // The cap holds while streaming: a body without Content-Length is cut at maxBytes, no file is left.
+  const endless = streamingBody(64 * 1024 * 1024);
+  const e = serve(() => new Response(endless.body, { headers: { "content-type": "image/jpeg" } }));
+  const capped = fetcher(["127.0.0.0/8"], { maxBytes: 4 * 1024 * 1024, spoolDir: join(dir, "capped") });
+  expect(await capped.get({ url: `${e.url}/endless.jpg` })).toMatchObject({ kind: "permanent", code: "media:too_large" });
+  expect(endless.state.sent).toBeLessThan(64 * 1024 * 1024);
+  expect(filesIn(join(dir, "capped"))).toEqual([]);
+  e.stop();
 });
 
 test("no request ever left loopback", () => {

@@ -61,6 +61,8 @@ suite("mms-gateway .deb", () => {
     expect(info).toContain(` Version: ${pkg.version}\n`);
     expect(info).toContain(` Architecture: ${arch}\n`);
     expect(info).toMatch(/ Depends: libc6 \(>= [\d.]+\), systemd\n/);
+    // Audio and video conversion is optional: the gateway works without it and says so in /readyz.
+    expect(info).toContain(" Recommends: ffmpeg\n");
     for (const part of ["postinst", "prerm", "postrm", "conffiles", "md5sums"]) expect(info).toMatch(new RegExp(`lines +\\*? +${part} `));
     expect(ok(["dpkg-deb", "-f", deb, "Installed-Size"]).trim()).toMatch(/^\d{5,}$/);
     expect(ok(["dpkg-deb", "--ctrl-tarfile", deb]).length).toBeGreaterThan(0);

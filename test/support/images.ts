@@ -39,6 +39,26 @@ export function animatedGif(size = 400, frames = 12): Promise<Buffer> {
   return sharp(strip, { raw: { width: size, height: size * frames, channels: 3, pageHeight: size } } as never).gif({ delay: 80, loop: 0 }).toBuffer();
 }
 
+/** A WebP photo (a type MMS handsets do not take; the gateway converts it). */
+export function webpPhoto(w = 1800, h = 1200): Promise<Buffer> {
+  return sharp(photoPixels(w, h, 5), { raw: { width: w, height: h, channels: 3 } }).webp({ quality: 90 }).toBuffer();
+}
+
+/**
+ * The start of a HEIC file as an iPhone writes it (ftyp box, brand heic, then a meta box): enough for
+ * anything that sniffs the type. The image library cannot decode the HEVC inside a real one either.
+ */
+export function heicHeader(bytes = 4096): Uint8Array {
+  const out = new Uint8Array(bytes);
+  const box = (at: number, size: number, type: string, body: string) => {
+    new DataView(out.buffer).setUint32(at, size);
+    out.set(new TextEncoder().encode(type + body), at + 4);
+  };
+  box(0, 24, "ftyp", "heic\0\0\0\0mif1heic");
+  box(24, bytes - 24, "meta", "");
+  return out;
+}
+
 /** AMR audio the gateway cannot shrink: the AMR magic, then noise. */
 export function amrAudio(bytes: number): Uint8Array {
   const out = new Uint8Array(bytes);

@@ -6,7 +6,7 @@ import { normaliseNumber } from "../../src/domain/number.ts";
 import { fallbackOrFail } from "../../src/domain/decisions.ts";
 import type { StoredMessage } from "../../src/domain/message.ts";
 import { CapabilityMemory } from "../../src/pipeline/capability.ts";
-import { MediaLinks } from "../../src/pipeline/media-link.ts";
+import { MediaLinks, withLink } from "../../src/pipeline/media-link.ts";
 import { SqliteStore } from "../../src/store/sqlite/store.ts";
 import { tempDir } from "../support/app.ts";
 
@@ -82,16 +82,15 @@ test("page tokens: 22 letters and digits, every symbol reachable, from the injec
     fetch: async () => ({ code: "x", message: "x" }),
     baseUrl: "https://m.example.test",
     ttlMs: DAY,
-    smsParts: (text) => Math.ceil(text.length / 153),
-    maxParts: 1,
     random: (b) => b.map(() => counter++ % 256),
     warn: () => {},
   });
-  const text = await links.fallbackText({ id: "msg_2", payload: { fallback_text: "See", media: [{ url: "http://127.0.0.1:9/x.jpg" }], subject: "", text: "" } } as never);
+  const budget = { parts: (text: string) => Math.ceil(text.length / 153), maxParts: 1 };
+  const text = await links.fallbackText({ id: "msg_2", payload: { fallback_text: "See", media: [{ url: "http://127.0.0.1:9/x.jpg" }], subject: "", text: "" } } as never, budget);
   expect(text).toMatch(/^See\nhttps:\/\/m\.example\.test\/m\/[A-Za-z0-9]{22}$/);
   // Bytes 248–255 are skipped so every symbol is equally likely: 0..21 map to A..V.
   expect(text.endsWith("ABCDEFGHIJKLMNOPQRSTUV")).toBe(true);
-  expect(links.withLink("x".repeat(300), "https://m.example.test/m/" + "A".repeat(22))).toMatch(/^x+\.\.\.\nhttps:\/\/m\.example\.test\/m\/A{22}$/);
-  expect(links.withLink("x".repeat(300), "https://m.example.test/m/" + "A".repeat(22)).length).toBeLessThanOrEqual(153);
+  expect(withLink("x".repeat(300), "https://m.example.test/m/" + "A".repeat(22), budget)).toMatch(/^x+\.\.\.\nhttps:\/\/m\.example\.test\/m\/A{22}$/);
+  expect(withLink("x".repeat(300), "https://m.example.test/m/" + "A".repeat(22), budget).length).toBeLessThanOrEqual(153);
   await store.close();
 });

@@ -83,7 +83,14 @@ function scriptedEgress(reply: (url: string, request: Headers) => Reply) {
       calls.push({ url, headers });
       const r = reply(url, headers);
       if (r instanceof Error) throw r;
-      return { status: r.status ?? 200, headers: new Headers(r.headers), body: r.body ?? new Uint8Array(), finalUrl: url };
+      const status = r.status ?? 200;
+      const body = r.body ?? new Uint8Array();
+      // As the real egress does: a 2xx body goes to onChunk when one is given, and the response's is empty.
+      if (init.onChunk && status >= 200 && status < 300) {
+        init.onChunk(body);
+        return { status, headers: new Headers(r.headers), body: new Uint8Array(), finalUrl: url };
+      }
+      return { status, headers: new Headers(r.headers), body, finalUrl: url };
     },
   };
   return { egress, calls };
@@ -124,7 +131,11 @@ describe("type decision", () => {
     ["audio/amr", undefined, AMR, "audio/amr"],
     ["text/vcard", undefined, TEXT, "text/vcard"],
     ["text/html", undefined, TEXT, null],
-    ["image/webp", undefined, TEXT, null],
+    ["image/webp", undefined, TEXT, "image/webp"], // taken in to be converted (adapt.ts)
+    [undefined, undefined, new TextEncoder().encode("RIFF\0\0\0\0WEBPVP8 "), "image/webp"],
+    [undefined, "image/jpeg", ftyp("heic"), "image/heic"], // an iPhone photo sent as "JPEG": the bytes win
+    [undefined, undefined, ftyp("avif"), "image/avif"],
+    [undefined, undefined, ftyp("qt  "), "video/quicktime"],
     ["image/svg+xml", undefined, TEXT, null],
     [undefined, undefined, TEXT, null],
     ["image/png", undefined, new Uint8Array(), null], // empty body
