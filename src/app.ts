@@ -5,12 +5,10 @@ import { readFileSync } from "node:fs";
 import { Elysia } from "elysia";
 import type { DestinationStream, Logger } from "pino";
 import pkg from "../package.json" with { type: "json" };
-import type { BindLeases, MmsCarrier, SmsCarrier } from "../adapters/carrier.ts";
-import { createSandboxCarrier } from "../adapters/sandbox/index.ts";
-import { createMm7Carrier, inboundLimit, type Mm7Carrier } from "../adapters/mm7/index.ts";
-import { createSmppCarrier } from "../adapters/smpp/index.ts";
+import type { BindLeases } from "../adapters/carrier.ts";
+import { inboundLimit } from "../adapters/mm7/index.ts";
 import { Activity } from "./observe/activity.ts";
-import { carrierEntries, durations, mm7Settings, nodeId, smppSettings, storeOptions, type Config, type MmsSection } from "./config.ts";
+import { carrierEntries, durations, mm7Settings, nodeId, storeOptions, type Config } from "./config.ts";
 import { admin } from "./admin/http.ts";
 import { adminGuard } from "./admin/auth.ts";
 import { GuessingGuard } from "./http/auth.ts";
@@ -19,9 +17,10 @@ import { channelApi } from "./http/channel-api.ts";
 import { openApi } from "./http/openapi.ts";
 import { liveness, ops } from "./http/ops.ts";
 import { statusPage } from "./http/status-page.ts";
-import { carrierLog, createLogger } from "./observe/log.ts";
+import { createLogger } from "./observe/log.ts";
 import { createMetrics, refreshGauges, type Metrics } from "./observe/metrics.ts";
 import { RouteTable } from "./domain/route.ts";
+import { createCarriers, type BuiltCarrier } from "./pipeline/carriers.ts";
 import { Dispatcher, type ChannelCarrier } from "./pipeline/dispatcher.ts";
 import { Housekeeping } from "./pipeline/housekeeping.ts";
 import { Router } from "./pipeline/router.ts";
@@ -70,37 +69,6 @@ export interface App {
 function readTls(config: Config): { cert: string; key: string } | null {
   if (!config.server.tls_cert) return null;
   return { cert: readFileSync(config.server.tls_cert, "utf8"), key: readFileSync(config.server.tls_key, "utf8") };
-}
-
-/** One configured carrier, built: what routes call it, its channel, and the MM7 endpoint it takes reports on. */
-export interface BuiltCarrier {
-  key: string;
-  channel: "mms" | "sms";
-  carrier: MmsCarrier | SmsCarrier;
-  concurrency: number;
-  /** MM7 carriers: the path their MMSC posts reports and MO to. */
-  inboundPath: string | null;
-  mm7: Mm7Carrier | null;
-}
-
-/**
- * Every carrier of the file. The MMSC of [carriers.mms] posts to inbound.mm7.path as before; one of
- * [carriers.NAME] posts to inbound.mm7.path + "/NAME", so its reports are matched to its own ids.
- */
-function createCarriers(config: Config, log: Logger, now: () => number, binds: (carrier: string) => BindLeases, entries = carrierEntries(config)): BuiltCarrier[] {
-  return entries.map(({ key, channel, section }): BuiltCarrier => {
-    const child = { log: carrierLog(log, section.name), now };
-    const base = { key, channel, concurrency: section.concurrency };
-    if (section.kind === "mm7") {
-      const mm7 = createMm7Carrier(mm7Settings(config, key), child);
-      return { ...base, carrier: mm7, mm7, inboundPath: key === "mms" ? config.inbound.mm7.path : `${config.inbound.mm7.path.replace(/\/$/, "")}/${key}` };
-    }
-    if (section.kind === "smpp") {
-      return { ...base, carrier: createSmppCarrier(section.name, smppSettings(config, key), { ...child, binds: binds(section.name) }), mm7: null, inboundPath: null };
-    }
-    const maxMessageBytes = channel === "mms" ? (section as MmsSection).max_message_bytes : undefined;
-    return { ...base, carrier: createSandboxCarrier({ name: section.name, channel, reportDelayMs: section.sandbox_report_delay_ms, now, maxMessageBytes }), mm7: null, inboundPath: null };
-  });
 }
 
 export async function startApp(config: Config, options: AppOptions = {}): Promise<App> {
