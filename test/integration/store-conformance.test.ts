@@ -76,6 +76,22 @@ for (const engine of engines) {
       expect((await store.claimDue("sms", 100)).length).toBe(1);
     });
 
+    test("a request the database refuses fails alone: the others sent with it are stored and answered, its request_id stays free", async () => {
+      const store = await engine.open({ t: 1000 });
+      // NaN is no epoch: both engines refuse the row (PostgreSQL the bigint, SQLite the NOT NULL).
+      const bad = { ...input("bad"), expiresAt: Number.NaN };
+      const sent = [input("g1"), input("g2"), bad, input("g3"), input("g1")];
+      const settled = await Promise.allSettled(sent.map((i) => store.accept(i)));
+      expect(settled.map((s) => s.status)).toEqual(["fulfilled", "fulfilled", "rejected", "fulfilled", "fulfilled"]);
+      const [g1, g2, , g3, copy] = settled.map((s) => (s.status === "fulfilled" ? s.value : null));
+      expect([g1, g2, g3].map((a) => a!.replay)).toEqual([false, false, false]);
+      expect(copy).toMatchObject({ replay: true, body: g1!.body, messageId: g1!.messageId });
+      for (const a of [g1, g2, g3]) expect((await store.getMessage(a!.messageId!))!.state).toBe("accepted");
+      expect(await store.lookupRequest("a", "bad", "h")).toBeNull();
+      expect(store.queuedCount()).toBe(3);
+      expect((await store.accept(input("bad"))).replay).toBe(false);
+    });
+
     test("a refusal is remembered; the request_id is new again after the dedup window", async () => {
       const clock = { t: 1000 };
       const store = await engine.open(clock);

@@ -10,8 +10,9 @@ import { decideReceipt, waitsForCarrier, type Outcome, type Transition } from ".
 import { deliveryEvent, newId } from "../../domain/event.ts";
 import type { StoredMessage } from "../../domain/message.ts";
 import { chooseCandidate, IdBaseLearning, type ReceiptCandidate } from "../../domain/receipt-match.ts";
-import { StorageUnavailable, type ReceiptResult, type StoreOptions } from "../index.ts";
+import { StorageUnavailable, type AcceptInput, type ReceiptResult, type StoredResponse, type StoreOptions } from "../index.ts";
 import { historyLine, toCandidate, toMessage } from "../rows.ts";
+import type { Groups } from "./group.ts";
 import initial from "./migrations/001_initial.sql" with { type: "text" };
 import routing from "./migrations/002_routing.sql" with { type: "text" };
 import media from "./migrations/003_media.sql" with { type: "text" };
@@ -94,6 +95,8 @@ export class PostgresCore {
   readonly node: string;
   readonly idBases = new IdBaseLearning();
   queued = 0;
+  /** Accepts committed in groups (intake.ts), made at the first accept. */
+  accepts: Groups<AcceptInput, StoredResponse> | null = null;
   ok = true;
   error: string | null = null;
 
@@ -113,11 +116,20 @@ export class PostgresCore {
   }
 
   /** A transaction; outcomes and wake-ups are told only once it committed. */
-  async tx<T>(fn: (tx: Tx, done: Effects) => Promise<T>): Promise<T> {
+  tx<T>(fn: (tx: Tx, done: Effects) => Promise<T>): Promise<T> {
+    return this.committing((done) => this.sql.begin((tx) => fn(tx, done)) as Promise<T>);
+  }
+
+  /** One statement that is its own transaction (autocommit): no BEGIN and COMMIT round trips. */
+  statement<T>(fn: (sql: Sql, done: Effects) => Promise<T>): Promise<T> {
+    return this.committing((done) => fn(this.sql, done));
+  }
+
+  private async committing<T>(fn: (done: Effects) => Promise<T>): Promise<T> {
     const done: Effects = { outcomes: [], queued: 0 };
     let value: T;
     try {
-      value = (await this.sql.begin((tx) => fn(tx, done))) as T;
+      value = await fn(done);
     } catch (e) {
       if (isUnavailable(e)) {
         this.failed(e);
