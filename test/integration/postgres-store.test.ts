@@ -1,7 +1,7 @@
 // What only the PostgreSQL driver does, seen in the database itself: accepts committed in groups (all
 // rows of one transaction share its xmin), and held receipts named by their first key whatever order
 // the server hands deleted rows back in.
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterEach, describe, expect, test } from "bun:test";
 import postgres from "postgres";
 import { idReadings } from "../../adapters/smpp/message-id.ts";
 import type { MessagePayload } from "../../src/domain/message.ts";
@@ -9,9 +9,10 @@ import { PostgresStore } from "../../src/store/postgres/store.ts";
 import { createTestDatabase, pgAvailable } from "../support/postgres.ts";
 import { seeded } from "../support/random.ts";
 
+// Each test's connections closed and database dropped as it ends: the server is shared.
 const cleanup: (() => Promise<unknown>)[] = [];
-afterAll(async () => {
-  for (const c of cleanup.reverse()) await c().catch(() => {});
+afterEach(async () => {
+  for (const c of cleanup.splice(0).reverse()) await c().catch(() => {});
 }, 30_000);
 
 const payload: MessagePayload = { from: "1", to: "12025550123", subject: "", text: "hi", fallback_text: "", media: [], custom_data: "", callback_url: "https://x.example/cb", metadata: null };
