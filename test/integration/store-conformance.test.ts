@@ -218,10 +218,11 @@ for (const engine of engines) {
       await store.accept({ ...input("q1"), channel: "mms" });
       expect(store.queuedCount()).toBe(1);
       const [m] = await store.claimDue("mms", 10);
+      expect(store.queuedCount()).toBe(1); // submitting still waits for the carrier
       await store.recordSubmit(m!, "mms", { kind: "ok", carrierMessageIds: ["mm1"] });
-      expect(store.queuedCount()).toBe(0);
+      expect(store.queuedCount()).toBe(0); // submitted: only the report is awaited
       await store.applyReceipt({ carrier: "mms", carrierMessageId: "mm1", outcome: "failed", fallbackEligible: true, timestamp: 1 });
-      expect(store.queuedCount()).toBe(1);
+      expect(store.queuedCount()).toBe(1); // the fallback SMS waits for its carrier
       const [sms] = await store.claimDue("sms", 10);
       await store.recordSubmit(sms!, "sms", { kind: "ok", carrierMessageIds: ["s1"] });
       await store.applyReceipt({ carrier: "sms", carrierMessageId: "s1", outcome: "delivered", timestamp: 2 });
