@@ -1,6 +1,6 @@
 // One suite, every engine: the store's promises through its interface only, on a real SQLite file and
 // a real PostgreSQL database (a fresh one per test, dropped after). Fake clock; real I/O.
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterEach, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { idReadings } from "../../adapters/smpp/message-id.ts";
 import type { MessagePayload } from "../../src/domain/message.ts";
@@ -27,9 +27,11 @@ const DAY = 86_400_000;
 
 const databases: TestDatabase[] = [];
 const opened: Store[] = [];
-afterAll(async () => {
-  await Promise.all(opened.map((s) => s.close().catch(() => {})));
-  for (const d of databases) await d.drop();
+// Closed and dropped as each test ends: held to the end of the file, the stores' pools could take more
+// connections than the shared server allows.
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((s) => s.close().catch(() => {})));
+  for (const d of databases.splice(0)) await d.drop();
 }, 60_000);
 
 interface Engine {
