@@ -12,6 +12,7 @@ import { benchMediaRss } from "./media-rss.ts";
 import { benchMm7 } from "./mm7-e2e.ts";
 import { benchPaced } from "./paced.ts";
 import { benchPipeline } from "./pipeline.ts";
+import { benchPostgres } from "./postgres.ts";
 import { benchRoutes } from "./routes.ts";
 import { benchScale } from "./scale.ts";
 import { benchSmpp } from "./smpp.ts";
@@ -66,6 +67,9 @@ await section("paced", () => benchPaced());
 await section("scale", benchScale);
 await section("routes", benchRoutes);
 await section("two-smsc", benchTwoSmsc);
+await section("postgres-accept", () => benchPostgres("accept"));
+await section("postgres-nodes", () => benchPostgres("nodes"));
+await section("postgres-takeover", () => benchPostgres("takeover"));
 await section("idle", benchIdle);
 await section("media", async () => {
   const { results } = await benchMediaAdapt();

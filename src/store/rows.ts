@@ -52,11 +52,17 @@ export function toCandidate(reading: IdReading, link: Row): ReceiptCandidate {
   return { ...reading, messageId: link.message_id as string, open: link.outcome === null, to, from, submittedAt: (link.updated_at as number | null) ?? 0 };
 }
 
-/** Expired early_receipts rows, one per held receipt (it was held under each key its id may stand for). */
+/**
+ * Expired early_receipts rows, one per held receipt (it was held under each key its id may stand for),
+ * named by the key it was held under first: by `seq`, since DELETE … RETURNING promises no order.
+ */
 export function oncePerReceipt(rows: readonly Row[]): { carrier: string; carrier_id: string }[] {
   // A Set, not findIndex: a flood of unmatched receipts can expire tens of thousands of rows at once.
   const seen = new Set<string>();
-  return rows.filter((r) => !seen.has(r.receipt as string) && seen.add(r.receipt as string)).map((r) => ({ carrier: r.carrier as string, carrier_id: r.carrier_id as string }));
+  return [...rows]
+    .sort((a, b) => (a.seq as number) - (b.seq as number))
+    .filter((r) => !seen.has(r.receipt as string) && seen.add(r.receipt as string))
+    .map((r) => ({ carrier: r.carrier as string, carrier_id: r.carrier_id as string }));
 }
 
 export function toPendingEvent(r: Row): PendingEvent {

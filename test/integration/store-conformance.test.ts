@@ -1,6 +1,6 @@
 // One suite, every engine: the store's promises through its interface only, on a real SQLite file and
 // a real PostgreSQL database (a fresh one per test, dropped after). Fake clock; real I/O.
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterEach, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { idReadings } from "../../adapters/smpp/message-id.ts";
 import type { MessagePayload } from "../../src/domain/message.ts";
@@ -27,9 +27,11 @@ const DAY = 86_400_000;
 
 const databases: TestDatabase[] = [];
 const opened: Store[] = [];
-afterAll(async () => {
-  await Promise.all(opened.map((s) => s.close().catch(() => {})));
-  for (const d of databases) await d.drop();
+// Closed and dropped as each test ends: held to the end of the file, the stores' pools could take more
+// connections than the shared server allows.
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((s) => s.close().catch(() => {})));
+  for (const d of databases.splice(0)) await d.drop();
 }, 60_000);
 
 interface Engine {
@@ -74,6 +76,22 @@ for (const engine of engines) {
       expect(answers.filter((a) => !a.replay)).toHaveLength(1);
       expect(store.queuedCount()).toBe(1);
       expect((await store.claimDue("sms", 100)).length).toBe(1);
+    });
+
+    test("a request the database refuses fails alone: the others sent with it are stored and answered, its request_id stays free", async () => {
+      const store = await engine.open({ t: 1000 });
+      // NaN is no epoch: both engines refuse the row (PostgreSQL the bigint, SQLite the NOT NULL).
+      const bad = { ...input("bad"), expiresAt: Number.NaN };
+      const sent = [input("g1"), input("g2"), bad, input("g3"), input("g1")];
+      const settled = await Promise.allSettled(sent.map((i) => store.accept(i)));
+      expect(settled.map((s) => s.status)).toEqual(["fulfilled", "fulfilled", "rejected", "fulfilled", "fulfilled"]);
+      const [g1, g2, , g3, copy] = settled.map((s) => (s.status === "fulfilled" ? s.value : null));
+      expect([g1, g2, g3].map((a) => a!.replay)).toEqual([false, false, false]);
+      expect(copy).toMatchObject({ replay: true, body: g1!.body, messageId: g1!.messageId });
+      for (const a of [g1, g2, g3]) expect((await store.getMessage(a!.messageId!))!.state).toBe("accepted");
+      expect(await store.lookupRequest("a", "bad", "h")).toBeNull();
+      expect(store.queuedCount()).toBe(3);
+      expect((await store.accept(input("bad"))).replay).toBe(false);
     });
 
     test("a refusal is remembered; the request_id is new again after the dedup window", async () => {
@@ -202,10 +220,11 @@ for (const engine of engines) {
       await store.accept({ ...input("q1"), channel: "mms" });
       expect(store.queuedCount()).toBe(1);
       const [m] = await store.claimDue("mms", 10);
+      expect(store.queuedCount()).toBe(1); // submitting still waits for the carrier
       await store.recordSubmit(m!, "mms", { kind: "ok", carrierMessageIds: ["mm1"] });
-      expect(store.queuedCount()).toBe(0);
+      expect(store.queuedCount()).toBe(0); // submitted: only the report is awaited
       await store.applyReceipt({ carrier: "mms", carrierMessageId: "mm1", outcome: "failed", fallbackEligible: true, timestamp: 1 });
-      expect(store.queuedCount()).toBe(1);
+      expect(store.queuedCount()).toBe(1); // the fallback SMS waits for its carrier
       const [sms] = await store.claimDue("sms", 10);
       await store.recordSubmit(sms!, "sms", { kind: "ok", carrierMessageIds: ["s1"] });
       await store.applyReceipt({ carrier: "sms", carrierMessageId: "s1", outcome: "delivered", timestamp: 2 });

@@ -26,19 +26,6 @@ describe("store", () => {
     expect(store.queuedCount()).toBe(1);
   });
 
-  test("dedup records are purged after the window; the request_id is then new again", async () => {
-    const clock = { t: 1000 };
-    const store = open(clock);
-    const first = await store.accept(input("r2"));
-    clock.t += 10_000;
-    expect((await store.accept(input("r2"))).replay).toBe(true);
-    const purged = await store.purge(clock.t - 5_000, 0);
-    expect(purged.dedup).toBe(1);
-    const again = await store.accept(input("r2"));
-    expect(again.replay).toBe(false);
-    expect(again.messageId).not.toBe(first.messageId);
-  });
-
   test("purge works in chunks until nothing old is left", async () => {
     const clock = { t: 1000 };
     const store = open(clock);
@@ -46,32 +33,6 @@ describe("store", () => {
     clock.t += 10_000;
     expect(await store.purge(clock.t, 0, 2)).toEqual({ dedup: 7, messages: 0, events: 0 });
     expect((store.db.query("SELECT COUNT(*) AS n FROM dedup").get() as { n: number }).n).toBe(0);
-  });
-
-  test("a transition is a compare-and-set: a stale copy cannot apply twice", async () => {
-    const store = open({ t: 1000 });
-    await store.accept(input("r3"));
-    const [m] = await store.claimDue("sms", 10);
-    await store.recordSubmit(m!, "sms", { kind: "ok", carrierMessageIds: ["c1"] });
-    await expect(store.recordSubmit(m!, "sms", { kind: "ok", carrierMessageIds: ["c1"] })).rejects.toThrow(/no longer submitting|illegal/);
-  });
-
-  test("temporary outcomes back off; past the validity the message fails with one event", async () => {
-    const clock = { t: 1000 };
-    const store = open(clock);
-    await store.accept({ ...input("r4"), expiresAt: 5000 });
-    const [m] = await store.claimDue("sms", 10);
-    await store.recordSubmit(m!, "sms", { kind: "temporary", code: "x:busy", message: "busy" });
-    expect(await store.claimDue("sms", 10)).toHaveLength(0); // backing off
-    clock.t += 3000;
-    const [again] = await store.claimDue("sms", 10);
-    expect(again!.attempts).toBe(2);
-    const r = await store.recordSubmit(again!, "sms", { kind: "temporary", code: "x:busy", message: "busy" });
-    expect(r.final).toBe("failed");
-    const events = store.db.query("SELECT body FROM events").all() as { body: string }[];
-    expect(events).toHaveLength(1);
-    expect(JSON.parse(events[0]!.body)).toMatchObject({ status: "failed", error: { code: "x:busy" } });
-    expect(store.queuedCount()).toBe(0);
   });
 
   test("validity expiry while waiting for a retry: failed with gateway:validity_expired and exactly one event", async () => {
@@ -108,53 +69,6 @@ describe("store", () => {
     expect(store.queuedCount()).toBe(0);
   });
 
-  test("a receipt before the submit answer is held, then applied; repeats are idempotent", async () => {
-    const store = open({ t: 1000 });
-    await store.accept(input("r5"));
-    const [m] = await store.claimDue("sms", 10);
-    const receipt = { carrier: "sms", carrierMessageId: "c5", outcome: "delivered" as const, timestamp: 1500 };
-    expect(await store.applyReceipt(receipt)).toBe("unmatched");
-    await store.recordSubmit(m!, "sms", { kind: "ok", carrierMessageIds: ["c5"] });
-    expect((await store.getMessage(m!.id))!.state).toBe("delivered");
-    expect(await store.applyReceipt(receipt)).toBe("duplicate");
-    expect((store.db.query("SELECT COUNT(*) AS n FROM events").get() as { n: number }).n).toBe(1);
-  });
-
-  test("multipart: delivered only when every part is; failed as soon as one part fails", async () => {
-    const store = open({ t: 1000 });
-    await store.accept(input("r6"));
-    await store.accept(input("r7"));
-    const [a, b] = await store.claimDue("sms", 10);
-    await store.recordSubmit(a!, "sms", { kind: "ok", carrierMessageIds: ["a1", "a2"] });
-    await store.recordSubmit(b!, "sms", { kind: "ok", carrierMessageIds: ["b1", "b2"] });
-    await store.applyReceipt({ carrier: "sms", carrierMessageId: "a1", outcome: "delivered", timestamp: 1 });
-    expect((await store.getMessage(a!.id))!.state).toBe("submitted");
-    await store.applyReceipt({ carrier: "sms", carrierMessageId: "a2", outcome: "delivered", timestamp: 2 });
-    expect((await store.getMessage(a!.id))!.state).toBe("delivered");
-    await store.applyReceipt({ carrier: "sms", carrierMessageId: "b2", outcome: "failed", code: "smpp:UNDELIV", timestamp: 3 });
-    expect((await store.getMessage(b!.id))!.state).toBe("failed");
-    await store.applyReceipt({ carrier: "sms", carrierMessageId: "b1", outcome: "delivered", timestamp: 4 });
-    expect((await store.getMessage(b!.id))!.state).toBe("failed");
-    expect((store.db.query("SELECT COUNT(*) AS n FROM events").get() as { n: number }).n).toBe(2);
-  });
-
-  test("in-flight at start-up: at-most-once fails them with a distinct code; at-least-once resends", async () => {
-    for (const policy of ["at-most-once", "at-least-once"] as const) {
-      const store = open({ t: 1000 }, policy);
-      await store.accept(input("r8"));
-      await store.claimDue("sms", 10);
-      expect(await store.recoverInFlight()).toBe(1);
-      const row = store.db.query("SELECT state, last_error FROM messages").get() as { state: string; last_error: string | null };
-      if (policy === "at-most-once") {
-        expect(row.state).toBe("failed");
-        expect(row.last_error).toContain("gateway:in_flight_unknown");
-      } else {
-        expect(row.state).toBe("accepted");
-        expect(await store.claimDue("sms", 10)).toHaveLength(1);
-      }
-    }
-  });
-
   test("a submit in doubt (timeout, link lost) is not resent under at-most-once", async () => {
     const store = open({ t: 1000 });
     await store.accept(input("r10"));
@@ -165,16 +79,6 @@ describe("store", () => {
     expect(JSON.parse(row.last_error).code).toBe("gateway:in_flight_unknown");
   });
 
-  test("no report within the receipt window → final `sent`", async () => {
-    const clock = { t: 1000 };
-    const store = open(clock);
-    await store.accept(input("r9"));
-    const [m] = await store.claimDue("sms", 10);
-    await store.recordSubmit(m!, "sms", { kind: "ok", carrierMessageIds: ["c9"] });
-    clock.t += 3_600_001;
-    expect(await store.expireReceiptWindows(100)).toBe(1);
-    expect((await store.getMessage(m!.id))!.state).toBe("sent");
-  });
 });
 
 describe("background checkpoints", () => {
@@ -203,34 +107,6 @@ describe("background checkpoints", () => {
     expect((store.db.query("SELECT COUNT(*) AS n FROM messages").get() as { n: number }).n).toBe(n);
     await store.close();
   }, 120000);
-});
-
-test("the queue count follows messages waiting for a carrier through submit, fallback and the end", async () => {
-  const clock = { t: 1000 };
-  const store = open(clock);
-  await store.accept({ ...input("q1"), channel: "mms" });
-  expect(store.queuedCount()).toBe(1);
-  const [m] = await store.claimDue("mms", 10);
-  expect(store.queuedCount()).toBe(1); // submitting still waits for the carrier
-  await store.recordSubmit(m!, "mms", { kind: "ok", carrierMessageIds: ["mm1"] });
-  expect(store.queuedCount()).toBe(0); // submitted: only the report is awaited
-  await store.applyReceipt({ carrier: "mms", carrierMessageId: "mm1", outcome: "failed", fallbackEligible: true, timestamp: 1 });
-  expect(store.queuedCount()).toBe(1); // the fallback SMS waits for its carrier
-  const [sms] = await store.claimDue("sms", 10);
-  await store.recordSubmit(sms!, "sms", { kind: "ok", carrierMessageIds: ["s1"] });
-  await store.applyReceipt({ carrier: "sms", carrierMessageId: "s1", outcome: "delivered", timestamp: 2 });
-  expect(await store.getMessage(m!.id)).toMatchObject({ state: "delivered", channel: "sms", fallback: true });
-  expect(store.queuedCount()).toBe(0);
-  // A restart counts the same from the database.
-  expect((store.db.query("SELECT COUNT(*) AS n FROM messages WHERE due_at IS NOT NULL AND state IN ('accepted','submitting')").get() as { n: number }).n).toBe(0);
-});
-
-test("a held receipt that sends the message to its fallback is reported as a fallback, not a final", async () => {
-  const store = open({ t: 1000 });
-  await store.accept({ ...input("q2"), channel: "mms" });
-  const [m] = await store.claimDue("mms", 10);
-  expect(await store.applyReceipt({ carrier: "mms", carrierMessageId: "early", outcome: "failed", fallbackEligible: true, timestamp: 1 })).toBe("unmatched");
-  expect(await store.recordSubmit(m!, "mms", { kind: "ok", carrierMessageIds: ["early"] })).toEqual({ fallback: true, final: null });
 });
 
 test.skipIf(skipWithout(canChattr(), "chattr +i on the temp directory", "integration/store.test.ts"))("a failed background checkpoint does not stop the later ones", async () => {

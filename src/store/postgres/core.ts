@@ -10,8 +10,9 @@ import { decideReceipt, waitsForCarrier, type Outcome, type Transition } from ".
 import { deliveryEvent, newId } from "../../domain/event.ts";
 import type { StoredMessage } from "../../domain/message.ts";
 import { chooseCandidate, IdBaseLearning, type ReceiptCandidate } from "../../domain/receipt-match.ts";
-import { StorageUnavailable, type ReceiptResult, type StoreOptions } from "../index.ts";
+import { StorageUnavailable, type AcceptInput, type ReceiptResult, type StoredResponse, type StoreOptions } from "../index.ts";
 import { historyLine, toCandidate, toMessage } from "../rows.ts";
+import type { Groups } from "./group.ts";
 import initial from "./migrations/001_initial.sql" with { type: "text" };
 import routing from "./migrations/002_routing.sql" with { type: "text" };
 import media from "./migrations/003_media.sql" with { type: "text" };
@@ -93,6 +94,8 @@ export class PostgresCore {
   readonly node: string;
   readonly idBases = new IdBaseLearning();
   queued = 0;
+  /** Accepts committed in groups (intake.ts), made at the first accept. */
+  accepts: Groups<AcceptInput, StoredResponse> | null = null;
   ok = true;
   error: string | null = null;
 
@@ -112,11 +115,20 @@ export class PostgresCore {
   }
 
   /** A transaction; outcomes and wake-ups are told only once it committed. */
-  async tx<T>(fn: (tx: Tx, done: Effects) => Promise<T>): Promise<T> {
+  tx<T>(fn: (tx: Tx, done: Effects) => Promise<T>): Promise<T> {
+    return this.committing((done) => this.sql.begin((tx) => fn(tx, done)) as Promise<T>);
+  }
+
+  /** One statement that is its own transaction (autocommit): no BEGIN and COMMIT round trips. */
+  statement<T>(fn: (sql: Sql, done: Effects) => Promise<T>): Promise<T> {
+    return this.committing((done) => fn(this.sql, done));
+  }
+
+  private async committing<T>(fn: (done: Effects) => Promise<T>): Promise<T> {
     const done: Effects = { outcomes: [], queued: 0 };
     let value: T;
     try {
-      value = (await this.sql.begin((tx) => fn(tx, done))) as T;
+      value = await fn(done);
     } catch (e) {
       if (isUnavailable(e)) {
         this.failed(e);
@@ -147,40 +159,48 @@ export class PostgresCore {
   /**
    * Writes a decided transition as a compare-and-set on the state it was decided from (and, from
    * `submitting`, on the lease: a node whose lease was taken over cannot apply its late answer).
+   * Its statements go out pipelined, in one round trip: should the compare-and-set lose, the error
+   * rolls the whole transaction back, the statements sent after it included.
    */
   async apply(tx: Tx, m: StoredMessage, t: Transition, done: Effects, leaseHolder: string = this.node): Promise<void> {
     const now = this.now();
     const claiming = t.to === "submitting";
-    const r = await tx`UPDATE messages SET state = ${t.to}, due_at = ${t.dueAt}, updated_at = ${now}, attempts = attempts + ${t.attemptsDelta},
+    const cas = tx`UPDATE messages SET state = ${t.to}, due_at = ${t.dueAt}, updated_at = ${now}, attempts = attempts + ${t.attemptsDelta},
         channel = ${t.channel}, fallback = ${t.fallback}, carrier = COALESCE(${t.carrier}, carrier), last_error = COALESCE(${t.error ? JSON.stringify(t.error) : null}, last_error),
         expires_at = COALESCE(${t.expiresAt ?? null}::bigint, expires_at), history = history || ${historyLine(now, t.to, t.detail)},
         lease_node = ${claiming ? this.node : null}, lease_until = ${claiming ? now + this.leaseMs : null}
-      WHERE id = ${m.id} AND state = ${t.from} AND (state <> 'submitting' OR lease_node = ${leaseHolder})`;
-    if (r.count !== 1) throw new Error(`message ${m.id} is no longer ${t.from}`);
+      WHERE id = ${m.id} AND state = ${t.from} AND (state <> 'submitting' OR lease_node = ${leaseHolder})`.execute();
+    const sent: Promise<unknown>[] = [];
     Object.assign(m, { state: t.to, channel: t.channel, fallback: t.fallback, attempts: m.attempts + t.attemptsDelta });
     if (t.carrier !== null) m.carrier = t.carrier;
     if (t.routing) {
-      await tx`UPDATE messages SET pinned_carrier = ${t.routing.pinned}, refused_carriers = ${t.routing.refused.join(",")} WHERE id = ${m.id}`;
+      sent.push(tx`UPDATE messages SET pinned_carrier = ${t.routing.pinned}, refused_carriers = ${t.routing.refused.join(",")} WHERE id = ${m.id}`.execute());
       Object.assign(m, t.routing);
     }
     if (t.expiresAt !== undefined) m.expiresAt = t.expiresAt;
     if (t.fallbackReason !== undefined) {
       m.fallbackReason = t.fallbackReason;
-      await tx`UPDATE messages SET fallback_reason = ${t.fallbackReason} WHERE id = ${m.id}`;
+      sent.push(tx`UPDATE messages SET fallback_reason = ${t.fallbackReason} WHERE id = ${m.id}`.execute());
     }
     if (t.noMms) {
-      await tx`INSERT INTO capability (number, reason, created_at, until) VALUES (${t.noMms.number}, ${t.noMms.reason}, ${now}, ${t.noMms.until})
-        ON CONFLICT (number) DO UPDATE SET reason = excluded.reason, until = excluded.until`;
+      sent.push(
+        tx`INSERT INTO capability (number, reason, created_at, until) VALUES (${t.noMms.number}, ${t.noMms.reason}, ${now}, ${t.noMms.until})
+          ON CONFLICT (number) DO UPDATE SET reason = excluded.reason, until = excluded.until`.execute(),
+      );
     }
-    if (waitsForCarrier(t.from) !== waitsForCarrier(t.to)) done.queued += waitsForCarrier(t.to) ? 1 : -1;
-    if (t.to === "accepted") await tx`SELECT pg_notify(${channelName}, ${t.channel})`;
+    if (t.to === "accepted") sent.push(tx`SELECT pg_notify(${channelName}, ${t.channel})`.execute());
     if (t.event) {
       const eventId = newId("evt", now, this.random);
       const body = deliveryEvent(m, t.event.status, eventId, t.event.at, t.event.carrierMessageId, t.event.error);
-      await tx`INSERT INTO events (event_id, message_id, account_id, kind, url, body, state, attempts, created_at, updated_at, due_at)
-        VALUES (${eventId}, ${m.id}, ${m.accountId}, ${t.event.status}, ${m.payload.callback_url}, ${JSON.stringify(body)}, 'pending', 0, ${now}, ${now}, ${now})`;
-      await tx`SELECT pg_notify(${channelName}, 'events')`;
+      sent.push(
+        tx`INSERT INTO events (event_id, message_id, account_id, kind, url, body, state, attempts, created_at, updated_at, due_at)
+          VALUES (${eventId}, ${m.id}, ${m.accountId}, ${t.event.status}, ${m.payload.callback_url}, ${JSON.stringify(body)}, 'pending', 0, ${now}, ${now}, ${now})`.execute(),
+        tx`SELECT pg_notify(${channelName}, 'events')`.execute(),
+      );
     }
+    const [r] = await Promise.all([cas, ...sent]);
+    if ((r as { count: number }).count !== 1) throw new Error(`message ${m.id} is no longer ${t.from}`);
+    if (waitsForCarrier(t.from) !== waitsForCarrier(t.to)) done.queued += waitsForCarrier(t.to) ? 1 : -1;
     if (t.outcome) done.outcomes.push(t.outcome);
   }
 
@@ -227,6 +247,8 @@ export class PostgresCore {
  * the receipt then either finds the id or is held where the submit's transaction looks. Sorted, so two
  * transactions taking several keys cannot deadlock.
  */
-export async function lockKeys(tx: Tx, carrier: string, keys: string[]): Promise<void> {
-  for (const k of [...new Set(keys)].sort()) await tx`SELECT pg_advisory_xact_lock(hashtextextended(${`${carrier}\n${k}`}, 0))`;
+export function lockKeys(tx: Tx, carrier: string, keys: string[]) {
+  // One statement: unnest yields the keys in array order, and the locks are taken in that order.
+  const locks = [...new Set(keys)].sort().map((k) => `${carrier}\n${k}`);
+  return tx`SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest(${locks}::text[]) AS k`;
 }

@@ -5,7 +5,7 @@ import { decideAfterSubmit, decideClaim, decideInFlight, decideReceiptWindowEnd,
 import type { Channel, MessagePayload, MessageState, StoredMessage } from "../../domain/message.ts";
 import { heldKeys } from "../../domain/receipt-match.ts";
 import { toMessage } from "../rows.ts";
-import { lockKeys, type PostgresCore } from "./core.ts";
+import { lockKeys, type PostgresCore, type Tx } from "./core.ts";
 
 export function claimDue(c: PostgresCore, channel: Channel, limit: number, assign?: (m: StoredMessage) => string | null): Promise<StoredMessage[]> {
   return c.tx(async (tx, done) => {
@@ -13,14 +13,17 @@ export function claimDue(c: PostgresCore, channel: Channel, limit: number, assig
     const rows = await tx`SELECT * FROM messages WHERE state = 'accepted' AND channel = ${channel} AND due_at IS NOT NULL AND due_at <= ${now}
       ORDER BY due_at LIMIT ${limit} FOR UPDATE SKIP LOCKED`;
     const claimed: StoredMessage[] = [];
+    // Every claim's statements pipelined together: one round trip for the batch, not one per message.
+    const applied: Promise<unknown>[] = [];
     for (const row of rows) {
       const m = toMessage(row);
       const carrier = now < m.expiresAt ? assign?.(m) : undefined;
-      if (carrier === null) continue;
+      if (carrier === null) continue; // left to the node that holds this carrier's binds
       const t = decideClaim(m, now, row.last_error as string | null, carrier);
-      await c.apply(tx, m, t, done);
       if (t.to === "submitting") claimed.push(m);
+      applied.push(c.apply(tx, m, t, done));
     }
+    await Promise.all(applied);
     return claimed;
   });
 }
@@ -43,30 +46,41 @@ export function recordSubmit(
     const m = { ...claimed };
     const now = c.now();
     const t = decideAfterSubmit(m, carrier, result, c.opts, now, c.random, routing);
-    if (result.kind === "ok") {
-      await lockKeys(tx, carrier, result.carrierMessageIds);
-      for (const [part, cid] of result.carrierMessageIds.entries()) {
-        await tx`INSERT INTO carrier_ids (carrier, carrier_id, message_id, part, outcome) VALUES (${carrier}, ${cid}, ${m.id}, ${part}, NULL)
-          ON CONFLICT (carrier, carrier_id) DO UPDATE SET message_id = EXCLUDED.message_id, part = EXCLUDED.part, outcome = NULL`;
-      }
-    }
-    await c.apply(tx, m, t, done);
+    const ids = result.kind === "ok" ? result.carrierMessageIds : [];
+    // One round trip: the statements are pipelined, and the server runs them in this order. The ids are
+    // written under their locks, and held receipts are read after them: a receipt committed before the
+    // locks is found here, one arriving after waits for this COMMIT and then finds the ids.
+    const written = ids.length === 0 ? [] : [lockKeys(tx, carrier, ids).execute(), insertCarrierIds(tx, carrier, m.id, ids).execute()];
+    const applied = c.apply(tx, m, t, done);
+    const early =
+      ids.length === 0
+        ? Promise.resolve([])
+        : tx`SELECT carrier_id, receipt, received_at FROM early_receipts WHERE carrier = ${carrier} AND carrier_id = ANY(${ids}::text[]) ORDER BY seq`.execute();
+    const [taken] = await Promise.all([early, applied, ...written]);
     if (result.kind !== "ok") return submitVerdict(t);
-    // Receipts that beat the submit answer (on any node, or naming it in another base) were held.
-    let held = 0;
-    for (const cid of result.carrierMessageIds) {
-      const taken = await tx`SELECT receipt, received_at FROM early_receipts WHERE carrier = ${carrier} AND carrier_id = ${cid}`;
-      for (const t of new Map(taken.map((x) => [x.receipt as string, x])).values()) {
-        const r = JSON.parse(t.receipt as string) as CarrierReceipt;
-        await tx`DELETE FROM early_receipts WHERE carrier = ${carrier} AND carrier_id = ANY(${heldKeys(cid, r)}::text[]) AND receipt = ${t.receipt as string}`;
-        await c.applyReceiptIn(tx, r, t.received_at as number, done);
-        held++;
+    // Receipts that beat the submit answer (on any node, or naming it in another base) were held: each
+    // once, though it may wait under several of these ids.
+    const seen = new Set<string>();
+    for (const cid of ids) {
+      for (const held of taken.filter((x) => x.carrier_id === cid && !seen.has(x.receipt as string))) {
+        seen.add(held.receipt as string);
+        const r = JSON.parse(held.receipt as string) as CarrierReceipt;
+        await tx`DELETE FROM early_receipts WHERE carrier = ${carrier} AND carrier_id = ANY(${heldKeys(cid, r)}::text[]) AND receipt = ${held.receipt as string}`;
+        await c.applyReceiptIn(tx, r, held.received_at as number, done);
       }
     }
-    if (held === 0) return { fallback: false, final: null };
+    if (seen.size === 0) return { fallback: false, final: null };
     const [row] = await tx`SELECT state FROM messages WHERE id = ${m.id}`;
     return verdictAfterHeldReceipts(row!.state as MessageState);
   });
+}
+
+/** A submit's carrier ids, one per part (an id named twice keeps its last part); a reused id is this message's now. */
+function insertCarrierIds(tx: Tx, carrier: string, messageId: string, ids: string[]) {
+  const parts = new Map(ids.map((cid, part) => [cid, part]));
+  return tx`INSERT INTO carrier_ids (carrier, carrier_id, message_id, part, outcome)
+    SELECT ${carrier}, cid, ${messageId}, part, NULL FROM unnest(${[...parts.keys()]}::text[], ${[...parts.values()]}::int[]) AS t(cid, part)
+    ON CONFLICT (carrier, carrier_id) DO UPDATE SET message_id = EXCLUDED.message_id, part = EXCLUDED.part, outcome = NULL`;
 }
 
 /** At start: this node's own claims from before a restart, and any other node's expired ones. */
@@ -93,10 +107,12 @@ export function expireReceiptWindows(c: PostgresCore, limit: number): Promise<nu
   return c.tx(async (tx, done) => {
     const now = c.now();
     const rows = await tx`SELECT * FROM messages WHERE state = 'submitted' AND due_at IS NOT NULL AND due_at <= ${now} ORDER BY due_at LIMIT ${limit} FOR UPDATE SKIP LOCKED`;
-    for (const row of rows) {
-      const m = toMessage(row);
-      await c.apply(tx, m, decideReceiptWindowEnd(m, now), done);
-    }
+    await Promise.all(
+      rows.map((row) => {
+        const m = toMessage(row);
+        return c.apply(tx, m, decideReceiptWindowEnd(m, now), done);
+      }),
+    );
     return rows.length;
   });
 }

@@ -17,7 +17,7 @@ export function applyReceipt(c: PostgresCore, r: CarrierReceipt): Promise<Receip
 /** Drops held receipts older than `holdMs` and returns them (once each), so the caller can log each. */
 export function dropStaleEarlyReceipts(c: PostgresCore, holdMs: number): Promise<{ carrier: string; carrier_id: string }[]> {
   return c.tx(async (tx) => {
-    return oncePerReceipt(await tx`DELETE FROM early_receipts WHERE received_at < ${c.now() - holdMs} RETURNING carrier, carrier_id, receipt`);
+    return oncePerReceipt(await tx`DELETE FROM early_receipts WHERE received_at < ${c.now() - holdMs} RETURNING seq, carrier, carrier_id, receipt`);
   });
 }
 

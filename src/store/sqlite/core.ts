@@ -76,7 +76,7 @@ export class SqliteCore {
       earlyAt: q("SELECT receipt, received_at FROM early_receipts WHERE carrier = ? AND carrier_id = ?"),
       // By key and text, so the index is used: on the submit path, a scan would cost every held receipt.
       earlyDelete: q("DELETE FROM early_receipts WHERE carrier = ? AND carrier_id = ? AND receipt = ?"),
-      earlyExpire: q("DELETE FROM early_receipts WHERE received_at < ? RETURNING carrier, carrier_id, receipt"),
+      earlyExpire: q("DELETE FROM early_receipts WHERE received_at < ? RETURNING seq, carrier, carrier_id, receipt"),
       eventInsert: q(
         "INSERT INTO events (event_id, message_id, account_id, kind, url, body, state, attempts, created_at, updated_at, due_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
       ),
