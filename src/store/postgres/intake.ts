@@ -28,10 +28,12 @@ async function commitGroup(c: PostgresCore, group: Waiting<AcceptInput, StoredRe
   } catch (e) {
     if (e instanceof StorageUnavailable || group.length === 1) throw e;
     // The database refused the group, maybe for one bad request: each half again (and so on), so that
-    // one fails alone and the rest still commit in groups.
+    // one fails alone and the rest still commit in groups. The halves go one after the other: the first
+    // copy of a request_id in the group is then the one that makes the message, as it was sent first.
     const half = Math.ceil(group.length / 2);
     const retry = (part: typeof group) => commitGroup(c, part).catch((e) => part.forEach((w) => w.reject(e)));
-    await Promise.all([retry(group.slice(0, half)), retry(group.slice(half))]);
+    await retry(group.slice(0, half));
+    await retry(group.slice(half));
   }
 }
 
