@@ -9,11 +9,11 @@
 //             policy at-most-once) and their final events reached the webhook: from the death, and from
 //             the lease's expiry.
 // Run: ./node_modules/.bin/bun bench/postgres.ts   (BENCH_QUICK=1 for a short run)
-import { chmodSync, rmSync, writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import postgres from "postgres";
 import { PostgresStore } from "../src/store/postgres/store.ts";
-import { freePort } from "../test/support/binary.ts";
+import { startPostgres, type PostgresServer } from "../test/support/pg-server.ts";
 import { fmtN, quick, ratios, type Row, spread } from "./lib/figures.ts";
 import { apiPost, rawLoad } from "./lib/load.ts";
 import { cpuMsOf, type SinkHandle, startCountingSink, startGateway, tempDir } from "./lib/processes.ts";
@@ -33,55 +33,6 @@ const body = (requestId: string, callbackUrl: string) => ({
   callback_url: callbackUrl,
 });
 
-interface Server {
-  /** The URL of database `name` on this server. */
-  url(name: string): string;
-  createDatabase(name: string): Promise<string>;
-  bin(tool: string): string;
-  stop(): Promise<void>;
-}
-
-/** A PostgreSQL server of our own: initdb into a temp dir, started on a free loopback port. */
-export async function startPostgres(): Promise<Server> {
-  const bindir = Bun.spawnSync(["pg_config", "--bindir"]).stdout.toString().trim();
-  const bin = (tool: string) => join(bindir, tool);
-  const dir = tempDir("gw-bench-pg-");
-  const data = join(dir, "data");
-  // PostgreSQL will not run as root: as the postgres user then.
-  const asOwner = process.getuid?.() === 0 ? ["runuser", "-u", "postgres", "--"] : [];
-  if (asOwner.length) Bun.spawnSync(["chown", "-R", "postgres", dir]);
-  chmodSync(dir, 0o755);
-  const init = Bun.spawnSync([...asOwner, bin("initdb"), "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"], { stderr: "pipe", stdout: "pipe" });
-  if (init.exitCode !== 0) throw new Error(`initdb failed: ${init.stderr.toString()}`);
-  const port = freePort();
-  const proc = Bun.spawn(
-    [...asOwner, bin("postgres"), "-D", data, "-p", String(port), "-k", dir, "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=300", "-c", "shared_buffers=256MB"],
-    { stdout: "ignore", stderr: "pipe" },
-  );
-  const url = (name: string) => `postgres://postgres@127.0.0.1:${port}/${name}`;
-  for (let i = 0; ; i++) {
-    if (Bun.spawnSync([bin("pg_isready"), "-h", "127.0.0.1", "-p", String(port)]).exitCode === 0) break;
-    if (i > 200) throw new Error("the benchmark's PostgreSQL did not start");
-    await Bun.sleep(50);
-  }
-  return {
-    url,
-    bin,
-    async createDatabase(name) {
-      const sql = postgres(url("postgres"), { max: 1, onnotice: () => {} });
-      await sql.unsafe(`CREATE DATABASE ${name}`);
-      await sql.end();
-      return url(name);
-    },
-    async stop() {
-      // pg_ctl, not a signal: runuser in between does not pass one on.
-      Bun.spawnSync([...asOwner, bin("pg_ctl"), "stop", "-D", data, "-m", "fast", "-w"], { stdout: "ignore", stderr: "ignore" });
-      await proc.exited;
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
 /** One gateway node on `url` (delivery paused, or to the sandbox SMSC), its webhooks to `sink`. */
 function startNode(url: string, id: string, o: { paused?: boolean; sink?: string }) {
   return startGateway({
@@ -98,7 +49,7 @@ function startNode(url: string, id: string, o: { paused?: boolean; sink?: string
  * pgbench with one transaction per request: the dedup key and the message row the gateway writes for one
  * accept, the same sizes (the texts are copied from rows the gateway wrote), synchronous_commit on.
  */
-function pgbenchCeiling(server: Server, url: string, seconds: number): number {
+function pgbenchCeiling(server: PostgresServer, url: string, seconds: number): number {
   const dir = tempDir("gw-bench-pgbench-");
   const script = join(dir, "accept.sql");
   writeFileSync(
@@ -120,7 +71,7 @@ END;
   return Number(tps[1]);
 }
 
-async function acceptSection(server: Server): Promise<Row[]> {
+async function acceptSection(server: PostgresServer): Promise<Row[]> {
   const url = await server.createDatabase("bench_accept");
   const gw = await startNode(url, "n1", { paused: true });
   const mine: number[] = [];
@@ -177,7 +128,7 @@ async function endToEnd(ports: number[], pids: number[], sink: SinkHandle, n: nu
   return { perS: s.events / ((s.last - t0) / 1000), cpuPerMsg: (cpuMsOf(pids) - cpu0) / s.events };
 }
 
-async function nodesSection(server: Server): Promise<Row[]> {
+async function nodesSection(server: PostgresServer): Promise<Row[]> {
   const sink = await startCountingSink();
   const rows: Row[] = [];
   try {
@@ -222,7 +173,7 @@ async function nodesSection(server: Server): Promise<Row[]> {
  * A node that claimed messages dies: its claims (made by the store's own claimDue, as a node does before
  * it submits) stop being renewed. A compiled node on the same database takes them over.
  */
-async function takeoverSection(server: Server): Promise<Row[]> {
+async function takeoverSection(server: PostgresServer): Promise<Row[]> {
   const sink = await startCountingSink();
   const n = quick ? 50 : 200;
   const fromDeath: number[] = [];
