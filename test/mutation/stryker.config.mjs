@@ -53,6 +53,16 @@ export const groups = {
     ],
     command: sqliteOnly(bunTest("test/integration/store.test.ts", "test/integration/store-conformance.test.ts", "test/integration/pipeline.test.ts", "test/integration/receipt-id-base.test.ts")),
   },
+  // The SQLite writer: group commit, savepoints, storage failures, the fsync before any write is told, migrations.
+  writer: {
+    mutate: ["src/store/sqlite/db.ts"],
+    command: bunTest("test/integration/group-commit.test.ts", "test/integration/durability.test.ts"),
+  },
+  // The webhook outbox: batches, signing, what each answer of the callback URL does, redacted log lines.
+  outbox: {
+    mutate: ["src/pipeline/outbox.ts"],
+    command: bunTest("test/integration/outbox.test.ts", "test/integration/durability.test.ts"),
+  },
   // Submitting, retrying, fallback, receipts routing, operator commands.
   pipeline: {
     mutate: ["src/pipeline/dispatcher.ts", "src/pipeline/receipts.ts", "src/admin/operator.ts"],
