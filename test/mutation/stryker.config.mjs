@@ -87,6 +87,8 @@ export const groups = {
 // - src/domain/decisions.ts decideAfterSubmit(): default `routing` → `{}`: `pin` and `elsewhere` read falsy alike.
 // - src/domain/decisions.ts decideAfterSubmit(): `result.kind === "temporary"` → true in the in-doubt test: only a
 //   temporary result carries `inDoubt` (SubmitResult's type).
+// - adapters/mm7/status.ts mmStatuses: `indeterminate: { outcome: "unknown" }` → `{}`: an unlisted MMStatus is
+//   `unknown` too.
 
 const name = process.env.MUTATION_GROUP ?? "domain";
 const group = groups[name];
