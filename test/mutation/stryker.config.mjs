@@ -49,7 +49,7 @@ export const groups = {
       sqlite("dispatch.ts"),
       span(sqlite("receipts.ts"), "export function applyReceipt(", "/** An inbound message (MO)"),
       span(sqlite("admin.ts"), "export async function purge(", "/** Queue depth and oldest age"),
-      span(sqlite("core.ts"), "// ---- transitions (inside a write) ---", /^}$/),
+      span(sqlite("core.ts"), "// ---- inside a write: a decided transition", /^}$/),
     ],
     command: sqliteOnly(bunTest("test/integration/store.test.ts", "test/integration/store-conformance.test.ts", "test/integration/pipeline.test.ts", "test/integration/receipt-id-base.test.ts")),
   },
