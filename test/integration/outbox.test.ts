@@ -200,6 +200,28 @@ describe("what the callback URL's answer does", () => {
   });
 });
 
+describe("stopping", () => {
+  test("stop waits for a POST in flight: its answer is recorded", async () => {
+    const r = rig();
+    r.sink.delayMs = 300;
+    const id = await r.event(r.sink.url, 1);
+    r.outbox.start();
+    await waitFor("the POST to reach the sink", () => r.sink.events.length === 1);
+    await r.outbox.stop(30_000);
+    expect(r.row(id).state).toBe("delivered");
+  });
+
+  test("stop gives up waiting at its deadline: the event stays pending, to be sent again", async () => {
+    const r = rig();
+    r.sink.delayMs = 2000;
+    const id = await r.event(r.sink.url, 1);
+    r.outbox.start();
+    await waitFor("the POST to reach the sink", () => r.sink.events.length === 1);
+    await r.outbox.stop(10);
+    expect(r.row(id)).toMatchObject({ state: "pending", attempts: 0 });
+  });
+});
+
 describe("log lines", () => {
   test("a failing callback URL is logged without its query (tokens), with the events' message and request ids", async () => {
     const r = rig();
