@@ -51,7 +51,7 @@ export const groups = {
       span(sqlite("admin.ts"), "export async function purge(", "/** Queue depth and oldest age"),
       span(sqlite("core.ts"), "// ---- inside a write: a decided transition", /^}$/),
     ],
-    command: sqliteOnly(bunTest("test/integration/store.test.ts", "test/integration/store-conformance.test.ts", "test/integration/pipeline.test.ts", "test/integration/receipt-id-base.test.ts")),
+    command: sqliteOnly(bunTest("test/integration/store.test.ts", "test/integration/store-conformance.test.ts", "test/integration/pipeline.test.ts", "test/integration/receipt-id-base.test.ts", "test/integration/durability.test.ts")),
   },
   // The SQLite writer: group commit, savepoints, storage failures, the fsync before any write is told, migrations.
   writer: {
