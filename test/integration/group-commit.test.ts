@@ -6,16 +6,17 @@ import { join } from "node:path";
 import { StorageUnavailable } from "../../src/store/index.ts";
 import { GroupCommit, isStorageError, openDatabase } from "../../src/store/sqlite/db.ts";
 import { migrateSqlite } from "../../src/store/sqlite/store.ts";
-import { tempDir } from "../support/app.ts";
+import { tempDir, waitFor } from "../support/app.ts";
+import { HeldSync } from "../support/held-sync.ts";
 
 const cleanup: (() => void)[] = [];
 afterEach(() => {
   for (const c of cleanup.splice(0).reverse()) c();
 });
 
-function writerOn(path = join(tempDir(), "w.db")): { db: Database; writer: GroupCommit; path: string } {
+function writerOn(path = join(tempDir(), "w.db"), held?: HeldSync): { db: Database; writer: GroupCommit; path: string } {
   const db = openDatabase(path);
-  const writer = new GroupCommit(db);
+  const writer = new GroupCommit(db, held);
   cleanup.push(() => {
     writer.drain();
     db.close();
@@ -62,7 +63,7 @@ describe("a group of writes", () => {
       expect((r as { e: unknown }).e).toBeInstanceOf(StorageUnavailable);
     }
     expect(writer.healthy).toBe(false);
-    expect(writer.lastError).toMatch(/locked|busy/i);
+    expect(writer.lastError).toBe("database is locked");
     expect(writer.commits).toBe(0);
     other.run("ROLLBACK");
 
@@ -108,6 +109,55 @@ describe("a group of writes", () => {
     const ro = new Database(path, { readonly: true });
     cleanup.push(() => ro.close());
     expect(isStorageError(thrown(() => ro.run("CREATE TABLE x (y)")))).toBe(true);
+  });
+});
+
+describe("durability", () => {
+  test("a new writer is healthy before its first write (readyz at start)", () => {
+    expect(writerOn().writer.healthy).toBe(true);
+  });
+
+  test("a durable wait ends only with the fsync covering the last commit, not an earlier one still running", async () => {
+    const held = new HeldSync();
+    const { db, writer } = writerOn(undefined, held);
+    cleanup.push(() => void held.releaseAll());
+    const first = held.hold("first", () => writer.commits === 1);
+    const a = writer.write(() => db.run("INSERT INTO t VALUES (1)"));
+    await waitFor("the first fsync to start", () => first.started);
+    const second = held.hold("second", () => writer.commits === 2);
+    const b = writer.write(() => db.run("INSERT INTO t VALUES (2)"));
+    await waitFor("the second write to commit", () => writer.commits === 2);
+    let durable = false;
+    const wait = writer.whenDurable().then(() => (durable = true));
+    await first.release();
+    await a;
+    await waitFor("the second fsync to start", () => second.started);
+    expect(durable).toBe(false);
+    await second.release();
+    await Promise.all([b, wait]);
+    expect(durable).toBe(true);
+    expect(held.timeline).toEqual(["fsynced:first", "fsynced:second"]);
+  });
+
+  test("closing commits and settles the writes still queued", async () => {
+    const path = join(tempDir(), "d.db");
+    const db = openDatabase(path);
+    const writer = new GroupCommit(db);
+    db.run("CREATE TABLE t (x INTEGER PRIMARY KEY)");
+    const queued = [writer.write(() => (db.run("INSERT INTO t VALUES (1)"), 1)), writer.write(() => (db.run("INSERT INTO t VALUES (2)"), 2))];
+    writer.drain();
+    db.close();
+    expect(await Promise.all(queued)).toEqual([1, 2]);
+    const again = new Database(path, { readonly: true });
+    cleanup.push(() => again.close());
+    expect(rows(again)).toEqual([1, 2]);
+  });
+
+  test("the database's directory is created when missing", () => {
+    const path = join(tempDir(), "a", "b", "g.db");
+    const db = openDatabase(path);
+    cleanup.push(() => db.close());
+    expect((db.query("PRAGMA journal_mode").get() as { journal_mode: string }).journal_mode).toBe("wal");
   });
 });
 

@@ -89,6 +89,18 @@ export const groups = {
 //   temporary result carries `inDoubt` (SubmitResult's type).
 // - adapters/mm7/status.ts mmStatuses: `indeterminate: { outcome: "unknown" }` → `{}`: an unlisted MMStatus is
 //   `unknown` too.
+// - src/store/sqlite/db.ts write(): `if (this.broken)` → false: flush() rejects the queued write with the same error.
+// - src/store/sqlite/db.ts write(): `if (!this.scheduled)` → true, `scheduled = true` → false: extra setImmediate
+//   flushes find the queue empty (the first one took every write queued in that turn).
+// - src/store/sqlite/db.ts flush(): `if (ops.length === 0)` → false: an empty transaction, settled at once.
+// - src/store/sqlite/db.ts openDatabase(): `{ create, readwrite, strict }` → `{}` / strict → false: Bun opens
+//   read-write and creating by default, and every statement binds positional parameters only.
+// - src/store/sqlite/db.ts isStorageError(): `^` dropped: SQLite codes always begin with SQLITE_.
+// - src/store/sqlite/core.ts applyReceiptNow(): `if (!row)` → false: a carrier id row never outlives its message
+//   (purge deletes both in one write).
+// - src/store/sqlite/dispatch.ts recordSubmit(): `held++` → `held--`, `held === 0` → false: with no held receipt
+//   the message is still `submitted`, which verdictAfterHeldReceipts reports as the same verdict.
+// - src/store/sqlite/intake.ts lookupRequest(): `if (r)` → true: waiting for the disk before answering "not seen".
 
 const name = process.env.MUTATION_GROUP ?? "domain";
 const group = groups[name];
