@@ -33,6 +33,8 @@ interface Rig {
   /** Records an inbound message for `url` (an event of account acme, or `account`). */
   event(url: string, n: number, account?: string): Promise<string>;
   row(eventId: string): { state: string; attempts: number; due_at: number | null; last_error: string | null };
+  /** A counter's value, or a histogram's sample count, for these labels. */
+  metric(name: "webhookDeliveries" | "webhookEvents" | "deadLetters" | "receiptToWebhook", result?: string): Promise<number>;
 }
 
 function rig(o: { settings?: Partial<OutboxDeps["settings"]>; post?: WebhookPost; isRefusal?: (e: unknown) => boolean } = {}): Rig {
@@ -42,6 +44,7 @@ function rig(o: { settings?: Partial<OutboxDeps["settings"]>; post?: WebhookPost
   const store = SqliteStore.open(join(tempDir(), "g.db"), { now, retryBaseMs: 1000, retryMaxMs: 60000, receiptWindowMs: HOUR, intermediateEvents: false, inFlightPolicy: "at-most-once" });
   const posted: Posted[] = [];
   const logs: Rig["logs"] = [];
+  const metrics = createMetrics();
   const log = pino({ level: "warn" }, { write: (line: string) => void logs.push(JSON.parse(line)) });
   const realPost: WebhookPost = async (url, headers, body, timeoutMs) => ({ status: (await fetch(url, { method: "POST", headers, body, signal: AbortSignal.timeout(timeoutMs) })).status });
   const post = o.post ?? realPost;
@@ -49,7 +52,7 @@ function rig(o: { settings?: Partial<OutboxDeps["settings"]>; post?: WebhookPost
     store,
     secrets: new Map([["acme", ACME_SECRET]]),
     log,
-    metrics: createMetrics(),
+    metrics,
     now,
     random: () => 0.5,
     isRefusal: o.isRefusal ?? (() => false),
@@ -83,6 +86,11 @@ function rig(o: { settings?: Partial<OutboxDeps["settings"]>; post?: WebhookPost
     logs,
     event: (url, n, account = "acme") =>
       store.recordInbound(account, url, { carrier: "mmsc", channel: "sms", carrierMessageId: `mo-${n}`, from: "15550001", to: "15550002", text: `mo ${n}`, media: [], timestamp: clock.t }),
+    metric: async (name, result) => {
+      const values = (await metrics[name].get()).values;
+      const v = values.find((x) => (name === "receiptToWebhook" ? (x as { metricName?: string }).metricName?.endsWith("_count") : result === undefined || x.labels.result === result));
+      return v?.value ?? 0;
+    },
     row: (eventId) => store.db.query("SELECT state, attempts, due_at, last_error FROM events WHERE event_id = ?").get(eventId) as ReturnType<Rig["row"]>,
   };
 }
@@ -108,6 +116,10 @@ describe("a batch", () => {
     expect(decodeJwt(toA.headers.authorization!).iat).toBe(Math.floor(r.clock.t / 1000));
     expect(r.sink.badTokens).toBe(0);
     expect(r.sink.events.map((e) => e.event_id).sort()).toEqual([...a, b].sort());
+    expect(await r.metric("webhookDeliveries", "delivered")).toBe(2);
+    expect(await r.metric("webhookEvents", "delivered")).toBe(4);
+    expect(await r.metric("receiptToWebhook")).toBe(4);
+    expect(await r.metric("deadLetters")).toBe(0);
   });
 
   test("with bearer_prefix the token goes as `Bearer <jwt>`", async () => {
@@ -146,6 +158,8 @@ describe("what the callback URL's answer does", () => {
       await sendAll(r, [id]);
       // attempt 1: ceiling 1000 ms, half jitter → 750 ms
       expect(r.row(id)).toEqual({ state: "pending", attempts: 1, due_at: r.clock.t + 750, last_error: `HTTP ${status}` });
+      expect(await r.metric("webhookDeliveries", "retry")).toBe(1);
+      expect(await r.metric("webhookDeliveries", "delivered")).toBe(0);
     });
   }
 
@@ -156,6 +170,9 @@ describe("what the callback URL's answer does", () => {
       const id = await r.event(r.sink.url, 1);
       await sendAll(r, [id]);
       expect(r.row(id)).toMatchObject({ state: "dead", last_error: `HTTP ${status} from the callback URL` });
+      expect(await r.metric("webhookDeliveries", "dead")).toBe(1);
+      expect(await r.metric("webhookEvents", "dead")).toBe(1);
+      expect(await r.metric("deadLetters")).toBe(1);
     });
   }
 
