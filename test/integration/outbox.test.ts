@@ -116,6 +116,8 @@ describe("a batch", () => {
     expect(decodeJwt(toA.headers.authorization!).iat).toBe(Math.floor(r.clock.t / 1000));
     expect(r.sink.badTokens).toBe(0);
     expect(r.sink.events.map((e) => e.event_id).sort()).toEqual([...a, b].sort());
+    // The counters move after the rows are written: stop waits for the batches to end.
+    await r.outbox.stop(30_000);
     expect(await r.metric("webhookDeliveries", "delivered")).toBe(2);
     expect(await r.metric("webhookEvents", "delivered")).toBe(4);
     expect(await r.metric("receiptToWebhook")).toBe(4);
