@@ -165,7 +165,7 @@ describe("what the callback URL's answer does", () => {
     });
   }
 
-  for (const status of [301, 400, 403, 404, 410]) {
+  for (const status of [300, 301, 400, 403, 404, 410]) {
     test(`HTTP ${status}: dead-lettered`, async () => {
       const r = rig();
       r.sink.answer = status;
@@ -219,6 +219,31 @@ describe("what the callback URL's answer does", () => {
   });
 });
 
+describe("how much is in flight", () => {
+  test("no more POSTs at once than the concurrency, and one per callback URL; every event still goes", async () => {
+    let inFlight = 0;
+    let most = 0;
+    const r = rig({
+      settings: { concurrency: 2, batch_max_events: 2 },
+      post: async (url, headers, body, timeoutMs) => {
+        most = Math.max(most, ++inFlight);
+        try {
+          return { status: (await fetch(url, { method: "POST", headers, body, signal: AbortSignal.timeout(timeoutMs) })).status };
+        } finally {
+          inFlight--;
+        }
+      },
+    });
+    r.sink.delayMs = 300;
+    const ids: string[] = [];
+    for (let n = 0; n < 6; n++) ids.push(await r.event(`${r.sink.url}/${n % 3}`, n));
+    r.outbox.start();
+    await waitFor("every event to be delivered", () => ids.every((id) => r.row(id).state === "delivered"), 30_000);
+    expect(most).toBe(2);
+    for (const n of [0, 1, 2]) expect(r.sink.maxInFlight.get(`/callback/${n}`)).toBe(1);
+  });
+});
+
 describe("stopping", () => {
   test("stop waits for a POST in flight: its answer is recorded", async () => {
     const r = rig();
@@ -258,6 +283,8 @@ describe("log lines", () => {
       expect(l.url).toBe(`${r.sink.url}?…`);
     }
     expect(lines[1]!.events).toEqual([id]);
+    // An inbound event has no message or request id; its carrier id is the MO's.
+    for (const l of lines) expect([l.messageIds, l.requestIds, l.carrierIds]).toEqual([[null], [null], ["mo-1"]]);
   });
 
   test("redactUrl keeps scheme, host and path", () => {
