@@ -95,6 +95,7 @@ export const groups = {
 // - src/store/sqlite/db.ts flush(): `if (ops.length === 0)` → false: an empty transaction, settled at once.
 // - src/store/sqlite/db.ts openDatabase(): `{ create, readwrite, strict }` → `{}` / strict → false: Bun opens
 //   read-write and creating by default, and every statement binds positional parameters only.
+// - src/store/sqlite/db.ts openDatabase(): `path !== ":memory:"` → true: mkdir of "." (exists) for an in-memory one.
 // - src/store/sqlite/db.ts isStorageError(): `^` dropped: SQLite codes always begin with SQLITE_.
 // - src/store/sqlite/core.ts applyReceiptNow(): `if (!row)` → false: a carrier id row never outlives its message
 //   (purge deletes both in one write).
