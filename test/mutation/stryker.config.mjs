@@ -89,6 +89,8 @@ export const groups = {
 //   temporary result carries `inDoubt` (SubmitResult's type).
 // - adapters/mm7/status.ts mmStatuses: `indeterminate: { outcome: "unknown" }` → `{}`: an unlisted MMStatus is
 //   `unknown` too.
+// - src/pipeline/outbox.ts send(): `status >= 200` → true: fetch never hands a 1xx to the outbox.
+// - src/pipeline/outbox.ts retry(): `live` unfiltered or `<` → `<=`: the store's retry leaves a dead event dead.
 // - src/store/sqlite/db.ts write(): `if (this.broken)` → false: flush() rejects the queued write with the same error.
 // - src/store/sqlite/db.ts write(): `if (!this.scheduled)` → true, `scheduled = true` → false: extra setImmediate
 //   flushes find the queue empty (the first one took every write queued in that turn).
