@@ -5,7 +5,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { decodeJwt, decodeProtectedHeader } from "jose";
 import { join } from "node:path";
 import pino from "pino";
-import { createMetrics } from "../../src/metrics.ts";
+import { createMetrics } from "../../src/observe/metrics.ts";
 import { Outbox, redactUrl, retryable, type OutboxDeps, type WebhookPost } from "../../src/pipeline/outbox.ts";
 import { SqliteStore } from "../../src/store/sqlite/store.ts";
 import { ACME_SECRET, tempDir, waitFor } from "../support/app.ts";
@@ -37,7 +37,7 @@ interface Rig {
   metric(name: "webhookDeliveries" | "webhookEvents" | "deadLetters" | "receiptToWebhook", result?: string): Promise<number>;
 }
 
-function rig(o: { settings?: Partial<OutboxDeps["settings"]>; post?: WebhookPost; isRefusal?: (e: unknown) => boolean } = {}): Rig {
+function rig(o: { settings?: Partial<OutboxDeps["settings"]>; maxAgeMs?: number; post?: WebhookPost; isRefusal?: (e: unknown) => boolean } = {}): Rig {
   const sink = startSink(ACME_SECRET, { bearer: o.settings?.bearer_prefix ?? false });
   const clock = { t: Date.now() };
   const now = () => clock.t;
@@ -56,11 +56,11 @@ function rig(o: { settings?: Partial<OutboxDeps["settings"]>; post?: WebhookPost
     now,
     random: () => 0.5,
     isRefusal: o.isRefusal ?? (() => false),
+    maxAgeMs: o.maxAgeMs ?? 24 * HOUR,
     settings: {
       bearer_prefix: false,
       batch_max_events: 100,
       batch_max_wait_ms: 5,
-      max_age_hours: 24,
       timeout_ms: 5000,
       concurrency: 4,
       retry_base_ms: 1000,
@@ -88,7 +88,7 @@ function rig(o: { settings?: Partial<OutboxDeps["settings"]>; post?: WebhookPost
       store.recordInbound(account, url, { carrier: "mmsc", channel: "sms", carrierMessageId: `mo-${n}`, from: "15550001", to: "15550002", text: `mo ${n}`, media: [], timestamp: clock.t }),
     metric: async (name, result) => {
       const values = (await metrics[name].get()).values;
-      const v = values.find((x) => (name === "receiptToWebhook" ? (x as { metricName?: string }).metricName?.endsWith("_count") : result === undefined || x.labels.result === result));
+      const v = values.find((x: { labels: Record<string, unknown>; metricName?: string }) => (name === "receiptToWebhook" ? x.metricName?.endsWith("_count") : result === undefined || x.labels.result === result));
       return v?.value ?? 0;
     },
     row: (eventId) => store.db.query("SELECT state, attempts, due_at, last_error FROM events WHERE event_id = ?").get(eventId) as ReturnType<Rig["row"]>,
@@ -207,7 +207,7 @@ describe("what the callback URL's answer does", () => {
   });
 
   test("an event failing at its max age is dead-lettered; a younger one of the same batch is retried", async () => {
-    const r = rig({ settings: { max_age_hours: 1 } });
+    const r = rig({ maxAgeMs: HOUR });
     r.sink.answer = 503;
     const old = await r.event(r.sink.url, 1);
     r.clock.t += 1;
