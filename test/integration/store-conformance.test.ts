@@ -203,6 +203,46 @@ for (const engine of engines) {
       }
     });
 
+    test("a pending receipt (en route, deferred) changes nothing: the message waits for its final one", async () => {
+      const store = await engine.open({ t: 1000 });
+      await store.accept(input("rp"));
+      const [m] = await store.claimDue("sms", 10);
+      await store.recordSubmit(m!, "sms", { kind: "ok", carrierMessageIds: ["cp"] });
+      expect(await store.applyReceipt({ carrier: "sms", carrierMessageId: "cp", outcome: "pending", timestamp: 1 })).toBe("ignored");
+      expect((await store.getMessage(m!.id))!.state).toBe("submitted");
+      expect(await store.openCarrierIds("sms")).toEqual([{ carrierMessageId: "cp", to: payload.to }]);
+      expect(await store.applyReceipt({ carrier: "sms", carrierMessageId: "cp", outcome: "delivered", timestamp: 2 })).toBe("applied");
+      expect((await store.getMessage(m!.id))!.state).toBe("delivered");
+    });
+
+    test("purge goes on in chunks until no finished message and no delivered event is left, whichever table runs out first", async () => {
+      const clock = { t: 1000 };
+      const store = await engine.open(clock);
+      const finished = async (n: number) => {
+        for (let i = 0; i < n; i++) {
+          await store.accept(input(null));
+          const [m] = await store.claimDue("sms", 10);
+          await store.recordSubmit(m!, "sms", { kind: "permanent", code: "x:no", message: "no", fallbackEligible: false });
+        }
+      };
+      const deliveredInbound = async (n: number) => {
+        for (let i = 0; i < n; i++) {
+          await store.recordInbound("a", "https://x.example/mo", { carrier: "sms", channel: "sms", carrierMessageId: `mo${i}`, from: "1", to: "2", text: "t", media: [], timestamp: 1 });
+        }
+        await store.eventsDelivered((await store.dueEvents(clock.t, 100)).filter((e) => e.messageId === null).map((e) => e.seq));
+      };
+      // More finished messages than delivered events (the failed messages' events are not delivered: kept)...
+      await finished(5);
+      await deliveredInbound(1);
+      clock.t += 10_000;
+      expect(await store.purge(clock.t, clock.t, 2)).toEqual({ dedup: 0, messages: 5, events: 1 });
+      // ...then more delivered events than finished messages.
+      await deliveredInbound(5);
+      clock.t += 10_000;
+      expect(await store.purge(clock.t, clock.t, 2)).toEqual({ dedup: 0, messages: 0, events: 5 });
+      expect(await store.dueEvents(clock.t, 100)).toHaveLength(5);
+    });
+
     test("no report within the receipt window → final `sent`", async () => {
       const clock = { t: 1000 };
       const store = await engine.open(clock);

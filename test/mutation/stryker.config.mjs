@@ -49,9 +49,19 @@ export const groups = {
       sqlite("dispatch.ts"),
       span(sqlite("receipts.ts"), "export function applyReceipt(", "/** An inbound message (MO)"),
       span(sqlite("admin.ts"), "export async function purge(", "/** Queue depth and oldest age"),
-      span(sqlite("core.ts"), "// ---- transitions (inside a write) ---", /^}$/),
+      span(sqlite("core.ts"), "// ---- inside a write: a decided transition", /^}$/),
     ],
-    command: sqliteOnly(bunTest("test/integration/store.test.ts", "test/integration/store-conformance.test.ts", "test/integration/pipeline.test.ts", "test/integration/receipt-id-base.test.ts")),
+    command: sqliteOnly(bunTest("test/integration/store.test.ts", "test/integration/store-conformance.test.ts", "test/integration/pipeline.test.ts", "test/integration/receipt-id-base.test.ts", "test/integration/durability.test.ts")),
+  },
+  // The SQLite writer: group commit, savepoints, storage failures, the fsync before any write is told, migrations.
+  writer: {
+    mutate: ["src/store/sqlite/db.ts"],
+    command: bunTest("test/integration/group-commit.test.ts", "test/integration/durability.test.ts"),
+  },
+  // The webhook outbox: batches, signing, what each answer of the callback URL does, redacted log lines.
+  outbox: {
+    mutate: ["src/pipeline/outbox.ts"],
+    command: bunTest("test/integration/outbox.test.ts", "test/integration/durability.test.ts"),
   },
   // Submitting, retrying, fallback, receipts routing, operator commands.
   pipeline: {
@@ -62,7 +72,7 @@ export const groups = {
   // are classified inside the carrier, so its session tests run too).
   classification: {
     mutate: ["adapters/mm7/status.ts", "adapters/mm7/submit-response.ts", "adapters/smpp/status.ts", "adapters/smpp/receipt.ts"],
-    command: bunTest("test/unit/mm7-status.test.ts", "test/unit/mm7-submit-message.test.ts", "test/unit/smpp-receipt.test.ts", "test/unit/smpp-submit.test.ts", "test/unit/smpp-mo.test.ts", "test/unit/smpp-pdu.test.ts", "test/integration/smpp-session.test.ts"),
+    command: bunTest("test/unit/mm7-status.test.ts", "test/unit/mm7-submit-message.test.ts", "test/unit/smpp-status.test.ts", "test/unit/smpp-receipt.test.ts", "test/unit/smpp-submit.test.ts", "test/unit/smpp-mo.test.ts", "test/unit/smpp-pdu.test.ts", "test/integration/smpp-session.test.ts"),
   },
   // The adapters' in-doubt outcomes: MM7 timeout/stop, SMPP timeout/link loss (real MMSC stub, real SMPP).
   "in-doubt": {
@@ -70,6 +80,30 @@ export const groups = {
     command: bunTest("test/integration/mm7-carrier.test.ts", "test/integration/smpp-carrier.test.ts", "test/integration/smpp-session.test.ts"),
   },
 };
+
+// Survivors judged equivalent (same observable behaviour), one line each: file:line mutator → replacement: why.
+// - src/domain/decisions.ts transition(): `o.expiresAt !== undefined` → true: adds `expiresAt: undefined`, which
+//   both drivers read as "unchanged" (`?? null`, `!== undefined`).
+// - src/domain/decisions.ts decideAfterSubmit(): default `routing` → `{}`: `pin` and `elsewhere` read falsy alike.
+// - src/domain/decisions.ts decideAfterSubmit(): `result.kind === "temporary"` → true in the in-doubt test: only a
+//   temporary result carries `inDoubt` (SubmitResult's type).
+// - adapters/mm7/status.ts mmStatuses: `indeterminate: { outcome: "unknown" }` → `{}`: an unlisted MMStatus is
+//   `unknown` too.
+// - src/pipeline/outbox.ts send(): `status >= 200` → true: fetch never hands a 1xx to the outbox.
+// - src/pipeline/outbox.ts retry(): `live` unfiltered or `<` → `<=`: the store's retry leaves a dead event dead.
+// - src/store/sqlite/db.ts write(): `if (this.broken)` → false: flush() rejects the queued write with the same error.
+// - src/store/sqlite/db.ts write(): `if (!this.scheduled)` → true, `scheduled = true` → false: extra setImmediate
+//   flushes find the queue empty (the first one took every write queued in that turn).
+// - src/store/sqlite/db.ts flush(): `if (ops.length === 0)` → false: an empty transaction, settled at once.
+// - src/store/sqlite/db.ts openDatabase(): `{ create, readwrite, strict }` → `{}` / strict → false: Bun opens
+//   read-write and creating by default, and every statement binds positional parameters only.
+// - src/store/sqlite/db.ts openDatabase(): `path !== ":memory:"` → true: mkdir of "." (exists) for an in-memory one.
+// - src/store/sqlite/db.ts isStorageError(): `^` dropped: SQLite codes always begin with SQLITE_.
+// - src/store/sqlite/core.ts applyReceiptNow(): `if (!row)` → false: a carrier id row never outlives its message
+//   (purge deletes both in one write).
+// - src/store/sqlite/dispatch.ts recordSubmit(): `held++` → `held--`, `held === 0` → false: with no held receipt
+//   the message is still `submitted`, which verdictAfterHeldReceipts reports as the same verdict.
+// - src/store/sqlite/intake.ts lookupRequest(): `if (r)` → true: waiting for the disk before answering "not seen".
 
 const name = process.env.MUTATION_GROUP ?? "domain";
 const group = groups[name];

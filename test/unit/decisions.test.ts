@@ -9,8 +9,11 @@ import {
   decideReceipt,
   decideReceiptWindowEnd,
   type DeliveryPolicy,
+  submitVerdict,
+  verdictAfterHeldReceipts,
+  waitsForCarrier,
 } from "../../src/domain/decisions.ts";
-import { IllegalTransition, type StoredMessage } from "../../src/domain/message.ts";
+import { IllegalTransition, messageStates, type StoredMessage } from "../../src/domain/message.ts";
 
 const policy: DeliveryPolicy = { retryBaseMs: 1000, retryMaxMs: 60_000, receiptWindowMs: 3_600_000, intermediateEvents: false, inFlightPolicy: "at-most-once" };
 const msg = (o: Partial<StoredMessage> = {}): StoredMessage => ({
@@ -125,5 +128,93 @@ describe("operator actions", () => {
     for (const state of ["delivered", "sent", "accepted", "submitted"] as const) {
       expect(() => decideOperatorRetry(msg({ state }), 10, 1000)).toThrow(IllegalTransition);
     }
+  });
+});
+
+describe("fallback to SMS and the capability memory", () => {
+  const DAY = 86_400_000;
+  const remembering = { ...policy, noMmsMemoryMs: DAY };
+  const refused = (code: string) => ({ kind: "permanent", code, message: "refused", fallbackEligible: true }) as const;
+  const bound = msg({ pinned: "mm7-a", refused: ["mm7-b"], payload: { ...msg().payload, to: "+44 (7700) 900-123" } });
+
+  test("the handset's refusal is remembered for the configured time under the normalised number, with its reason", () => {
+    const t = decideAfterSubmit(bound, "mm7-a", refused("mm7:4004"), remembering, 1000, half);
+    expect(t.noMms).toEqual({ number: "447700900123", reason: "mm7:4004: refused", until: 1000 + DAY });
+    expect(t.fallbackReason).toBe("mm7:4004: refused");
+    // The SMS is routed afresh: the MMS's pin and refusals do not follow it.
+    expect(t.routing).toEqual({ pinned: null, refused: [] });
+  });
+
+  test("nothing is remembered when the memory is off", () => {
+    expect(decideAfterSubmit(bound, "mm7-a", refused("mm7:4004"), policy, 1000, half).noMms).toBeUndefined();
+    expect(decideAfterSubmit(bound, "mm7-a", refused("mm7:4004"), { ...policy, noMmsMemoryMs: 0 }, 1000, half).noMms).toBeUndefined();
+  });
+
+  test("our content, the memory itself and the gateway are not the handset's fault: not remembered", () => {
+    for (const code of ["media:cannot_fit", "capability:no_mms", "gateway:validity_expired", "mm7:size"]) {
+      const t = decideAfterSubmit(bound, "mm7-a", refused(code), remembering, 1000, half);
+      expect(t).toMatchObject({ to: "accepted", channel: "sms", fallback: true });
+      expect(t.noMms).toBeUndefined();
+    }
+    // A carrier's own code that merely mentions such a word is still about the handset.
+    expect(decideAfterSubmit(bound, "mm7-a", refused("mm7:unsupported_media"), remembering, 1000, half).noMms).toBeDefined();
+  });
+
+  test("a failed receipt allowing fallback: the SMS for an MMS, final for an SMS; the carrier's code or a generic one", () => {
+    const r = { carrier: "m", carrierMessageId: "c", outcome: "failed" as const, fallbackEligible: true, code: "mm7:Rejected", timestamp: 7 };
+    const sms = decideReceipt(msg({ state: "submitted", channel: "sms" }), r, "c", [{ carrierId: "c", outcome: "failed" }]);
+    expect(sms).toMatchObject({ to: "failed", channel: "sms", error: { code: "mm7:Rejected", message: "mm7:Rejected" } });
+    const bare = decideReceipt(msg({ state: "submitted" }), { ...r, code: undefined, fallbackEligible: false }, "c", [{ carrierId: "c", outcome: "failed" }]);
+    expect(bare).toMatchObject({ to: "failed", error: { code: "carrier:failed" }, event: { error: { code: "carrier:failed" } } });
+  });
+});
+
+describe("where the next attempt may go", () => {
+  const temporary = { kind: "temporary", code: "x:busy", message: "busy" } as const;
+  const m = msg({ carrier: "s-a", refused: ["s-c"] });
+
+  test("a retry is pinned to the carrier only when the route asks; otherwise the routing is left alone", () => {
+    expect(decideAfterSubmit(m, "s-a", temporary, policy, 1000, half).routing).toBeUndefined();
+    expect(decideAfterSubmit(m, "s-a", temporary, policy, 1000, half, { pin: true, elsewhere: false }).routing).toEqual({ pinned: "s-a", refused: ["s-c"] });
+  });
+
+  test("a permanent refusal with another carrier on the route: accepted again, due now, this carrier added to the refused", () => {
+    const r = { kind: "permanent", code: "smpp:0x0B", message: "bad address", fallbackEligible: true } as const;
+    const t = decideAfterSubmit(m, "s-a", r, policy, 1000, half, { pin: false, elsewhere: true });
+    expect(t).toMatchObject({ to: "accepted", dueAt: 1000, channel: "mms", fallback: false, error: { code: "smpp:0x0B" }, event: null });
+    expect(t.routing).toEqual({ pinned: null, refused: ["s-c", "s-a"] });
+  });
+
+  test("a retry due exactly when the validity ends is not made", () => {
+    // attempt 1: ceiling 1000, half jitter → 750
+    expect(decideAfterSubmit(msg({ expiresAt: 1750 }), "s", temporary, policy, 1000, half)).toMatchObject({ to: "failed" });
+    expect(decideAfterSubmit(msg({ expiresAt: 1751 }), "s", temporary, policy, 1000, half)).toMatchObject({ to: "accepted", dueAt: 1750 });
+  });
+
+  test("recovered in flight under at-least-once: resent only to the carrier that may have it", () => {
+    const t = decideInFlight(m, { ...policy, inFlightPolicy: "at-least-once" }, 5);
+    expect(t.routing).toEqual({ pinned: "s-a", refused: ["s-c"] });
+  });
+});
+
+describe("what recordSubmit reports, what waits for a carrier", () => {
+  test("the verdict of an answer: a fallback, a final status, or neither", () => {
+    const fb = decideAfterSubmit(msg(), "m", { kind: "permanent", code: "mm7:4004", message: "x", fallbackEligible: true }, policy, 1, half);
+    expect(submitVerdict(fb)).toEqual({ fallback: true, final: null });
+    const failed = decideAfterSubmit(msg(), "m", { kind: "permanent", code: "mm7:2002", message: "x", fallbackEligible: false }, policy, 1, half);
+    expect(submitVerdict(failed)).toEqual({ fallback: false, final: "failed" });
+    const ok = decideAfterSubmit(msg(), "m", { kind: "ok", carrierMessageIds: ["c"] }, policy, 1, half);
+    expect(submitVerdict(ok)).toEqual({ fallback: false, final: null });
+  });
+
+  test("after held receipts: still submitted, gone to the fallback, or final in the state reached", () => {
+    expect(verdictAfterHeldReceipts("submitted")).toEqual({ fallback: false, final: null });
+    expect(verdictAfterHeldReceipts("accepted")).toEqual({ fallback: true, final: null });
+    expect(verdictAfterHeldReceipts("delivered")).toEqual({ fallback: false, final: "delivered" });
+    expect(verdictAfterHeldReceipts("failed")).toEqual({ fallback: false, final: "failed" });
+  });
+
+  test("only accepted and submitting messages wait for a carrier", () => {
+    expect(messageStates.filter(waitsForCarrier)).toEqual(["accepted", "submitting"]);
   });
 });

@@ -1,0 +1,184 @@
+// The SQLite writer's promises on a real file: one failing write does not take its group with it, a
+// storage failure takes the whole group and says so (readyz), and the schema only moves forward.
+import { Database } from "bun:sqlite";
+import { afterEach, describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { StorageUnavailable } from "../../src/store/index.ts";
+import { GroupCommit, isStorageError, openDatabase } from "../../src/store/sqlite/db.ts";
+import { migrateSqlite } from "../../src/store/sqlite/store.ts";
+import { tempDir, waitFor } from "../support/app.ts";
+import { HeldSync } from "../support/held-sync.ts";
+
+const cleanup: (() => void)[] = [];
+afterEach(() => {
+  for (const c of cleanup.splice(0).reverse()) c();
+});
+
+function writerOn(path = join(tempDir(), "w.db"), held?: HeldSync): { db: Database; writer: GroupCommit; path: string } {
+  const db = openDatabase(path);
+  const writer = new GroupCommit(db, held);
+  cleanup.push(() => {
+    writer.drain();
+    db.close();
+  });
+  db.run("CREATE TABLE t (x INTEGER PRIMARY KEY)");
+  return { db, writer, path };
+}
+
+const rows = (db: Database) => (db.query("SELECT x FROM t ORDER BY x").all() as { x: number }[]).map((r) => r.x);
+const settle = <T>(p: Promise<T>) => p.then((v) => ({ ok: true as const, v }), (e: unknown) => ({ ok: false as const, e }));
+
+describe("a group of writes", () => {
+  test("a write that fails is undone alone, half-done rows included; the others of its group commit with their results", async () => {
+    const { db, writer } = writerOn();
+    const [a, b, c] = await Promise.all([
+      settle(writer.write(() => (db.run("INSERT INTO t VALUES (1)"), "first"))),
+      settle(
+        writer.write(() => {
+          db.run("INSERT INTO t VALUES (2)");
+          db.run("INSERT INTO t VALUES (1)"); // a duplicate: SQLITE_CONSTRAINT, not the storage's fault
+        }),
+      ),
+      settle(writer.write(() => (db.run("INSERT INTO t VALUES (3)"), "third"))),
+    ]);
+    expect(a).toEqual({ ok: true, v: "first" });
+    expect(c).toEqual({ ok: true, v: "third" });
+    expect(b.ok).toBe(false);
+    expect((b as { e: unknown }).e).not.toBeInstanceOf(StorageUnavailable);
+    expect(String((b as { e: unknown }).e)).toContain("UNIQUE");
+    expect(rows(db)).toEqual([1, 3]);
+    expect(writer.commits).toBe(1);
+    expect(writer.healthy).toBe(true);
+  });
+
+  test("with the database locked by another connection: the whole group is refused as storage unavailable, and the writer is unhealthy until a write that changes data is durable", async () => {
+    const { db, writer, path } = writerOn();
+    db.run("PRAGMA busy_timeout = 20");
+    const other = new Database(path);
+    cleanup.push(() => other.close());
+    other.run("BEGIN IMMEDIATE");
+    const refused = await Promise.all([settle(writer.write(() => db.run("INSERT INTO t VALUES (1)"))), settle(writer.write(() => db.run("INSERT INTO t VALUES (2)")))]);
+    for (const r of refused) {
+      expect(r.ok).toBe(false);
+      expect((r as { e: unknown }).e).toBeInstanceOf(StorageUnavailable);
+    }
+    expect(writer.healthy).toBe(false);
+    expect(writer.lastError).toBe("database is locked");
+    expect(writer.commits).toBe(0);
+    other.run("ROLLBACK");
+
+    // A write that changes nothing (an idle housekeeping pass) proves nothing about the disk.
+    await writer.write(() => db.query("SELECT COUNT(*) FROM t").get());
+    expect(writer.healthy).toBe(false);
+    await writer.write(() => db.run("INSERT INTO t VALUES (3)"));
+    expect(writer.healthy).toBe(true);
+    expect(rows(db)).toEqual([3]);
+  });
+
+  test("an in-memory database has no WAL to fsync: writes and durable waits still settle", async () => {
+    const db = openDatabase(":memory:");
+    const writer = new GroupCommit(db);
+    cleanup.push(() => {
+      writer.drain();
+      db.close();
+    });
+    db.run("CREATE TABLE t (x INTEGER PRIMARY KEY)");
+    expect(await writer.write(() => (db.run("INSERT INTO t VALUES (7)"), "done"))).toBe("done");
+    await writer.whenDurable();
+    expect(rows(db)).toEqual([7]);
+  });
+
+  test("only SQLite's storage failures count as storage errors", () => {
+    const db = new Database(":memory:");
+    cleanup.push(() => db.close());
+    db.run("CREATE TABLE t (x INTEGER PRIMARY KEY)");
+    db.run("INSERT INTO t VALUES (1)");
+    const thrown = (f: () => unknown) => {
+      try {
+        f();
+      } catch (e) {
+        return e;
+      }
+      throw new Error("did not throw");
+    };
+    expect(isStorageError(thrown(() => db.run("INSERT INTO t VALUES (1)")))).toBe(false);
+    expect(isStorageError(thrown(() => db.run("SELECT nope FROM t")))).toBe(false);
+    expect(isStorageError(new Error("SQLITE_FULL"))).toBe(false);
+    const path = join(tempDir(), "ro.db");
+    new Database(path, { create: true }).close();
+    const ro = new Database(path, { readonly: true });
+    cleanup.push(() => ro.close());
+    expect(isStorageError(thrown(() => ro.run("CREATE TABLE x (y)")))).toBe(true);
+  });
+});
+
+describe("durability", () => {
+  test("a new writer is healthy before its first write (readyz at start)", () => {
+    expect(writerOn().writer.healthy).toBe(true);
+  });
+
+  test("a durable wait ends only with the fsync covering the last commit, not an earlier one still running", async () => {
+    const held = new HeldSync();
+    const { db, writer } = writerOn(undefined, held);
+    cleanup.push(() => void held.releaseAll());
+    const first = held.hold("first", () => writer.commits === 1);
+    const a = writer.write(() => db.run("INSERT INTO t VALUES (1)"));
+    await waitFor("the first fsync to start", () => first.started);
+    const second = held.hold("second", () => writer.commits === 2);
+    const b = writer.write(() => db.run("INSERT INTO t VALUES (2)"));
+    await waitFor("the second write to commit", () => writer.commits === 2);
+    let durable = false;
+    const wait = writer.whenDurable().then(() => (durable = true));
+    await first.release();
+    await a;
+    await waitFor("the second fsync to start", () => second.started);
+    expect(durable).toBe(false);
+    await second.release();
+    await Promise.all([b, wait]);
+    expect(durable).toBe(true);
+    expect(held.timeline).toEqual(["fsynced:first", "fsynced:second"]);
+  });
+
+  test("closing commits and settles the writes still queued", async () => {
+    const path = join(tempDir(), "d.db");
+    const db = openDatabase(path);
+    const writer = new GroupCommit(db);
+    db.run("CREATE TABLE t (x INTEGER PRIMARY KEY)");
+    const queued = [writer.write(() => (db.run("INSERT INTO t VALUES (1)"), 1)), writer.write(() => (db.run("INSERT INTO t VALUES (2)"), 2))];
+    writer.drain();
+    db.close();
+    expect(await Promise.all(queued)).toEqual([1, 2]);
+    const again = new Database(path, { readonly: true });
+    cleanup.push(() => again.close());
+    expect(rows(again)).toEqual([1, 2]);
+  });
+
+  test("the database's directory is created when missing", () => {
+    const path = join(tempDir(), "a", "b", "g.db");
+    const db = openDatabase(path);
+    cleanup.push(() => db.close());
+    expect((db.query("PRAGMA journal_mode").get() as { journal_mode: string }).journal_mode).toBe("wal");
+  });
+});
+
+describe("schema versions", () => {
+  test("a new file is migrated from 0 to the latest; a second run has nothing to do", () => {
+    const path = join(tempDir(), "m.db");
+    const first = migrateSqlite(path);
+    expect(first.from).toBe(0);
+    expect(first.to).toBeGreaterThan(0);
+    expect(migrateSqlite(path)).toEqual({ from: first.to, to: first.to });
+  });
+
+  test("a database newer than this gateway is refused and left as it is", () => {
+    const path = join(tempDir(), "new.db");
+    const latest = migrateSqlite(path).to;
+    const db = new Database(path);
+    db.run(`PRAGMA user_version = ${latest + 1}`);
+    db.close();
+    expect(() => openDatabase(path)).toThrow(/newer than this gateway/);
+    const after = new Database(path, { readonly: true });
+    cleanup.push(() => after.close());
+    expect((after.query("PRAGMA user_version").get() as { user_version: number }).user_version).toBe(latest + 1);
+  });
+});
