@@ -183,6 +183,11 @@ interface Carrier {
   stop(deadlineMs: number): Promise<void>;
   health(): CarrierHealth[];
   /**
+   * Whether submits can go out, without health()'s text (asked per claimed message): "up" when a link
+   * that submits is up, else "alarm" or "down" when one is, else "idle".
+   */
+  submitState(): CarrierHealth["state"];
+  /**
    * Called once after start with the messages this carrier took but has not reported on yet. A real
    * carrier keeps its pending reports and resends them; the embedded sandbox dies with the process
    * and uses this to carry on where it stopped.

@@ -11,7 +11,7 @@ import { Activity } from "./observe/activity.ts";
 import { carrierEntries, durations, mm7Settings, nodeId, storeOptions, type Config } from "./config.ts";
 import { admin } from "./admin/http.ts";
 import { adminGuard } from "./admin/auth.ts";
-import { GuessingGuard } from "./http/auth.ts";
+import { Authenticator, GuessingGuard } from "./http/auth.ts";
 import { carrierInbound } from "./http/carrier-inbound.ts";
 import { channelApi } from "./http/channel-api.ts";
 import { openApi } from "./http/openapi.ts";
@@ -20,8 +20,8 @@ import { statusPage } from "./http/status-page.ts";
 import { createLogger } from "./observe/log.ts";
 import { createMetrics, refreshGauges, type Metrics } from "./observe/metrics.ts";
 import { RouteTable } from "./domain/route.ts";
-import { createCarriers, type BuiltCarrier } from "./pipeline/carriers.ts";
-import { Dispatcher, type ChannelCarrier } from "./pipeline/dispatcher.ts";
+import { CarrierSet } from "./pipeline/carriers.ts";
+import { Dispatcher } from "./pipeline/dispatcher.ts";
 import { Housekeeping } from "./pipeline/housekeeping.ts";
 import { Router } from "./pipeline/router.ts";
 import { createEgress, EgressRefused } from "./egress/fetch.ts";
@@ -55,9 +55,9 @@ export interface App {
   activity: Activity;
   log: Logger;
   /**
-   * SIGHUP: takes the carriers and routes of a re-read file. Unchanged carriers keep their binds and
-   * in-flight work; new ones start; changed ones are replaced and removed ones drain (in-flight submits
-   * finish within the shutdown deadline). MM7 carriers and accounts need a restart; the returned lines say what changed.
+   * SIGHUP: takes the carriers, routes and accounts of a re-read file. Unchanged carriers keep their binds
+   * and in-flight work; new ones start; changed ones are replaced and removed ones drain (in-flight submits
+   * finish within the shutdown deadline or are handed back). The returned lines say what changed.
    */
   reloadRouting(next: Config): Promise<string[]>;
   /** Re-reads server.tls_cert / tls_key and serves new connections with them (SIGHUP). */
@@ -113,8 +113,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   });
   // An SMSC's bind limit holds for the cluster: each bind is a slot leased in the store (one node: all of them).
   const binds = (c: string): BindLeases => ({ renewEveryMs: Math.floor(config.node.lease_ms / 3), hold: (n) => store.holdBinds(c, n), release: (s) => store.releaseBinds(c, s) });
-  const built = createCarriers(config, log, now, binds);
-  const carriers = new Map(built.map((b) => [b.carrier.name, { channel: b.channel, carrier: b.carrier } as ChannelCarrier]));
+  const carrierSet = new CarrierSet(config, { log, now, binds, openCarrierIds: (name) => store.openCarrierIds(name) });
+  const { built, byName: carriers } = carrierSet;
   // Routes name carriers by their table key; the store and receipts know them by name.
   const routeTable = (c: Config) => {
     const nameOf = new Map(carrierEntries(c).map((e) => [e.key, e.section.name]));
@@ -125,7 +125,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   };
   const router = new Router({
     routes: routeTable(config),
-    health: (name) => carriers.get(name)?.carrier.health() ?? [],
+    state: (name) => carriers.get(name)?.carrier.submitState(),
     standby: (name) => carriers.get(name)?.carrier.standby?.() ?? false,
     failAfterErrors: config.delivery.failover_after_errors,
     probeMs: config.delivery.failover_probe_ms,
@@ -140,8 +140,9 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       const notes = [router.skipped(b.carrier.name) ? `routes skip ${b.carrier.name} for now` : null, mediaServices.converterMissing(b.carrier)].filter((n) => n !== null);
       return b.carrier.health().map((h) => (notes.length > 0 ? { ...h, detail: [h.detail, ...notes].join("; ") } : h));
     });
-  const laneConcurrency = (channel: "mms" | "sms") => built.filter((b) => b.channel === channel).reduce((n, b) => n + b.concurrency, 0);
-  const concurrency = { mms: laneConcurrency("mms"), sms: laneConcurrency("sms") };
+  const concurrency = { mms: carrierSet.concurrency("mms"), sms: carrierSet.concurrency("sms") };
+  // Read per request (Channel API) or per MO: one snapshot at a time, swapped whole by SIGHUP.
+  let accounts = { list: config.accounts, auth: new Authenticator(config.accounts) };
   const { capability, links } = mediaServices;
 
   const outbox = new Outbox({
@@ -175,7 +176,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   });
   const events = carrierEvents({
     store,
-    accounts: config.accounts,
+    accounts: () => accounts.list,
     log,
     metrics,
     onChange: (mayFallBack) => {
@@ -185,10 +186,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   });
   // Work another node made due (PostgreSQL): a hint that saves waiting for the next poll.
   store.watch((kind) => (kind === "events" ? outbox.wake() : dispatcher.wake(kind)));
-  for (const { carrier } of built) {
-    await carrier.start(events);
-    carrier.resume?.(await store.openCarrierIds(carrier.name));
-  }
+  await carrierSet.start(events);
 
   let shuttingDown = false;
   const http = new Elysia()
@@ -206,16 +204,22 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         validityMs: ms.validityMs,
         checkEgress: (url) => egress.checkLiteral(url),
         shuttingDown: () => shuttingDown,
+        accounts: () => accounts.auth,
       }),
     )
     .use(openApi({ version: pkg.version, limits: config.limits, maxBodyBytes: config.server.max_body_bytes }));
   // The carrier and monitoring side: on its own listener when inbound.listen is set, else on the main one.
   const guessing = new GuessingGuard(config.server.auth_failures_per_minute, now);
   const carrierSide = new Elysia();
-  for (const b of built) if (b.mm7 && b.inboundPath) carrierSide.use(carrierInbound(b.inboundPath, (req) => b.mm7!.handleInbound(req), guessing, config.server.retry_after_s));
-  if (config.carriers.mms.kind !== "mm7") {
-    carrierSide.use(carrierInbound(config.inbound.mm7.path, () => Promise.resolve(new Response("no MM7 carrier is configured\n", { status: 404 })), guessing, config.server.retry_after_s));
-  }
+  const inboundPath = config.inbound.mm7.path;
+  carrierSide.use(
+    carrierInbound(
+      inboundPath,
+      (req, key) => carrierSet.mm7(key)?.handleInbound(req) ?? Promise.resolve(new Response("no MM7 carrier is configured here\n", { status: 404 })),
+      guessing,
+      config.server.retry_after_s,
+    ),
+  );
   carrierSide
     .use(
       ops({
@@ -282,6 +286,33 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const url = `${tls ? "https" : "http"}://${host.includes(":") ? `[${host}]` : host}:${server.port}`;
   log.info({ url, ...(carrierUrl ? { carrierUrl } : {}), carriers: built.map((b) => `${b.carrier.name} (${b.channel})`) }, "gateway listening");
 
+  let reloading: Promise<unknown> = Promise.resolve();
+  async function reload(next: Config): Promise<string[]> {
+    const { said, drained } = await carrierSet.reload(next, config.server.shutdown_deadline_ms);
+    if (next.inbound.mm7.path !== config.inbound.mm7.path) said.push("inbound.mm7.path changed: not applied (needs a restart)");
+    if (JSON.stringify(next.accounts) !== JSON.stringify(config.accounts)) {
+      // One assignment: a request already authenticated keeps the account object it was given.
+      accounts = { list: next.accounts, auth: new Authenticator(next.accounts) };
+      outbox.setSecrets(new Map(next.accounts.map((a) => [a.id, a.callback_secret])));
+      said.push("accounts reloaded");
+    }
+    // Read at each use (media adaptation, routes): the file as it is now.
+    config.carriers = next.carriers;
+    config.inbound = { ...next.inbound, mm7: { ...next.inbound.mm7, path: config.inbound.mm7.path } };
+    config.accounts = next.accounts;
+    config.routes = next.routes;
+    config.media_link = next.media_link;
+    router.setRoutes(routeTable(config));
+    concurrency.mms = carrierSet.concurrency("mms");
+    concurrency.sms = carrierSet.concurrency("sms");
+    dispatcher.wake("mms");
+    dispatcher.wake("sms");
+    log.info({ signal: "SIGHUP", changes: said }, said.length ? "carriers, routes and accounts reloaded" : "carriers, routes and accounts unchanged");
+    await drained;
+    if (said.some((l) => / (changed|removed)/.test(l))) log.info({ signal: "SIGHUP" }, "replaced and removed carriers drained");
+    return said;
+  }
+
   let stopping: Promise<void> | null = null;
   return {
     url,
@@ -291,50 +322,11 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     metrics,
     activity,
     log,
-    async reloadRouting(next: Config) {
-      const said: string[] = [];
-      const mm7Keys = (c: Config) => JSON.stringify(carrierEntries(c).filter((e) => e.section.kind === "mm7"));
-      // An MM7 carrier's endpoint is mounted at start: adding, changing or removing one needs a restart.
-      if (mm7Keys(next) !== mm7Keys(config)) throw new Error("MM7 carriers changed: restart to apply; nothing reloaded");
-      if (JSON.stringify(next.accounts) !== JSON.stringify(config.accounts)) said.push("accounts changed: not applied (needs a restart)");
-      const wanted = carrierEntries(next).filter((e) => e.section.kind !== "mm7");
-      const stopping = new Map<string, Promise<void>>();
-      const drop = (b: BuiltCarrier) => {
-        built.splice(built.indexOf(b), 1);
-        carriers.delete(b.carrier.name);
-        stopping.set(b.carrier.name, b.carrier.stop(config.server.shutdown_deadline_ms));
-      };
-      for (const b of built.filter((x) => !x.mm7)) {
-        const w = wanted.find((e) => e.key === b.key);
-        if (!w) {
-          drop(b);
-          said.push(`carrier ${b.key} removed: draining`);
-        } else if (JSON.stringify(w.section) !== JSON.stringify(config.carriers[b.key])) {
-          drop(b);
-          said.push(`carrier ${b.key} changed: replaced`);
-        }
-      }
-      const fresh = createCarriers(next, log, now, binds, wanted.filter((e) => !built.some((b) => b.key === e.key)));
-      for (const b of fresh) {
-        if (!said.some((l) => l.startsWith(`carrier ${b.key} changed`))) said.push(`carrier ${b.key} added`);
-        built.push(b);
-        carriers.set(b.carrier.name, { channel: b.channel, carrier: b.carrier } as ChannelCarrier);
-        // A replaced SMPP carrier has unbound and given its bind slots back first: the SMSC's limit holds.
-        await stopping.get(b.carrier.name);
-        await b.carrier.start(events);
-        b.carrier.resume?.(await store.openCarrierIds(b.carrier.name));
-      }
-      for (const e of wanted) config.carriers[e.key] = e.section;
-      for (const key of Object.keys(config.carriers)) if (!next.carriers[key]) delete config.carriers[key]; // never an MM7 one: checked above
-      config.routes = next.routes;
-      router.setRoutes(routeTable(config));
-      concurrency.mms = laneConcurrency("mms");
-      concurrency.sms = laneConcurrency("sms");
-      await Promise.all(stopping.values());
-      dispatcher.wake("mms");
-      dispatcher.wake("sms");
-      log.info({ signal: "SIGHUP", changes: said }, said.length ? "carriers and routes reloaded" : "carriers and routes unchanged");
-      return said;
+    reloadRouting(next: Config) {
+      // Two SIGHUPs in a row: the second reload starts from what the first left, never beside it.
+      const run = reloading.then(() => reload(next));
+      reloading = run.catch(() => {});
+      return run;
     },
     reloadTls() {
       // Bun 1.4's server.reload() keeps the old certificate, so a new listener takes the port (Elysia
@@ -355,7 +347,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         housekeeping.stop();
         const deadline = config.server.shutdown_deadline_ms;
         await dispatcher.stop(deadline);
-        await Promise.all(built.map((b) => b.carrier.stop(deadline)));
+        await carrierSet.stop(deadline);
         await outbox.stop(Math.min(deadline, 2000));
         await server.stop(false);
         if (carrierUrl) await carrierSide.server!.stop(false);

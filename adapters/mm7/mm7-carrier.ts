@@ -91,6 +91,7 @@ export function createMm7Carrier(settings: Partial<Mm7Settings>, deps: Mm7Deps):
       health = { state: "idle", detail: "stopped" };
     },
 
+    submitState: () => health.state,
     health(): CarrierHealth[] {
       return [{ name: s.name, ...health }];
     },

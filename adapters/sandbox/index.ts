@@ -83,6 +83,7 @@ export function createSandboxCarrier(o: SandboxOptions): MmsCarrier & SmsCarrier
     resume(open) {
       for (const m of open) reportFor(m.carrierMessageId, m.to);
     },
+    submitState: () => (stopped ? "idle" : "up"),
     health(): CarrierHealth[] {
       return [{ name: o.name, state: stopped ? "idle" : "up", detail: "sandbox" }];
     },

@@ -191,21 +191,25 @@ export class SmppSession {
     link.close("stopped", { graceful: true });
   }
 
+  /** The link's state alone: health() without the text (the router asks it per claimed message). */
+  linkState(): CarrierHealth["state"] {
+    if (this.state === "stopped" || this.state === "idle") return "idle";
+    if (this.alarm) return "alarm";
+    return this.state === "bound" ? "up" : "down";
+  }
+
   health(): CarrierHealth {
     const where = `${this.settings.host}:${this.settings.port}`;
-    if (this.state === "stopped") return { name: this.label, state: "idle", detail: "stopped" };
-    if (this.alarm) return { name: this.label, state: "alarm", detail: this.alarm };
-    switch (this.state) {
-      case "bound":
-        return {
-          name: this.label,
-          state: "up",
-          detail: `bound as ${this.kind} to ${where}, ${this.window.inFlight}/${this.settings.window} in flight${this.paused ? ", throttled" : ""}`,
-        };
+    const state = this.linkState();
+    switch (state) {
       case "idle":
-        return { name: this.label, state: "idle", detail: "not started" };
+        return { name: this.label, state, detail: this.state === "stopped" ? "stopped" : "not started" };
+      case "alarm":
+        return { name: this.label, state, detail: this.alarm! };
+      case "up":
+        return { name: this.label, state, detail: `bound as ${this.kind} to ${where}, ${this.window.inFlight}/${this.settings.window} in flight${this.paused ? ", throttled" : ""}` };
       default:
-        return { name: this.label, state: "down", detail: `${this.state} (${where}): ${this.lastError}` };
+        return { name: this.label, state, detail: `${this.state} (${where}): ${this.lastError}` };
     }
   }
 

@@ -276,6 +276,16 @@ export function createSmppCarrier(name: string, settings: Partial<SmppSettings>,
       await Promise.all([...[...slots.keys()].map((slot) => close(slot, deadlineAt, leaseUntil !== null)), ...closing.values()]);
       clearInterval(moSweep);
     },
+    submitState(): CarrierHealth["state"] {
+      // A receiver bind says nothing about whether submits can go out; one link up is enough.
+      let worst: CarrierHealth["state"] = "idle";
+      for (const x of transmitters) {
+        const st = x.linkState();
+        if (st === "up") return "up";
+        if (st === "alarm" || (st === "down" && worst !== "alarm")) worst = st;
+      }
+      return worst;
+    },
     health,
     standby(): boolean {
       return slots.size === 0 && holders.length > 0 && !stopped;

@@ -4,18 +4,19 @@ import { Elysia } from "elysia";
 import type { Logger } from "pino";
 import type { Channel } from "../domain/message.ts";
 import { createIntake, errorBody, type IntakeDeps } from "../pipeline/intake.ts";
-import { Authenticator, GuessingGuard } from "./auth.ts";
+import { GuessingGuard, type Authenticator } from "./auth.ts";
 import { readBody } from "../../adapters/shared/body.ts";
 
 export interface ChannelApiDeps extends IntakeDeps {
   /** True once shutdown has begun: new sends get 503. */
   shuttingDown: () => boolean;
+  /** The accounts now: asked once per request, so a request is judged by one account set, never a mix. */
+  accounts: () => Authenticator;
 }
 
 const jsonHeaders = { "content-type": "application/json" };
 
 export function channelApi(d: ChannelApiDeps) {
-  const auth = new Authenticator(d.config.accounts);
   const guard = new GuessingGuard(d.config.server.auth_failures_per_minute, d.now);
   const intake = createIntake(d);
   const retryAfter = String(d.config.server.retry_after_s);
@@ -30,7 +31,7 @@ export function channelApi(d: ChannelApiDeps) {
   const authenticate = (endpoint: string, request: Request, clientAddress: () => string) => {
     const addr = guard.watching() ? clientAddress() : null;
     if (addr !== null && guard.blocked(addr)) return reply(endpoint, 429, errorBody("too_many_failures", "too many failed authentications from this address; try later"));
-    const account = auth.authenticate(request.headers);
+    const account = d.accounts().authenticate(request.headers);
     if (!account) {
       guard.failed(addr ?? clientAddress());
       return reply(endpoint, 401, errorBody("unauthorized", "the Chan-* headers match no account: check the integration's settings"));

@@ -193,19 +193,25 @@ export class Dispatcher {
   /** True when the carrier took the message and that is stored. */
   private async submitOne(m: StoredMessage): Promise<boolean> {
     const name = m.carrier!;
-    const target = this.d.carriers.get(name);
     const started = performance.now();
     let result: SubmitResult;
     // Set when the message never reached the carrier (its media could not be had): not the carrier's answer.
     const unsent = { media: false };
-    try {
-      if (!target || target.channel !== m.channel) {
-        // Pinned to a carrier the configuration no longer has (or not of this channel): it waits for it.
-        result = { kind: "temporary", code: "gateway:no_such_carrier", message: `carrier "${name}" is not configured for ${m.channel}` };
-      } else result = target.channel === "mms" ? await this.submitMms(m, target.carrier, unsent) : await this.submitSms(m, target.carrier);
-    } catch (e) {
-      // An adapter that throws has a bug; the message must not be lost to it.
-      result = { kind: "temporary", code: "gateway:adapter_error", message: (e as Error).message };
+    for (let tried: ChannelCarrier | undefined; ; ) {
+      const target = this.d.carriers.get(name);
+      try {
+        if (!target || target.channel !== m.channel) {
+          // Pinned to a carrier the configuration no longer has (or not of this channel): it waits for it.
+          result = { kind: "temporary", code: "gateway:no_such_carrier", message: `carrier "${name}" is not configured for ${m.channel}` };
+        } else result = target.channel === "mms" ? await this.submitMms(m, target.carrier, unsent) : await this.submitSms(m, target.carrier);
+      } catch (e) {
+        // An adapter that throws has a bug; the message must not be lost to it.
+        result = { kind: "temporary", code: "gateway:adapter_error", message: (e as Error).message };
+      }
+      // A carrier replaced by SIGHUP while this message waited for it hands the message back unsent:
+      // its replacement takes it now, once (never after an in-doubt answer: that one may have gone out).
+      if (tried || !target || !handedBack(result) || this.d.carriers.get(name) === target) break;
+      tried = target;
     }
     const routing = unsent.media ? { pin: false, elsewhere: false } : this.d.router.after(m, name, result);
     this.d.metrics.submitLatency.observe({ carrier: name }, (performance.now() - started) / 1000);
@@ -266,4 +272,9 @@ export class Dispatcher {
     const text = !m.fallback ? p.text : this.d.fallbackText ? await this.d.fallbackText(m, carrier) : p.fallback_text;
     return carrier.submit({ messageId: m.id, requestId: m.requestId, from: p.from, to: p.to, text });
   }
+}
+
+/** The carrier stopped before the message reached it: nothing went out. */
+function handedBack(r: SubmitResult): boolean {
+  return r.kind === "temporary" && !r.inDoubt && r.code.endsWith(":stopped");
 }

@@ -40,34 +40,34 @@ export function createMediaServices(d: MediaServicesDeps) {
     d.av ?? createFfmpeg({ command: config.media.ffmpeg, timeoutMs: config.media.convert_timeout_ms, maxInputBytes: config.media.max_bytes, tmpDir: d.tmpDir });
   const adapter = new MediaAdapter(d.codec ?? createSharpCodec(), cache, () => metrics.mediaAdaptations.inc(), av);
   const capability = new CapabilityMemory(store, config.capability.remember_days * DAY_MS, () => metrics.capabilityHits.inc());
+  // Read at each use from the config as SIGHUP left it (the hosted page itself is mounted at start, so
+  // turning [media_link] on from nothing needs a restart).
   const links = config.media_link.base_url
     ? new MediaLinks({
         store,
         adapter,
         fetch: (item) => d.fetcher.get(item),
-        baseUrl: config.media_link.base_url,
-        ttlMs: config.media_link.ttl_days * DAY_MS,
+        get baseUrl() {
+          return config.media_link.base_url;
+        },
+        get ttlMs() {
+          return config.media_link.ttl_days * DAY_MS;
+        },
         warn: d.warn,
         info: d.info,
       })
     : null;
   // Each MMS carrier adapts to its own profile (max_message_bytes, image_max_edge_px, adapt_media); each
-  // SMS carrier cuts a fallback text by its own concatenation and max_parts.
-  const sectionsOf = <S>(channel: "mms" | "sms") =>
-    new Map(
-      carrierEntries(config)
-        .filter((e) => e.channel === channel)
-        .map((e) => [e.section.name, e.section as S]),
-    );
-  const mmsSections = sectionsOf<MmsSection>("mms");
-  const smsSections = sectionsOf<SmsSection>("sms");
+  // SMS carrier cuts a fallback text by its own concatenation and max_parts. Looked up at each use, so
+  // a carrier added by SIGHUP gets its own section, not none.
+  const sectionOf = <S>(channel: "mms" | "sms", name: string) => carrierEntries(config).find((e) => e.channel === channel && e.section.name === name)?.section as S | undefined;
   const smsBudget = (carrier: SmsCarrier): SmsBudget => {
-    const section = smsSections.get(carrier.name) ?? config.carriers.sms;
+    const section = sectionOf<SmsSection>("sms", carrier.name) ?? config.carriers.sms;
     return { parts: (text) => countParts(text, (dc) => capacityFor(dc, section.concatenation)), maxParts: section.max_parts };
   };
 
   const adapt = async (submit: MmsSubmit, carrier: MmsCarrier): Promise<MediaPart[] | GatewayError> => {
-    const section = mmsSections.get(carrier.name);
+    const section = sectionOf<MmsSection>("mms", carrier.name);
     const limits = carrier.limits;
     if (!section?.adapt_media || !limits) return submit.media;
     let r: FitOutcome;
@@ -95,7 +95,7 @@ export function createMediaServices(d: MediaServicesDeps) {
     links,
     /** Why `carrier` cannot have its audio and video converted (ffmpeg missing), when it adapts media; else null. */
     converterMissing: (carrier: MmsCarrier | SmsCarrier): string | null =>
-      av.missing && mmsSections.get(carrier.name)?.adapt_media && "limits" in carrier && carrier.limits ? `${av.missing}: audio and video over its limit cannot be converted (install Debian's ffmpeg package or set media.ffmpeg to its path)` : null,
+      av.missing && sectionOf<MmsSection>("mms", carrier.name)?.adapt_media && "limits" in carrier && carrier.limits ? `${av.missing}: audio and video over its limit cannot be converted (install Debian's ffmpeg package or set media.ffmpeg to its path)` : null,
     dispatcherHooks: {
       adapt,
       rememberedNoMms: async (to: string) => {

@@ -52,7 +52,15 @@ export class Outbox {
   private readonly batches = new Set<Promise<void>>();
 
   constructor(private readonly d: OutboxDeps) {
-    for (const [account, secret] of d.secrets) this.keys.set(account, new TextEncoder().encode(secret));
+    this.setSecrets(d.secrets);
+  }
+
+  /**
+   * Reloaded accounts: the next batch is signed with the new secret. A removed account keeps its last
+   * secret here, so the events it already had still go out instead of being dead-lettered.
+   */
+  setSecrets(secrets: Map<string, string>): void {
+    for (const [account, secret] of secrets) this.keys.set(account, new TextEncoder().encode(secret));
   }
 
   start(): void {

@@ -9,7 +9,8 @@ import type { Store } from "../store/index.ts";
 
 export interface ReceiptDeps {
   store: Store;
-  accounts: AccountConfig[];
+  /** The accounts now (SIGHUP replaces them); read once per MO. */
+  accounts: () => readonly AccountConfig[];
   log: Logger;
   metrics: Metrics;
   /** A receipt or MO wrote an event to send; `mayFallBack`: a failed receipt that may have made a fallback SMS due. */
@@ -19,7 +20,6 @@ export interface ReceiptDeps {
 export function carrierEvents(d: ReceiptDeps): CarrierEvents {
   // MO goes to the account whose inbound_numbers own the number it was sent to; a number nobody owns
   // goes to the first account with an inbound_url (one Bloomreach project per gateway is common).
-  const withUrl = d.accounts.filter((a) => a.enabled && a.inbound_url !== "");
   return {
     async receipt(r: CarrierReceipt) {
       // An SMSC that reports at once sends the receipt in the same read as the answer to its submit, and
@@ -38,6 +38,7 @@ export function carrierEvents(d: ReceiptDeps): CarrierEvents {
     },
     async inbound(m: InboundMessage) {
       d.metrics.inbound.inc({ channel: m.channel });
+      const withUrl = d.accounts().filter((a) => a.enabled && a.inbound_url !== "");
       const owner = inboundOwner(withUrl, m.to);
       if (!owner) d.metrics.inboundUnowned.inc({ channel: m.channel });
       const inboundAccount = owner ?? withUrl[0];

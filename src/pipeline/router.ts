@@ -8,8 +8,8 @@ import type { StoredMessage } from "../domain/message.ts";
 
 export interface RouterOptions {
   routes: RouteTable;
-  /** Each carrier's link state by carrier name. */
-  health: (carrier: string) => CarrierHealth[];
+  /** Whether a carrier's submits can go out, by carrier name (Carrier.submitState; undefined: not configured). */
+  state: (carrier: string) => CarrierHealth["state"] | undefined;
   /** Other nodes hold every bind of the carrier (adapters/carrier.ts standby). */
   standby?: (carrier: string) => boolean;
   failAfterErrors: number;
@@ -87,15 +87,8 @@ export class Router {
   }
 
   private down(carrier: string): boolean {
-    // Asked per candidate per claimed message: one pass, no copy. A receiver bind says nothing about
-    // whether submits can go out; one link up is enough.
-    let down = false;
-    for (const h of this.o.health(carrier)) {
-      if (h.name.includes(":rx:")) continue;
-      if (h.state === "up") return false;
-      if (h.state === "down" || h.state === "alarm") down = true;
-    }
-    return down;
+    const state = this.o.state(carrier);
+    return state === "down" || state === "alarm";
   }
 
   private track(carrier: string): Track {

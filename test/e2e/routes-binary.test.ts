@@ -60,7 +60,7 @@ describe("routes in the compiled binary", () => {
         configFor(dir, { ...doc, carriers: { ...(doc.carriers as object), uk_c: { ...smpp, port: smscC.port } }, routes: [{ channel: "sms", prefixes: ["49"], carriers: ["uk_c"] }, ...(doc.routes as object[])] });
         gw.proc.kill("SIGHUP");
         // The new route takes effect once the reload is done, which is after uk_c has bound.
-        await waitFor("reloaded", () => gw.output().includes("carriers and routes reloaded"));
+        await waitFor("reloaded", () => gw.output().includes("carriers, routes and accounts reloaded"));
         expect(smscC.openSessions).toBeGreaterThan(0);
         const de = await post(gw.url, "/sms", sms("+4915112345678", "bin-de"));
         await waitFor("delivered via uk_c", () => sink.byMessage(de.json.id)[0]?.status === "delivered");
@@ -74,6 +74,45 @@ describe("routes in the compiled binary", () => {
       await gw.proc.exited;
       await smsc0.stop();
       await smscA.stop();
+    }
+  });
+
+  test("/readyz stays ready and names the link degraded while one carrier of a route is down and the next takes over", async () => {
+    const smsc0 = await startSmsc({ sendReceipts: true, receiptDelayMs: 20 });
+    const smscA = await startSmsc({ sendReceipts: true, receiptDelayMs: 20 });
+    const smscB = await startSmsc({ sendReceipts: true, receiptDelayMs: 20 });
+    const dir = tempDir();
+    const smpp = { kind: "smpp", host: "127.0.0.1", tps: 1000, reconnect_min_ms: 100, reconnect_max_ms: 300 };
+    const doc = testConfigDoc(dir, {
+      log: { level: "warn" },
+      carriers: { sms: { ...smpp, port: smsc0.port }, uk_a: { ...smpp, port: smscA.port }, uk_b: { ...smpp, port: smscB.port } },
+      routes: [{ channel: "sms", prefixes: ["44"], carriers: ["uk_a", "uk_b"] }],
+    });
+    const gw = await startBinary(configFor(dir, doc), freePort());
+    const readyz = async () => {
+      const r = await fetch(`${gw.url}/readyz`);
+      return { status: r.status, body: (await r.json()) as { ready: boolean; problems: string[]; degraded: string[] } };
+    };
+    try {
+      await waitFor("all bound", () => smsc0.openSessions > 0 && smscA.openSessions > 0 && smscB.openSessions > 0);
+      expect((await readyz()).body.degraded).toEqual([]);
+      await smscA.stop();
+      const seen = await waitFor("uk_a degraded", async () => {
+        const r = await readyz();
+        return r.body.degraded.length > 0 && r;
+      });
+      expect(seen.status).toBe(200);
+      expect(seen.body).toMatchObject({ ready: true, problems: [] });
+      expect(seen.body.degraded).toEqual([expect.stringContaining("carrier uk_a:trx:0: down")]);
+      const sms = sendBody({ to: "+447700900123", text: "via-b", callback_url: sink.url, subject: undefined, fallback_text: undefined });
+      const sent = await post(gw.url, "/sms", sms);
+      await waitFor("delivered via uk_b", () => sink.byMessage(sent.json.id)[0]?.status === "delivered");
+      expect(smscB.submits.map((x) => x.raw.toString())).toEqual(["via-b"]);
+    } finally {
+      gw.proc.kill();
+      await gw.proc.exited;
+      await smsc0.stop();
+      await smscB.stop();
     }
   });
 });

@@ -188,6 +188,27 @@ describe("adaptation to the MMSC's limit", () => {
   }, 60_000);
 });
 
+describe("a carrier added by SIGHUP", () => {
+  test("adapts to its own max_message_bytes, not to none", async () => {
+    const doc = config();
+    const next = testConfig(dir, {
+      admin: { token: ADMIN_TOKEN },
+      carriers: {
+        ...doc.carriers,
+        tight: { kind: "sandbox", channel: "mms", sandbox_report_delay_ms: 20, max_message_bytes: 60 * 1024, image_max_edge_px: 640 },
+      },
+      routes: [{ channel: "mms", prefixes: ["49"], carriers: ["tight"] }],
+      media_link: doc.media_link,
+      inbound: doc.inbound,
+    });
+    expect(await app.reloadRouting(next)).toEqual(["carrier tight added"]);
+    const r = await post(app.url, "/mms", sendBody({ to: "+4915112345678", callback_url: sink.url, media: [{ url: mediaUrl("/campaign.jpg") }] }));
+    expect(r.status).toBe(200);
+    await waitFor("final", () => sink.byMessage(r.json.id)[0]);
+    expect(sink.byMessage(r.json.id)[0]).toMatchObject({ status: "delivered" });
+  });
+});
+
 describe("what cannot be made to fit", () => {
   test("audio over the limit: no SubmitReq; the fallback SMS goes out with a link to the hosted page; the event says why", async () => {
     const r = await post(app.url, "/mms", sendBody({ to: "0012025550131", callback_url: sink.url, fallback_text: "Listen to our jingle", subject: "Tom & Jerry's <b>jingle</b>", media: [{ url: mediaUrl("/voice.amr") }] }));

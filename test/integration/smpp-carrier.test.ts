@@ -250,3 +250,22 @@ test("no warning or error line of any carrier above carries a configured passwor
   expect(everyLogLine.filter((l) => l.level === "warn" || l.level === "error").length).toBeGreaterThan(0);
   expect(linesCarrying(everyLogLine, [...secretForms("esme", "secret"), ...secretForms("esme", "wrong")])).toEqual([]);
 });
+
+describe("submitState (what the router asks per claimed message)", () => {
+  const bed = smppTestBed();
+  test("a bound receiver does not make a carrier whose transmitter is refused look able to submit", async () => {
+    // Bind refused for the transmitter only (0x0D): the receiver is up, nothing can go out.
+    const { smsc, h } = await bed.setup({ bindStatus: (command) => (command === "bind_transmitter" ? 0x0d : 0) }, { bind_mode: "transmitter+receiver" });
+    await smsc.waitFor(() => {
+      const states = h.carrier.health().map((x) => x.state);
+      return states.includes("up") && states.some((s) => s === "down" || s === "alarm");
+    });
+    expect(["down", "alarm"]).toContain(h.carrier.submitState());
+  });
+
+  test("up once the transmitter binds", async () => {
+    const { smsc, h } = await bed.setup({}, { bind_mode: "transmitter+receiver" });
+    await smsc.waitFor(() => h.carrier.health().every((x) => x.state === "up"));
+    expect(h.carrier.submitState()).toBe("up");
+  });
+});

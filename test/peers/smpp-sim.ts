@@ -27,8 +27,8 @@ export interface SmscOptions {
   /** Credentials the SMSC accepts; unset = any. Wrong password → 0x0E, wrong system_id → 0x0F. */
   systemId?: string;
   password?: string;
-  /** Refuse every bind with this status. */
-  bindStatus?: number;
+  /** Refuse every bind with this status, or the binds of one kind (by command name, e.g. "bind_transmitter"). */
+  bindStatus?: number | ((command: string) => number);
   /** Answer submits after this delay (to fill windows). */
   respondDelayMs?: number;
   /** Never answer submit_sm. */
@@ -324,7 +324,7 @@ export async function startSmsc(opts: SmscOptions = {}): Promise<Smsc> {
     session.on("error", () => {});
     session.socket.on("close", () => sessions.delete(sim));
     const onBind = (command: SimSession["bound"]) => (pdu: any) => {
-      let status = opts.bindStatus ?? 0;
+      let status = (typeof opts.bindStatus === "function" ? opts.bindStatus(command) : opts.bindStatus) ?? 0;
       if (!status && opts.systemId !== undefined && pdu.system_id !== opts.systemId) status = 0x0f;
       if (!status && opts.password !== undefined && pdu.password !== opts.password) status = 0x0e;
       binds.push({ connection: sim.connection, command: command as string, systemId: pdu.system_id, password: pdu.password, status });

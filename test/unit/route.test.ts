@@ -102,7 +102,7 @@ describe("Router", () => {
     const failovers: string[] = [];
     const router = new Router({
       routes: new RouteTable([rule({ carriers: ["a", "b"] })], { mms: "mms", sms: "sms" }),
-      health: (c) => [{ name: `${c}:trx:0`, state: health.get(c) ?? "up", detail: "" }],
+      state: (c) => health.get(c) ?? "up",
       failAfterErrors: 2,
       probeMs: 1000,
       now: () => t,
@@ -152,11 +152,11 @@ describe("Router", () => {
     expect(router.skipped("a")).toBe(false);
   });
 
-  test("a receiver bind being up does not make a carrier with its transmitter down available", () => {
+  test("a carrier whose submits cannot go out is passed over", () => {
     let t = 0;
     const router = new Router({
       routes: new RouteTable([rule({ carriers: ["a", "b"] })], { mms: "mms", sms: "sms" }),
-      health: (c) => (c === "a" ? [{ name: "a:tx:0", state: "down", detail: "" }, { name: "a:rx:0", state: "up", detail: "" }] : [{ name: "b:trx:0", state: "up", detail: "" }]),
+      state: (c) => (c === "a" ? "down" : "up"),
       failAfterErrors: 2,
       probeMs: 1000,
       now: () => t,
@@ -170,7 +170,7 @@ describe("Router", () => {
     const failovers: string[] = [];
     const router = new Router({
       routes: new RouteTable([rule({ carriers: ["a", "b"] })], { mms: "mms", sms: "sms" }),
-      health: (c) => [{ name: `${c}:bind:0`, state: standby.has(c) ? "standby" : "up", detail: "" }],
+      state: (c) => (standby.has(c) ? "standby" : "up"),
       standby: (c) => standby.has(c),
       failAfterErrors: 2,
       probeMs: 1000,
