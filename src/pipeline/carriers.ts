@@ -17,6 +17,8 @@ export interface BuiltCarrier {
   carrier: MmsCarrier | SmsCarrier;
   concurrency: number;
   mm7: Mm7Carrier | null;
+  /** SMPP: binds count against the SMSC's limit, so a replacement binds only after its predecessor unbound. */
+  binds: boolean;
   /** What the carrier was built from: a reload replaces it when this differs. */
   settings: string;
 }
@@ -35,7 +37,7 @@ function build(config: Config, d: CarrierSetDeps, e: CarrierEntry): BuiltCarrier
   const { log, now } = d;
   const { key, channel, section } = e;
   const child = { log: carrierLog(log, section.name), now };
-  const base = { key, channel, concurrency: section.concurrency, settings: settingsOf(config, e) };
+  const base = { key, channel, concurrency: section.concurrency, settings: settingsOf(config, e), binds: section.kind === "smpp" };
   if (section.kind === "mm7") {
     const mm7 = createMm7Carrier(mm7Settings(config, key), child);
     return { ...base, carrier: mm7, mm7 };
@@ -116,7 +118,8 @@ export class CarrierSet {
     const stopping = new Map(dropped.map((b) => [b.carrier.name, b.carrier.stop(deadlineMs)]));
     const drained = Promise.all(stopping.values()).then(() => undefined);
     // A replaced SMPP carrier unbinds and gives its bind slots back first: the SMSC's bind limit holds.
-    if (this.events) await Promise.all(fresh.map(async (b) => (await stopping.get(b.carrier.name), await this.startOne(b))));
+    // An MM7 one holds nothing: its replacement serves at once while it finishes what it has.
+    if (this.events) await Promise.all(fresh.map(async (b) => (b.binds && (await stopping.get(b.carrier.name)), await this.startOne(b))));
     return { said, drained };
   }
 

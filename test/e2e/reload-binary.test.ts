@@ -64,7 +64,10 @@ describe("SIGHUP reloads MM7 carriers and accounts in the compiled binary", () =
       expect((await mmscB.sendDeliveryReport(`${gw.url}/mm7`, { ...inbound("inbound-after"), messageId: "B-1" })).status).toBe(200);
       expect((await mmscC.sendDeliveryReport(`${gw.url}/mm7/de_mmsc`, { ...inbound("inbound-after"), messageId: "C-1" })).status).toBe(200);
       // Each final event signed with the rotated callback secret (the sink knows only that one).
-      await waitFor("three delivered", () => [first, second, third].every((r) => sink.byMessage(r.json.id)[0]?.status === "delivered"));
+      await waitFor("three delivered", () => [first, second, third].every((r) => sink.byMessage(r.json.id)[0]?.status === "delivered")).catch((e) => {
+        console.log(gw.output().slice(-4000), sink.events.length, sink.badTokens);
+        throw e;
+      });
       expect(sink.badTokens).toBe(0);
       expect([mmscA.received.length, mmscB.received.length, mmscC.received.length]).toEqual([1, 1, 1]);
       await waitFor("drained", () => gw.output().includes("replaced and removed carriers drained"));

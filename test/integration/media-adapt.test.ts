@@ -37,7 +37,7 @@ let smsc2: Smsc;
 let app: App;
 const dir = tempDir();
 
-const config = () =>
+const config = (more: { carriers?: Record<string, unknown>; routes?: unknown[] } = {}) =>
   testConfig(dir, {
     admin: { token: ADMIN_TOKEN },
     carriers: {
@@ -45,8 +45,9 @@ const config = () =>
       sms: { kind: "smpp", host: "127.0.0.1", port: smsc.port, system_id: "gw", password: "pw", tps: 1000, reconnect_min_ms: 100, reconnect_max_ms: 500 },
       // A second SMSC that takes one part per message: routes send +1202555913… there.
       sms_one_part: { kind: "smpp", host: "127.0.0.1", port: smsc2.port, system_id: "gw2", password: "pw", tps: 1000, reconnect_min_ms: 100, reconnect_max_ms: 500, max_parts: 1 },
+      ...more.carriers,
     },
-    routes: [{ channel: "sms", prefixes: ["1202555913"], carriers: ["sms_one_part"] }],
+    routes: [...(more.routes ?? []), { channel: "sms", prefixes: ["1202555913"], carriers: ["sms_one_part"] }],
     media_link: { base_url: "https://m.example.test/p" },
     inbound: { mm7: MM7_INBOUND },
     // Audio and video conversion is media-av.test.ts's; here audio is what cannot be made to fit.
@@ -190,22 +191,14 @@ describe("adaptation to the MMSC's limit", () => {
 
 describe("a carrier added by SIGHUP", () => {
   test("adapts to its own max_message_bytes, not to none", async () => {
-    const doc = config();
-    const next = testConfig(dir, {
-      admin: { token: ADMIN_TOKEN },
-      carriers: {
-        ...doc.carriers,
-        tight: { kind: "sandbox", channel: "mms", sandbox_report_delay_ms: 20, max_message_bytes: 60 * 1024, image_max_edge_px: 640 },
-      },
-      routes: [{ channel: "mms", prefixes: ["49"], carriers: ["tight"] }],
-      media_link: doc.media_link,
-      inbound: doc.inbound,
-    });
+    const tight = { kind: "sandbox", channel: "mms", sandbox_report_delay_ms: 20, max_message_bytes: 60 * 1024, image_max_edge_px: 640 };
+    const next = config({ carriers: { tight }, routes: [{ channel: "mms", prefixes: ["49"], carriers: ["tight"] }] });
     expect(await app.reloadRouting(next)).toEqual(["carrier tight added"]);
     const r = await post(app.url, "/mms", sendBody({ to: "+4915112345678", callback_url: sink.url, media: [{ url: mediaUrl("/campaign.jpg") }] }));
     expect(r.status).toBe(200);
     await waitFor("final", () => sink.byMessage(r.json.id)[0]);
     expect(sink.byMessage(r.json.id)[0]).toMatchObject({ status: "delivered" });
+    expect(await app.reloadRouting(config())).toEqual(["carrier tight removed: draining"]);
   });
 });
 
