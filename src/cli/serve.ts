@@ -45,7 +45,7 @@ function withDemoAccount(config: Config, dataDir: string): Config {
   };
 }
 
-/** `serve`: runs until a signal; SIGHUP reloads the TLS certificate, carriers and routes. */
+/** `serve`: runs until a signal; SIGHUP reloads the TLS certificate, carriers, routes and accounts. */
 export async function serve(args: string[]): Promise<number> {
   const configPath = flag(args, "--config");
   const listen = flag(args, "--listen");
