@@ -68,6 +68,7 @@ export function createSmppCarrier(name: string, settings: Partial<SmppSettings>,
   let holders: (string | null)[] = [];
   let leaseUntil: number | null = null;
   let renewTimer: ReturnType<typeof setInterval> | undefined;
+  let fenceTimer: ReturnType<typeof setTimeout> | undefined;
   let renewing: Promise<void> = Promise.resolve();
   let holding = false;
   let moSweep: ReturnType<typeof setInterval> | undefined;
@@ -113,6 +114,7 @@ export function createSmppCarrier(name: string, settings: Partial<SmppSettings>,
   async function follow(h: BindHold): Promise<void> {
     holders = h.holders;
     leaseUntil = h.until;
+    armFence();
     const share = tpsShare(s.tps, h.mine.length, h.held);
     bucket.setRate(share, burstOf(share));
     const gone = [...slots.keys()].filter((slot) => !h.mine.includes(slot));
@@ -140,6 +142,19 @@ export function createSmppCarrier(name: string, settings: Partial<SmppSettings>,
     // In-flight submits get half the margin: the unbind must reach the SMSC before the lease ends.
     const deadlineAt = leaseUntil - leases.renewEveryMs / 2;
     for (const slot of [...slots.keys()]) void close(slot, deadlineAt, false);
+  }
+
+  /**
+   * The fence runs when its time comes, not on the next renewal tick: a lease is stamped a little after
+   * its tick (the store's clock, after the lock), so that tick's check two renewals on comes just too
+   * early, and the one after just about when the lease ends.
+   */
+  function armFence(): void {
+    clearTimeout(fenceTimer);
+    if (leaseUntil === null || stopped) return;
+    const wait = leaseUntil - leases.renewEveryMs - deps.now();
+    if (wait <= 0) fence("renewal overdue");
+    else fenceTimer = setTimeout(armFence, wait);
   }
 
   /** One renewal at a time: a slow one is not queued behind. */
@@ -268,6 +283,7 @@ export function createSmppCarrier(name: string, settings: Partial<SmppSettings>,
     async stop(deadlineMs: number): Promise<void> {
       stopped = true;
       clearInterval(renewTimer);
+      clearTimeout(fenceTimer);
       bucket.releaseAll();
       const deadlineAt = deadlineMs > EPOCH_MS_THRESHOLD ? deadlineMs : deps.now() + deadlineMs;
       await renewing;

@@ -49,6 +49,12 @@ const CONTAINER_SHARE = 0.08;
 const CONTAINER_BYTES = 4096;
 /** Attempts at a lower bitrate when an encode comes out over the budget. */
 const VIDEO_ATTEMPTS = 3;
+/**
+ * The demuxers of the types sent here (mov also reads MP4, 3GP and M4A; matroska reads WebM). Any other is
+ * refused: ffmpeg picks the demuxer by the bytes, and a playlist (HLS, DASH, concat) sent as audio would
+ * have it read the files it names, local ones included, and send them on.
+ */
+const INPUT_FORMATS = "mov,matroska,ogg,mp3,aac,wav,amr";
 
 export function createFfmpeg(o: FfmpegOptions): AvConverter {
   const executable = findFfmpeg(o.command);
@@ -79,7 +85,7 @@ export function createFfmpeg(o: FfmpegOptions): AvConverter {
   }
 
   async function runNow(args: string[]): Promise<{ code: number; log: string; timedOut: boolean }> {
-    const proc = Bun.spawn([executable!, "-hide_banner", "-nostdin", "-y", ...args], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+    const proc = Bun.spawn([executable!, "-hide_banner", "-nostdin", "-y", "-format_whitelist", INPUT_FORMATS, ...args], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;

@@ -2,6 +2,7 @@
 // nodes, a fake clock for the leases), then real SMPP carriers over TCP to the simulator using them.
 import { afterAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
+import postgres from "postgres";
 import type { BindLeases, CarrierEvents } from "../../adapters/carrier.ts";
 import { createSmppCarrier, tpsShare } from "../../adapters/smpp/smpp-carrier.ts";
 import type { Store } from "../../src/store/index.ts";
@@ -118,6 +119,42 @@ describe.skipIf(!pgAvailable)("SMPP carriers on leased binds (simulator over TCP
       expect(smsc.maxBound).toBe(2);
     } finally {
       await Promise.all(carriers.map((c) => c.stop(500)));
+      await smsc.stop();
+    }
+  }, 30_000);
+  test("renewals that stop after a timely one: the node unbinds one renewal before its lease ends, in-flight submits given half of that", async () => {
+    const smsc: Smsc = await startSmsc();
+    const db = await createTestDatabase();
+    databases.push(db);
+    const store = await PostgresStore.open({ ...policy, now: Date.now, url: db.url, nodeId: "node-0", poolSize: 3, leaseMs: 1500 });
+    opened.push(store);
+    const renewEveryMs = 500;
+    const carrier = createSmppCarrier("sms", { ...fastSettings, port: smsc.port, binds: 1 }, { log: recordingLogger([]), now: Date.now, binds: leasesOf(store, renewEveryMs) });
+    // Another session holding the carrier's lock stalls every renewal, as a database that stops answering would.
+    const other = postgres(db.url, { max: 1, onnotice: () => {} });
+    const until = async () => Number((await other`SELECT lease_until FROM bind_leases WHERE carrier = 'sms' AND slot = 0`)[0]!.lease_until);
+    const lockKey = "mms-gateway:binds\nsms";
+    let locked = false;
+    try {
+      await carrier.start(events);
+      await waitFor("bound", () => smsc.boundNow === 1, 10_000);
+      // A renewal on the timer, not the one at start, is the last before the stall.
+      const first = await until();
+      await waitFor("a renewal", async () => (await until()) > first, 10_000);
+      await other`SELECT pg_advisory_lock(hashtextextended(${lockKey}, 0))`;
+      locked = true;
+      const leaseEnd = await until();
+      let unboundAt = 0;
+      for (let i = 0; i < 2000 && unboundAt === 0; i++) {
+        if (smsc.boundNow === 0) unboundAt = Date.now();
+        else await Bun.sleep(5);
+      }
+      expect(unboundAt).toBeGreaterThan(0);
+      expect(unboundAt).toBeLessThanOrEqual(leaseEnd - renewEveryMs / 2);
+    } finally {
+      if (locked) await other`SELECT pg_advisory_unlock(hashtextextended(${lockKey}, 0))`;
+      await other.end({ timeout: 1 });
+      await carrier.stop(500);
       await smsc.stop();
     }
   }, 30_000);

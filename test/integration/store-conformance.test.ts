@@ -435,6 +435,19 @@ describe.skipIf(!pgAvailable)("several nodes on one PostgreSQL", () => {
     expect(ids).toHaveLength(40);
   });
 
+  test("a claim passes over messages left to the node holding their carrier's binds: its own due work behind them is claimed", async () => {
+    const clock = { t: 1000 };
+    const [a] = await nodes(1, clock);
+    // Older work for another node's carrier, more than one claim's batch of it.
+    for (let i = 0; i < 5; i++) await a!.accept(input(`theirs${i}`));
+    clock.t += 1;
+    const mine = await a!.accept({ ...input("mine"), payload: { ...payload, to: "447700900123" } });
+    const claimed = await a!.claimDue("sms", 2, (m) => (m.payload.to === "447700900123" ? "uk_a" : null));
+    expect(claimed.map((m) => m.id)).toEqual([mine.messageId!]);
+    // What it passed over is untouched, still due for the node holding its carrier.
+    expect((await a!.claimDue("sms", 10, () => "uk_b")).map((m) => m.requestId ?? "").sort()).toEqual([0, 1, 2, 3, 4].map((i) => `theirs${i}`));
+  });
+
   test("a receipt arriving at the other node finds the message; one held there is applied by the submit", async () => {
     const [a, b] = await nodes(2, { t: 1000 });
     await a!.accept(input("r1"));

@@ -7,21 +7,35 @@ import { heldKeys } from "../../domain/receipt-match.ts";
 import { toMessage } from "../rows.ts";
 import { lockKeys, type PostgresCore, type Tx } from "./core.ts";
 
+/** How many messages left to other nodes one claim reads past at most (each stays locked until it commits). */
+const LEFT_SCAN = 1000;
+
 export function claimDue(c: PostgresCore, channel: Channel, limit: number, assign?: (m: StoredMessage) => string | null): Promise<StoredMessage[]> {
   return c.tx(async (tx, done) => {
     const now = c.now();
-    const rows = await tx`SELECT * FROM messages WHERE state = 'accepted' AND channel = ${channel} AND due_at IS NOT NULL AND due_at <= ${now}
-      ORDER BY due_at LIMIT ${limit} FOR UPDATE SKIP LOCKED`;
     const claimed: StoredMessage[] = [];
     // Every claim's statements pipelined together: one round trip for the batch, not one per message.
     const applied: Promise<unknown>[] = [];
-    for (const row of rows) {
-      const m = toMessage(row);
-      const carrier = now < m.expiresAt ? assign?.(m) : undefined;
-      if (carrier === null) continue; // left to the node that holds this carrier's binds
-      const t = decideClaim(m, now, row.last_error as string | null, carrier);
-      if (t.to === "submitting") claimed.push(m);
-      applied.push(c.apply(tx, m, t, done));
+    // Messages left to the node holding their carrier's binds are read past (up to LEFT_SCAN of them): a
+    // backlog of theirs, older, must not hide this node's due work behind it.
+    const left: string[] = [];
+    for (let taken = 0; taken < limit && left.length < LEFT_SCAN; ) {
+      const want = limit - taken;
+      const rows = await tx`SELECT * FROM messages WHERE state = 'accepted' AND channel = ${channel} AND due_at IS NOT NULL AND due_at <= ${now}
+        AND id <> ALL(${left}::text[]) ORDER BY due_at LIMIT ${want} FOR UPDATE SKIP LOCKED`;
+      for (const row of rows) {
+        const m = toMessage(row);
+        const carrier = now < m.expiresAt ? assign?.(m) : undefined;
+        if (carrier === null) {
+          left.push(m.id);
+          continue;
+        }
+        taken++;
+        const t = decideClaim(m, now, row.last_error as string | null, carrier);
+        if (t.to === "submitting") claimed.push(m);
+        applied.push(c.apply(tx, m, t, done));
+      }
+      if (rows.length < want) break;
     }
     await Promise.all(applied);
     return claimed;
