@@ -186,6 +186,10 @@ export class Dispatcher {
         this.inFlight.delete(p);
         // A message the carrier took makes nothing due; any other answer may (a retry, the route's next carrier).
         if (!taken || lane.maybeDue) this.wake(lane.channel);
+        // A lane that was full has no poll timer (schedule() leaves it to finished submits); once it has room
+        // again it needs one, or a retry coming due would wait for an outside wake (e.g. after a SIGHUP lowered
+        // the concurrency below what was in flight).
+        else if (!lane.timer && !lane.pumping) void this.schedule(lane);
       });
     this.inFlight.add(p);
   }
