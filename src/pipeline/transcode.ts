@@ -91,10 +91,13 @@ export function createFfmpeg(o: FfmpegOptions): AvConverter {
       timedOut = true;
       proc.kill("SIGKILL");
     }, o.timeoutMs);
-    const log = await new Response(proc.stderr).text();
+    // Only the tail is kept while reading: input that makes ffmpeg complain at every frame must not grow memory.
+    let log = "";
+    const text = new TextDecoder();
+    for await (const chunk of proc.stderr) log = (log + text.decode(chunk, { stream: true })).slice(-4000);
     const code = await proc.exited;
     clearTimeout(timer);
-    return { code, log: log.slice(-4000), timedOut };
+    return { code, log, timedOut };
   }
 
   const lastLine = (log: string) => log.trim().split("\n").pop() ?? "";
