@@ -208,31 +208,40 @@ export class PostgresCore {
   async applyReceiptIn(tx: Tx, r: CarrierReceipt, arrivedAt: number, done: Effects): Promise<ReceiptResult> {
     if (r.outcome === "pending") return "ignored";
     const readings = this.idBases.narrow(r.carrier, r.readings ?? [{ key: r.carrierMessageId, base: "same" }]);
-    await lockKeys(tx, r.carrier, readings.map((x) => x.key));
+    // Each step's statements pipelined (one round trip), run by the server in the order sent: the
+    // lookups after the lock, the outcome and the parts after the message row's lock.
+    const locked = lockKeys(tx, r.carrier, readings.map((x) => x.key)).execute();
+    const links = readings.map(
+      (reading) => tx`SELECT c.message_id, c.outcome, m.payload, m.updated_at FROM carrier_ids c LEFT JOIN messages m ON m.id = c.message_id
+        WHERE c.carrier = ${r.carrier} AND c.carrier_id = ${reading.key}`.execute(),
+    );
+    const [, ...linked] = await Promise.all([locked, ...links]);
     const found: ReceiptCandidate[] = [];
-    for (const reading of readings) {
-      const [link] = await tx`SELECT c.message_id, c.outcome, m.payload, m.updated_at FROM carrier_ids c LEFT JOIN messages m ON m.id = c.message_id
-        WHERE c.carrier = ${r.carrier} AND c.carrier_id = ${reading.key}`;
+    readings.forEach((reading, i) => {
+      const [link] = linked[i]!;
       if (link) found.push(toCandidate(reading, link));
-    }
+    });
     const match = chooseCandidate(found, { to: r.to, arrivedAt });
     if (match.kind !== "match") {
-      for (const reading of readings) {
-        await tx`INSERT INTO early_receipts (carrier, carrier_id, receipt, received_at) VALUES (${r.carrier}, ${reading.key}, ${JSON.stringify(r)}, ${arrivedAt})`;
-      }
+      await Promise.all(
+        readings.map((reading) => tx`INSERT INTO early_receipts (carrier, carrier_id, receipt, received_at) VALUES (${r.carrier}, ${reading.key}, ${JSON.stringify(r)}, ${arrivedAt})`.execute()),
+      );
       return "unmatched";
     }
     const { key, messageId } = match.candidate;
     if (match.evidence) this.idBases.record(r.carrier, match.candidate.base);
     // The message row first: two parts' receipts on two nodes then see each other's outcome.
-    const [row] = await tx`SELECT * FROM messages WHERE id = ${messageId} FOR UPDATE`;
-    const [link] = await tx`SELECT outcome FROM carrier_ids WHERE carrier = ${r.carrier} AND carrier_id = ${key}`;
-    if (!link || link.outcome !== null) return "duplicate";
-    await tx`UPDATE carrier_ids SET outcome = ${r.outcome} WHERE carrier = ${r.carrier} AND carrier_id = ${key}`;
+    // The outcome is set only where none is yet (none set: a duplicate); the parts are read after it.
+    const [[row], recorded, partRows] = await Promise.all([
+      tx`SELECT * FROM messages WHERE id = ${messageId} FOR UPDATE`.execute(),
+      tx`UPDATE carrier_ids SET outcome = ${r.outcome} WHERE carrier = ${r.carrier} AND carrier_id = ${key} AND outcome IS NULL`.execute(),
+      tx`SELECT carrier_id, outcome FROM carrier_ids WHERE message_id = ${messageId} AND carrier = ${r.carrier} ORDER BY part`.execute(),
+    ]);
+    if (recorded.count !== 1) return "duplicate";
     if (!row) return "ignored";
     const m = toMessage(row);
     if (m.state !== "submitted") return "duplicate";
-    const parts = (await tx`SELECT carrier_id, outcome FROM carrier_ids WHERE message_id = ${m.id} AND carrier = ${r.carrier} ORDER BY part`).map((p) => ({
+    const parts = partRows.map((p) => ({
       carrierId: p.carrier_id as string,
       outcome: p.outcome as CarrierReceipt["outcome"] | null,
     }));
