@@ -168,7 +168,22 @@ function semanticProblems(c: Config): string[] {
   });
   // Receipts are matched by (carrier name, carrier id): two carriers with one name would mix them up.
   const names = new Map<string, string>();
+  // An SMSC may deliver a receipt on any receiver bind of its account; two carrier entries on one account
+  // would take each other's receipts and match none of them.
+  const smscAccounts = new Map<string, string>();
   for (const { key, channel, section } of carrierEntries(c)) {
+    if (section.kind === "smpp") {
+      const s = section as { host?: unknown; port?: unknown; system_id?: unknown };
+      const account = JSON.stringify([s.host, s.port, s.system_id]);
+      const other = smscAccounts.get(account);
+      if (other !== undefined) {
+        p.push(
+          `carriers.${key}: same SMSC account as carriers.${other} (${String(s.host)}:${String(s.port)}, system_id ${JSON.stringify(s.system_id)}); ` +
+            "the SMSC may send either one's receipts on the other's bind, and those would be lost: use one carrier with more `binds` and route to it",
+        );
+      }
+      smscAccounts.set(account, key);
+    }
     const other = names.get(section.name);
     if (other !== undefined) p.push(`carriers.${key}.name: must differ from carriers.${other}.name ("${section.name}")`);
     names.set(section.name, key);

@@ -55,7 +55,14 @@ describe("named carriers", () => {
 });
 
 describe("routes", () => {
-  const carriers = `${inbound}[carriers.uk_a]\nkind = "smpp"\n[carriers.uk_b]\nkind = "smpp"\n[carriers.mmsc2]\nkind = "mm7"\nurl = "http://127.0.0.1:1/mm7"\n`;
+  const carriers = `${inbound}[carriers.uk_a]\nkind = "smpp"\nsystem_id = "a"\n[carriers.uk_b]\nkind = "smpp"\nsystem_id = "b"\n[carriers.mmsc2]\nkind = "mm7"\nurl = "http://127.0.0.1:1/mm7"\n`;
+
+  test("two carriers on one SMSC account are refused: either one's receipts could arrive on the other's bind", () => {
+    const same = `${inbound}[carriers.uk_a]\nkind = "smpp"\nhost = "127.0.0.1"\nport = 2775\nsystem_id = "gw"\n[carriers.uk_b]\nkind = "smpp"\nhost = "127.0.0.1"\nport = 2775\nsystem_id = "gw"\n`;
+    expect(problems(`${account("acme")}${same}`)).toContainEqual(expect.stringMatching(/^carriers\.uk_b: same SMSC account as carriers\.uk_a \(127\.0\.0\.1:2775, system_id "gw"\)/));
+    const apart = `${inbound}[carriers.uk_a]\nkind = "smpp"\nhost = "127.0.0.1"\nport = 2775\nsystem_id = "gw"\n[carriers.uk_b]\nkind = "smpp"\nhost = "127.0.0.1"\nport = 2776\nsystem_id = "gw"\n`;
+    expect(problems(`${account("acme")}${apart}`).filter((x) => x.includes("same SMSC account"))).toEqual([]);
+  });
 
   test("a valid route table passes", () => {
     const c = parseConfigText(
