@@ -140,12 +140,13 @@ describe("the compiled binary", () => {
   });
 
   test("a named carrier beside mms and sms is probed too (here its bind is refused: exit 1)", async () => {
-    const uk_b = { kind: "smpp", host: "127.0.0.1", port: smsc.port, system_id: "esme1", password: "wrong", connect_timeout_ms: 5000, response_timeout_ms: 5000 };
+    // Its own system_id: two carrier entries on one SMSC account are refused by the config check.
+    const uk_b = { kind: "smpp", host: "127.0.0.1", port: smsc.port, system_id: "uk-b", password: "wrong", connect_timeout_ms: 5000, response_timeout_ms: 5000 };
     const r = await probe({}, {}, { carriers: { uk_b } });
     expect(r.code).toBe(1);
     expect(r.lines[0]).toStartWith("ok          carrier mms ");
     expect(r.lines[1]).toStartWith("ok          carrier sms ");
-    expect(r.lines[2]).toStartWith(`FAILED      carrier uk_b (smpp 127.0.0.1:${smsc.port}): transceiver bind as "esme1": `);
+    expect(r.lines[2]).toStartWith(`FAILED      carrier uk_b (smpp 127.0.0.1:${smsc.port}): transceiver bind as "uk-b": bind refused`);
   });
 
   test("sandbox carriers (the shipped config) pass without contacting anything", async () => {
