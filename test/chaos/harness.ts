@@ -370,3 +370,31 @@ export function noteAcknowledged(acked: Map<string, string>, requestId: string, 
   if (prior && prior !== id) throw new Error(`request ${requestId} acknowledged with two ids: ${prior}, ${id}`);
   acked.set(requestId, id);
 }
+
+export interface Sent {
+  path: string;
+  body: Record<string, unknown>;
+}
+
+/** What the load loops of the kill -9 rounds keep: every acknowledged id, what is to be sent again, why. */
+export class Offers<S extends Sent = Sent> {
+  readonly acked = new Map<string, string>();
+  readonly retry: S[] = [];
+  noAnswer = 0;
+  non200 = 0;
+
+  /** Sends `req` once, as Bloomreach does: a 200 is noted; no answer (the process died under it) or 503/429 → sent again later. */
+  async offer(base: string, req: S): Promise<string | null> {
+    const a = await postJson(`${base}${req.path}`, req.body, { timeoutMs: 10000 });
+    if (a?.status === 200) {
+      noteAcknowledged(this.acked, req.body.request_id as string, a.json.id);
+      await Bun.sleep(5);
+      return a.json.id as string;
+    }
+    if (a === null) this.noAnswer++;
+    else this.non200++;
+    this.retry.push(req);
+    await Bun.sleep(30);
+    return null;
+  }
+}

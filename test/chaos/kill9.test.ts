@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { freePort, type Running } from "../support/binary.ts";
 import { untilIdle } from "../support/idle.ts";
 import { startSink, type Sink } from "../support/sink.ts";
-import { ACME_SECRET, tempDir, carrierConfigDoc, FINAL, FULL, intIn, noteAcknowledged, postJson, readDb, rng, SEED, startCarriers, startGateway, stopGateway, summary, until, type Carriers } from "./harness.ts";
+import { ACME_SECRET, tempDir, carrierConfigDoc, FINAL, FULL, intIn, readDb, rng, SEED, startCarriers, startGateway, stopGateway, summary, until, type Carriers, Offers, type Sent } from "./harness.ts";
 
 const ROUNDS = FULL ? 20 : 3;
 const MAX_REQUESTS = FULL ? 6000 : 900;
@@ -56,11 +56,9 @@ test(`kill -9 × ${ROUNDS} under mixed MMS/SMS load`, async () => {
 
   // ---- load: unique recipient per request so carrier-side duplicates are attributable ----
   let made = 0;
-  const retry: Req[] = [];
-  const acked = new Map<string, string>(); // request_id → message id
+  const offers = new Offers<Sent & { to: string }>();
+  const { acked, retry } = offers; // acked: request_id → message id
   const toOf = new Map<string, string>(); // message id → recipient digits
-  let noAnswer = 0;
-  let non200 = 0;
   const make = (): Req => {
     const n = ++made;
     const kind = r();
@@ -99,18 +97,8 @@ test(`kill -9 × ${ROUNDS} under mixed MMS/SMS load`, async () => {
         await Bun.sleep(20);
         continue;
       }
-      const a = await postJson(`${url}${req.path}`, req.body, { timeoutMs: 10000 });
-      if (a?.status === 200) {
-        noteAcknowledged(acked, req.body.request_id as string, a.json.id);
-        toOf.set(a.json.id, req.to);
-        await Bun.sleep(5);
-      } else {
-        // No answer (the process died under it) or 503/429: Bloomreach retries the same request later.
-        if (a === null) noAnswer++;
-        else non200++;
-        retry.push(req);
-        await Bun.sleep(30);
-      }
+      const id = await offers.offer(url, req);
+      if (id) toOf.set(id, req.to);
     }
   };
   const workers = Array.from({ length: WORKERS }, worker);
@@ -213,7 +201,7 @@ test(`kill -9 × ${ROUNDS} under mixed MMS/SMS load`, async () => {
     `chaos: kill -9 rounds=${ROUNDS} requests=${made} accepted=${acked.size} stored=${storedRows} duplicates_stored=0 ` +
       `carrier_duplicates_mm7=${dupMms} carrier_duplicates_smpp=${dupSms} lost=${storedRows - all.filter((m) => sink.byMessage(m.id).length >= 1).length} ` +
       `multiple_final_events=${multiFinal} held_on_wire_at_kill=${heldOnWire.length} in_flight_failed=${inFlightFailed} other_failed=${otherFailed.length} undelivered_events=${deadEvents} ` +
-      `redelivered_webhooks=${sink.redelivered} no_answer_retried=${noAnswer} non200_retried=${non200} ` +
+      `redelivered_webhooks=${sink.redelivered} no_answer_retried=${offers.noAnswer} non200_retried=${offers.non200} ` +
       `mm7_reports=${carriers.stats.mmReportsAcked}(+${carriers.stats.mmReportAttemptsFailed} failed attempts) ` +
       `smpp_receipts=${carriers.stats.smsReceiptsAcked}(+${carriers.stats.smsReceiptAttemptsFailed} failed attempts) ` +
       `states=${JSON.stringify(states)} elapsed_s=${Math.round((Date.now() - started) / 1000)}`,

@@ -8,7 +8,7 @@ import postgres from "postgres";
 import { freePort, type Running } from "../support/binary.ts";
 import { createTestDatabase, pgAvailable, type TestDatabase } from "../support/postgres.ts";
 import { startSink, type Sink } from "../support/sink.ts";
-import { ACME_SECRET, carrierConfigDoc, FINAL, FULL, intIn, noteAcknowledged, postJson, rng, SEED, startCarriers, startGateway, stopGateway, summary, tempDir, until, type Carriers } from "./harness.ts";
+import { ACME_SECRET, carrierConfigDoc, FINAL, FULL, intIn, rng, SEED, startCarriers, startGateway, stopGateway, summary, tempDir, until, type Carriers, Offers } from "./harness.ts";
 
 const NODES = 3;
 const BINDS = 2;
@@ -56,10 +56,8 @@ test.skipIf(!pgAvailable)(`multi-node: kill -9 × ${ROUNDS} of one of ${NODES} n
   let made = 0;
   let loading = true;
   let making = true;
-  let noAnswer = 0;
-  let non200 = 0;
-  const retry: { path: string; body: Record<string, unknown> }[] = [];
-  const acked = new Map<string, string>();
+  const offers = new Offers();
+  const { acked, retry } = offers;
   const make = () => {
     const n = ++made;
     const kind = r();
@@ -80,17 +78,7 @@ test.skipIf(!pgAvailable)(`multi-node: kill -9 × ${ROUNDS} of one of ${NODES} n
         await Bun.sleep(20);
         continue;
       }
-      const a = await postJson(`${targets[intIn(r, 0, targets.length - 1)]}${req.path}`, req.body, { timeoutMs: 10000 });
-      if (a?.status === 200) {
-        noteAcknowledged(acked, req.body.request_id as string, a.json.id);
-        await Bun.sleep(5);
-      } else {
-        // No answer (its node died under it) or 503/429: Bloomreach sends the same request again.
-        if (a === null) noAnswer++;
-        else non200++;
-        retry.push(req);
-        await Bun.sleep(30);
-      }
+      await offers.offer(targets[intIn(r, 0, targets.length - 1)]!, req);
     }
   };
   const started = Date.now();
@@ -153,7 +141,7 @@ test.skipIf(!pgAvailable)(`multi-node: kill -9 × ${ROUNDS} of one of ${NODES} n
       `chaos: multi-node kill -9 nodes=${NODES} rounds=${ROUNDS} killed=${killed.join(",")} requests=${made} accepted=${acked.size} stored=${all.length} stored_once=${storedOnce} ` +
         `carrier_duplicates_mm7=${dupMms} carrier_duplicates_smpp=${dupSms} lost=${lost} multiple_final_events=${multiFinal} ` +
         `in_flight_failed=${inFlightFailed} other_failed=${otherFailed} smsc_max_binds=${carriers.smsc.maxBound}/${BINDS} smsc_binds_total=${carriers.smsc.binds.length} ` +
-        `redelivered_webhooks=${sink.redelivered} no_answer_retried=${noAnswer} non200_retried=${non200} ` +
+        `redelivered_webhooks=${sink.redelivered} no_answer_retried=${offers.noAnswer} non200_retried=${offers.non200} ` +
         `mm7_reports=${carriers.stats.mmReportsAcked}(+${carriers.stats.mmReportAttemptsFailed} failed attempts) ` +
         `smpp_receipts=${carriers.stats.smsReceiptsAcked}(+${carriers.stats.smsReceiptAttemptsFailed} failed attempts) ` +
         `states=${JSON.stringify(states)} elapsed_s=${Math.round((Date.now() - started) / 1000)}`,

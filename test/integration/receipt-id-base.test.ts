@@ -157,16 +157,4 @@ describe("the store on SQLite", () => {
     expect((await store.getMessage(older.id))!.state).toBe("submitted");
     await store.close();
   });
-
-  test("a held receipt waits under each reading, is listed once, and is dropped once after the hold time", async () => {
-    const clock = { t: 1000 };
-    const store = SqliteStore.open(join(tempDir(), "g.db"), { now: () => clock.t, retryBaseMs: 1000, retryMaxMs: 60000, receiptWindowMs: 3_600_000, intermediateEvents: false, inFlightPolicy: "at-most-once" });
-    const r = { carrier: "sms", carrierMessageId: "26", readings: idReadings("26"), outcome: "failed" as const, timestamp: 1 };
-    expect(await store.applyReceipt(r)).toBe("unmatched");
-    expect(await store.listUnmatchedReceipts()).toEqual([{ carrier: "sms", carrierIds: ["26", "1A", "38"], receivedAt: 1000, receipt: r }]);
-    clock.t += 10_000;
-    expect(await store.dropStaleEarlyReceipts(5_000)).toEqual([{ carrier: "sms", carrier_id: "26" }]);
-    expect(await store.listUnmatchedReceipts()).toEqual([]);
-    await store.close();
-  });
 });
