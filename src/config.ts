@@ -303,6 +303,8 @@ export interface Durations {
   retentionMs: number;
   noMmsMemoryMs: number;
   webhookMaxAgeMs: number;
+  /** How long a hosted media page and an unused adaptation are kept (media_link.ttl_days). */
+  mediaLinkTtlMs: number;
 }
 
 export function durations(c: Config): Durations {
@@ -314,6 +316,7 @@ export function durations(c: Config): Durations {
     retentionMs: c.store.retention_hours * HOUR_MS,
     noMmsMemoryMs: c.capability.remember_days * DAY_MS,
     webhookMaxAgeMs: c.webhooks.max_age_hours * HOUR_MS,
+    mediaLinkTtlMs: c.media_link.ttl_days * DAY_MS,
   };
 }
 

@@ -2,7 +2,7 @@
 // and handed to the dispatcher as hooks.
 import type { MediaPart, MmsCarrier, MmsSubmit, SmsCarrier } from "../../adapters/carrier.ts";
 import { capacityFor, countParts } from "../../adapters/smpp/index.ts";
-import { carrierEntries, type Config, type MmsSection, type SmsSection } from "../config.ts";
+import { carrierEntries, durations, type Config, type MmsSection, type SmsSection } from "../config.ts";
 import type { GatewayError } from "../domain/outcome.ts";
 import type { StoredMessage } from "../domain/message.ts";
 import type { Metrics } from "../observe/metrics.ts";
@@ -13,8 +13,6 @@ import { createSharpCodec, type ImageCodec } from "./image-codec.ts";
 import { MediaLinks, type SmsBudget } from "./media-link.ts";
 import type { MediaFetcher } from "./media.ts";
 import { createFfmpeg, type AvConverter } from "./transcode.ts";
-
-const DAY_MS = 86_400_000;
 
 export interface MediaServicesDeps {
   config: Config;
@@ -39,7 +37,7 @@ export function createMediaServices(d: MediaServicesDeps) {
   const av =
     d.av ?? createFfmpeg({ command: config.media.ffmpeg, timeoutMs: config.media.convert_timeout_ms, maxInputBytes: config.media.max_bytes, tmpDir: d.tmpDir });
   const adapter = new MediaAdapter(d.codec ?? createSharpCodec(), cache, () => metrics.mediaAdaptations.inc(), av);
-  const capability = new CapabilityMemory(store, config.capability.remember_days * DAY_MS, () => metrics.capabilityHits.inc());
+  const capability = new CapabilityMemory(store, durations(config).noMmsMemoryMs, () => metrics.capabilityHits.inc());
   // Read at each use from the config as SIGHUP left it (the hosted page itself is mounted at start, so
   // turning [media_link] on from nothing needs a restart).
   const links = config.media_link.base_url
@@ -51,7 +49,7 @@ export function createMediaServices(d: MediaServicesDeps) {
           return config.media_link.base_url;
         },
         get ttlMs() {
-          return config.media_link.ttl_days * DAY_MS;
+          return durations(config).mediaLinkTtlMs;
         },
         warn: d.warn,
         info: d.info,
@@ -105,6 +103,6 @@ export function createMediaServices(d: MediaServicesDeps) {
       fallbackText: links ? (m: StoredMessage, carrier: SmsCarrier) => links.fallbackText(m, smsBudget(carrier)) : undefined,
     },
     /** Pages past ttl_days, expired memories, adaptations unused for ttl_days. */
-    purge: () => store.purgeMedia(now() - config.media_link.ttl_days * DAY_MS),
+    purge: () => store.purgeMedia(now() - durations(config).mediaLinkTtlMs),
   };
 }
