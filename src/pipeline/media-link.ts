@@ -93,16 +93,18 @@ export class MediaLinks {
     if (!tokenShape.test(token)) return null;
     const link = await this.o.store.mediaLink(token);
     if (!link) return null;
-    const types = await Promise.all(link.media.map(async (_, i) => (await this.mediaOf(token, i + 1))?.contentType ?? ""));
+    const types = await Promise.all(link.media.map(async (ref) => (await this.adapted(ref))?.contentType ?? ""));
     return { link, types };
   }
 
   /** The n-th (1-based) medium of a page, or null. */
   async mediaOf(token: string, n: number): Promise<{ contentType: string; bytes: Uint8Array } | null> {
     if (!tokenShape.test(token)) return null;
-    const link = await this.o.store.mediaLink(token);
-    const ref = link?.media[n - 1];
-    if (!ref) return null;
+    const ref = (await this.o.store.mediaLink(token))?.media[n - 1];
+    return ref ? this.adapted(ref) : null;
+  }
+
+  private async adapted(ref: MediaLink["media"][number]): Promise<{ contentType: string; bytes: Uint8Array } | null> {
     const row = await this.o.store.adaptedMedia(ref.hash, ref.profile);
     return row && !("unfit" in row) ? { contentType: row.contentType, bytes: row.bytes } : null;
   }
