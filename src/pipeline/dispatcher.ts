@@ -47,7 +47,6 @@ interface Lane {
   channel: Channel;
   inFlight: number;
   pumping: boolean;
-  again: boolean;
   /** The last claim left due messages to other nodes (their carrier's binds are there). */
   leftDue: boolean;
   timer: ReturnType<typeof setTimeout> | null;
@@ -65,7 +64,7 @@ export class Dispatcher {
   private readonly pumps = new Set<Promise<void>>();
 
   constructor(private readonly d: DispatcherDeps) {
-    const lane = (channel: Channel): Lane => ({ channel, inFlight: 0, pumping: false, again: false, leftDue: false, timer: null, maybeDue: true });
+    const lane = (channel: Channel): Lane => ({ channel, inFlight: 0, pumping: false, leftDue: false, timer: null, maybeDue: true });
     this.lanes = { mms: lane("mms"), sms: lane("sms") };
   }
 
@@ -79,10 +78,8 @@ export class Dispatcher {
     if (this.stopping || this.d.paused) return;
     const lane = this.lanes[channel];
     lane.maybeDue = true;
-    if (lane.pumping) {
-      lane.again = true;
-      return;
-    }
+    // A running pump claims again when its claim ends and finds maybeDue set.
+    if (lane.pumping) return;
     const p = this.pump(lane).finally(() => this.pumps.delete(p));
     this.pumps.add(p);
   }
@@ -108,7 +105,6 @@ export class Dispatcher {
     lane.pumping = true;
     try {
       do {
-        lane.again = false;
         const free = this.d.concurrency[lane.channel] - lane.inFlight;
         if (free <= 0 || this.stopping) break;
         // Other nodes hold every bind of this channel's carriers: claiming here would only lock their rows.
@@ -131,8 +127,8 @@ export class Dispatcher {
           break;
         }
         for (const m of claimed) this.track(lane, m);
-        if (claimed.length === want) lane.again = lane.maybeDue = true;
-      } while (lane.again && !this.stopping);
+        if (claimed.length === want) lane.maybeDue = true;
+      } while (lane.maybeDue && !this.stopping);
     } finally {
       lane.pumping = false;
       void this.schedule(lane);
