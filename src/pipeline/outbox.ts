@@ -41,7 +41,7 @@ export class Outbox {
   /** (account, URL) with a batch in flight, by `accountId\nurl`: the next batch for one waits for its answer. */
   private readonly busy = new Map<string, WebhookKey>();
   private readonly keys = new Map<string, Uint8Array>();
-  private readonly tokens = new Map<string, { iat: number; jwt: string }>();
+  private readonly tokens = new Map<string, { iat: number; key: Uint8Array; jwt: string }>();
   private timer: ReturnType<typeof setTimeout> | null = null;
   /** Wall-clock time the pending timer fires (timers run on the real clock, not the injected one). */
   private timerAt = 0;
@@ -191,14 +191,15 @@ export class Outbox {
 
   /**
    * The token for a POST: HS256 over {iat} alone, so every token an account's batches get within one second
-   * is the same string. Signed once per account and second (each signing also imports the key).
+   * is the same string. Signed once per account, key and second (each signing also imports the key); a
+   * secret reloaded within the second (setSecrets) signs afresh.
    */
   private async token(accountId: string, key: Uint8Array): Promise<string> {
     const iat = Math.floor(this.d.now() / 1000);
     const cached = this.tokens.get(accountId);
-    if (cached?.iat === iat) return cached.jwt;
+    if (cached?.iat === iat && cached.key === key) return cached.jwt;
     const jwt = await new SignJWT({}).setProtectedHeader({ alg: "HS256", typ: "JWT" }).setIssuedAt(iat).sign(key);
-    this.tokens.set(accountId, { iat, jwt });
+    this.tokens.set(accountId, { iat, key, jwt });
     return jwt;
   }
 

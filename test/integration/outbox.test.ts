@@ -2,7 +2,7 @@
 // standing still (a retried event is not due again within a test): what each answer of the callback URL
 // does to the events, how a batch is signed and made, and what its log lines keep out.
 import { afterEach, describe, expect, test } from "bun:test";
-import { decodeJwt, decodeProtectedHeader } from "jose";
+import { decodeJwt, decodeProtectedHeader, jwtVerify } from "jose";
 import { join } from "node:path";
 import pino from "pino";
 import { createMetrics } from "../../src/observe/metrics.ts";
@@ -131,6 +131,18 @@ describe("a batch", () => {
     expect(r.row(id).state).toBe("delivered");
     expect(r.posted[0]!.headers.authorization).toStartWith("Bearer ");
     expect(r.sink.badTokens).toBe(0);
+  });
+
+  test("a secret reloaded within the same second signs the next batch (no token of the old key reused)", async () => {
+    const r = rig();
+    const first = await r.event(`${r.sink.url}/a`, 1);
+    await sendAll(r, [first]);
+    r.outbox.setSecrets(new Map([["acme", "rotated-secret-for-acme"]]));
+    const second = await r.event(`${r.sink.url}/a`, 2);
+    r.outbox.wake(0);
+    await waitFor("the second event to be tried", () => r.row(second).state !== "pending" || r.row(second).attempts > 0);
+    expect(r.posted).toHaveLength(2);
+    await jwtVerify(r.posted[1]!.headers.authorization!, new TextEncoder().encode("rotated-secret-for-acme"));
   });
 
   test("no more than batch_max_events in one POST; every event still goes", async () => {
