@@ -1,6 +1,7 @@
 // The compiled binary, as an operator runs it: restart keeps the dedup; kill -9 under load loses no 200.
 import { afterAll, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
+import { SignJWT } from "jose";
 import { join } from "node:path";
 import { ACME_SECRET, MM7_INBOUND, post, sendBody, tempDir, testConfigDoc, waitFor } from "../support/app.ts";
 import { startMmscStub } from "../peers/mm7-stub.ts";
@@ -75,6 +76,28 @@ describe("command line", () => {
     const p = Bun.spawnSync([binaryPath, "check-config", gatewayConfig(dir)]);
     expect(p.stderr.toString()).toBe("");
     expect(p.exitCode).toBe(0);
+  });
+
+  test("webhook-sink takes a report signed with its secret and refuses one signed with another", async () => {
+    const url = `http://127.0.0.1:${freePort()}/`;
+    const proc = Bun.spawn([binaryPath, "webhook-sink", "--secret", ACME_SECRET, "--listen", url.slice(7, -1)], { stdout: "pipe", stderr: "pipe" });
+    try {
+      const report = (secret: string) =>
+        new SignJWT({}).setProtectedHeader({ alg: "HS256", typ: "JWT" }).setIssuedAt().sign(new TextEncoder().encode(secret)).then((jwt) =>
+          fetch(url, { method: "POST", headers: { authorization: jwt, "content-type": "application/json" }, body: "[]" }),
+        );
+      await waitFor("the sink to listen", async () => {
+        try {
+          return (await report(ACME_SECRET)).status === 200;
+        } catch {
+          return false;
+        }
+      });
+      expect((await report("not-the-secret")).status).toBe(401);
+    } finally {
+      proc.kill();
+      await proc.exited;
+    }
   });
 
   test("serve with no config runs on embedded defaults and prints the demo account and the status page's admin token", async () => {
