@@ -29,7 +29,7 @@ export interface FfmpegOptions {
 }
 
 /** The executable `command` names, or null. */
-export function findFfmpeg(command: string): string | null {
+function findFfmpeg(command: string): string | null {
   if (!command) return null;
   if (!command.includes("/")) return Bun.which(command);
   try {
