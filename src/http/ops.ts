@@ -49,10 +49,11 @@ export function ops(d: OpsDeps) {
     })
     .get("/metrics", async () => {
       await d.refreshGauges();
-      d.metrics.ready.set(readiness(d, d.carriers()).problems.length === 0 ? 1 : 0);
+      const carriers = d.carriers();
+      d.metrics.ready.set(readiness(d, carriers).problems.length === 0 ? 1 : 0);
       // Only this node's links: a bind another node holds (standby) is not down, and one given back leaves no stale series.
       d.metrics.carrierUp.reset();
-      for (const c of d.carriers()) if (c.state !== "standby") d.metrics.carrierUp.set({ carrier: carrierOfLink(c.name), link: c.name }, c.state === "up" ? 1 : 0);
+      for (const c of carriers) if (c.state !== "standby") d.metrics.carrierUp.set({ carrier: carrierOfLink(c.name), link: c.name }, c.state === "up" ? 1 : 0);
       return new Response(await d.metrics.registry.metrics(), { headers: { "content-type": d.metrics.registry.contentType } });
     });
 }
