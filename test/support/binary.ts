@@ -69,6 +69,17 @@ export async function startBinary(configPath: string, port: number, env: Record<
   return { proc, url, output: () => chunks.join("") };
 }
 
+/** Starts one gateway per node name, all at once, each on a free port. */
+export function startNodes(names: string[], configOf: (name: string) => string): Promise<Running[]> {
+  return Promise.all(names.map((n) => startBinary(configOf(n), freePort())));
+}
+
+/** SIGKILLs the gateways (skipping ones that never started) and waits until each has exited. */
+export async function killNodes(nodes: (Running | undefined)[]): Promise<void> {
+  for (const n of nodes) n?.proc.kill("SIGKILL");
+  await Promise.all(nodes.map((n) => n?.proc.exited));
+}
+
 /** A free loopback port (bound then released). */
 export function freePort(): number {
   const s = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
