@@ -35,9 +35,11 @@ async function runCarrier(port: number, window: number) {
   };
   await Promise.all(Array.from({ length: Math.max(window * 2, 2) }, worker));
   const elapsed = (performance.now() - t0) / 1000;
+  // Read before stop: a stopped carrier holds no sessions, so no counters.
+  const maxInFlight = carrier.counters()[0]!.counters.maxInFlight;
   await carrier.stop(1000);
   latencies.sort((a, b) => a - b);
-  return { window, ok, elapsed, rate: ok / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99), maxInFlight: carrier.counters()[0]!.counters.maxInFlight };
+  return { window, ok, elapsed, rate: ok / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99), maxInFlight };
 }
 
 /** The simulator's ceiling: pre-encoded PDUs, a counter for the window, nothing else. */
