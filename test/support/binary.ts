@@ -10,7 +10,7 @@ export function requireBinary(): void {
 }
 
 /** Writes a TOML config for the binary from a plain object (only the shapes tests need). */
-export function writeToml(path: string, doc: Record<string, unknown>): void {
+function writeToml(path: string, doc: Record<string, unknown>): void {
   const lines: string[] = [];
   const value = (v: unknown): string => {
     if (typeof v === "string") return JSON.stringify(v);
