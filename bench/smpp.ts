@@ -5,31 +5,15 @@
 
 import net from "node:net";
 import { createSmppCarrier } from "../adapters/smpp/smpp-carrier.ts";
-import { type Row, spread } from "./lib/figures.ts";
+import { percentile, quick, type Row, spread } from "./lib/figures.ts";
+import { spawnHelper } from "./lib/processes.ts";
 import { Command, type ShortMessageFields } from "../adapters/smpp/pdu.ts";
 import { FrameReader } from "../adapters/smpp/pdu-decode.ts";
 import { encodeBind, encodeShortMessage } from "../adapters/smpp/pdu-encode.ts";
 
-const quick = process.env.BENCH_QUICK === "1";
 const COUNT = Number((import.meta.main ? process.argv[2] : undefined) ?? (quick ? 5_000 : 20_000));
 const CAP_S = Number((import.meta.main ? process.argv[3] : undefined) ?? 10);
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
-
-async function startSimulator(): Promise<{ port: number; stop: () => void }> {
-  const proc = Bun.spawn([process.execPath, new URL("./smpp-smsc.ts", import.meta.url).pathname], { stdout: "pipe", stderr: "inherit" });
-  const reader = proc.stdout.getReader();
-  let text = "";
-  while (!text.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error("simulator exited");
-    text += new TextDecoder().decode(value);
-  }
-  return { port: JSON.parse(text.split("\n")[0]!).port, stop: () => proc.kill() };
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? 0;
-}
 
 async function runCarrier(port: number, window: number) {
   const carrier = createSmppCarrier("bench", { port, window, tps: 0, system_id: "bench", password: "pw", enquire_link_s: 3600 }, { log: silent, now: Date.now });
@@ -51,9 +35,11 @@ async function runCarrier(port: number, window: number) {
   };
   await Promise.all(Array.from({ length: Math.max(window * 2, 2) }, worker));
   const elapsed = (performance.now() - t0) / 1000;
+  // Read before stop: a stopped carrier holds no sessions, so no counters.
+  const maxInFlight = carrier.counters()[0]!.counters.maxInFlight;
   await carrier.stop(1000);
   latencies.sort((a, b) => a - b);
-  return { window, ok, elapsed, rate: ok / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99), maxInFlight: carrier.counters()[0]!.counters.maxInFlight };
+  return { window, ok, elapsed, rate: ok / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99), maxInFlight };
 }
 
 /** The simulator's ceiling: pre-encoded PDUs, a counter for the window, nothing else. */
@@ -104,7 +90,7 @@ async function runBare(port: number, window: number) {
 
 /** The table rows: adapter submit_sm/s at window 1, 10, 50 beside the bare client at the same window. */
 export async function benchSmpp(runs = Number(process.env.BENCH_RUNS ?? (quick ? 1 : 3))): Promise<Row[]> {
-  const sim = await startSimulator();
+  const sim = await spawnHelper("smpp-smsc.ts");
   const rows: Row[] = [];
   try {
     for (const w of [1, 10, 50]) {
@@ -128,13 +114,13 @@ export async function benchSmpp(runs = Number(process.env.BENCH_RUNS ?? (quick ?
       });
     }
   } finally {
-    sim.stop();
+    await sim.stop();
   }
   return rows;
 }
 
 if (import.meta.main) {
-  const sim = await startSimulator();
+  const sim = await spawnHelper("smpp-smsc.ts");
   try {
     console.log(`SMPP bench: ${COUNT} submit_sm per run (cap ${CAP_S} s), one bind, simulator (node-smpp) in a separate process, Bun ${Bun.version}`);
     for (const w of [1, 10, 50]) {
@@ -146,6 +132,6 @@ if (import.meta.main) {
       console.log(`bare client window ${w} (simulator ceiling): ${Math.round(bare.rate).toLocaleString("en")} submit_sm/s (${bare.ok} in ${bare.elapsed.toFixed(2)} s)`);
     }
   } finally {
-    sim.stop();
+    await sim.stop();
   }
 }

@@ -62,7 +62,7 @@ function parseCode(s: string | undefined): number | undefined {
 }
 
 /** An address from a typed child (Number/ShortCode/RFC2822Address) or bare text, normalised. */
-export function readAddress(el: XmlElement | undefined): string | undefined {
+function readAddress(el: XmlElement | undefined): string | undefined {
   if (!el) return undefined;
   const typed = el.children.find((c) => ["Number", "ShortCode", "RFC2822Address"].includes(c.local)) ?? el.children[0];
   const raw = (typed ?? el).text;
@@ -70,7 +70,7 @@ export function readAddress(el: XmlElement | undefined): string | undefined {
 }
 
 /** Strips blanks and MM1's "/TYPE=PLMN" style suffixes (Nokia MC5.0 puts them inside <Number>). */
-export function normalizeAddress(raw: string): string {
+function normalizeAddress(raw: string): string {
   return raw.replace(/\/TYPE=[^\s]*$/i, "").replace(/\s+/g, "");
 }
 

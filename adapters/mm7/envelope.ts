@@ -13,7 +13,7 @@ interface Style {
   name(local: string): string;
 }
 
-export function xmlStyle(style: Mm7Settings["xml_style"]): Style {
+function xmlStyle(style: Mm7Settings["xml_style"]): Style {
   if (style === "prefix") {
     return { top: (l, ns, a = "") => `<mm7:${l} xmlns:mm7="${escapeXml(ns)}"${a}>`, name: (l) => `mm7:${l}` };
   }

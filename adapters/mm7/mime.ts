@@ -11,7 +11,7 @@ export function newBoundary(): string {
 }
 
 /** Header block (including the blank line that ends it). */
-export function headerBlock(headers: [string, string][]): string {
+function headerBlock(headers: [string, string][]): string {
   let out = "";
   for (const [name, value] of headers) out += `${name}: ${value}${CRLF}`;
   return out + CRLF;
@@ -105,7 +105,7 @@ export interface MimePart {
 }
 
 /** Parses a header block (latin1), unfolding continuation lines. */
-export function parseHeaders(text: string): Map<string, string> {
+function parseHeaders(text: string): Map<string, string> {
   const headers = new Map<string, string>();
   let last: string | undefined;
   for (const line of text.split(/\r?\n/)) {
@@ -131,7 +131,7 @@ function view(bytes: Uint8Array): Buffer {
 }
 
 /** Splits a part into headers and body at the first blank line (CRLF or LF). */
-export function splitHeaders(bytes: Uint8Array): MimePart {
+function splitHeaders(bytes: Uint8Array): MimePart {
   const buf = view(bytes);
   // A part that starts with a blank line has no headers.
   if (buf[0] === 10) return { headers: new Map(), body: bytes.subarray(1) };

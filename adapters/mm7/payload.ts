@@ -30,7 +30,7 @@ export function readPayload(contentType: string | null | undefined, bytes: Uint8
 }
 
 /** Charset precedence: a byte-order mark, the MIME charset, the XML declaration, then UTF-8. */
-export function decodeXml(bytes: Uint8Array, charset: string | undefined): string {
+function decodeXml(bytes: Uint8Array, charset: string | undefined): string {
   if (bytes[0] === 0xff && bytes[1] === 0xfe) return decodeText(bytes.subarray(2), "utf-16le");
   if (bytes[0] === 0xfe && bytes[1] === 0xff) return decodeText(bytes.subarray(2), "utf-16be");
   if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) return decodeText(bytes.subarray(3), "utf-8");

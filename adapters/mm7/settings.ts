@@ -8,7 +8,7 @@ export const mm7Presets = {
   "REL-5-MM7-1-0": { namespace: "REL-5-MM7-1-0", version: "5.3.0" },
 } as const;
 
-export const namespaceBase = "http://www.3gpp.org/ftp/Specs/archive/23_series/23.140/schema/";
+const namespaceBase = "http://www.3gpp.org/ftp/Specs/archive/23_series/23.140/schema/";
 
 /** Optional SubmitReq elements a carrier may opt into (many MMSCs reject or strip some; research §3.1). */
 export const optionalSubmitElements = [

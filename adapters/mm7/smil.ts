@@ -16,7 +16,7 @@ export interface Slide {
 /** Slide duration: long enough to read a short text; handsets let the user page on anyway. */
 const slideMs = 5000;
 
-export function smilElement(contentType: string): "img" | "video" | "audio" | "text" | "ref" {
+function smilElement(contentType: string): "img" | "video" | "audio" | "text" | "ref" {
   const type = contentType.toLowerCase();
   if (type.startsWith("image/")) return "img";
   if (type.startsWith("video/")) return "video";

@@ -28,7 +28,7 @@ export function escapeXml(value: string): string {
 const named: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
 
 /** Decodes the five predefined entities and character references; anything else is left as written. */
-export function decodeEntities(value: string): string {
+function decodeEntities(value: string): string {
   if (!value.includes("&")) return value;
   return value.replace(/&(#x[0-9a-fA-F]{1,6}|#[0-9]{1,7}|[a-zA-Z]+);/g, (all, ref: string) => {
     if (ref[0] !== "#") return named[ref] ?? all;

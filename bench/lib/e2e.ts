@@ -5,7 +5,7 @@ import { rawLoad, type LoadResult } from "./load.ts";
 import { cpuMsOf, type SinkHandle } from "./processes.ts";
 
 /** request → callback latencies (ms, sorted) for keys `key(i)` of the sent requests. */
-export function callbackLatencies(load: LoadResult, times: Record<string, number>, key: (i: number) => string): number[] {
+function callbackLatencies(load: LoadResult, times: Record<string, number>, key: (i: number) => string): number[] {
   const out: number[] = [];
   for (let i = 0; i < load.sendTimes.length; i++) {
     const s = load.sendTimes[i]!;

@@ -184,7 +184,7 @@ export async function rawLoad(o: { host?: string; port: number; n: number; conne
   return { sent: Math.min(next, o.n), ok, non2xx, errors, sendTimes, elapsed: (lastAnswer - t0) / 1000, answerLatencies };
 }
 
-export function rawPost(path: string, headers: Record<string, string>, body: string): string {
+function rawPost(path: string, headers: Record<string, string>, body: string): string {
   const h = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("");
   return `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n${h}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
 }

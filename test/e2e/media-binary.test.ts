@@ -63,6 +63,12 @@ const config = (more: Record<string, unknown> = {}, at = dir) =>
   );
 const send = (to: string) => post(gw!.url, "/mms", sendBody({ to, callback_url: sink.url, media: [{ url: `http://127.0.0.1:${media.port}/photo.jpg` }] }));
 const submitsTo = (to: string) => stub.received.filter((r) => r.to[0]!.value.endsWith(to));
+/** Sends an MMS to `to` and waits until it is delivered as the SMS fallback; its id and the first event's fallback_reason. */
+async function sendFallback(to: string): Promise<{ id: string; reason: unknown }> {
+  const { id } = (await send(to)).json;
+  await waitFor(`fallback to ${to} delivered`, () => sink.byMessage(id).some((e) => e.status === "delivered"), 30_000);
+  return { id, reason: sink.byMessage(id)[0]!.fallback_reason };
+}
 
 test("the binary adapts a 3000×2000 photo within the limit, serves the fallback's page, and remembers a number across a restart", async () => {
   expect(photo.byteLength).toBeGreaterThan(10 * LIMIT);
@@ -78,11 +84,10 @@ test("the binary adapts a 3000×2000 photo within the limit, serves the fallback
   expect(shown.width).toBeCloseTo(853, -1);
 
   // Refused as "cannot take MMS": the SMS fallback carries a link to the page with the image.
-  const refused = await send("0044770090009077");
-  await waitFor("fallback delivered", () => sink.byMessage(refused.json.id).some((e) => e.status === "delivered"), 30_000);
-  expect(sink.byMessage(refused.json.id)[0]!.fallback_reason).toStartWith("mm7:2002");
+  const refused = await sendFallback("0044770090009077");
+  expect(refused.reason).toStartWith("mm7:2002");
   const db = new Database(join(dir, "gateway.db"), { readonly: true });
-  const { token } = db.query("SELECT token FROM media_links WHERE message_id = ?").get(refused.json.id) as { token: string };
+  const { token } = db.query("SELECT token FROM media_links WHERE message_id = ?").get(refused.id) as { token: string };
   db.close();
   const html = await (await fetch(`${gw.url}/m/${token}`)).text();
   expect(html).toContain(`<img src="/m/${token}/1"`);
@@ -93,9 +98,7 @@ test("the binary adapts a 3000×2000 photo within the limit, serves the fallback
   gw.proc.kill("SIGTERM");
   expect(await gw.proc.exited).toBe(0);
   gw = await startBinary(config(), port);
-  const again = await send("+44770090009077");
-  await waitFor("remembered fallback", () => sink.byMessage(again.json.id).some((e) => e.status === "delivered"), 30_000);
-  expect(sink.byMessage(again.json.id)[0]!.fallback_reason).toStartWith("capability:no_mms");
+  expect((await sendFallback("+44770090009077")).reason).toStartWith("capability:no_mms");
   expect(submitsTo("44770090009077")).toHaveLength(1);
   // After the restart the adaptation comes from the database: the metric counts none computed.
   await send("0012025550142");
@@ -138,22 +141,19 @@ describe.skipIf(!pgAvailable)("on PostgreSQL", () => {
     gw = await node("n1");
     await send("0012025550151");
     await waitFor("n1's SubmitReq", () => submitsTo("0151").length === 1, 60_000);
-    const refused = await send("0044770090019077");
-    await waitFor("fallback delivered", () => sink.byMessage(refused.json.id).some((e) => e.status === "delivered"), 30_000);
-    expect(sink.byMessage(refused.json.id)[0]!.fallback_reason).toStartWith("mm7:2002");
+    const refused = await sendFallback("0044770090019077");
+    expect(refused.reason).toStartWith("mm7:2002");
     gw.proc.kill("SIGTERM");
     expect(await gw.proc.exited).toBe(0);
 
     gw = await node("n2");
     const sql = postgres(db.url, { max: 1, onnotice: () => {} });
-    const [{ token }] = (await sql`SELECT token FROM media_links WHERE message_id = ${refused.json.id}`) as unknown as [{ token: string }];
+    const [{ token }] = (await sql`SELECT token FROM media_links WHERE message_id = ${refused.id}`) as unknown as [{ token: string }];
     await sql.end({ timeout: 1 });
     const image = await fetch(`${gw.url}/m/${token}/1`);
     expect(image.headers.get("content-type")).toBe("image/jpeg");
     expect((await describeImage(new Uint8Array(await image.arrayBuffer()))).height).toBe(1280);
-    const again = await send("+44770090019077");
-    await waitFor("remembered fallback", () => sink.byMessage(again.json.id).some((e) => e.status === "delivered"), 30_000);
-    expect(sink.byMessage(again.json.id)[0]!.fallback_reason).toStartWith("capability:no_mms");
+    expect((await sendFallback("+44770090019077")).reason).toStartWith("capability:no_mms");
     expect(submitsTo("44770090019077")).toHaveLength(1);
     await send("0012025550152");
     await waitFor("n2's SubmitReq", () => submitsTo("0152").length === 1, 30_000);

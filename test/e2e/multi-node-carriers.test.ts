@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
 import { ACME_SECRET, deepMerge, MM7_INBOUND, post, sendBody, tempDir, testConfigDoc, waitFor } from "../support/app.ts";
-import { configFor, freePort, startBinary, type Running } from "../support/binary.ts";
+import { configFor, freePort, killNodes, startBinary, startNodes, type Running } from "../support/binary.ts";
 import { createTestDatabase, pgAvailable, type TestDatabase } from "../support/postgres.ts";
 import { startSink, type Sink } from "../support/sink.ts";
 import { startMmscStub, type MmscStub } from "../peers/mm7-stub.ts";
@@ -41,12 +41,11 @@ describe.skipIf(!pgAvailable)("several gateways, one SMSC bind limit (compiled b
     db = await createTestDatabase();
     sink = startSink(ACME_SECRET);
     smsc = await startSmsc({ sendReceipts: true });
-    nodes.push(...(await Promise.all(["b1", "b2", "b3"].map((n) => startBinary(nodeConfig(db, smsc, n), freePort())))));
+    nodes.push(...(await startNodes(["b1", "b2", "b3"], (n) => nodeConfig(db, smsc, n))));
   }, 60_000);
 
   afterAll(async () => {
-    for (const n of nodes) n.proc.kill("SIGKILL");
-    await Promise.all(nodes.map((n) => n.proc.exited));
+    await killNodes(nodes);
     sink?.stop();
     await smsc?.stop();
     await db?.drop();
@@ -119,8 +118,7 @@ describe.skipIf(!pgAvailable)("a receipt at the node that did not submit (compil
   }, 60_000);
 
   afterAll(async () => {
-    for (const n of [submitter, other]) n?.proc.kill("SIGKILL");
-    await Promise.all([submitter, other].map((n) => n?.proc.exited));
+    await killNodes([submitter, other]);
     sink?.stop();
     await smsc?.stop();
     await mmsc?.stop();

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Socket, TCPSocketListener } from "bun";
 import postgres from "postgres";
 import { ACME_SECRET, post, sendBody, tempDir, testConfigDoc, waitFor } from "../support/app.ts";
-import { binaryPath, configFor, freePort, startBinary, type Running } from "../support/binary.ts";
+import { binaryPath, configFor, freePort, killNodes, startBinary, startNodes, type Running } from "../support/binary.ts";
 import { createTestDatabase, pgAvailable, type TestDatabase } from "../support/postgres.ts";
 import { startSink, type Sink } from "../support/sink.ts";
 
@@ -26,12 +26,11 @@ describe.skipIf(!pgAvailable)("several gateways on one PostgreSQL (compiled bina
     // Migrated once by the command, then three nodes start at the same time.
     const m = Bun.spawnSync([binaryPath, "migrate", "--config", nodeConfig("migrate", db.url)]);
     expect(m.stdout.toString()).toContain("postgres store: schema version 0 → 5");
-    nodes.push(...(await Promise.all(["n1", "n2", "n3"].map((n) => startBinary(nodeConfig(n, db.url), freePort())))));
+    nodes.push(...(await startNodes(["n1", "n2", "n3"], (n) => nodeConfig(n, db.url))));
   }, 60_000);
 
   afterAll(async () => {
-    for (const n of nodes) n.proc.kill("SIGKILL");
-    await Promise.all(nodes.map((n) => n.proc.exited));
+    await killNodes(nodes);
     sink?.stop();
     await db?.drop();
   }, 60_000);

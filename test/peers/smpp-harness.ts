@@ -49,7 +49,7 @@ export const fastSettings: Partial<SmppSettings> = {
   unbind_timeout_ms: 300,
 };
 
-export async function startCarrier(smsc: Smsc, settings: Partial<SmppSettings> = {}, start = true): Promise<Harness> {
+async function startCarrier(smsc: Smsc, settings: Partial<SmppSettings> = {}, start = true): Promise<Harness> {
   const logs: LogLine[] = [];
   const h: Harness = {
     carrier: createSmppCarrier("sms", { ...fastSettings, port: smsc.port, ...settings }, { log: recordingLogger(logs), now: Date.now }),

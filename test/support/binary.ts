@@ -10,7 +10,7 @@ export function requireBinary(): void {
 }
 
 /** Writes a TOML config for the binary from a plain object (only the shapes tests need). */
-export function writeToml(path: string, doc: Record<string, unknown>): void {
+function writeToml(path: string, doc: Record<string, unknown>): void {
   const lines: string[] = [];
   const value = (v: unknown): string => {
     if (typeof v === "string") return JSON.stringify(v);
@@ -67,6 +67,17 @@ export async function startBinary(configPath: string, port: number, env: Record<
     await Bun.sleep(25);
   }
   return { proc, url, output: () => chunks.join("") };
+}
+
+/** Starts one gateway per node name, all at once, each on a free port. */
+export function startNodes(names: string[], configOf: (name: string) => string): Promise<Running[]> {
+  return Promise.all(names.map((n) => startBinary(configOf(n), freePort())));
+}
+
+/** SIGKILLs the gateways (skipping ones that never started) and waits until each has exited. */
+export async function killNodes(nodes: (Running | undefined)[]): Promise<void> {
+  for (const n of nodes) n?.proc.kill("SIGKILL");
+  await Promise.all(nodes.map((n) => n?.proc.exited));
 }
 
 /** A free loopback port (bound then released). */

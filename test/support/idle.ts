@@ -7,7 +7,7 @@
 import { Database } from "bun:sqlite";
 
 /** What the gateway still has to do for `ids` (every message when omitted), or null when idle. */
-export function busyWith(db: Database, ids?: readonly string[]): string | null {
+function busyWith(db: Database, ids?: readonly string[]): string | null {
   const scope = ids ? ` AND message_id IN (SELECT value FROM json_each(?))` : "";
   const args = ids ? [JSON.stringify(ids)] : [];
   const open = (db.query(`SELECT COUNT(*) AS n FROM messages WHERE due_at IS NOT NULL${scope.replace("message_id", "id")}`).get(...args) as { n: number }).n;

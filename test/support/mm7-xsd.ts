@@ -8,7 +8,7 @@ const mm7Xsd = await Bun.file(new URL("UNOFFICIAL-derived-REL-6-MM7-1-4-subset.x
 const soapXsd = await Bun.file(new URL("soap11-envelope-min.xsd", fixtures)).text();
 const derivedNs = "http://www.3gpp.org/ftp/Specs/archive/23_series/23.140/schema/REL-6-MM7-1-4";
 
-export function schemaFor(ns: string): string {
+function schemaFor(ns: string): string {
   return mm7Xsd.replaceAll(derivedNs, ns);
 }
 

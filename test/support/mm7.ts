@@ -3,7 +3,7 @@ import type { MmsSubmit } from "../../adapters/carrier.ts";
 import type { Logger } from "../../adapters/carrier.ts";
 import { resolveMm7Settings, type Mm7Settings } from "../../adapters/mm7/settings.ts";
 
-export const fixtureDir = new URL("../fixtures/mm7/", import.meta.url);
+const fixtureDir = new URL("../fixtures/mm7/", import.meta.url);
 
 export async function fixtureBytes(name: string): Promise<Uint8Array> {
   return new Uint8Array(await Bun.file(new URL(name, fixtureDir)).arrayBuffer());

@@ -11,7 +11,7 @@ export interface CapturedLog extends DestinationStream {
   parsed(): Record<string, unknown>[];
 }
 
-export function captureLog(): CapturedLog {
+function captureLog(): CapturedLog {
   const lines: string[] = [];
   return {
     lines,

@@ -157,7 +157,7 @@ describe("fallback to SMS and the capability memory", () => {
       expect(t.noMms).toBeUndefined();
     }
     // A carrier's own code that merely mentions such a word is still about the handset.
-    expect(decideAfterSubmit(bound, "mm7-a", refused("mm7:unsupported_media"), remembering, 1000, half).noMms).toBeDefined();
+    expect(decideAfterSubmit(bound, "mm7-a", refused("mm7:unsupported_media"), remembering, 1000, half).noMms).toEqual({ number: "447700900123", reason: "mm7:unsupported_media: refused", until: 1000 + DAY });
   });
 
   test("a failed receipt allowing fallback: the SMS for an MMS, final for an SMS; the carrier's code or a generic one", () => {

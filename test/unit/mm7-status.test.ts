@@ -70,7 +70,7 @@ describe("StatusCode table", () => {
   test("2001 Operation restricted fails permanently but raises the alarm", () => {
     const r = answer(200, submitRspXml(ns, "6.8.0", "t", 2001, "x", undefined));
     expect(r.result.kind).toBe("permanent");
-    expect(r.alarm).toBeDefined();
+    expect(r.alarm).toContain("2001");
   });
 
   test("config errors become permanent when config_error_retry_after_ms is 0", () => {
@@ -146,7 +146,7 @@ describe("HTTP without an MM7 status", () => {
   test("a Client fault without a code on a credentials error stays a configuration alarm", () => {
     const r = answer(401, faultXml(ns, "6.8.0", "t", 0, "nope", "none"));
     expect(r.result).toMatchObject({ kind: "temporary", code: "mm7:http-401" });
-    expect(r.alarm).toBeDefined();
+    expect(r.alarm).toContain("401");
   });
 
   test("a fault without any code: Client is permanent, Server temporary", () => {
