@@ -25,13 +25,12 @@ export function claimDue(c: PostgresCore, channel: Channel, limit: number, assig
         AND id <> ALL(${left}::text[]) ORDER BY due_at LIMIT ${want} FOR UPDATE SKIP LOCKED`;
       for (const row of rows) {
         const m = toMessage(row);
-        const carrier = now < m.expiresAt ? assign?.(m) : undefined;
-        if (carrier === null) {
+        const t = decideClaim(m, now, row.last_error as string | null, assign);
+        if (t === null) {
           left.push(m.id);
           continue;
         }
         taken++;
-        const t = decideClaim(m, now, row.last_error as string | null, carrier);
         if (t.to === "submitting") claimed.push(m);
         applied.push(c.apply(tx, m, t, done));
       }
