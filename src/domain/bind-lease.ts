@@ -18,6 +18,11 @@ export interface BindDecision {
   surplus: number[];
 }
 
+/** The node holding a slot now, or null when it is free (never held, released, or its lease ran out). */
+export function holderAt(s: BindSlot, now: number): string | null {
+  return s.node !== null && s.until !== null && s.until >= now ? s.node : null;
+}
+
 /**
  * Each node wanting the carrier may hold ceil(limit / nodes wanting it): binds spread over the nodes (a
  * dead node loses only its share), and together they never hold more than `limit` since a slot has
@@ -25,7 +30,7 @@ export interface BindDecision {
  */
 export function decideBindHold(slots: BindSlot[], me: string, now: number, wanting: number, limit: number): BindDecision {
   const share = Math.ceil(limit / Math.max(1, wanting));
-  const live = (s: BindSlot) => s.node !== null && s.until !== null && s.until >= now;
+  const live = (s: BindSlot) => holderAt(s, now) !== null;
   const sorted = [...slots].sort((a, b) => a.slot - b.slot);
   const mine = sorted.filter((s) => live(s) && s.node === me).map((s) => s.slot);
   // Slots past the limit (held under an older, larger `binds`) are always given back.

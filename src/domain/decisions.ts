@@ -122,10 +122,16 @@ export function fallbackOrFail(m: StoredMessage, now: number, cause: GatewayErro
 const notTheHandset = /^(media|capability|gateway|mm7:size):?/;
 
 /** A due message is claimed for a submit (for `carrier`, chosen now by its route), or failed when its validity has ended. */
-export function decideClaim(m: StoredMessage, now: number, lastError: string | null, carrier?: string): Transition {
+/**
+ * A due message at a claim: failed if past its validity, else `submitting` for the carrier `assign`
+ * picks now; null when `assign` leaves it to another node (the claim reads past it).
+ */
+export function decideClaim(m: StoredMessage, now: number, lastError: string | null, assign?: (m: StoredMessage) => string | null): Transition | null {
   if (now >= m.expiresAt) {
     return finish(m, "failed", now, null, { ...gatewayErrors.validityExpired, message: `${gatewayErrors.validityExpired.message}; last error: ${lastError ?? "none"}` });
   }
+  const carrier = assign?.(m);
+  if (carrier === null) return null;
   return transition(m, "submitting", { dueAt: now, attemptsDelta: 1, carrier, detail: carrier ? `claimed for ${carrier}` : "claimed" });
 }
 

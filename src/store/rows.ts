@@ -1,5 +1,5 @@
 // Row → value mappers that read the same columns in both engines (the drivers differ only in how they fetch).
-import type { CapabilityEntry, MediaLink, PendingEvent } from "./index.ts";
+import type { CapabilityEntry, MediaLink, PendingEvent, StoredResponse } from "./index.ts";
 import type { IdReading } from "../../adapters/carrier.ts";
 import type { ReceiptCandidate } from "../domain/receipt-match.ts";
 import type { Channel, MessagePayload, MessageState, StoredMessage } from "../domain/message.ts";
@@ -39,6 +39,11 @@ export function toMessage(r: Row): StoredMessage {
     refused: r.refused_carriers ? String(r.refused_carriers).split(",") : [],
     fallbackReason: (r.fallback_reason as string | null) ?? null,
   };
+}
+
+/** The stored answer of a request_id seen before (a dedup row); `bodyHash`: the copy's, to tell a changed body. */
+export function toStoredResponse(row: Row, bodyHash: string): StoredResponse {
+  return { status: row.status as number, body: row.response as string, replay: true, bodyDiffers: row.body_hash !== bodyHash, messageId: row.message_id as string | null };
 }
 
 /** One line of a message's history column (appended, newline-terminated JSON). */

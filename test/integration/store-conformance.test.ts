@@ -426,6 +426,15 @@ describe.skipIf(!pgAvailable)("several nodes on one PostgreSQL", () => {
     expect(answers.filter((x) => !x.replay)).toHaveLength(1);
   });
 
+  test("an inbound message taken at one node wakes the other's outbox", async () => {
+    const [a, b] = await nodes(2, { t: 1000 });
+    // Without the NOTIFY this waits until the test's timeout fails it.
+    const woken = new Promise<string>((resolve) => b!.watch(resolve));
+    await a!.recordInbound("a", "https://x.example/mo", { carrier: "sms", channel: "sms", carrierMessageId: "mo1", from: "1", to: "2", text: "t", media: [], timestamp: 1 });
+    expect(await woken).toBe("events");
+    expect(await b!.dueEvents(1000, 10)).toHaveLength(1);
+  });
+
   test("claims at two nodes never overlap", async () => {
     const [a, b] = await nodes(2, { t: 1000 });
     for (let i = 0; i < 40; i++) await a!.accept(input(`c${i}`));

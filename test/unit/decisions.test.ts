@@ -80,7 +80,13 @@ describe("claims, in-flight and the receipt window", () => {
     expect(decideClaim(msg({ state: "accepted" }), 1000, null)).toMatchObject({ to: "submitting", attemptsDelta: 1, event: null });
     const t = decideClaim(msg({ state: "accepted", expiresAt: 1000 }), 1000, '{"code":"x"}');
     expect(t).toMatchObject({ to: "failed", event: { status: "failed", error: { code: "gateway:validity_expired" } } });
-    expect(t.error!.message).toContain('{"code":"x"}');
+    expect(t!.error!.message).toContain('{"code":"x"}');
+  });
+
+  test("a claim leaves to another node what assign gives away, but fails it there if it is past its validity", () => {
+    expect(decideClaim(msg({ state: "accepted" }), 1000, null, () => null)).toBeNull();
+    expect(decideClaim(msg({ state: "accepted" }), 1000, null, () => "a")).toMatchObject({ to: "submitting", carrier: "a" });
+    expect(decideClaim(msg({ state: "accepted", expiresAt: 1000 }), 1000, null, () => null)).toMatchObject({ to: "failed" });
   });
 
   test("in flight (crash or expired lease): at-most-once fails, at-least-once resends", () => {

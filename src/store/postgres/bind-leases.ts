@@ -3,7 +3,7 @@
 // out (its node died) is free for another. Which slots a node keeps, takes and gives back is decided in
 // domain/bind-lease.ts; this reads and writes it in one transaction per carrier.
 import type { BindHold } from "../../../adapters/carrier.ts";
-import { decideBindHold } from "../../domain/bind-lease.ts";
+import { decideBindHold, holderAt } from "../../domain/bind-lease.ts";
 import type { PostgresCore } from "./core.ts";
 
 export function holdBinds(core: PostgresCore, carrier: string, limit: number): Promise<BindHold> {
@@ -26,7 +26,7 @@ export function holdBinds(core: PostgresCore, carrier: string, limit: number): P
     if (renewed.length) await tx`UPDATE bind_leases SET node = ${me}, lease_until = ${until} WHERE carrier = ${carrier} AND slot = ANY(${renewed}::int[])`;
     const holders = slots
       .filter((s) => s.slot < limit)
-      .map((s) => (renewed.includes(s.slot) ? me : s.node !== null && s.until !== null && s.until >= now ? s.node : null));
+      .map((s) => (renewed.includes(s.slot) ? me : holderAt(s, now)));
     return {
       mine: [...d.keep, ...d.take].sort((a, b) => a - b),
       surplus: d.surplus,

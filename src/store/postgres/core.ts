@@ -6,7 +6,7 @@
 // issues around pool recovery after the server restarts and around LISTEN, both of which this needs.
 import postgres from "postgres";
 import type { CarrierReceipt } from "../../../adapters/carrier.ts";
-import { decideReceipt, waitsForCarrier, type Outcome, type Transition } from "../../domain/decisions.ts";
+import { decideInFlight, decideReceipt, waitsForCarrier, type Outcome, type Transition } from "../../domain/decisions.ts";
 import { deliveryEvent, newId } from "../../domain/event.ts";
 import type { StoredMessage } from "../../domain/message.ts";
 import { chooseCandidate, IdBaseLearning, type ReceiptCandidate } from "../../domain/receipt-match.ts";
@@ -155,6 +155,15 @@ export class PostgresCore {
   }
 
   // ---- inside a transaction: a decided transition, a receipt -------------------------------
+
+  /** Claims left `submitting` (read FOR UPDATE), whoever held them: the in-flight policy decides. */
+  async recoverClaims(tx: Tx, rows: readonly Record<string, unknown>[], done: Effects): Promise<number> {
+    for (const row of rows) {
+      const m = toMessage(row);
+      await this.apply(tx, m, decideInFlight(m, this.opts, this.now()), done, row.lease_node as string);
+    }
+    return rows.length;
+  }
 
   /**
    * Writes a decided transition as a compare-and-set on the state it was decided from (and, from

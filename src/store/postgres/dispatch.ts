@@ -1,7 +1,7 @@
 // Dispatching: claims of due messages (FOR UPDATE SKIP LOCKED, with a lease), what a carrier said about
 // a submit, recovery of claims left by a restart or a dead node, and the end of receipt windows.
 import type { CarrierReceipt, SubmitResult } from "../../../adapters/carrier.ts";
-import { decideAfterSubmit, decideClaim, decideInFlight, decideReceiptWindowEnd, submitVerdict, verdictAfterHeldReceipts, type SubmitVerdict } from "../../domain/decisions.ts";
+import { decideAfterSubmit, decideClaim, decideReceiptWindowEnd, submitVerdict, verdictAfterHeldReceipts, type SubmitVerdict } from "../../domain/decisions.ts";
 import type { Channel, MessagePayload, MessageState, StoredMessage } from "../../domain/message.ts";
 import { heldKeys } from "../../domain/receipt-match.ts";
 import { toMessage } from "../rows.ts";
@@ -25,13 +25,12 @@ export function claimDue(c: PostgresCore, channel: Channel, limit: number, assig
         AND id <> ALL(${left}::text[]) ORDER BY due_at LIMIT ${want} FOR UPDATE SKIP LOCKED`;
       for (const row of rows) {
         const m = toMessage(row);
-        const carrier = now < m.expiresAt ? assign?.(m) : undefined;
-        if (carrier === null) {
+        const t = decideClaim(m, now, row.last_error as string | null, assign);
+        if (t === null) {
           left.push(m.id);
           continue;
         }
         taken++;
-        const t = decideClaim(m, now, row.last_error as string | null, carrier);
         if (t.to === "submitting") claimed.push(m);
         applied.push(c.apply(tx, m, t, done));
       }
@@ -101,11 +100,7 @@ function insertCarrierIds(tx: Tx, carrier: string, messageId: string, ids: strin
 export function recoverInFlight(c: PostgresCore): Promise<number> {
   return c.tx(async (tx, done) => {
     const rows = await tx`SELECT * FROM messages WHERE state = 'submitting' AND (lease_node = ${c.node} OR lease_until < ${c.now()}) FOR UPDATE SKIP LOCKED`;
-    for (const row of rows) {
-      const m = toMessage(row);
-      await c.apply(tx, m, decideInFlight(m, c.opts, c.now()), done, row.lease_node as string);
-    }
-    return rows.length;
+    return c.recoverClaims(tx, rows, done);
   });
 }
 

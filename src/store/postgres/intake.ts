@@ -8,7 +8,7 @@
 // database refuses is tried again in halves, so one bad request fails alone.
 import { newId } from "../../domain/event.ts";
 import { StorageUnavailable, type AcceptInput, type Row, type StoredResponse } from "../index.ts";
-import { historyLine } from "../rows.ts";
+import { historyLine, toStoredResponse } from "../rows.ts";
 import { channelName, type PostgresCore, type Sql, type Tx } from "./core.ts";
 import { Groups, type Waiting } from "./group.ts";
 
@@ -79,7 +79,7 @@ async function acceptAll(c: PostgresCore, inputs: AcceptInput[]): Promise<Stored
   return fresh.map(({ input, id, body }) =>
     inserted.has(id)
       ? { status: 200, body, replay: false, bodyDiffers: false, messageId: id }
-      : storedResponse(stored.get(`${input.accountId}\n${input.requestId}`)!, input.bodyHash),
+      : toStoredResponse(stored.get(`${input.accountId}\n${input.requestId}`)!, input.bodyHash),
   );
 }
 
@@ -100,9 +100,5 @@ export function lookupRequest(c: PostgresCore, accountId: string, requestId: str
 
 async function readRequest(sql: Sql | Tx, accountId: string, requestId: string, bodyHash: string): Promise<StoredResponse | null> {
   const [row] = await sql`SELECT message_id, status, response, body_hash FROM dedup WHERE account_id = ${accountId} AND request_id = ${requestId}`;
-  return row ? storedResponse(row, bodyHash) : null;
-}
-
-function storedResponse(row: Row, bodyHash: string): StoredResponse {
-  return { status: row.status as number, body: row.response as string, replay: true, bodyDiffers: row.body_hash !== bodyHash, messageId: row.message_id as string | null };
+  return row ? toStoredResponse(row, bodyHash) : null;
 }

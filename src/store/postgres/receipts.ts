@@ -32,13 +32,14 @@ export function listUnmatchedReceipts(c: PostgresCore, limit = 100): Promise<Unm
 
 /** An inbound message (MO): one event in the outbox. */
 export function recordInbound(c: PostgresCore, accountId: string, url: string, m: InboundMessage): Promise<string> {
-  return c.tx(async (tx) => {
+  // One statement, its own transaction: the event and the wake-up in one round trip.
+  return c.statement(async (sql) => {
     const now = c.now();
     const eventId = newId("evt", now, c.random);
     const body = inboundEvent(eventId, m);
-    await tx`INSERT INTO events (event_id, message_id, account_id, kind, url, body, state, attempts, created_at, updated_at, due_at)
-      VALUES (${eventId}, NULL, ${accountId}, 'inbound', ${url}, ${JSON.stringify(body)}, 'pending', 0, ${now}, ${now}, ${now})`;
-    await tx`SELECT pg_notify(${channelName}, 'events')`;
+    await sql`WITH e AS (INSERT INTO events (event_id, message_id, account_id, kind, url, body, state, attempts, created_at, updated_at, due_at)
+      VALUES (${eventId}, NULL, ${accountId}, 'inbound', ${url}, ${JSON.stringify(body)}, 'pending', 0, ${now}, ${now}, ${now}) RETURNING 1)
+      SELECT pg_notify(${channelName}, 'events') FROM e`;
     return eventId;
   });
 }

@@ -10,10 +10,8 @@
 //
 // This file is the driver's face: opening, the node's heartbeat and take-over, health, and the Store
 // interface, made of the driver's parts (intake, dispatch, receipts, outbox, admin, media; parts.ts binds them).
-import { decideInFlight } from "../../domain/decisions.ts";
 import type { NodeInfo, Store, WorkKind } from "../index.ts";
 import { bind, mediaOf, type Bound, type MediaMethods } from "../parts.ts";
-import { toMessage } from "../rows.ts";
 import * as admin from "./admin.ts";
 import * as bindLeases from "./bind-leases.ts";
 import { channelName, connect, migratePostgres, PostgresCore, type PostgresOptions, type Sql } from "./core.ts";
@@ -104,11 +102,7 @@ export class PostgresStore implements Store {
     const c = this.c;
     return c.tx(async (tx, done) => {
       const rows = await tx`SELECT * FROM messages WHERE state = 'submitting' AND lease_until < ${c.now()} ORDER BY lease_until LIMIT 1000 FOR UPDATE SKIP LOCKED`;
-      for (const row of rows) {
-        const m = toMessage(row);
-        await c.apply(tx, m, decideInFlight(m, this.opts, c.now()), done, row.lease_node as string);
-      }
-      return rows.length;
+      return c.recoverClaims(tx, rows, done);
     });
   }
 

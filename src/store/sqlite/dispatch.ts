@@ -19,9 +19,8 @@ export function claimDue(c: SqliteCore, channel: Channel, limit: number, assign?
     const claimed: StoredMessage[] = [];
     for (const row of rows) {
       const m = toMessage(row);
-      const carrier = now < m.expiresAt ? assign?.(m) : undefined;
-      if (carrier === null) continue;
-      const t = decideClaim(m, now, row.last_error as string | null, carrier);
+      const t = decideClaim(m, now, row.last_error as string | null, assign);
+      if (t === null) continue;
       c.apply(m, t);
       if (t.to === "submitting") claimed.push(m);
     }

@@ -1,7 +1,7 @@
 // Intake: a new message and its dedup key in one write, and the stored answer of a request_id seen before.
 import { newId } from "../../domain/event.ts";
 import type { AcceptInput, StoredResponse } from "../index.ts";
-import { historyLine } from "../rows.ts";
+import { historyLine, toStoredResponse } from "../rows.ts";
 import type { Row, SqliteCore } from "./core.ts";
 
 /**
@@ -52,14 +52,7 @@ export async function lookupRequest(c: SqliteCore, accountId: string, requestId:
 
 function readRequest(c: SqliteCore, accountId: string, requestId: string, bodyHash: string): StoredResponse | null {
   const row = c.s.dedupGet!.get(accountId, requestId) as Row | null;
-  if (!row) return null;
-  return {
-    status: row.status as number,
-    body: row.response as string,
-    replay: true,
-    bodyDiffers: row.body_hash !== bodyHash,
-    messageId: row.message_id as string | null,
-  };
+  return row ? toStoredResponse(row, bodyHash) : null;
 }
 
 function replay(c: SqliteCore, accountId: string, requestId: string, bodyHash: string): StoredResponse {
