@@ -22,10 +22,13 @@ export interface AvConverter {
 export interface FfmpegOptions {
   /** `media.ffmpeg`: a name looked up on PATH, or a path; "" = no converter. */
   command: string;
+  /** `media.convert_timeout_ms`: for the whole conversion (probe and every encode), from its first ffmpeg start. */
   timeoutMs: number;
   maxInputBytes: number;
   /** Where input and output files live while ffmpeg runs (under the data directory). */
   tmpDir: string;
+  /** The clock the deadline is read from (tests move it). */
+  now?: () => number;
 }
 
 /** The executable `command` names, or null. */
@@ -57,6 +60,7 @@ const VIDEO_ATTEMPTS = 3;
 const INPUT_FORMATS = "mov,matroska,ogg,mp3,aac,wav,amr";
 
 export function createFfmpeg(o: FfmpegOptions): AvConverter {
+  const now = o.now ?? Date.now;
   const executable = findFfmpeg(o.command);
   const missing = executable
     ? null
@@ -70,13 +74,19 @@ export function createFfmpeg(o: FfmpegOptions): AvConverter {
   const waiting: (() => void)[] = [];
   const slots = Math.max(1, availableParallelism());
 
-  /** Runs ffmpeg with `args`; its exit code and the end of what it printed. Killed at the time limit. */
-  async function run(args: string[]): Promise<{ code: number; log: string; timedOut: boolean }> {
+  /**
+   * Runs ffmpeg with `args`; its exit code and the end of what it printed. The conversion's deadline starts
+   * with its first run (time spent waiting for a slot before it does not count) and kills whatever runs at it.
+   */
+  async function run(args: string[], conversion: { deadline?: number }): Promise<{ code: number; log: string; timedOut: boolean }> {
     // A finished run hands its slot straight to the next waiter, so none is taken twice.
     if (running >= slots) await new Promise<void>((resolve) => waiting.push(resolve));
     else running++;
     try {
-      return await runNow(args);
+      conversion.deadline ??= now() + o.timeoutMs;
+      const left = conversion.deadline - now();
+      if (left <= 0) return { code: -1, log: "", timedOut: true };
+      return await runNow(args, left);
     } finally {
       const next = waiting.shift();
       if (next) next();
@@ -84,13 +94,13 @@ export function createFfmpeg(o: FfmpegOptions): AvConverter {
     }
   }
 
-  async function runNow(args: string[]): Promise<{ code: number; log: string; timedOut: boolean }> {
+  async function runNow(args: string[], timeoutMs: number): Promise<{ code: number; log: string; timedOut: boolean }> {
     const proc = Bun.spawn([executable!, "-hide_banner", "-nostdin", "-y", "-format_whitelist", INPUT_FORMATS, ...args], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
       proc.kill("SIGKILL");
-    }, o.timeoutMs);
+    }, timeoutMs);
     // Only the tail is kept while reading: input that makes ffmpeg complain at every frame must not grow memory.
     let log = "";
     const text = new TextDecoder();
@@ -111,12 +121,13 @@ export function createFfmpeg(o: FfmpegOptions): AvConverter {
       mkdirSync(o.tmpDir, { recursive: true, mode: 0o700 });
       const work = join(o.tmpDir, `av-${crypto.randomUUID()}`);
       mkdirSync(work, { mode: 0o700 });
+      const conversion: { deadline?: number } = {};
       try {
         const input = typeof source === "string" ? source : join(work, "in");
         if (typeof source !== "string") await Bun.write(input, source);
         // ffmpeg with an input and no output prints the input's description and exits 1: the probe.
-        const probe = await run(["-i", input]);
-        if (probe.timedOut) return { unfit: `ffmpeg timed out after ${o.timeoutMs} ms reading it` };
+        const probe = await run(["-i", input], conversion);
+        if (probe.timedOut) return { unfit: `ffmpeg ran out of convert_timeout_ms (${o.timeoutMs} ms for the whole conversion) reading it` };
         const duration = /Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)/.exec(probe.log);
         const hasVideo = /Stream #\S+.*: Video: (?!mjpeg|png)/.test(probe.log);
         const hasAudio = /Stream #\S+.*: Audio: /.test(probe.log);
@@ -127,8 +138,8 @@ export function createFfmpeg(o: FfmpegOptions): AvConverter {
 
         const encode = async (args: string[]): Promise<Uint8Array | { unfit: string }> => {
           // -fs stops a runaway encode from filling the disk; an output cut by it is over the budget anyway.
-          const r = await run(["-i", input, "-map_metadata", "-1", ...args, "-fs", String(limits.maxBytes * 2), output]);
-          if (r.timedOut) return { unfit: `ffmpeg timed out after ${o.timeoutMs} ms converting it` };
+          const r = await run(["-i", input, "-map_metadata", "-1", ...args, "-fs", String(limits.maxBytes * 2), output], conversion);
+          if (r.timedOut) return { unfit: `ffmpeg ran out of convert_timeout_ms (${o.timeoutMs} ms for the whole conversion) converting it` };
           if (r.code !== 0) return { unfit: `ffmpeg failed converting it: ${lastLine(r.log)}` };
           return new Uint8Array(await Bun.file(output).arrayBuffer());
         };

@@ -3,7 +3,7 @@ import { expect, test } from "bun:test";
 import { join } from "node:path";
 import { createFfmpeg } from "../../src/pipeline/transcode.ts";
 import { tempDir } from "../support/app.ts";
-import { describeWithFfmpeg, makeAv } from "../support/av.ts";
+import { describeWithFfmpeg, makeAv, toneWav } from "../support/av.ts";
 
 describeWithFfmpeg("transcode.test.ts")("ffmpeg on hostile media", () => {
   test("an HLS playlist sent as audio naming a local media file is refused, not converted from that file", async () => {
@@ -15,5 +15,27 @@ describeWithFfmpeg("transcode.test.ts")("ffmpeg on hostile media", () => {
     const av = createFfmpeg({ command: "ffmpeg", timeoutMs: 30_000, maxInputBytes: 10_000_000, tmpDir: join(dir, "av") });
     const r = await av.convert(playlist, "audio/mpeg", { maxBytes: 300 * 1024, maxEdge: 640 });
     expect("unfit" in r).toBe(true);
+  }, 60_000);
+
+  test("convert_timeout_ms bounds the whole conversion, not each ffmpeg run: the encode after a probe that used most of it is not started", async () => {
+    const dir = tempDir();
+    const wav = await toneWav(5);
+    const limit = 60_000;
+    // A clock that moves 0.6 × the limit at each reading: the probe starts with 0.4 of it left, the encode with none.
+    let clock = 0;
+    const now = () => (clock += 0.6 * limit);
+    const av = createFfmpeg({ command: "ffmpeg", timeoutMs: limit, maxInputBytes: 10_000_000, tmpDir: join(dir, "av"), now });
+    const r = await av.convert(wav, "audio/wav", { maxBytes: 300 * 1024, maxEdge: 640 });
+    expect(r).toEqual({ unfit: `ffmpeg ran out of convert_timeout_ms (${limit} ms for the whole conversion) converting it` });
+    // With the clock still, the same file converts: what ended it above was the deadline alone.
+    const still = createFfmpeg({ command: "ffmpeg", timeoutMs: limit, maxInputBytes: 10_000_000, tmpDir: join(dir, "av"), now: () => 0 });
+    expect(await still.convert(wav, "audio/wav", { maxBytes: 300 * 1024, maxEdge: 640 })).toMatchObject({ contentType: "audio/3gpp" });
+  }, 60_000);
+
+  test("a run still going at the deadline is killed and named", async () => {
+    const dir = tempDir();
+    const av = createFfmpeg({ command: "ffmpeg", timeoutMs: 1, maxInputBytes: 10_000_000, tmpDir: join(dir, "av") });
+    const r = await av.convert(await toneWav(5), "audio/wav", { maxBytes: 300 * 1024, maxEdge: 640 });
+    expect(r).toEqual({ unfit: "ffmpeg ran out of convert_timeout_ms (1 ms for the whole conversion) reading it" });
   }, 60_000);
 });
