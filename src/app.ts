@@ -197,9 +197,10 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         log,
         metrics,
         now,
+        onAccepting: store.writesInOrder ? (channel) => dispatcher.wake(channel) : undefined,
         onAccepted: (channel) => {
           activity.accepted();
-          dispatcher.wake(channel);
+          if (!store.writesInOrder) dispatcher.wake(channel);
         },
         validityMs: ms.validityMs,
         checkEgress: (url) => egress.checkLiteral(url),

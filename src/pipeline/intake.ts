@@ -31,6 +31,12 @@ export interface IntakeDeps {
   /** Called after a new message is stored, so the dispatcher need not poll. */
   onAccepted: (channel: Channel) => void;
   /**
+   * Called as soon as a message's write is queued, before it is stored: with a store whose writes apply in
+   * order (store.writesInOrder), a claim queued now runs in the same commit, so the message costs one fsync
+   * for both (the claim's answer, like the 200, waits for it).
+   */
+  onAccepting?: (channel: Channel) => void;
+  /**
    * Refuses a URL whose host is an IP literal the egress policy forbids (loopback, private, metadata…),
    * by throwing; names are resolved and checked only when fetched.
    */
@@ -84,7 +90,7 @@ export function createIntake(d: IntakeDeps) {
       const seen = requestId === null ? null : await d.store.lookupRequest(account.id, requestId, bodyHash);
       return seen ? stored(seen, account.id, requestId) : { kind: "limited", body: limited };
     }
-    const response = await d.store.accept({
+    const accepting = d.store.accept({
       accountId: account.id,
       requestId: parsed.requestId,
       channel,
@@ -92,6 +98,8 @@ export function createIntake(d: IntakeDeps) {
       bodyHash,
       expiresAt: d.now() + d.validityMs,
     });
+    d.onAccepting?.(channel);
+    const response = await accepting;
     if (!response.replay) {
       d.metrics.accepted.inc({ channel });
       d.log.debug({ messageId: response.messageId, accountId: account.id, requestId, channel }, "accepted");

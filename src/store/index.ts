@@ -120,6 +120,11 @@ export interface NodeInfo {
 export type WorkKind = Channel | "events";
 
 export interface Store {
+  /**
+   * True when a write queued after another sees it and commits with it or later (one writer, in order: SQLite),
+   * so a claim queued right behind an accept can share its commit; false when writes run on several connections.
+   */
+  readonly writesInOrder: boolean;
   // ---- intake
   /**
    * Stores a new message and its dedup key in one transaction, or returns the stored answer for a

@@ -5,7 +5,7 @@ import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import pino from "pino";
 import { startApp, type App } from "../../src/app.ts";
 import type { StoredMessage } from "../../src/domain/message.ts";
-import { ACME_SECRET, post, sendBody, tempDir, testConfig, waitFor } from "../support/app.ts";
+import { ACME_SECRET, post, sendBody, sqlite, tempDir, testConfig, waitFor } from "../support/app.ts";
 import { scrape } from "../support/metrics.ts";
 import { createTestDatabase, pgAvailable, type TestDatabase } from "../support/postgres.ts";
 import { startSink, type Sink } from "../support/sink.ts";
@@ -58,6 +58,21 @@ describe("claims only when work may be due", () => {
     const before = claims.sms;
     for (const to of ["0012025550170", "0012025550175", "0012025550176"]) expect((await finalOf(await send("/sms", to))).status).toBe("delivered");
     expect(claims.sms - before).toBe(3);
+  });
+
+  test("SQLite: a message sent alone is claimed in its accept's own commit (one fsync for both, not two)", async () => {
+    await gateway();
+    await waitFor("start-up claims done", async () => (await app!.store.queueStats()).length === 0);
+    const writer = sqlite(app!.store).writer;
+    // The commit count each resolved at: both settle on the same fsync when they share a commit.
+    const at: { accepted?: number; claimed?: number } = {};
+    const accept = app!.store.accept.bind(app!.store);
+    app!.store.accept = (input) => accept(input).then((r) => ((at.accepted = writer.commits), r));
+    const claimDue = app!.store.claimDue.bind(app!.store);
+    app!.store.claimDue = (channel, limit, assign) => claimDue(channel, limit, assign).then((ms) => (ms.length > 0 && (at.claimed = writer.commits), ms));
+    expect((await finalOf(await send("/sms", "0012025550177"))).status).toBe("delivered");
+    expect(at.accepted).toBeNumber();
+    expect(at.claimed).toBe(at.accepted!);
   });
 });
 

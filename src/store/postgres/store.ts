@@ -28,6 +28,8 @@ type Parts = Bound<typeof intake> & Bound<typeof dispatch> & Bound<typeof receip
 export interface PostgresStore extends Parts {}
 
 export class PostgresStore implements Store {
+  /** Writes run on a pool of connections: a claim may start before an accept queued earlier commits. */
+  readonly writesInOrder = false;
   private readonly c: PostgresCore;
   private timer: ReturnType<typeof setInterval> | null = null;
   private listeners: ((kind: WorkKind) => void)[] = [];

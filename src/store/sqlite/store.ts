@@ -32,6 +32,8 @@ type Parts = Bound<typeof intake> & Bound<typeof dispatch> & Bound<typeof receip
 export interface SqliteStore extends Parts {}
 
 export class SqliteStore implements Store {
+  /** One writer, its queue in order: see Store.writesInOrder. */
+  readonly writesInOrder = true;
   private readonly c: SqliteCore;
   readonly writer: GroupCommit;
   private readonly startedAt: number;
