@@ -6,6 +6,8 @@
 //   sms    — POST /sms → SMPP simulator with receipts → webhook (SMPP session, receipts, outbox)
 //   sms-paced — the same path paced at PROFILE_RATE msg/s (default 1,000) for PROFILE_N messages (default 10,000),
 //            64 connections as in bench/kannel.ts: the steady load where small groups cost more per message
+//   sms-alone — the same path one message at a time (the next sent once the previous callback arrived),
+//            PROFILE_N messages (default 300): what each step costs when it runs alone
 // Run: ./node_modules/.bin/bun bench/profile.ts [accept|mm7|sms|sms-paced …]   profiles land in .tmp/profiles/
 // PROFILE=off runs the same scenarios without the profiler (its figures without the sampling overhead).
 import { mkdirSync, readdirSync, readFileSync } from "node:fs";
@@ -14,7 +16,7 @@ import { ACME_KEY, sendBody, testConfigDoc } from "../test/support/app.ts";
 import { configFor, freePort } from "../test/support/binary.ts";
 import { e2eRun } from "./lib/e2e.ts";
 import { apiPost, sendScript, wrk } from "./lib/load.ts";
-import { spawnHelper, startCountingSink, tempDir } from "./lib/processes.ts";
+import { cpuMs, spawnHelper, startCountingSink, tempDir } from "./lib/processes.ts";
 
 const root = resolve(import.meta.dir, "..");
 const outDir = join(root, ".tmp", "profiles");
@@ -115,7 +117,7 @@ if (which.includes("mm7")) {
   await mmsc.stop();
   await sink.stop();
 }
-async function profileSms(name: string, n: number, rate?: number): Promise<void> {
+async function profileSms(name: string, n: number, rate?: number, alone = false): Promise<void> {
   const sink = await startCountingSink();
   const sim = await spawnHelper("smpp-smsc.ts", { SMSC_RECEIPTS: "1" });
   const gw = await startProfiled(name, {
@@ -123,7 +125,27 @@ async function profileSms(name: string, n: number, rate?: number): Promise<void>
     limits: { queue_high_water: 100_000_000 },
     webhooks: { batch_max_events: 100, batch_max_wait_ms: 5 },
   });
-  const body = (i: number) => apiPost("/sms", { to: "0012025550123", from: "12345", text: "Benchmark message", request_id: `prof-${i}`, callback_url: sink.url });
+  const json = (i: number) => ({ to: "0012025550123", from: "12345", text: "Benchmark message", request_id: `prof-${i}`, callback_url: sink.url });
+  const body = (i: number) => apiPost("/sms", json(i));
+  if (alone) {
+    await sink.reset();
+    const c0 = cpuMs(gw.pid);
+    const t0 = Date.now();
+    for (let i = 0; i < n; i++) {
+      const r = await fetch(`${gw.url}/sms`, { method: "POST", headers: { "Chan-Api-Key": ACME_KEY, "content-type": "application/json" }, body: JSON.stringify(json(i)) });
+      await r.arrayBuffer();
+      const until = Date.now() + 30_000;
+      while ((await sink.stats()).events < i + 1) {
+        if (Date.now() > until) throw new Error(`${name}: no callback for message ${i}`);
+        await Bun.sleep(1);
+      }
+    }
+    console.log(`${name}: ${n} messages one at a time in ${Date.now() - t0} ms, ${((cpuMs(gw.pid) - c0) / n).toFixed(3)} CPU ms/msg${profiling ? " (profiler overhead included)" : " (no profiler)"}`);
+    await gw.stop();
+    await sim.stop();
+    await sink.stop();
+    return;
+  }
   const r = await e2eRun({ port: gw.port, sink, n, connections: 64, rate, request: body, key: (i) => `prof-${i}`, pids: [gw.pid], deadlineS: rate ? Math.ceil(n / rate) + 60 : 60 });
   console.log(`${name}: ${r.e2ePerS.toFixed(0)} msg/s end to end, ${r.cpuPerMsg.toFixed(3)} CPU ms/msg, p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms${profiling ? " (profiler overhead included)" : " (no profiler)"}`);
   await gw.stop();
@@ -132,5 +154,6 @@ async function profileSms(name: string, n: number, rate?: number): Promise<void>
 }
 if (which.includes("sms")) await profileSms("sms", 10000);
 if (which.includes("sms-paced")) await profileSms("sms-paced", Number(process.env.PROFILE_N ?? 10000), Number(process.env.PROFILE_RATE ?? 1000));
+if (which.includes("sms-alone")) await profileSms("sms-alone", Number(process.env.PROFILE_N ?? 300), undefined, true);
 
 if (profiling) for (const f of readdirSync(outDir).filter((f) => which.some((w) => f === `${w}.cpuprofile`))) summarise(join(outDir, f), interesting);
