@@ -162,7 +162,7 @@ export const ConfigSchema = T.Object(
       max_redirects: Int(3, 0, 20),
       cache_entries: Int(1000, 0),
       ffmpeg: Doc('Audio/video converter: a name looked up on PATH or a path; "" = none (audio and video then pass through only when they fit and are a type MMS takes).', Str("ffmpeg")),
-      convert_timeout_ms: Doc("Longest the conversion of one part may take (probe and every encode together); ffmpeg is killed at it.", Int(60000, 1000)),
+      convert_timeout_ms: Doc("Longest ffmpeg may run to convert one part, summed over the probe and every encode (waiting for a free ffmpeg does not count); it is killed at it.", Int(60000, 1000)),
     }),
     carriers: Section({ mms: Mms, sms: Sms }),
     routes: Doc("[[routes]]: which carriers take a message, by channel, recipient prefix and account; first match wins, no match → carriers.mms / carriers.sms.", T.Array(Route, { default: [] })),

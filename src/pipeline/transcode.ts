@@ -22,13 +22,15 @@ export interface AvConverter {
 export interface FfmpegOptions {
   /** `media.ffmpeg`: a name looked up on PATH, or a path; "" = no converter. */
   command: string;
-  /** `media.convert_timeout_ms`: for the whole conversion (probe and every encode), from its first ffmpeg start. */
+  /** `media.convert_timeout_ms`: for the whole conversion, the time ffmpeg runs summed over the probe and every encode. */
   timeoutMs: number;
   maxInputBytes: number;
   /** Where input and output files live while ffmpeg runs (under the data directory). */
   tmpDir: string;
-  /** The clock the deadline is read from (tests move it). */
+  /** The clock each run's time is read from, in ms (tests move it). */
   now?: () => number;
+  /** ffmpeg processes at once (default: one per core). */
+  slots?: number;
 }
 
 /** The executable `command` names, or null. */
@@ -60,7 +62,7 @@ const VIDEO_ATTEMPTS = 3;
 const INPUT_FORMATS = "mov,matroska,ogg,mp3,aac,wav,amr";
 
 export function createFfmpeg(o: FfmpegOptions): AvConverter {
-  const now = o.now ?? Date.now;
+  const now = o.now ?? (() => performance.now());
   const executable = findFfmpeg(o.command);
   const missing = executable
     ? null
@@ -72,21 +74,26 @@ export function createFfmpeg(o: FfmpegOptions): AvConverter {
   // (A queue of resolvers, written here: a semaphore library for ten lines is not worth a dependency.)
   let running = 0;
   const waiting: (() => void)[] = [];
-  const slots = Math.max(1, availableParallelism());
+  const slots = Math.max(1, o.slots ?? availableParallelism());
 
   /**
-   * Runs ffmpeg with `args`; its exit code and the end of what it printed. The conversion's deadline starts
-   * with its first run (time spent waiting for a slot before it does not count) and kills whatever runs at it.
+   * Runs ffmpeg with `args`; its exit code and the end of what it printed. Each run may take what the conversion's
+   * earlier runs left of its time and is killed at that; waiting for a slot does not count (a campaign's other clips
+   * queued ahead must not use up this one's time).
    */
-  async function run(args: string[], conversion: { deadline?: number }): Promise<{ code: number; log: string; timedOut: boolean }> {
+  async function run(args: string[], conversion: { spentMs: number }): Promise<{ code: number; log: string; timedOut: boolean }> {
     // A finished run hands its slot straight to the next waiter, so none is taken twice.
     if (running >= slots) await new Promise<void>((resolve) => waiting.push(resolve));
     else running++;
     try {
-      conversion.deadline ??= now() + o.timeoutMs;
-      const left = conversion.deadline - now();
+      const left = o.timeoutMs - conversion.spentMs;
       if (left <= 0) return { code: -1, log: "", timedOut: true };
-      return await runNow(args, left);
+      const started = now();
+      try {
+        return await runNow(args, left);
+      } finally {
+        conversion.spentMs += now() - started;
+      }
     } finally {
       const next = waiting.shift();
       if (next) next();
@@ -121,7 +128,7 @@ export function createFfmpeg(o: FfmpegOptions): AvConverter {
       mkdirSync(o.tmpDir, { recursive: true, mode: 0o700 });
       const work = join(o.tmpDir, `av-${crypto.randomUUID()}`);
       mkdirSync(work, { mode: 0o700 });
-      const conversion: { deadline?: number } = {};
+      const conversion = { spentMs: 0 };
       try {
         const input = typeof source === "string" ? source : join(work, "in");
         if (typeof source !== "string") await Bun.write(input, source);
