@@ -7,7 +7,7 @@
 //                              answers SubmitRsp 1000 at once, then posts a DeliveryReportReq (Retrieved)
 //                              for the new MessageID to the gateway's MM7 inbound URL
 //   POST /target?url=U       — where to post the reports (the gateway starts after the stub)
-//   GET  /stats              — {"submits","bytes","reports","reportErrors"}
+//   GET  /stats              — {"submits","bytes","reports","reportErrors","mediaFetches","mediaBytes"} (media: GETs of the images)
 // Prints {"port":N} on stdout and runs until killed.
 import { buildDeliveryReportReq, submitRspXml } from "../test/peers/mm7-stub.ts";
 
@@ -30,6 +30,8 @@ let submits = 0;
 let bytes = 0;
 let reports = 0;
 let reportErrors = 0;
+let mediaFetches = 0;
+let mediaBytes = 0;
 let counter = 0;
 const txRe = /TransactionID[^>]*>([^<]*)</;
 const dec = new TextDecoder("latin1");
@@ -65,13 +67,22 @@ const server = Bun.serve({
       if (target) setTimeout(() => void report(id), 0);
       return new Response(submitRspXml(ns, "6.8.0", tx, 1000, "Success", id), { headers: { "content-type": 'text/xml; charset="utf-8"' } });
     }
-    if (url.pathname === "/img.jpg") return new Response(image, { headers: { "content-type": "image/jpeg" } });
-    if (url.pathname === "/big.jpg" && big) return new Response(tagged(big, url.searchParams.get("v") ?? ""), { headers: { "content-type": "image/jpeg" } });
+    if (url.pathname === "/img.jpg") {
+      mediaFetches++;
+      mediaBytes += image.byteLength;
+      return new Response(image, { headers: { "content-type": "image/jpeg" } });
+    }
+    if (url.pathname === "/big.jpg" && big) {
+      const body = tagged(big, url.searchParams.get("v") ?? "");
+      mediaFetches++;
+      mediaBytes += body.byteLength;
+      return new Response(body, { headers: { "content-type": "image/jpeg" } });
+    }
     if (url.pathname === "/target") {
       target = url.searchParams.get("url") ?? "";
       return new Response("ok");
     }
-    if (url.pathname === "/stats") return Response.json({ submits, bytes, reports, reportErrors });
+    if (url.pathname === "/stats") return Response.json({ submits, bytes, reports, reportErrors, mediaFetches, mediaBytes });
     return new Response("not found", { status: 404 });
   },
 });

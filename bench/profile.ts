@@ -3,6 +3,7 @@
 // by inclusive time. Not part of `make bench` (it profiles, it does not measure throughput).
 //   accept — POST /mms with wrk, 16 conn, delivery paused (the accept transaction, group commit)
 //   mm7    — POST /mms with a 100 KB image → MMSC stub → DeliveryReportReq → webhook (SubmitReq building, outbox)
+//   mm7-big — the same with the 3 MB photo of bench/media-adapt.ts (fetched and adapted by a first batch of 100)
 //   sms    — POST /sms → SMPP simulator with receipts → webhook (SMPP session, receipts, outbox)
 //   sms-paced — the same path paced at PROFILE_RATE msg/s (default 1,000) for PROFILE_N messages (default 10,000),
 //            64 connections as in bench/kannel.ts: the steady load where small groups cost more per message
@@ -10,12 +11,13 @@
 //            PROFILE_N messages (default 300): what each step costs when it runs alone
 // Run: ./node_modules/.bin/bun bench/profile.ts [accept|mm7|sms|sms-paced …]   profiles land in .tmp/profiles/
 // PROFILE=off runs the same scenarios without the profiler (its figures without the sampling overhead).
-import { mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ACME_KEY, sendBody, testConfigDoc } from "../test/support/app.ts";
 import { configFor, freePort } from "../test/support/binary.ts";
 import { e2eRun } from "./lib/e2e.ts";
 import { apiPost, sendScript, wrk } from "./lib/load.ts";
+import { photoJpeg } from "./media-adapt.ts";
 import { cpuMs, spawnHelper, startCountingSink, tempDir } from "./lib/processes.ts";
 
 const root = resolve(import.meta.dir, "..");
@@ -97,11 +99,17 @@ if (which.includes("accept")) {
   console.log(`accept under profile: ${r.rps.toFixed(0)} req/s (profiler overhead included)`);
   await gw.stop();
 }
-if (which.includes("mm7")) {
+async function profileMm7(name: string, big: boolean): Promise<void> {
   const sink = await startCountingSink();
-  const mmsc = await spawnHelper("mmsc.ts");
+  let env: Record<string, string> = {};
+  if (big) {
+    const path = join(tempDir(), "big.jpg");
+    writeFileSync(path, await photoJpeg());
+    env = { MMSC_BIG_IMAGE: path };
+  }
+  const mmsc = await spawnHelper("mmsc.ts", env);
   const stub = `http://127.0.0.1:${mmsc.port}`;
-  const gw = await startProfiled("mm7", {
+  const gw = await startProfiled(name, {
     carriers: { mms: { kind: "mm7", url: `${stub}/mm7`, vaspid: "V", vasid: "S", service_code: "SC", concurrency: 128, queue_limit: 100_000 } },
     // The stub MMSC posts its reports without credentials; both run on loopback only.
     inbound: { mm7: { allow_unauthenticated: true } },
@@ -109,14 +117,19 @@ if (which.includes("mm7")) {
     webhooks: { batch_max_events: 100, batch_max_wait_ms: 5 },
   });
   await fetch(`${stub}/target?url=${encodeURIComponent(`${gw.url}/mm7`)}`).then((r) => r.text());
-  const body = (i: number) =>
-    apiPost("/mms", { to: "0012025550123", from: "12345", subject: "Sale", text: "50% off", media: [{ url: `${stub}/img.jpg`, content_type: "image/jpeg" }], request_id: `prof-${i}`, callback_url: sink.url });
-  const r = await e2eRun({ port: gw.port, sink, n: 5000, connections: 64, request: body, key: (i) => `prof-${i}`, pids: [gw.pid], deadlineS: 60 });
-  console.log(`mm7 under profile: ${r.e2ePerS.toFixed(0)} MMS/s end to end (profiler overhead included)`);
+  const media = big ? `${stub}/big.jpg?v=profile` : `${stub}/img.jpg`;
+  const body = (prefix: string) => (i: number) =>
+    apiPost("/mms", { to: "0012025550123", from: "12345", subject: "Sale", text: "50% off", media: [{ url: media, content_type: "image/jpeg" }], request_id: `${prefix}-${i}`, callback_url: sink.url });
+  // A short first batch fetches (and for the 3 MB source adapts) the campaign image: the profile is then mostly per-message work.
+  await e2eRun({ port: gw.port, sink, n: 100, connections: 16, request: body("warm"), key: (i) => `warm-${i}`, pids: [gw.pid], deadlineS: 60 });
+  const r = await e2eRun({ port: gw.port, sink, n: 5000, connections: 64, request: body("prof"), key: (i) => `prof-${i}`, pids: [gw.pid], deadlineS: 60 });
+  console.log(`${name} under profile: ${r.e2ePerS.toFixed(0)} MMS/s end to end, ${r.cpuPerMsg.toFixed(3)} CPU ms/msg (profiler overhead included)`);
   await gw.stop();
   await mmsc.stop();
   await sink.stop();
 }
+if (which.includes("mm7")) await profileMm7("mm7", false);
+if (which.includes("mm7-big")) await profileMm7("mm7-big", true);
 async function profileSms(name: string, n: number, rate?: number, alone = false): Promise<void> {
   const sink = await startCountingSink();
   const sim = await spawnHelper("smpp-smsc.ts", { SMSC_RECEIPTS: "1" });

@@ -32,6 +32,8 @@ export interface E2eResult {
   p99: number;
   /** CPU ms per message of `pids` over the whole run (first send → last callback). */
   cpuPerMsg: number;
+  /** First send → first callback, ms (what the first message waits, e.g. for its media to be fetched and adapted). */
+  firstCallbackMs: number;
 }
 
 /**
@@ -71,5 +73,6 @@ export async function e2eRun(o: {
     p50: percentile(lat, 50),
     p99: percentile(lat, 99),
     cpuPerMsg: (cpu1 - cpu0) / Math.max(1, s.events),
+    firstCallbackMs: s.first - t0,
   };
 }
