@@ -59,7 +59,8 @@ export class MediaAdapter {
   // Maps iterate in insertion order: re-inserting on a hit makes the first key the least recently used.
   private readonly recent = new Map<string, AdaptResult>();
   private recentBytes = 0;
-  private readonly infos = new Map<string, ImageInfo | null>();
+  /** Image headers by content hash, as promises: the messages of a campaign that ask at once share one read. */
+  private readonly infos = new Map<string, Promise<ImageInfo | null>>();
 
   constructor(
     private readonly codec: ImageCodec,
@@ -152,10 +153,13 @@ export class MediaAdapter {
     return { hash: part.cacheKey, profile };
   }
 
-  private async info(part: MediaPart): Promise<ImageInfo | null> {
-    if (this.infos.has(part.cacheKey)) return this.infos.get(part.cacheKey)!;
-    const info = await this.codec.info(sourceOf(part));
+  private info(part: MediaPart): Promise<ImageInfo | null> {
+    const known = this.infos.get(part.cacheKey);
+    if (known) return known;
+    const info = this.codec.info(sourceOf(part));
     this.infos.set(part.cacheKey, info);
+    // A failure to read (not "no image": that is null) is not remembered; the next message tries again.
+    info.catch(() => this.infos.get(part.cacheKey) === info && this.infos.delete(part.cacheKey));
     if (this.infos.size > MEMORY_INFOS) this.infos.delete(this.infos.keys().next().value!);
     return info;
   }
