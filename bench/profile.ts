@@ -25,6 +25,8 @@ const outDir = join(root, ".tmp", "profiles");
 mkdirSync(outDir, { recursive: true });
 const profiling = process.env.PROFILE !== "off";
 const INTERVAL_US = 250;
+/** PROFILE_COLD=1: the profiled batch of mm7-big uses a new image (one fetch and adaptation inside the profile). */
+const cold = process.env.PROFILE_COLD === "1";
 
 async function startProfiled(name: string, overrides: Record<string, unknown>): Promise<{ url: string; port: number; pid: number; stop(): Promise<void> }> {
   const dir = tempDir();
@@ -117,9 +119,9 @@ async function profileMm7(name: string, big: boolean): Promise<void> {
     webhooks: { batch_max_events: 100, batch_max_wait_ms: 5 },
   });
   await fetch(`${stub}/target?url=${encodeURIComponent(`${gw.url}/mm7`)}`).then((r) => r.text());
-  const media = big ? `${stub}/big.jpg?v=profile` : `${stub}/img.jpg`;
+  const media = (prefix: string) => (big ? `${stub}/big.jpg?v=${cold ? prefix : "profile"}` : `${stub}/img.jpg`);
   const body = (prefix: string) => (i: number) =>
-    apiPost("/mms", { to: "0012025550123", from: "12345", subject: "Sale", text: "50% off", media: [{ url: media, content_type: "image/jpeg" }], request_id: `${prefix}-${i}`, callback_url: sink.url });
+    apiPost("/mms", { to: "0012025550123", from: "12345", subject: "Sale", text: "50% off", media: [{ url: media(prefix), content_type: "image/jpeg" }], request_id: `${prefix}-${i}`, callback_url: sink.url });
   // A short first batch fetches (and for the 3 MB source adapts) the campaign image: the profile is then mostly per-message work.
   await e2eRun({ port: gw.port, sink, n: 100, connections: 16, request: body("warm"), key: (i) => `warm-${i}`, pids: [gw.pid], deadlineS: 60 });
   const r = await e2eRun({ port: gw.port, sink, n: 5000, connections: 64, request: body("prof"), key: (i) => `prof-${i}`, pids: [gw.pid], deadlineS: 60 });
