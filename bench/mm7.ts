@@ -51,12 +51,12 @@ function run(scale: number): void {
 
   const cached = new PartCache(s.media_cache_bytes);
   measure("whole body, 100 KB image, cached (campaign)", 5_000 * scale, (i) => {
-    bytes += buildSubmitMessage(s, ns, { ...base, messageId: `msg_${i}` }, now, cached).body.byteLength;
+    bytes += buildSubmitMessage(s, ns, { ...base, messageId: `msg_${i}` }, now, cached).body.size;
   });
 
   const uncached = new PartCache(s.media_cache_bytes);
   measure("whole body, 100 KB image, uncached (new key each)", 2_000 * scale, (i) => {
-    bytes += buildSubmitMessage(s, ns, { ...base, messageId: `msg_${i}`, media: [{ ...base.media[0]!, cacheKey: `img-${i}` }] }, now, uncached).body.byteLength;
+    bytes += buildSubmitMessage(s, ns, { ...base, messageId: `msg_${i}`, media: [{ ...base.media[0]!, cacheKey: `img-${i}` }] }, now, uncached).body.size;
   });
 
   const rsp = new TextEncoder().encode(
@@ -67,7 +67,7 @@ function run(scale: number): void {
   });
 
   const one = buildSubmitMessage(s, ns, base, now, cached);
-  if (verbose) console.log(`body size with a 100 KB image: ${one.body.byteLength} bytes on the wire, ${one.contentBytes} bytes decoded content`);
+  if (verbose) console.log(`body size with a 100 KB image: ${one.body.size} bytes on the wire, ${one.contentBytes} bytes decoded content`);
   if (bytes < 0) console.log(bytes); // keeps the work observable
 }
 

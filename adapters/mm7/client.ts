@@ -1,4 +1,4 @@
-// One SubmitReq over HTTP to the MMSC: Basic auth, SOAPAction "", the body as one buffer so that
+// One SubmitReq over HTTP to the MMSC: Basic auth, SOAPAction "", the body as one Blob so that
 // Content-Length is sent and nothing is chunked (NowSMS and others insist on it; research §1.1).
 import { readBody } from "../shared/body.ts";
 import type { HttpAnswer } from "./submit-response.ts";
@@ -81,7 +81,7 @@ export async function postSubmit(
   stopSignal.addEventListener("abort", onStop);
   const headers: Record<string, string> = {
     "Content-Type": message.contentType,
-    "Content-Length": String(message.body.byteLength),
+    "Content-Length": String(message.body.size),
     SOAPAction: '""',
   };
   if (endpoint.authorization) headers.Authorization = endpoint.authorization;

@@ -15,8 +15,8 @@ const notVerifiable = new Set([2007, 3005, 4003, 4004]);
 export async function probeMmsc(s: Mm7Settings, fetchFn: typeof fetch = fetch): Promise<ProbeResult> {
   const endpoint = mmscEndpoint(s);
   const id = `mms-gateway-probe-${randomUUID()}`;
-  const body = new TextEncoder().encode(buildCancelReq(s, namespaceUri(s), id, id));
-  const message = { body, contentType: 'text/xml; charset="utf-8"', contentBytes: body.byteLength, submitReqBytes: body.byteLength };
+  const body = new Blob([buildCancelReq(s, namespaceUri(s), id, id)]);
+  const message = { body, contentType: 'text/xml; charset="utf-8"', contentBytes: body.size, submitReqBytes: body.size };
   const outcome = await postSubmit(endpoint, message, s.timeout_ms, new AbortController().signal, fetchFn);
   if (outcome.kind !== "answer") return { verdict: "failed", detail: `unreachable: ${outcome.message}` };
   const http = outcome.answer;

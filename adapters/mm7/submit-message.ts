@@ -1,14 +1,17 @@
 // The whole HTTP body of a SubmitReq: multipart/related with the SOAP part first, then the MM content
-// as a nested multipart/related led by a generated SMIL (research §4.1). Built as one Uint8Array.
+// as a nested multipart/related led by a generated SMIL (research §4.1). Built as one Blob: fetch sends a
+// Blob as it is, where it would copy a Uint8Array body first (issue #17: with the media part cached, that
+// copy of every SubmitReq was the larger part of a message's cost, and grew with the image).
 import type { MediaPart, MmsSubmit } from "../carrier.ts";
 import { buildSubmitReq } from "./envelope.ts";
-import { base64Lines, concatChunks, multipart, newBoundary, type Chunk } from "./mime.ts";
+import { base64Lines, multipart, newBoundary, type Chunk } from "./mime.ts";
 import type { PartCache } from "./part-cache.ts";
 import type { Mm7Settings } from "./settings.ts";
 import { buildSmil, slidesFor, type SlideItem } from "./smil.ts";
 
 export interface SubmitMessage {
-  body: Uint8Array;
+  /** Its size is the Content-Length. */
+  body: Blob;
   /** The HTTP Content-Type header value. */
   contentType: string;
   /** Size of the MM content as the MMSC sees it after decoding: part headers, SMIL, text, raw media. */
@@ -65,7 +68,7 @@ export function buildSubmitMessage(s: Mm7Settings, ns: string, m: MmsSubmit, now
     { headers: [["Content-Type", innerType], ["Content-ID", `<${contentCid}>`]], body: content },
   ]);
   return {
-    body: concatChunks(chunks),
+    body: new Blob(chunks),
     contentType: `multipart/related; boundary="${outer}"; type="text/xml"; start="<${soapCid}>"`,
     contentBytes: contentLength - encodedMedia + rawMedia,
     submitReqBytes: concatLength(chunks) - encodedMedia + rawMedia,
