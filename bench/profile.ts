@@ -9,7 +9,7 @@
 //            64 connections as in bench/kannel.ts: the steady load where small groups cost more per message
 //   sms-alone — the same path one message at a time (the next sent once the previous callback arrived),
 //            PROFILE_N messages (default 300): what each step costs when it runs alone
-// Run: ./node_modules/.bin/bun bench/profile.ts [accept|mm7|sms|sms-paced …]   profiles land in .tmp/profiles/
+// Run: ./node_modules/.bin/bun bench/profile.ts [accept|mm7|mm7-big|sms|sms-paced …]   profiles land in .tmp/profiles/
 // PROFILE=off runs the same scenarios without the profiler (its figures without the sampling overhead).
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -125,7 +125,7 @@ async function profileMm7(name: string, big: boolean): Promise<void> {
   // A short first batch fetches (and for the 3 MB source adapts) the campaign image: the profile is then mostly per-message work.
   await e2eRun({ port: gw.port, sink, n: 100, connections: 16, request: body("warm"), key: (i) => `warm-${i}`, pids: [gw.pid], deadlineS: 60 });
   const r = await e2eRun({ port: gw.port, sink, n: 5000, connections: 64, request: body("prof"), key: (i) => `prof-${i}`, pids: [gw.pid], deadlineS: 60 });
-  console.log(`${name} under profile: ${r.e2ePerS.toFixed(0)} MMS/s end to end, ${r.cpuPerMsg.toFixed(3)} CPU ms/msg (profiler overhead included)`);
+  console.log(`${name} under profile: ${r.e2ePerS.toFixed(0)} MMS/s end to end, ${r.cpuPerMsg.toFixed(3)} CPU ms/msg${profiling ? " (profiler overhead included)" : " (no profiler)"}`);
   await gw.stop();
   await mmsc.stop();
   await sink.stop();
