@@ -74,6 +74,12 @@ export const groups = {
     mutate: ["adapters/mm7/status.ts", "adapters/mm7/submit-response.ts", "adapters/smpp/status.ts", "adapters/smpp/receipt.ts"],
     command: bunTest("test/unit/mm7-status.test.ts", "test/unit/mm7-submit-message.test.ts", "test/unit/smpp-status.test.ts", "test/unit/smpp-receipt.test.ts", "test/unit/smpp-submit.test.ts", "test/unit/smpp-mo.test.ts", "test/unit/smpp-pdu.test.ts", "test/integration/smpp-session.test.ts"),
   },
+  // The SMPP receipt parser alone (a pure function): its unit tests kill what the classification group's
+  // slower session tests would, in a fraction of the time.
+  "smpp-receipt": {
+    mutate: ["adapters/smpp/receipt.ts"],
+    command: bunTest("test/unit/smpp-receipt.test.ts"),
+  },
   // The adapters' in-doubt outcomes: MM7 timeout/stop, SMPP timeout/link loss (real MMSC stub, real SMPP).
   "in-doubt": {
     mutate: [span("adapters/mm7/mm7-carrier.ts", "async function submitOnce(", closingBrace), span("adapters/smpp/smpp-carrier.ts", "function summarise(", closingBrace)],
@@ -104,6 +110,13 @@ export const groups = {
 // - src/store/sqlite/dispatch.ts recordSubmit(): `held++` → `held--`, `held === 0` → false: with no held receipt
 //   the message is still `submitted`, which verdictAfterHeldReceipts reports as the same verdict.
 // - src/store/sqlite/intake.ts lookupRequest(): `if (r)` → true: waiting for the disk before answering "not seen".
+// - adapters/smpp/receipt.ts OUTCOME_BY_STAT: each failure word's entry (UNDELIV … SKIPPED, lines 36–42) → `[]`:
+//   an unlisted word is `failed` too (the same outcome, and `stat` is the text's word either way).
+// - adapters/smpp/receipt.ts parseReceiptText(): `raw.trim()` → `raw` in the one-token branch, and `/\s+/` → `/\s/`
+//   there: the key pattern's trailing `\s*` leaves no leading blank, and the first token is the same either way.
+// - adapters/smpp/receipt.ts parseReceiptDate(): `/\s+/g` → `/\s/g`: a global replace removes every blank alike.
+// - adapters/smpp/receipt.ts parseReceipt(): `stateTlv.length >= 1` → true: an empty TLV's `[0]` is undefined,
+//   which no message_state row has.
 
 const name = process.env.MUTATION_GROUP ?? "domain";
 const group = groups[name];
