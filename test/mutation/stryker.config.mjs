@@ -58,10 +58,11 @@ export const groups = {
     mutate: ["src/store/sqlite/db.ts"],
     command: bunTest("test/integration/group-commit.test.ts", "test/integration/durability.test.ts"),
   },
-  // The webhook outbox: batches, signing, what each answer of the callback URL does, redacted log lines.
+  // The webhook outbox: batches, signing, what each answer of the callback URL does, redacted log lines, and
+  // when each round runs (a fake round timer).
   outbox: {
     mutate: ["src/pipeline/outbox.ts"],
-    command: bunTest("test/integration/outbox.test.ts", "test/integration/durability.test.ts"),
+    command: bunTest("test/integration/outbox-schedule.test.ts", "test/integration/outbox.test.ts", "test/integration/durability.test.ts"),
   },
   // Submitting, retrying, fallback, receipts routing, operator commands.
   pipeline: {
