@@ -2,9 +2,10 @@
 // storage failure takes the whole group and says so (readyz), and the schema only moves forward.
 import { Database } from "bun:sqlite";
 import { afterEach, describe, expect, test } from "bun:test";
+import { closeSync, openSync, readdirSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { StorageUnavailable } from "../../src/store/index.ts";
-import { GroupCommit, isStorageError, openDatabase } from "../../src/store/sqlite/db.ts";
+import { fdatasyncWal, GroupCommit, isStorageError, openDatabase } from "../../src/store/sqlite/db.ts";
 import { migrateSqlite } from "../../src/store/sqlite/store.ts";
 import { tempDir, waitFor } from "../support/app.ts";
 import { HeldSync } from "../support/held-sync.ts";
@@ -158,6 +159,74 @@ describe("durability", () => {
     const db = openDatabase(path);
     cleanup.push(() => db.close());
     expect((db.query("PRAGMA journal_mode").get() as { journal_mode: string }).journal_mode).toBe("wal");
+  });
+});
+
+/** How many descriptors this process holds on `file` (SQLite's own and the writer's). */
+function openOn(file: string): number {
+  return readdirSync("/proc/self/fd").filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`) === file;
+    } catch {
+      return false;
+    }
+  }).length;
+}
+
+describe("closing while an fsync runs on the helper thread", () => {
+  test("the writes committed meanwhile are settled by drain's own fsync; the WAL stays open for the running one, which then settles its writes and lets it go", async () => {
+    const held = new HeldSync();
+    const { db, writer, path } = writerOn(undefined, held);
+    cleanup.push(() => void held.releaseAll());
+    const hold = held.hold("first", () => writer.commits === 1);
+    const first = settle(writer.write(() => (db.run("INSERT INTO t VALUES (1)"), "first")));
+    await waitFor("the first fsync to start", () => hold.started);
+    // Two writes commit together behind it (one group), waiting for the next fsync.
+    const second = Promise.all([settle(writer.write(() => (db.run("INSERT INTO t VALUES (2)"), "second"))), settle(writer.write(() => (db.run("INSERT INTO t VALUES (3)"), "third")))]);
+    await waitFor("the second group to commit", () => writer.commits === 2);
+    const wal = `${path}-wal`;
+    const before = openOn(wal);
+    writer.drain();
+    expect(held.syncsNow).toBe(1);
+    expect(await second).toEqual([
+      { ok: true, v: "second" },
+      { ok: true, v: "third" },
+    ]);
+    // The held fsync still has the writer's descriptor.
+    expect(openOn(wal)).toBe(before);
+    // A write committed after drain, while that fsync still runs, is settled when it returns.
+    const late = settle(writer.write(() => (db.run("INSERT INTO t VALUES (4)"), "late")));
+    await waitFor("the late write to commit", () => writer.commits === 3);
+    await hold.release();
+    expect(await first).toEqual({ ok: true, v: "first" });
+    expect(await late).toEqual({ ok: true, v: "late" });
+    expect(held.syncsNow).toBe(2);
+    expect(writer.healthy).toBe(true);
+    expect(openOn(wal)).toBe(before - 1);
+    expect(rows(db)).toEqual([1, 2, 3, 4]);
+  });
+
+  test("closing with no fsync running lets the WAL go at once", async () => {
+    const { db, writer, path } = writerOn();
+    await writer.write(() => db.run("INSERT INTO t VALUES (1)"));
+    const before = openOn(`${path}-wal`);
+    writer.drain();
+    expect(openOn(`${path}-wal`)).toBe(before - 1);
+  });
+});
+
+describe("the gateway's fdatasync of the WAL", () => {
+  test("a failing fsync is reported to its callback, lone (here) or on the helper thread; syncNow throws", async () => {
+    const fd = openSync(join(tempDir(), "f"), "w");
+    closeSync(fd); // fdatasync of a closed descriptor fails for real: EBADF
+    const lone = await new Promise<unknown>((done) => fdatasyncWal.sync(fd, true, done));
+    expect((lone as NodeJS.ErrnoException).code).toBe("EBADF");
+    const grouped = await new Promise<unknown>((done) => fdatasyncWal.sync(fd, false, done));
+    expect((grouped as NodeJS.ErrnoException).code).toBe("EBADF");
+    expect(() => fdatasyncWal.syncNow(fd)).toThrow();
+    const ok = openSync(join(tempDir(), "g"), "w");
+    expect(await new Promise<unknown>((done) => fdatasyncWal.sync(ok, true, done))).toBeNull();
+    closeSync(ok);
   });
 });
 

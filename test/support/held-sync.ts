@@ -65,8 +65,12 @@ export class HeldSync implements WalSync {
     h!.fire(finish);
   }
 
+  /** The synchronous fsyncs (closing) so far. */
+  syncsNow = 0;
+
   syncNow(fd: number): void {
     fdatasyncWal.syncNow(fd);
+    this.syncsNow++;
   }
 }
 
