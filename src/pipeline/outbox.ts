@@ -45,7 +45,7 @@ export interface Timers {
   now(): number;
 }
 
-const realTimers: Timers = {
+export const realTimers: Timers = {
   set: (fn, ms) => setTimeout(fn, ms),
   clear: (t) => clearTimeout(t as ReturnType<typeof setTimeout>),
   now: () => Date.now(),

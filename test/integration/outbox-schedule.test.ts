@@ -3,6 +3,7 @@
 // a wake during a round, stop; and what a round stopped or a write refused leaves behind.
 import { Database } from "bun:sqlite";
 import { afterEach, describe, expect, test } from "bun:test";
+import { realTimers } from "../../src/pipeline/outbox.ts";
 import { waitFor } from "../support/app.ts";
 import { FakeTimers, gate, realPost, rig, runRigCleanup } from "../support/outbox-rig.ts";
 
@@ -173,6 +174,22 @@ describe("which timer a wake keeps", () => {
     r2.outbox.wake(0);
     r2.outbox.start();
     expect(fake2.delays).toEqual([]);
+  });
+});
+
+describe("the real round timer", () => {
+  test("fires, can be cleared, and reads the wall clock", async () => {
+    const fired: string[] = [];
+    const a = realTimers.set(() => fired.push("a"), 0);
+    realTimers.set(() => fired.push("b"), 0);
+    realTimers.clear(a);
+    // Timers fire in the order of their due time: once c has, b (due no later) has too, and a never will.
+    await new Promise<void>((res) => realTimers.set(() => (fired.push("c"), res()), 5));
+    expect(fired).toEqual(["b", "c"]);
+    const before = Date.now();
+    const t = realTimers.now();
+    expect(t).toBeGreaterThanOrEqual(before);
+    expect(t).toBeLessThanOrEqual(Date.now());
   });
 });
 
