@@ -78,6 +78,18 @@ describe("the delay a round asks for next", () => {
     held.open();
   });
 
+  test("a batch full before its URL's events ran out (a read short of its limit): the next round at once", async () => {
+    const fake = new FakeTimers();
+    const held = gate();
+    const r = rig({ timers: fake, post: heldPost(held), settings: { concurrency: 2, batch_max_events: 2 } });
+    for (let n = 0; n < 3; n++) await r.event(r.sink.url, n);
+    r.outbox.start();
+    expect(await round(fake)).toBe(0);
+    await waitFor("the POST", () => held.reached === 1);
+    expect(JSON.parse(r.posted[0]!.body)).toHaveLength(2);
+    held.open();
+  });
+
   test("the next round when a retry falls due, at most the idle second away", async () => {
     const fake = new FakeTimers();
     const r = rig({ timers: fake });

@@ -98,6 +98,12 @@ export const groups = {
 //   `unknown` too.
 // - src/pipeline/outbox.ts send(): `status >= 200` → true: fetch never hands a 1xx to the outbox.
 // - src/pipeline/outbox.ts retry(): `live` unfiltered or `<` → `<=`: the store's retry leaves a dead event dead.
+// - src/pipeline/outbox.ts stop(): `if (this.timer)` → true: clearing no timer does nothing.
+// - src/pipeline/outbox.ts round(): `groups.size > 0` → true / `>= 0`: a read that found any event made a group
+//   of it (its limit is at least batch_max_events ≥ 1), so `due.length === limit` already implies it.
+// - src/pipeline/outbox.ts token(): the cache test → false, and `{ iat, key, jwt }` → `{}`: signing again gives the
+//   same string (HS256 over the same header and iat); the cache saves work, not behaviour.
+// - src/pipeline/outbox.ts aboutMessages(): the `catch` → `{}`: every event body is JSON the store wrote.
 // - src/store/sqlite/db.ts write(): `if (this.broken)` → false: flush() rejects the queued write with the same error.
 // - src/store/sqlite/db.ts write(): `if (!this.scheduled)` → true, `scheduled = true` → false: extra setImmediate
 //   flushes find the queue empty (the first one took every write queued in that turn).
@@ -133,7 +139,8 @@ export default {
   // Log and error message texts are not promises; every other mutator runs.
   mutator: { excludedMutations: ["StringLiteral"] },
   reporters: ["json", "clear-text", "progress"],
-  jsonReporter: { fileName: `.tmp/mutation/${name}.json` },
+  // MUTATION_REPORT_DIR keeps a re-run from overwriting the report of a run still going.
+  jsonReporter: { fileName: `${process.env.MUTATION_REPORT_DIR ?? ".tmp/mutation"}/${name}.json` },
   clearTextReporter: { reportScoreTable: true, allowColor: false },
   tempDirName: ".tmp/stryker",
   ignorePatterns: ["dist", ".tmp", "data", "packaging"],
