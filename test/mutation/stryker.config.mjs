@@ -97,7 +97,6 @@ export const groups = {
 // - adapters/mm7/status.ts mmStatuses: `indeterminate: { outcome: "unknown" }` → `{}`: an unlisted MMStatus is
 //   `unknown` too.
 // - src/pipeline/outbox.ts send(): `status >= 200` → true: fetch never hands a 1xx to the outbox.
-// - src/pipeline/outbox.ts retry(): `live` unfiltered or `<` → `<=`: the store's retry leaves a dead event dead.
 // - src/pipeline/outbox.ts stop(): `if (this.timer)` → true: clearing no timer does nothing.
 // - src/pipeline/outbox.ts round(): `groups.size > 0` → true / `>= 0`: a read that found any event made a group
 //   of it (its limit is at least batch_max_events ≥ 1), so `due.length === limit` already implies it.
