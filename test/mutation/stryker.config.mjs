@@ -111,9 +111,9 @@ export const groups = {
 //   read-write and creating by default, and every statement binds positional parameters only.
 // - src/store/sqlite/db.ts openDatabase(): `path !== ":memory:"` → true: mkdir of "." (exists) for an in-memory one.
 // - src/store/sqlite/db.ts isStorageError(): `^` dropped: SQLite codes always begin with SQLITE_.
-// - src/store/sqlite/db.ts flush(): `lone = ops.length === 1` → false, `if (!lone) savepoint` → true, and
-//   `if (!lone) release` → true / false / `lone`: a lone write in a savepoint of its own (released or left open
-//   until COMMIT, or a RELEASE of none that fails after its result is taken) commits or is undone just the same.
+// - src/store/sqlite/db.ts flush(): `if (!lone) savepoint` → true, and `if (!lone) release` → true / false / `lone`:
+//   a lone write in a savepoint of its own (released or left open until COMMIT, or a RELEASE of none that fails
+//   after its result is taken), or grouped savepoints left open until COMMIT, commit or are undone the same.
 // - src/store/sqlite/db.ts fail(): `(e as Error)?.message` → `.message`: it only ever gets SQLite's or an fsync's Error.
 // - src/store/sqlite/core.ts applyReceiptNow(): `if (!row)` → false: a carrier id row never outlives its message
 //   (purge deletes both in one write).
