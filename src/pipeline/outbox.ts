@@ -26,6 +26,8 @@ export interface OutboxDeps {
   isRefusal: (e: unknown) => boolean;
   /** webhooks.max_age_hours in ms: an event still not taken after this is dead-lettered. */
   maxAgeMs: number;
+  /** The round timer (tests inject a fake one); setTimeout, clearTimeout and Date.now by default. */
+  timers?: Timers;
   settings: {
     bearer_prefix: boolean;
     batch_max_events: number;
@@ -37,13 +39,25 @@ export interface OutboxDeps {
   };
 }
 
+export interface Timers {
+  set(fn: () => void, ms: number): unknown;
+  clear(timer: unknown): void;
+  now(): number;
+}
+
+export const realTimers: Timers = {
+  set: (fn, ms) => setTimeout(fn, ms),
+  clear: (t) => clearTimeout(t as ReturnType<typeof setTimeout>),
+  now: () => Date.now(),
+};
+
 export class Outbox {
   /** (account, URL) with a batch in flight, by `accountId\nurl`: the next batch for one waits for its answer. */
   private readonly busy = new Map<string, WebhookKey>();
   private readonly keys = new Map<string, Uint8Array>();
   private readonly tokens = new Map<string, { iat: number; key: Uint8Array; jwt: string }>();
-  private timer: ReturnType<typeof setTimeout> | null = null;
-  /** Wall-clock time the pending timer fires (timers run on the real clock, not the injected one). */
+  private timer: unknown = null;
+  /** Time the pending timer fires, on the timers' clock (the real one, not the injected `now`). */
   private timerAt = 0;
   private running = false;
   private again = false;
@@ -51,7 +65,10 @@ export class Outbox {
   private active = 0;
   private readonly batches = new Set<Promise<void>>();
 
+  private readonly t: Timers;
+
   constructor(private readonly d: OutboxDeps) {
+    this.t = d.timers ?? realTimers;
     this.setSecrets(d.secrets);
   }
 
@@ -76,11 +93,11 @@ export class Outbox {
     }
     // A pending timer set for later (the idle one-second poll) must not hold back work due sooner.
     if (this.timer) {
-      if (this.timerAt <= Date.now() + delayMs) return;
-      clearTimeout(this.timer);
+      if (this.timerAt <= this.t.now() + delayMs) return;
+      this.t.clear(this.timer);
     }
-    this.timerAt = Date.now() + delayMs;
-    this.timer = setTimeout(() => {
+    this.timerAt = this.t.now() + delayMs;
+    this.timer = this.t.set(() => {
       this.timer = null;
       void this.round();
     }, delayMs);
@@ -89,7 +106,7 @@ export class Outbox {
   /** Stops new rounds and waits for POSTs in flight up to the deadline (they stay pending if cut). */
   async stop(deadlineMs: number): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
+    if (this.timer) this.t.clear(this.timer);
     await Promise.race([Promise.allSettled([...this.batches]), Bun.sleep(deadlineMs)]);
   }
 

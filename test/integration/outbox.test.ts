@@ -3,97 +3,11 @@
 // does to the events, how a batch is signed and made, and what its log lines keep out.
 import { afterEach, describe, expect, test } from "bun:test";
 import { decodeJwt, decodeProtectedHeader, jwtVerify } from "jose";
-import { join } from "node:path";
-import pino from "pino";
-import { createMetrics } from "../../src/observe/metrics.ts";
-import { Outbox, redactUrl, retryable, type OutboxDeps, type WebhookPost } from "../../src/pipeline/outbox.ts";
-import { SqliteStore } from "../../src/store/sqlite/store.ts";
-import { ACME_SECRET, tempDir, waitFor } from "../support/app.ts";
-import { startSink, type Sink } from "../support/sink.ts";
+import { redactUrl, retryable } from "../../src/pipeline/outbox.ts";
+import { waitFor } from "../support/app.ts";
+import { gate, HOUR, realPost, rig, runRigCleanup, type Rig } from "../support/outbox-rig.ts";
 
-const HOUR = 3_600_000;
-const cleanup: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanup.splice(0).reverse()) await c();
-});
-
-interface Posted {
-  url: string;
-  headers: Record<string, string>;
-  body: string;
-}
-
-interface Rig {
-  store: SqliteStore;
-  outbox: Outbox;
-  sink: Sink;
-  clock: { t: number };
-  posted: Posted[];
-  logs: { level: number; msg: string; [k: string]: unknown }[];
-  /** Records an inbound message for `url` (an event of account acme, or `account`). */
-  event(url: string, n: number, account?: string): Promise<string>;
-  row(eventId: string): { state: string; attempts: number; due_at: number | null; last_error: string | null };
-  /** A counter's value, or a histogram's sample count, for these labels. */
-  metric(name: "webhookDeliveries" | "webhookEvents" | "deadLetters" | "receiptToWebhook", result?: string): Promise<number>;
-}
-
-function rig(o: { settings?: Partial<OutboxDeps["settings"]>; maxAgeMs?: number; post?: WebhookPost; isRefusal?: (e: unknown) => boolean } = {}): Rig {
-  const sink = startSink(ACME_SECRET, { bearer: o.settings?.bearer_prefix ?? false });
-  const clock = { t: Date.now() };
-  const now = () => clock.t;
-  const store = SqliteStore.open(join(tempDir(), "g.db"), { now, retryBaseMs: 1000, retryMaxMs: 60000, receiptWindowMs: HOUR, intermediateEvents: false, inFlightPolicy: "at-most-once" });
-  const posted: Posted[] = [];
-  const logs: Rig["logs"] = [];
-  const metrics = createMetrics();
-  const log = pino({ level: "warn" }, { write: (line: string) => void logs.push(JSON.parse(line)) });
-  const realPost: WebhookPost = async (url, headers, body, timeoutMs) => ({ status: (await fetch(url, { method: "POST", headers, body, signal: AbortSignal.timeout(timeoutMs) })).status });
-  const post = o.post ?? realPost;
-  const outbox = new Outbox({
-    store,
-    secrets: new Map([["acme", ACME_SECRET]]),
-    log,
-    metrics,
-    now,
-    random: () => 0.5,
-    isRefusal: o.isRefusal ?? (() => false),
-    maxAgeMs: o.maxAgeMs ?? 24 * HOUR,
-    settings: {
-      bearer_prefix: false,
-      batch_max_events: 100,
-      batch_max_wait_ms: 5,
-      timeout_ms: 5000,
-      concurrency: 4,
-      retry_base_ms: 1000,
-      retry_max_ms: 60000,
-      ...o.settings,
-    },
-    post: (url, headers, body, timeoutMs) => {
-      posted.push({ url, headers, body });
-      return post(url, headers, body, timeoutMs);
-    },
-  });
-  cleanup.push(async () => {
-    await outbox.stop(5000);
-    await store.close();
-    sink.stop();
-  });
-  return {
-    store,
-    outbox,
-    sink,
-    clock,
-    posted,
-    logs,
-    event: (url, n, account = "acme") =>
-      store.recordInbound(account, url, { carrier: "mmsc", channel: "sms", carrierMessageId: `mo-${n}`, from: "15550001", to: "15550002", text: `mo ${n}`, media: [], timestamp: clock.t }),
-    metric: async (name, result) => {
-      const values = (await metrics[name].get()).values;
-      const v = values.find((x: { labels: Record<string, unknown>; metricName?: string }) => (name === "receiptToWebhook" ? x.metricName?.endsWith("_count") : result === undefined || x.labels.result === result));
-      return v?.value ?? 0;
-    },
-    row: (eventId) => store.db.query("SELECT state, attempts, due_at, last_error FROM events WHERE event_id = ?").get(eventId) as ReturnType<Rig["row"]>,
-  };
-}
+afterEach(runRigCleanup);
 
 /** Starts the outbox and waits until every one of `ids` has left `pending` (or has been tried once). */
 async function sendAll(r: Rig, ids: string[]): Promise<void> {
@@ -106,6 +20,7 @@ describe("a batch", () => {
     const r = rig();
     const a = [await r.event(`${r.sink.url}/a`, 1), await r.event(`${r.sink.url}/a`, 2), await r.event(`${r.sink.url}/a`, 3)];
     const b = await r.event(`${r.sink.url}/b`, 4);
+    r.clock.t += 2500;
     await sendAll(r, [...a, b]);
     expect([...a, b].map((id) => r.row(id).state)).toEqual(["delivered", "delivered", "delivered", "delivered"]);
     expect(r.posted.map((p) => new URL(p.url).pathname).sort()).toEqual(["/callback/a", "/callback/b"]);
@@ -121,6 +36,9 @@ describe("a batch", () => {
     expect(await r.metric("webhookDeliveries", "delivered")).toBe(2);
     expect(await r.metric("webhookEvents", "delivered")).toBe(4);
     expect(await r.metric("receiptToWebhook")).toBe(4);
+    // Each event was 2.5 s old when its batch was delivered.
+    const sum = (await r.metrics.receiptToWebhook.get()).values.find((v) => v.metricName?.endsWith("_sum"));
+    expect(sum?.value).toBe(4 * 2.5);
     expect(await r.metric("deadLetters")).toBe(0);
   });
 
@@ -143,6 +61,19 @@ describe("a batch", () => {
     await waitFor("the second event to be tried", () => r.row(second).state !== "pending" || r.row(second).attempts > 0);
     expect(r.posted).toHaveLength(2);
     await jwtVerify(r.posted[1]!.headers.authorization!, new TextEncoder().encode("rotated-secret-for-acme"));
+  });
+
+  test("a batch in a later second gets a token of that second (no token of an earlier second reused)", async () => {
+    const r = rig();
+    const first = await r.event(`${r.sink.url}/a`, 1);
+    await sendAll(r, [first]);
+    // The clock moves before the event exists: whichever round sends it, it is in the later second.
+    r.clock.t += 1000;
+    const second = await r.event(`${r.sink.url}/a`, 2);
+    r.outbox.wake(0);
+    await waitFor("the second event to be tried", () => r.row(second).state !== "pending" || r.row(second).attempts > 0);
+    expect(r.posted.map((p) => decodeJwt(p.headers.authorization!).iat)).toEqual([Math.floor(r.clock.t / 1000) - 1, Math.floor(r.clock.t / 1000)]);
+    expect(r.row(second).state).toBe("delivered");
   });
 
   test("no more than batch_max_events in one POST; every event still goes", async () => {
@@ -174,6 +105,8 @@ describe("what the callback URL's answer does", () => {
       expect(r.row(id)).toEqual({ state: "pending", attempts: 1, due_at: r.clock.t + 750, last_error: `HTTP ${status}` });
       expect(await r.metric("webhookDeliveries", "retry")).toBe(1);
       expect(await r.metric("webhookDeliveries", "delivered")).toBe(0);
+      expect(await r.metric("webhookDeliveries", "dead")).toBe(0);
+      expect(await r.metric("deadLetters")).toBe(0);
     });
   }
 
@@ -228,6 +161,24 @@ describe("what the callback URL's answer does", () => {
     await sendAll(r, [old, young]);
     expect(r.row(old)).toMatchObject({ state: "dead", last_error: "gave up after 1 h; last: HTTP 503" });
     expect(r.row(young)).toMatchObject({ state: "pending", attempts: 1, due_at: r.clock.t + 750 });
+    await r.outbox.stop(30_000);
+    expect(await r.metric("webhookDeliveries", "dead")).toBe(1);
+    expect(await r.metric("webhookDeliveries", "retry")).toBe(1);
+    expect(await r.metric("deadLetters")).toBe(1);
+  });
+
+  test("a batch failing with every event at its max age is dead-lettered whole, with no retry", async () => {
+    const r = rig({ maxAgeMs: HOUR });
+    r.sink.answer = 503;
+    const ids = [await r.event(r.sink.url, 1), await r.event(r.sink.url, 2)];
+    r.clock.t += HOUR;
+    await sendAll(r, ids);
+    await r.outbox.stop(30_000);
+    for (const id of ids) expect(r.row(id)).toMatchObject({ state: "dead", last_error: "gave up after 1 h; last: HTTP 503" });
+    expect(await r.metric("webhookDeliveries", "retry")).toBe(0);
+    expect(await r.metric("webhookDeliveries", "dead")).toBe(1);
+    expect(await r.metric("webhookEvents", "dead")).toBe(2);
+    expect(await r.metric("deadLetters")).toBe(2);
   });
 });
 
@@ -273,7 +224,14 @@ describe("stopping", () => {
   });
 
   test("stop gives up waiting at its deadline: the event stays pending, to be sent again", async () => {
-    expect(await stopDuringPost(2000, 10)).toMatchObject({ state: "pending", attempts: 0 });
+    const held = gate();
+    const r = rig({ post: async (...a) => (await held.wait(), realPost(...a)) });
+    const id = await r.event(r.sink.url, 1);
+    r.outbox.start();
+    await waitFor("the POST to be held", () => held.reached === 1);
+    await r.outbox.stop(10);
+    expect(r.row(id)).toMatchObject({ state: "pending", attempts: 0 });
+    held.open();
   });
 });
 
@@ -296,6 +254,25 @@ describe("log lines", () => {
     expect(lines[1]!.events).toEqual([id]);
     // An inbound event has no message or request id; its carrier id is the MO's.
     for (const l of lines) expect([l.messageIds, l.requestIds, l.carrierIds]).toEqual([[null], [null], ["mo-1"]]);
+  });
+
+  test("a dead-lettered event of a sent message names its message and request id", async () => {
+    const r = rig();
+    r.sink.answer = 404;
+    // Accepted already past its validity: the first claim fails it, and its one event is the outbox's.
+    await r.store.accept({
+      accountId: "acme",
+      requestId: "req-7",
+      channel: "sms",
+      payload: { from: "1", to: "12025550123", subject: "", text: "hi", fallback_text: "", media: [], custom_data: null, callback_url: r.sink.url, metadata: null },
+      bodyHash: "h",
+      expiresAt: r.clock.t,
+    });
+    expect(await r.store.claimDue("sms", 10)).toHaveLength(0);
+    const ev = r.store.db.query("SELECT event_id, message_id FROM events").get() as { event_id: string; message_id: string };
+    await sendAll(r, [ev.event_id]);
+    const line = r.logs.find((l) => l.msg === "webhook events dead-lettered")!;
+    expect([line.messageIds, line.requestIds, line.carrierIds]).toEqual([[ev.message_id], ["req-7"], [null]]);
   });
 
   test("redactUrl keeps scheme, host and path", () => {

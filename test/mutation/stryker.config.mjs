@@ -58,10 +58,11 @@ export const groups = {
     mutate: ["src/store/sqlite/db.ts"],
     command: bunTest("test/integration/group-commit.test.ts", "test/integration/durability.test.ts"),
   },
-  // The webhook outbox: batches, signing, what each answer of the callback URL does, redacted log lines.
+  // The webhook outbox: batches, signing, what each answer of the callback URL does, redacted log lines, and
+  // when each round runs (a fake round timer).
   outbox: {
     mutate: ["src/pipeline/outbox.ts"],
-    command: bunTest("test/integration/outbox.test.ts", "test/integration/durability.test.ts"),
+    command: bunTest("test/integration/outbox-schedule.test.ts", "test/integration/outbox.test.ts", "test/integration/durability.test.ts"),
   },
   // Submitting, retrying, fallback, receipts routing, operator commands.
   pipeline: {
@@ -73,6 +74,12 @@ export const groups = {
   classification: {
     mutate: ["adapters/mm7/status.ts", "adapters/mm7/submit-response.ts", "adapters/smpp/status.ts", "adapters/smpp/receipt.ts"],
     command: bunTest("test/unit/mm7-status.test.ts", "test/unit/mm7-submit-message.test.ts", "test/unit/smpp-status.test.ts", "test/unit/smpp-receipt.test.ts", "test/unit/smpp-submit.test.ts", "test/unit/smpp-mo.test.ts", "test/unit/smpp-pdu.test.ts", "test/integration/smpp-session.test.ts"),
+  },
+  // The SMPP receipt parser alone (a pure function): its unit tests kill what the classification group's
+  // slower session tests would, in a fraction of the time.
+  "smpp-receipt": {
+    mutate: ["adapters/smpp/receipt.ts"],
+    command: bunTest("test/unit/smpp-receipt.test.ts"),
   },
   // The adapters' in-doubt outcomes: MM7 timeout/stop, SMPP timeout/link loss (real MMSC stub, real SMPP).
   "in-doubt": {
@@ -90,7 +97,12 @@ export const groups = {
 // - adapters/mm7/status.ts mmStatuses: `indeterminate: { outcome: "unknown" }` → `{}`: an unlisted MMStatus is
 //   `unknown` too.
 // - src/pipeline/outbox.ts send(): `status >= 200` → true: fetch never hands a 1xx to the outbox.
-// - src/pipeline/outbox.ts retry(): `live` unfiltered or `<` → `<=`: the store's retry leaves a dead event dead.
+// - src/pipeline/outbox.ts stop(): `if (this.timer)` → true: clearing no timer does nothing.
+// - src/pipeline/outbox.ts round(): `groups.size > 0` → true / `>= 0`: a read that found any event made a group
+//   of it (its limit is at least batch_max_events ≥ 1), so `due.length === limit` already implies it.
+// - src/pipeline/outbox.ts token(): the cache test → false, and `{ iat, key, jwt }` → `{}`: signing again gives the
+//   same string (HS256 over the same header and iat); the cache saves work, not behaviour.
+// - src/pipeline/outbox.ts aboutMessages(): the `catch` → `{}`: every event body is JSON the store wrote.
 // - src/store/sqlite/db.ts write(): `if (this.broken)` → false: flush() rejects the queued write with the same error.
 // - src/store/sqlite/db.ts write(): `if (!this.scheduled)` → true, `scheduled = true` → false: extra setImmediate
 //   flushes find the queue empty (the first one took every write queued in that turn).
@@ -99,11 +111,22 @@ export const groups = {
 //   read-write and creating by default, and every statement binds positional parameters only.
 // - src/store/sqlite/db.ts openDatabase(): `path !== ":memory:"` → true: mkdir of "." (exists) for an in-memory one.
 // - src/store/sqlite/db.ts isStorageError(): `^` dropped: SQLite codes always begin with SQLITE_.
+// - src/store/sqlite/db.ts flush(): `if (!lone) savepoint` → true, and `if (!lone) release` → true / false / `lone`:
+//   a lone write in a savepoint of its own (released or left open until COMMIT, or a RELEASE of none that fails
+//   after its result is taken), or grouped savepoints left open until COMMIT, commit or are undone the same.
+// - src/store/sqlite/db.ts fail(): `(e as Error)?.message` → `.message`: it only ever gets SQLite's or an fsync's Error.
 // - src/store/sqlite/core.ts applyReceiptNow(): `if (!row)` → false: a carrier id row never outlives its message
 //   (purge deletes both in one write).
 // - src/store/sqlite/dispatch.ts recordSubmit(): `held++` → `held--`, `held === 0` → false: with no held receipt
 //   the message is still `submitted`, which verdictAfterHeldReceipts reports as the same verdict.
 // - src/store/sqlite/intake.ts lookupRequest(): `if (r)` → true: waiting for the disk before answering "not seen".
+// - adapters/smpp/receipt.ts OUTCOME_BY_STAT: each failure word's entry (UNDELIV … SKIPPED, lines 36–42) → `[]`:
+//   an unlisted word is `failed` too (the same outcome, and `stat` is the text's word either way).
+// - adapters/smpp/receipt.ts parseReceiptText(): `raw.trim()` → `raw` in the one-token branch, and `/\s+/` → `/\s/`
+//   there: the key pattern's trailing `\s*` leaves no leading blank, and the first token is the same either way.
+// - adapters/smpp/receipt.ts parseReceiptDate(): `/\s+/g` → `/\s/g`: a global replace removes every blank alike.
+// - adapters/smpp/receipt.ts parseReceipt(): `stateTlv.length >= 1` → true: an empty TLV's `[0]` is undefined,
+//   which no message_state row has.
 
 const name = process.env.MUTATION_GROUP ?? "domain";
 const group = groups[name];
@@ -119,7 +142,8 @@ export default {
   // Log and error message texts are not promises; every other mutator runs.
   mutator: { excludedMutations: ["StringLiteral"] },
   reporters: ["json", "clear-text", "progress"],
-  jsonReporter: { fileName: `.tmp/mutation/${name}.json` },
+  // MUTATION_REPORT_DIR keeps a re-run from overwriting the report of a run still going.
+  jsonReporter: { fileName: `${process.env.MUTATION_REPORT_DIR ?? ".tmp/mutation"}/${name}.json` },
   clearTextReporter: { reportScoreTable: true, allowColor: false },
   tempDirName: ".tmp/stryker",
   ignorePatterns: ["dist", ".tmp", "data", "packaging"],

@@ -44,6 +44,7 @@ export class HeldSync implements WalSync {
   }
 
   sync(fd: number, lone: boolean, done: (error: unknown) => void): void {
+    this.lones.push(lone);
     const i = this.waiting.findIndex((h) => h.covers());
     if (i < 0) return fdatasyncWal.sync(fd, lone, done);
     const [h] = this.waiting.splice(i, 1);
@@ -65,8 +66,19 @@ export class HeldSync implements WalSync {
     h!.fire(finish);
   }
 
+  /** The synchronous fsyncs (closing) so far. */
+  syncsNow = 0;
+  /** Set: the next synchronous fsync throws this instead of running (the disk's I/O error at close). */
+  failNow: Error | null = null;
+  /** The `lone` flag of every fsync asked for, in order. */
+  readonly lones: boolean[] = [];
+
   syncNow(fd: number): void {
+    const error = this.failNow;
+    this.failNow = null;
+    if (error) throw error;
     fdatasyncWal.syncNow(fd);
+    this.syncsNow++;
   }
 }
 

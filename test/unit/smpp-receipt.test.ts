@@ -43,6 +43,31 @@ describe("text parsing", () => {
     expect(parseReceiptText("msgid:5 stat:DELIVRD").get("id")).toBeUndefined();
   });
 
+  test("keys spaced from their colon, joined date keys, a value's stray second word, a repeated key", () => {
+    const f = parseReceiptText("id : 42 extra sub:1 SUBMITDATE:2401311200 done_date:2024-01-31 12:01 stat :DELIVRD id:43 text:x");
+    expect(Object.fromEntries(f)).toEqual({ id: "42", sub: "1", submitdate: "2401311200", donedate: "2024-01-31 12:01", stat: "DELIVRD", text: "x" });
+    expect(parseReceiptText("9id:5 Xid:6 id:7").get("id")).toBe("7");
+  });
+
+  test("each call reads its own text (the pattern's position does not carry over from a call that stopped at text:)", () => {
+    expect(parseReceiptText("id:1 stat:DELIVRD text:a long message body here").get("id")).toBe("1");
+    expect(parseReceiptText("id:2 stat:UNDELIV").get("id")).toBe("2");
+  });
+
+  test("every field of a date at its bounds", () => {
+    const ok: [string, number][] = [
+      ["2412311201", Date.UTC(2024, 11, 31, 12, 1)],
+      ["2401011201", Date.UTC(2024, 0, 1, 12, 1)],
+      ["2401312359", Date.UTC(2024, 0, 31, 23, 59)],
+      ["240131000000", Date.UTC(2024, 0, 31, 0, 0, 0)],
+      ["2401 3112 01", Date.UTC(2024, 0, 31, 12, 1)],
+    ];
+    for (const [v, t] of ok) expect([v, parseReceiptDate(v)]).toEqual([v, t]);
+    for (const v of ["2400311200", "2401001200", "2401321200", "2401312400", "2401311260", "240131120060", "24013112011", "12401311201", "240131120", ""]) {
+      expect([v, parseReceiptDate(v)]).toEqual([v, undefined]);
+    }
+  });
+
   test("dates of 10 or 12 digits, UTC; nonsense gives undefined", () => {
     expect(parseReceiptDate("2401311201")).toBe(Date.UTC(2024, 0, 31, 12, 1));
     expect(parseReceiptDate("240131120159")).toBe(Date.UTC(2024, 0, 31, 12, 1, 59));
@@ -80,6 +105,42 @@ describe("parseReceipt", () => {
     const states: [number, string][] = [[0, "pending"], [1, "pending"], [2, "delivered"], [3, "failed"], [4, "failed"], [5, "failed"], [6, "pending"], [7, "unknown"], [8, "failed"], [9, "failed"]];
     for (const [n, o] of states) expect(parseReceipt(dlr("", 4, [{ tag: Tag.receipted_message_id, value: cstr("1") }, { tag: Tag.message_state, value: Uint8Array.of(n) }])).outcome).toBe(o as never);
     expect(parseReceipt(dlr("id:1")).outcome).toBe("unknown");
+  });
+
+  test("every message_state's stat word, and the TLV's over the text's", () => {
+    const names = ["SCHEDULED", "ENROUTE", "DELIVRD", "EXPIRED", "DELETED", "UNDELIV", "ACCEPTD", "UNKNOWN", "REJECTD", "SKIPPED"];
+    for (const [n, stat] of names.entries()) {
+      const r = parseReceipt(dlr("id:1 stat:DELIVRD", 4, [{ tag: Tag.message_state, value: Uint8Array.of(n) }]));
+      expect([n, r.stat]).toEqual([n, stat]);
+    }
+    expect(parseReceipt(dlr("id:1 stat:DELIVRD", 4, [{ tag: Tag.message_state, value: Uint8Array.of(7) }])).outcome).toBe("unknown");
+    // A state number outside the table: the text decides.
+    expect(parseReceipt(dlr("id:1 stat:DELIVRD", 4, [{ tag: Tag.message_state, value: Uint8Array.of(42) }]))).toMatchObject({ stat: "DELIVRD", outcome: "delivered" });
+  });
+
+  test("Kannel's other spellings of the stat words", () => {
+    const words: [string, string][] = [
+      ["DELIVERED", "delivered"], ["ACCEPTED", "pending"], ["ACKED", "pending"], ["BUFFRED", "pending"], ["BUFFERD", "pending"], ["SCHEDULED", "pending"],
+      ["UNDELIVERABLE", "failed"], ["REJECTED", "failed"], ["SKIPPED", "failed"],
+    ];
+    for (const [w, o] of words) expect([w, parseReceipt(dlr(`id:1 stat:${w}`)).outcome]).toEqual([w, o]);
+    expect(parseReceipt(dlr("id:1 stat: err:0"))).toMatchObject({ stat: undefined, outcome: "unknown" });
+  });
+
+  test("receipted_message_id: NUL-terminated or not, trimmed; an empty one gives way to the text's id", () => {
+    const id = (value: Uint8Array, text = "") => parseReceipt(dlr(text, 4, [{ tag: Tag.receipted_message_id, value }])).id;
+    expect(id(cstr("ABC"))).toBe("ABC");
+    expect(id(Uint8Array.from(Buffer.from("ABC", "latin1")))).toBe("ABC");
+    expect(id(cstr(" ABC "))).toBe("ABC");
+    expect(id(cstr(""), "id:77 stat:DELIVRD")).toBe("77");
+    expect(id(Uint8Array.of(), "id:78")).toBe("78");
+  });
+
+  test("network_error_code: type and a two-byte code; a short one is ignored", () => {
+    const nec = (value: Uint8Array) => parseReceipt(dlr("id:1 stat:UNDELIV", 4, [{ tag: Tag.network_error_code, value }])).networkError;
+    expect(nec(Uint8Array.of(3, 1, 2))).toBe("3:258");
+    expect(nec(Uint8Array.of(1, 0, 0))).toBe("1:0");
+    expect(nec(Uint8Array.of(3, 1))).toBeUndefined();
   });
 
   test("no id anywhere", () => {
