@@ -4,7 +4,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { idReadings } from "../../adapters/smpp/message-id.ts";
 import type { MessagePayload } from "../../src/domain/message.ts";
-import type { Store } from "../../src/store/index.ts";
+import type { Store, StoreOptions } from "../../src/store/index.ts";
 import { PostgresStore } from "../../src/store/postgres/store.ts";
 import { SqliteStore } from "../../src/store/sqlite/store.ts";
 import { tempDir } from "../support/app.ts";
@@ -37,15 +37,15 @@ afterEach(async () => {
 interface Engine {
   name: string;
   skip: boolean;
-  open(clock: { t: number }, policy?: Policy): Promise<Store>;
+  open(clock: { t: number }, policy?: Policy, extra?: Partial<StoreOptions>): Promise<Store>;
 }
 
 const engines: Engine[] = [
   {
     name: "sqlite",
     skip: false,
-    async open(clock, policy = "at-most-once") {
-      const s = SqliteStore.open(join(tempDir(), "g.db"), options(clock, policy));
+    async open(clock, policy = "at-most-once", extra = {}) {
+      const s = SqliteStore.open(join(tempDir(), "g.db"), { ...options(clock, policy), ...extra });
       opened.push(s);
       return s;
     },
@@ -53,10 +53,10 @@ const engines: Engine[] = [
   {
     name: "postgres",
     skip: !pgAvailable,
-    async open(clock, policy = "at-most-once") {
+    async open(clock, policy = "at-most-once", extra = {}) {
       const db = await createTestDatabase();
       databases.push(db);
-      const s = await PostgresStore.open({ ...options(clock, policy), url: db.url, nodeId: "node-a", poolSize: 4 });
+      const s = await PostgresStore.open({ ...options(clock, policy), ...extra, url: db.url, nodeId: "node-a", poolSize: 4 });
       opened.push(s);
       return s;
     },
@@ -406,6 +406,211 @@ for (const engine of engines) {
       const [again] = await store.claimDue("sms", 10);
       expect(again).toMatchObject({ id: m!.id, state: "submitting", expiresAt: clock.t + 60_000 });
     });
+
+    // What each call answers, in detail (first written for SQLite in store.test.ts; here for every engine).
+    const submitted = async (store: Store, requestId: string, channel: "sms" | "mms", ids: string[]) => {
+      await store.accept({ ...input(requestId), channel });
+      const m = (await store.claimDue(channel, 10)).find((x) => x.requestId === requestId)!;
+      await store.recordSubmit(m, channel, { kind: "ok", carrierMessageIds: ids });
+      return m.id;
+    };
+    const lastError = async (store: Store, id: string) => JSON.parse(((await store.describe(id)) as { lastError: string }).lastError) as { code: string; message: string };
+
+    test("intake answers: a new message and its body, its replay (same or other body), no request_id, a refusal and its repeat", async () => {
+      const store = await engine.open({ t: 1000 });
+      expect(await store.lookupRequest("a", "i1", "h")).toBeNull();
+      const first = await store.accept(input("i1"));
+      expect(first).toEqual({ status: 200, body: first.body, replay: false, bodyDiffers: false, messageId: expect.stringMatching(/^msg_/) });
+      expect(JSON.parse(first.body)).toEqual({ id: first.messageId, request_id: "i1", status: "accepted" });
+      expect(await store.accept(input("i1"))).toEqual({ status: 200, body: first.body, replay: true, bodyDiffers: false, messageId: first.messageId });
+      expect(await store.accept({ ...input("i1"), bodyHash: "other" })).toEqual({ status: 200, body: first.body, replay: true, bodyDiffers: true, messageId: first.messageId });
+      expect(await store.lookupRequest("a", "i1", "h")).toEqual({ status: 200, body: first.body, replay: true, bodyDiffers: false, messageId: first.messageId });
+      // Another account's same request_id is another request.
+      const other = await store.accept({ ...input("i1"), accountId: "b" });
+      expect(other.replay).toBe(false);
+      expect(other.messageId).not.toBe(first.messageId);
+      // Without a request_id nothing is deduplicated: two messages.
+      const [a, b] = await Promise.all([store.accept(input(null)), store.accept(input(null))]);
+      expect([a.replay, b.replay]).toEqual([false, false]);
+      expect(a.messageId).not.toBe(b.messageId);
+      expect(JSON.parse(a.body)).toEqual({ id: a.messageId, request_id: null, status: "accepted" });
+      expect(store.queuedCount()).toBe(4);
+      expect((await store.claimDue("sms", 10)).map((m) => m.id).sort()).toEqual([first.messageId!, other.messageId!, a.messageId!, b.messageId!].sort());
+      // A refusal: its own answer first, then the stored one whatever is sent again.
+      expect(await store.rememberRefusal("a", "bad", 400, '{"error":1}', "h")).toEqual({ status: 400, body: '{"error":1}', replay: false, bodyDiffers: false, messageId: null });
+      expect(await store.rememberRefusal("a", "bad", 400, '{"error":2}', "h2")).toEqual({ status: 400, body: '{"error":1}', replay: true, bodyDiffers: true, messageId: null });
+      expect(await store.lookupRequest("a", "bad", "h")).toEqual({ status: 400, body: '{"error":1}', replay: true, bodyDiffers: false, messageId: null });
+    });
+
+    test("copies of a request_id sent together: the first copy makes the message, the others replay it", async () => {
+      const store = await engine.open({ t: 1000 });
+      const sent = [input("z"), { ...input("y"), accountId: "b" }, { ...input("z"), bodyHash: "h2" }, input("y"), input("z"), { ...input("y"), accountId: "b" }];
+      const answers = await Promise.all(sent.map((i) => store.accept(i)));
+      expect(answers.map((x) => x.replay)).toEqual([false, false, true, false, true, true]);
+      expect(answers.map((x) => x.bodyDiffers)).toEqual([false, false, true, false, false, false]);
+      expect([answers[2]!.messageId, answers[4]!.messageId]).toEqual([answers[0]!.messageId, answers[0]!.messageId]);
+      expect(answers[5]!.messageId).toBe(answers[1]!.messageId);
+      expect(new Set(answers.map((x) => x.messageId)).size).toBe(3);
+      expect(store.queuedCount()).toBe(3);
+    });
+
+    test("recordSubmit: accepted by the carrier, no final yet; the receipt window starts now; the intermediate event names the carrier id", async () => {
+      const clock = { t: 1000 };
+      const store = await engine.open(clock, "at-most-once", { intermediateEvents: true });
+      await store.accept(input("s1"));
+      const [m] = await store.claimDue("sms", 10);
+      expect(m).toMatchObject({ state: "submitting", attempts: 1 });
+      expect(await store.recordSubmit(m!, "sms", { kind: "ok", carrierMessageIds: ["c1"] })).toEqual({ fallback: false, final: null });
+      expect(await store.getMessage(m!.id)).toMatchObject({ state: "submitted", attempts: 1, carrier: "sms" });
+      expect(await store.nextDue("submitted", "sms")).toBe(1000 + 3_600_000);
+      expect(await store.nextDue("accepted", "sms")).toBeNull();
+      clock.t += 3_599_999;
+      expect(await store.expireReceiptWindows(10)).toBe(0);
+      expect((await eventsOf(store, m!.id)).map((e) => JSON.parse(e.body))).toMatchObject([{ status: "sent", carrier_message_id: "c1" }]);
+    });
+
+    test("recordSubmit: a held receipt applied at the submit answer reports the final it made; one part of two reported is no final", async () => {
+      const store = await engine.open({ t: 1000 });
+      await store.accept(input("s2"));
+      await store.accept(input("s3"));
+      const claimed = await store.claimDue("sms", 10);
+      const [a, b] = ["s2", "s3"].map((r) => claimed.find((m) => m.requestId === r));
+      expect(await store.applyReceipt({ carrier: "sms", carrierMessageId: "h1", outcome: "delivered", timestamp: 1 })).toBe("unmatched");
+      expect(await store.recordSubmit(a!, "sms", { kind: "ok", carrierMessageIds: ["h1"] })).toEqual({ fallback: false, final: "delivered" });
+      expect(await store.applyReceipt({ carrier: "sms", carrierMessageId: "p1", outcome: "delivered", timestamp: 1 })).toBe("unmatched");
+      expect(await store.recordSubmit(b!, "sms", { kind: "ok", carrierMessageIds: ["p1", "p2"] })).toEqual({ fallback: false, final: null });
+      expect((await store.getMessage(b!.id))!.state).toBe("submitted");
+      expect(await store.openCarrierIds("sms")).toEqual([{ carrierMessageId: "p2", to: payload.to }]);
+      expect(await store.applyReceipt({ carrier: "sms", carrierMessageId: "p2", outcome: "delivered", timestamp: 2 })).toBe("applied");
+      expect((await store.getMessage(b!.id))!.state).toBe("delivered");
+    });
+
+    test("recordSubmit in doubt: failed gateway:in_flight_unknown under at-most-once, retried with backoff under at-least-once", async () => {
+      for (const policy of ["at-most-once", "at-least-once"] as const) {
+        const store = await engine.open({ t: 1000 }, policy);
+        await store.accept(input("d1"));
+        const [m] = await store.claimDue("sms", 10);
+        const r = await store.recordSubmit(m!, "sms", { kind: "temporary", code: "smpp:timeout", message: "no answer", inDoubt: true, retryAfterMs: 5000 });
+        if (policy === "at-most-once") {
+          expect(r).toEqual({ fallback: false, final: "failed" });
+          expect((await store.getMessage(m!.id))!.state).toBe("failed");
+          expect((await lastError(store, m!.id)).code).toBe("gateway:in_flight_unknown");
+          expect(store.queuedCount()).toBe(0);
+        } else {
+          expect(r).toEqual({ fallback: false, final: null });
+          expect((await store.getMessage(m!.id))!.state).toBe("accepted");
+          expect(await store.nextDue("accepted", "sms")).toBe(6000);
+          expect(store.queuedCount()).toBe(1);
+        }
+      }
+    });
+
+    test("recordSubmit temporary: retried while the retry falls inside the validity, failed when it would fall at or after its end", async () => {
+      const store = await engine.open({ t: 1000 });
+      await store.accept({ ...input("t1"), expiresAt: 6001 });
+      await store.accept({ ...input("t2"), expiresAt: 6000 });
+      const claimed = await store.claimDue("sms", 10);
+      const [a, b] = ["t1", "t2"].map((r) => claimed.find((m) => m.requestId === r));
+      const busy = { kind: "temporary" as const, code: "x:busy", message: "busy", retryAfterMs: 5000 };
+      expect(await store.recordSubmit(a!, "sms", busy)).toEqual({ fallback: false, final: null });
+      expect(await store.recordSubmit(b!, "sms", busy)).toEqual({ fallback: false, final: "failed" });
+      expect((await store.getMessage(b!.id))!.state).toBe("failed");
+      expect(await store.getMessage(a!.id)).toMatchObject({ state: "accepted", attempts: 1 });
+    });
+
+    test("recordSubmit permanent: an MMS the handset cannot take goes to its fallback SMS; an SMS, or no fallback text, fails", async () => {
+      const store = await engine.open({ t: 1000 });
+      await store.accept({ ...input("f1"), channel: "mms" });
+      await store.accept({ ...input("f2"), channel: "mms", payload: { ...payload, fallback_text: "" } });
+      await store.accept(input("f3"));
+      const refused = { kind: "permanent" as const, code: "mm7:2002", message: "cannot take MMS", fallbackEligible: true };
+      const claimed = await store.claimDue("mms", 10);
+      const [fb, none] = ["f1", "f2"].map((r) => claimed.find((m) => m.requestId === r));
+      expect(await store.recordSubmit(fb!, "mms", refused)).toEqual({ fallback: true, final: null });
+      expect(await store.getMessage(fb!.id)).toMatchObject({ state: "accepted", channel: "sms", fallback: true, fallbackReason: "mm7:2002: cannot take MMS" });
+      expect(await store.recordSubmit(none!, "mms", refused)).toEqual({ fallback: false, final: "failed" });
+      const smsClaimed = await store.claimDue("sms", 10);
+      const [sms, fallback] = ["f3", "f1"].map((r) => smsClaimed.find((m) => m.requestId === r));
+      expect(await store.recordSubmit(sms!, "sms", refused)).toEqual({ fallback: false, final: "failed" });
+      expect(await store.getMessage(sms!.id)).toMatchObject({ state: "failed", channel: "sms" });
+      expect(await store.recordSubmit(fallback!, "sms", { kind: "permanent", code: "x:no", message: "no", fallbackEligible: false })).toEqual({ fallback: false, final: "failed" });
+      expect(store.queuedCount()).toBe(0);
+    });
+
+    test("validity expiry while waiting for a retry: failed gateway:validity_expired at the next claim, with exactly one event and one outcome", async () => {
+      const clock = { t: 1000 };
+      const finals: string[] = [];
+      const store = await engine.open(clock, "at-most-once", { retryMaxMs: 1000, onOutcome: (o) => finals.push(o.kind === "final" ? o.status : o.kind) });
+      await store.accept({ ...input("v1"), expiresAt: 100_000 });
+      const [m] = await store.claimDue("sms", 10);
+      await store.recordSubmit(m!, "sms", { kind: "temporary", code: "x:busy", message: "busy" });
+      clock.t = 100_000;
+      expect(await store.claimDue("sms", 10)).toHaveLength(0);
+      expect((await store.getMessage(m!.id))!.state).toBe("failed");
+      expect(await lastError(store, m!.id)).toMatchObject({ code: "gateway:validity_expired", message: expect.stringContaining("x:busy") });
+      clock.t += 10 * 3_600_000;
+      expect(await store.claimDue("sms", 10)).toHaveLength(0);
+      expect(await store.expireReceiptWindows(100)).toBe(0);
+      expect(await store.recoverInFlight()).toBe(0);
+      expect((await eventsOf(store, m!.id)).map((e) => JSON.parse(e.body))).toMatchObject([{ status: "failed", error: { code: "gateway:validity_expired" } }]);
+      expect(finals).toEqual(["failed"]);
+      expect(store.queuedCount()).toBe(0);
+    });
+
+    test("receipts: a failed one names its error (message defaults to the code), an SMS never falls back, an MMS does; outcomes told once", async () => {
+      const finals: string[] = [];
+      const store = await engine.open({ t: 1000 }, "at-most-once", { onOutcome: (o) => finals.push(o.kind === "final" ? o.status : o.kind) });
+      const id = await submitted(store, "rc1", "sms", ["k1"]);
+      expect(await store.applyReceipt({ carrier: "sms", carrierMessageId: "k1", outcome: "failed", code: "smpp:UNDELIV", fallbackEligible: true, timestamp: 2 })).toBe("applied");
+      expect(await store.getMessage(id)).toMatchObject({ state: "failed", channel: "sms", fallback: false, carrier: "sms" });
+      expect((await eventsOf(store, id)).map((e) => JSON.parse(e.body))).toMatchObject([{ status: "failed", error: { code: "smpp:UNDELIV", message: "smpp:UNDELIV" } }]);
+      const mms = await submitted(store, "rc2", "mms", ["k2"]);
+      expect(await store.applyReceipt({ carrier: "mms", carrierMessageId: "k2", outcome: "failed", code: "mm7:NotSupported", message: "cannot show MMS", fallbackEligible: true, timestamp: 3 })).toBe("applied");
+      expect(await store.getMessage(mms)).toMatchObject({ state: "accepted", channel: "sms", fallback: true });
+      expect(await store.applyReceipt({ carrier: "mms", carrierMessageId: "k2", outcome: "failed", code: "mm7:NotSupported", fallbackEligible: true, timestamp: 4 })).toBe("duplicate");
+      expect(finals).toEqual(["failed", "fallback"]);
+    });
+
+    test("a claim takes at most its limit, oldest first; the rest wait for the next claim", async () => {
+      const clock = { t: 1000 };
+      const store = await engine.open(clock);
+      for (let i = 0; i < 5; i++) {
+        await store.accept(input(`l${i}`));
+        clock.t += 1;
+      }
+      expect((await store.claimDue("sms", 2)).map((m) => m.requestId)).toEqual(["l0", "l1"]);
+      expect((await store.claimDue("sms", 2)).map((m) => m.requestId)).toEqual(["l2", "l3"]);
+      expect((await store.claimDue("sms", 2)).map((m) => m.requestId)).toEqual(["l4"]);
+      expect(await store.claimDue("sms", 2)).toEqual([]);
+    });
+
+    test("a repeated receipt for one part of two is a duplicate; a receipt after the window's `sent` changes nothing", async () => {
+      const clock = { t: 1000 };
+      const store = await engine.open(clock);
+      const two = await submitted(store, "dp1", "sms", ["d1", "d2"]);
+      const part = { carrier: "sms", carrierMessageId: "d1", outcome: "delivered" as const, timestamp: 2 };
+      expect(await store.applyReceipt(part)).toBe("applied");
+      expect(await store.applyReceipt(part)).toBe("duplicate");
+      expect(await store.openCarrierIds("sms")).toEqual([{ carrierMessageId: "d2", to: payload.to }]);
+      const late = await submitted(store, "dp2", "sms", ["w1"]);
+      clock.t += 3_600_001;
+      expect(await store.expireReceiptWindows(10)).toBe(2);
+      expect(await store.applyReceipt({ carrier: "sms", carrierMessageId: "w1", outcome: "delivered", timestamp: 3 })).toBe("duplicate");
+      expect(await store.applyReceipt({ carrier: "sms", carrierMessageId: "d2", outcome: "failed", timestamp: 3 })).toBe("duplicate");
+      for (const id of [two, late]) {
+        expect((await store.getMessage(id))!.state).toBe("sent");
+        expect(await eventsOf(store, id)).toHaveLength(1);
+      }
+    });
+
+    test("receipts: all parts reported, one of them only 'unknown': final `sent`, not delivered", async () => {
+      const store = await engine.open({ t: 1000 });
+      const id = await submitted(store, "rc3", "sms", ["u1", "u2"]);
+      await store.applyReceipt({ carrier: "sms", carrierMessageId: "u1", outcome: "delivered", timestamp: 2 });
+      await store.applyReceipt({ carrier: "sms", carrierMessageId: "u2", outcome: "unknown", timestamp: 3 });
+      expect((await store.getMessage(id))!.state).toBe("sent");
+      expect((await eventsOf(store, id)).map((e) => JSON.parse(e.body))).toMatchObject([{ status: "sent", carrier_message_id: "u1" }]);
+    });
   });
 }
 
@@ -516,6 +721,32 @@ describe.skipIf(!pgAvailable)("several nodes on one PostgreSQL", () => {
     await a!.eventsDelivered([ea!.seq]);
     expect(await b!.dueEvents(clock.t, 10)).toEqual([]);
     expect(await a!.eventStats()).toEqual([]);
+  });
+
+  test("a live node's claim is not taken over by another node until its lease has run out", async () => {
+    const clock = { t: 1000 };
+    const [a, b] = await nodes(2, clock);
+    await a!.accept(input("lv"));
+    const [m] = await a!.claimDue("sms", 10);
+    expect(await b!.recoverInFlight()).toBe(0);
+    clock.t += 30_000;
+    expect(await b!.recoverInFlight()).toBe(0);
+    expect((await b!.getMessage(m!.id))!.state).toBe("submitting");
+    clock.t += 1;
+    expect(await b!.recoverInFlight()).toBe(1);
+    expect((await b!.getMessage(m!.id))!.state).toBe("failed");
+    await expect(a!.recordSubmit(m!, "sms", { kind: "ok", carrierMessageIds: ["late"] })).rejects.toThrow(/no longer submitting/);
+  });
+
+  test("a message back in the queue (a retry) wakes the other nodes' dispatchers", async () => {
+    const clock = { t: 1000 };
+    const [a, b] = await nodes(2, clock);
+    await a!.accept(input("wk"));
+    const [m] = await a!.claimDue("sms", 10);
+    // Without the NOTIFY this waits until the test's timeout fails it.
+    const woken = new Promise<string>((resolve) => b!.watch(resolve));
+    await a!.recordSubmit(m!, "sms", { kind: "temporary", code: "x:busy", message: "busy" });
+    expect(await woken).toBe("sms");
   });
 
   test("a node's heartbeat is shared: every node sees the others", async () => {

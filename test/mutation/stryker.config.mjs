@@ -16,6 +16,7 @@ function span(file, from, to) {
   return `${file}:${a + 1}-${typeof to === "string" || to === undefined ? b : b + 1}`;
 }
 const sqlite = (file) => `src/store/sqlite/${file}`;
+const pg = (file) => `src/store/postgres/${file}`;
 const closingBrace = /^  \}$/;
 
 // An absolute path: the command runs inside Stryker's sandbox copy.
@@ -24,6 +25,12 @@ const bunTest = (...files) => `${bun} test --bail --timeout 20000 ${files.join("
 // The store's shared tests (the conformance suite) on SQLite alone: its PostgreSQL half runs no code
 // mutated here and would cost a database per test per mutant, so it is pointed at no server (skipped).
 const sqliteOnly = (command) => `GATEWAY_TEST_PG_URL=postgres://127.0.0.1:1/none ${command}`;
+// The same suites on PostgreSQL alone (`-t` keeps the tests named after it, without those of code not
+// mutated here: media, the outbox, purge, heartbeats, NOTIFY of inbound events, expired held receipts), each
+// test's database a schema of one shared database (test/support/postgres.ts): CREATE DATABASE per test per
+// mutant cost too much.
+const postgresOnly = (command) =>
+  `GATEWAY_TEST_PG_SCHEMAS=1 ${command} -t '^(?!.*(media|outbox|purge|heartbeat|wakes the other|leased by one|expired receipt held)).*(postgres|PostgreSQL)'`;
 
 export const groups = {
   // Message states, final events, outcome kinds.
@@ -52,6 +59,12 @@ export const groups = {
       span(sqlite("core.ts"), "// ---- inside a write: a decided transition", /^}$/),
     ],
     command: sqliteOnly(bunTest("test/integration/store.test.ts", "test/integration/store-conformance.test.ts", "test/integration/pipeline.test.ts", "test/integration/receipt-id-base.test.ts", "test/integration/durability.test.ts")),
+  },
+  // The PostgreSQL store's promise paths: intake + dedup (a retried request never makes a second message),
+  // claims, recordSubmit (in doubt), recovery, and the transitions and receipts written inside a transaction.
+  postgres: {
+    mutate: [pg("intake.ts"), pg("dispatch.ts"), span(pg("core.ts"), "// ---- inside a transaction: a decided transition", /^}$/)],
+    command: postgresOnly(bunTest("test/integration/postgres-store.test.ts", "test/integration/store-conformance.test.ts")),
   },
   // The SQLite writer: group commit, savepoints, storage failures, the fsync before any write is told, migrations.
   writer: {
