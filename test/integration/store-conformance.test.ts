@@ -3,6 +3,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { idReadings } from "../../adapters/smpp/message-id.ts";
+import { LEARN_AFTER } from "../../src/domain/receipt-match.ts";
 import type { MessagePayload } from "../../src/domain/message.ts";
 import type { Store, StoreOptions } from "../../src/store/index.ts";
 import { PostgresStore } from "../../src/store/postgres/store.ts";
@@ -569,6 +570,30 @@ for (const engine of engines) {
       expect(await store.getMessage(mms)).toMatchObject({ state: "accepted", channel: "sms", fallback: true });
       expect(await store.applyReceipt({ carrier: "mms", carrierMessageId: "k2", outcome: "failed", code: "mm7:NotSupported", fallbackEligible: true, timestamp: 4 })).toBe("duplicate");
       expect(finals).toEqual(["failed", "fallback"]);
+    });
+
+    test(`receipts: after ${LEARN_AFTER} hex-answer/decimal-receipt matches, a receipt is read that way only`, async () => {
+      const clock = { t: 1000 };
+      const store = await engine.open(clock);
+      const submit = async (carrierId: string) => {
+        const { messageId } = await store.accept(input(null));
+        const [m] = await store.claimDue("sms", 1);
+        await store.recordSubmit(m!, "sms", { kind: "ok", carrierMessageIds: [carrierId] });
+        return messageId!;
+      };
+      const receipt = (id: string) => store.applyReceipt({ carrier: "sms", carrierMessageId: idReadings(id)[0]!.key, readings: idReadings(id), to: payload.to, outcome: "delivered", timestamp: clock.t });
+      for (let i = 0; i < LEARN_AFTER; i++) {
+        const m = await submit((0xf4240 + i).toString(16).toUpperCase());
+        expect(await receipt(String(1_000_000 + i))).toBe("applied");
+        expect((await store.getMessage(m))!.state).toBe("delivered");
+      }
+      // Same handset; the one whose answer happens to read 1000003 as written was sent later, nearer the receipt.
+      const meant = await submit("F4243");
+      clock.t += 3000;
+      const lookalike = await submit("1000003");
+      expect(await receipt("1000003")).toBe("applied");
+      expect((await store.getMessage(meant))!.state).toBe("delivered");
+      expect((await store.getMessage(lookalike))!.state).toBe("submitted");
     });
 
     test("a claim takes at most its limit, oldest first; the rest wait for the next claim", async () => {
