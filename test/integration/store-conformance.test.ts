@@ -596,6 +596,41 @@ for (const engine of engines) {
       expect((await store.getMessage(lookalike))!.state).toBe("submitted");
     });
 
+    test("receipts: an id two messages' ids can be read as goes to the one submitted nearest the receipt's arrival", async () => {
+      const clock = { t: 1000 };
+      const store = await engine.open(clock);
+      const submit = async (carrierId: string) => {
+        const { messageId } = await store.accept(input(null));
+        const [m] = await store.claimDue("sms", 1);
+        await store.recordSubmit(m!, "sms", { kind: "ok", carrierMessageIds: [carrierId] });
+        return messageId!;
+      };
+      const asWritten = await submit("1000000");
+      clock.t += 4000;
+      const inHex = await submit("F4240");
+      expect(await store.applyReceipt({ carrier: "sms", carrierMessageId: "1000000", readings: idReadings("1000000"), to: payload.to, outcome: "delivered", timestamp: clock.t })).toBe("applied");
+      expect((await store.getMessage(inHex))!.state).toBe("delivered");
+      expect((await store.getMessage(asWritten))!.state).toBe("submitted");
+    });
+
+    test("receipts: one that beats its submit answer is not applied to an older message its id reads as in another base", async () => {
+      const store = await engine.open({ t: 1000 });
+      const accept = async (to: string) => {
+        await store.accept({ ...input(null), payload: { ...payload, to } });
+        return (await store.claimDue("sms", 1))[0]!;
+      };
+      // A decimal SMSC: the older message got id 10 and waits for its receipt; the newer one's answer (16) is not stored yet.
+      const older = await accept("12025550160");
+      await store.recordSubmit(older, "sms", { kind: "ok", carrierMessageIds: ["10"] });
+      const newer = await accept("12025550161");
+      // "16" read as decimal and written in hex is "10".
+      expect(await store.applyReceipt({ carrier: "sms", carrierMessageId: "16", readings: idReadings("16"), to: "12025550161", outcome: "delivered", timestamp: 1 })).toBe("unmatched");
+      expect((await store.getMessage(older.id))!.state).toBe("submitted");
+      expect(await store.recordSubmit(newer, "sms", { kind: "ok", carrierMessageIds: ["16"] })).toEqual({ fallback: false, final: "delivered" });
+      expect((await store.getMessage(newer.id))!.state).toBe("delivered");
+      expect((await store.getMessage(older.id))!.state).toBe("submitted");
+    });
+
     test("a claim takes at most its limit, oldest first; the rest wait for the next claim", async () => {
       const clock = { t: 1000 };
       const store = await engine.open(clock);
