@@ -4,7 +4,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { idReadings } from "../../adapters/smpp/message-id.ts";
 import { LEARN_AFTER } from "../../src/domain/receipt-match.ts";
-import type { MessagePayload } from "../../src/domain/message.ts";
+import type { MessagePayload, StoredMessage } from "../../src/domain/message.ts";
 import type { Store, StoreOptions } from "../../src/store/index.ts";
 import { PostgresStore } from "../../src/store/postgres/store.ts";
 import { SqliteStore } from "../../src/store/sqlite/store.ts";
@@ -631,6 +631,45 @@ for (const engine of engines) {
       expect((await store.getMessage(older.id))!.state).toBe("submitted");
     });
 
+    test("recordSubmit without routing: a retry comes back free, and only the accepted submit's carrier ids wait for receipts", async () => {
+      const clock = { t: 1000 };
+      const store = await engine.open(clock);
+      await store.accept(input("nr"));
+      const [m] = await store.claimDue("sms", 10, () => "uk_a");
+      await store.recordSubmit(m!, "uk_a", { kind: "temporary", code: "x:busy", message: "busy" });
+      clock.t += 120_000;
+      const pinned: (string | null)[] = [];
+      const [again] = await store.claimDue("sms", 10, (x) => {
+        pinned.push(x.pinned);
+        return "uk_b";
+      });
+      expect(pinned).toEqual([null]);
+      expect(await store.recordSubmit(again!, "uk_b", { kind: "ok", carrierMessageIds: ["ok1"] })).toEqual({ fallback: false, final: null });
+      expect(await store.openCarrierIds("uk_b")).toEqual([{ carrierMessageId: "ok1", to: payload.to }]);
+      expect(await store.openCarrierIds("uk_a")).toEqual([]);
+    });
+
+    test("a receipt held for the second part of a submit is applied by it and no longer held", async () => {
+      const store = await engine.open({ t: 1000 });
+      await store.accept(input("hp"));
+      const [m] = await store.claimDue("sms", 10);
+      expect(await store.applyReceipt({ carrier: "sms", carrierMessageId: "q2", outcome: "delivered", timestamp: 1 })).toBe("unmatched");
+      expect(await store.recordSubmit(m!, "sms", { kind: "ok", carrierMessageIds: ["q1", "q2"] })).toEqual({ fallback: false, final: null });
+      expect(await store.listUnmatchedReceipts()).toEqual([]);
+      expect(await store.openCarrierIds("sms")).toEqual([{ carrierMessageId: "q1", to: payload.to }]);
+    });
+
+    test("receipts held for several parts are applied in the submit's part order, not their arrival order", async () => {
+      const store = await engine.open({ t: 1000 });
+      await store.accept(input("ho"));
+      const [m] = await store.claimDue("sms", 10);
+      await store.applyReceipt({ carrier: "sms", carrierMessageId: "o2", outcome: "failed", code: "x:second", timestamp: 1 });
+      await store.applyReceipt({ carrier: "sms", carrierMessageId: "o1", outcome: "failed", code: "x:first", timestamp: 2 });
+      expect(await store.recordSubmit(m!, "sms", { kind: "ok", carrierMessageIds: ["o1", "o2"] })).toEqual({ fallback: false, final: "failed" });
+      expect((await eventsOf(store, m!.id)).map((e) => JSON.parse(e.body))).toMatchObject([{ status: "failed", error: { code: "x:first" } }]);
+      expect(await store.listUnmatchedReceipts()).toEqual([]);
+    });
+
     test("a claim takes at most its limit, oldest first; the rest wait for the next claim", async () => {
       const clock = { t: 1000 };
       const store = await engine.open(clock);
@@ -720,6 +759,19 @@ describe.skipIf(!pgAvailable)("several nodes on one PostgreSQL", () => {
     expect(claimed.map((m) => m.id)).toEqual([mine.messageId!]);
     // What it passed over is untouched, still due for the node holding its carrier.
     expect((await a!.claimDue("sms", 10, () => "uk_b")).map((m) => m.requestId ?? "").sort()).toEqual([0, 1, 2, 3, 4].map((i) => `theirs${i}`));
+  });
+
+  test("a claim reading past messages left to other nodes still takes no more than its limit", async () => {
+    const clock = { t: 1000 };
+    const [a] = await nodes(1, clock);
+    const mine = (r: string) => ({ ...input(r), payload: { ...payload, to: "447700900123" } });
+    for (const i of [input("t0"), mine("m0"), input("t1"), mine("m1"), mine("m2"), mine("m3")]) {
+      await a!.accept(i);
+      clock.t += 1;
+    }
+    const ours = (m: StoredMessage) => (m.payload.to === "447700900123" ? "uk_a" : null);
+    expect((await a!.claimDue("sms", 2, ours)).map((m) => m.requestId)).toEqual(["m0", "m1"]);
+    expect((await a!.claimDue("sms", 2, ours)).map((m) => m.requestId)).toEqual(["m2", "m3"]);
   });
 
   test("a receipt arriving at the other node finds the message; one held there is applied by the submit", async () => {
