@@ -647,6 +647,12 @@ for (const engine of engines) {
       expect(await store.recordSubmit(again!, "uk_b", { kind: "ok", carrierMessageIds: ["ok1"] })).toEqual({ fallback: false, final: null });
       expect(await store.openCarrierIds("uk_b")).toEqual([{ carrierMessageId: "ok1", to: payload.to }]);
       expect(await store.openCarrierIds("uk_a")).toEqual([]);
+      // A claim without a route keeps the carrier the message last had.
+      await store.accept(input("nr2"));
+      const [m2] = await store.claimDue("sms", 10, () => "uk_a");
+      await store.recordSubmit(m2!, "uk_a", { kind: "temporary", code: "x:busy", message: "busy" });
+      clock.t += 120_000;
+      expect((await store.claimDue("sms", 10)).map((x) => x.carrier)).toEqual(["uk_a"]);
     });
 
     test("a receipt held for the second part of a submit is applied by it and no longer held", async () => {
@@ -850,15 +856,24 @@ describe.skipIf(!pgAvailable)("several nodes on one PostgreSQL", () => {
     await expect(a!.recordSubmit(m!, "sms", { kind: "ok", carrierMessageIds: ["late"] })).rejects.toThrow(/no longer submitting/);
   });
 
-  test("a message back in the queue (a retry) wakes the other nodes' dispatchers", async () => {
+  test("a message back in the queue (a retry) wakes the other nodes' dispatchers; a claim wakes none", async () => {
     const clock = { t: 1000 };
     const [a, b] = await nodes(2, clock);
+    const heard: string[] = [];
+    const hear = (n: number) => new Promise<void>((resolve) => b!.watch(() => heard.length >= n && resolve()));
+    b!.watch((kind) => heard.push(kind));
+    const upToMarker = hear(2);
     await a!.accept(input("wk"));
     const [m] = await a!.claimDue("sms", 10);
+    // Notifications reach a listener in commit order: once this one is heard, any the claim sent has been.
+    await a!.recordInbound("a", "https://x.example/mo", { carrier: "sms", channel: "sms", carrierMessageId: "mo-wk", from: "1", to: "2", text: "t", media: [], timestamp: 1 });
+    await upToMarker;
+    expect(heard).toEqual(["sms", "events"]);
     // Without the NOTIFY this waits until the test's timeout fails it.
-    const woken = new Promise<string>((resolve) => b!.watch(resolve));
+    const retried = hear(3);
     await a!.recordSubmit(m!, "sms", { kind: "temporary", code: "x:busy", message: "busy" });
-    expect(await woken).toBe("sms");
+    await retried;
+    expect(heard).toEqual(["sms", "events", "sms"]);
   });
 
   test("a node's heartbeat is shared: every node sees the others", async () => {
