@@ -140,6 +140,23 @@ export const groups = {
 // - adapters/smpp/receipt.ts parseReceiptDate(): `/\s+/g` → `/\s/g`: a global replace removes every blank alike.
 // - adapters/smpp/receipt.ts parseReceipt(): `stateTlv.length >= 1` → true: an empty TLV's `[0]` is undefined,
 //   which no message_state row has.
+// - src/store/postgres/intake.ts acceptAll(): `fresh.filter(…)` → `fresh`: the keys just inserted are read back
+//   too, and their answers come from `inserted` anyway; `copies.length > 0` → true / `>= 0`: an empty lookup.
+// - src/store/postgres/dispatch.ts claimDue(): `applied`/`left` starting with a stray element: Promise.all of a
+//   plain value, and no message has that id.
+// - src/store/postgres/dispatch.ts recordSubmit(): `ids.length === 0` → false (locks, inserts, held-receipt lookup)
+//   and their empty branches given a stray element: statements over no ids, and a result that is not `ok`
+//   returns before the lookup is read; `seen.size === 0` → false: as the SQLite one above; default `routing`
+//   → `{}`: `pin` and `elsewhere` read falsy alike.
+// - src/store/postgres/core.ts apply(): `sent` starting with a stray element (Promise.all of a plain value);
+//   `t.expiresAt !== undefined` → false: only the in-memory copy, which no caller of a transition setting a
+//   validity reads; applyReceiptIn(): `if (!row)` → false: as the SQLite one above.
+// Not covered (a real difference, no test): src/store/postgres/dispatch.ts claimDue() `left.length < LEFT_SCAN`
+// → true / `<=` (needs 1000 messages left to other nodes in one claim); src/store/postgres/core.ts applyReceiptIn() the lock keys' map →
+// undefined (only serialises a receipt against its submit answer on another node: a race) and
+// `if (match.evidence)` → true (learning an id base from a match that proves nothing).
+// The intake's key order (sort, compare) only avoids deadlocks between two nodes' groups; its mutants are killed
+// by postgres-store.test.ts's deadlock count when the two groups overlap on the server, which is likely, not certain.
 
 const name = process.env.MUTATION_GROUP ?? "domain";
 const group = groups[name];
