@@ -11,6 +11,21 @@ export interface MediaSource {
   get(item: { url: string; content_type?: string }): Promise<MediaPart | { kind: "temporary" | "permanent"; code: string; message: string }>;
 }
 
+/** The dispatcher's clock and timers: the real ones, or a test's fake clock. */
+export interface DispatcherClock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+  sleep(ms: number): Promise<void>;
+}
+
+const realClock: DispatcherClock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
+  sleep: (ms) => Bun.sleep(ms),
+};
+
 export type ChannelCarrier = { channel: "mms"; carrier: MmsCarrier } | { channel: "sms"; carrier: SmsCarrier };
 
 export interface DispatcherDeps {
@@ -41,6 +56,8 @@ export interface DispatcherDeps {
   rememberedNoMms?: (to: string) => Promise<string | null>;
   /** The fallback SMS text (with the hosted page link when one is configured). */
   fallbackText?: (m: StoredMessage, carrier: SmsCarrier) => Promise<string>;
+  /** Default: the real clock. */
+  clock?: DispatcherClock;
 }
 
 interface Lane {
@@ -49,7 +66,7 @@ interface Lane {
   pumping: boolean;
   /** The last claim left due messages to other nodes (their carrier's binds are there). */
   leftDue: boolean;
-  timer: ReturnType<typeof setTimeout> | null;
+  timer: unknown;
   /**
    * Work may be due that no claim has looked for yet: set by every wake and by a full claim, cleared as
    * a claim starts. A freed slot claims only while it is set: an empty claim is a write transaction.
@@ -62,8 +79,10 @@ export class Dispatcher {
   private stopping = false;
   private readonly inFlight = new Set<Promise<void>>();
   private readonly pumps = new Set<Promise<void>>();
+  private readonly clock: DispatcherClock;
 
   constructor(private readonly d: DispatcherDeps) {
+    this.clock = d.clock ?? realClock;
     const lane = (channel: Channel): Lane => ({ channel, inFlight: 0, pumping: false, leftDue: false, timer: null, maybeDue: true });
     this.lanes = { mms: lane("mms"), sms: lane("sms") };
   }
@@ -87,14 +106,14 @@ export class Dispatcher {
   /** Stops claiming; waits for in-flight submits up to the deadline. */
   async stop(deadlineMs: number): Promise<void> {
     this.stopping = true;
-    for (const lane of Object.values(this.lanes)) if (lane.timer) clearTimeout(lane.timer);
+    for (const lane of Object.values(this.lanes)) if (lane.timer) this.clock.clearTimeout(lane.timer);
     // A claim already under way finishes and its messages join `inFlight`; waiting only for the
     // submits seen before it would close the database under them and strand them in `submitting`.
     const settled = (async () => {
       await Promise.allSettled([...this.pumps]);
       await Promise.allSettled([...this.inFlight]);
     })();
-    await Promise.race([settled, Bun.sleep(deadlineMs)]);
+    await Promise.race([settled, this.clock.sleep(deadlineMs)]);
   }
 
   busy(): number {
@@ -140,7 +159,7 @@ export class Dispatcher {
     if (this.stopping) return;
     // A full lane is woken by its next finished submit; polling it meanwhile would only spin.
     if (lane.inFlight >= this.d.concurrency[lane.channel]) {
-      if (lane.timer) clearTimeout(lane.timer);
+      if (lane.timer) this.clock.clearTimeout(lane.timer);
       lane.timer = null;
       return;
     }
@@ -148,13 +167,13 @@ export class Dispatcher {
     try {
       // What is due but left to other nodes would wake this lane at once, again and again: poll instead.
       const next = lane.leftDue || this.standingBy(lane.channel) ? null : await this.d.store.nextDue("accepted", lane.channel);
-      if (next !== null) delay = Math.max(5, Math.min(delay, next - Date.now()));
+      if (next !== null) delay = Math.max(5, Math.min(delay, next - this.clock.now()));
     } catch {
       // storage trouble: the one-second retry covers it
     }
     if (this.stopping) return;
-    if (lane.timer) clearTimeout(lane.timer);
-    lane.timer = setTimeout(() => {
+    if (lane.timer) this.clock.clearTimeout(lane.timer);
+    lane.timer = this.clock.setTimeout(() => {
       lane.timer = null;
       this.wake(lane.channel);
     }, delay);
@@ -236,7 +255,7 @@ export class Dispatcher {
         if (!(e instanceof StorageUnavailable)) throw e;
         if (this.stopping && attempt > 0) throw e;
         this.d.log.error({ ...log, err: (e as Error).message }, "could not store the submit answer; retrying");
-        await Bun.sleep(Math.min(5000, 100 * 2 ** attempt));
+        await this.clock.sleep(Math.min(5000, 100 * 2 ** attempt));
       }
     }
   }

@@ -1,0 +1,354 @@
+// The dispatcher alone on a fake clock (test/support/dispatcher-bed.ts): which claims its wakes make, how
+// much it claims, when it polls, what it counts and logs, and what it does with each kind of carrier answer.
+import { afterEach, describe, expect, test } from "bun:test";
+import { dispatcherBed, type Bed } from "../support/dispatcher-bed.ts";
+import { waitFor } from "../support/app.ts";
+
+const lastError = (b: Bed, id: string) => JSON.parse((b.store.db.query("SELECT last_error FROM messages WHERE id = ?").get(id) as { last_error: string }).last_error);
+
+let beds: Bed[] = [];
+afterEach(async () => {
+  for (const b of beds) await b.stop();
+  beds = [];
+});
+async function bed(...a: Parameters<typeof dispatcherBed>): Promise<Bed> {
+  const b = await dispatcherBed(...a);
+  beds.push(b);
+  return b;
+}
+
+describe("claims", () => {
+  test("a burst is claimed in claim_batch slices, one claim at a time, without waiting for a poll", async () => {
+    const b = await bed({ config: { delivery: { claim_batch: 2 } } });
+    const ids = [];
+    for (let i = 0; i < 5; i++) ids.push(await b.accept("sms", `00120255503${10 + i}`));
+    b.dispatcher.start();
+    await b.settled();
+    const sms = b.claims.filter((c) => c.channel === "sms");
+    // Submits that end while a full claim says more may be due wake the lane once more: empty claims after these.
+    expect(sms.slice(0, 3).map((c) => [c.limit, c.got])).toEqual([[2, 2], [2, 2], [2, 1]]);
+    expect(sms.slice(3).every((c) => c.got === 0)).toBe(true);
+    expect(new Set(b.clock.delays)).toEqual(new Set([1000]));
+    expect(Math.max(...b.claims.map((c) => c.overlapping))).toBe(1);
+    for (const id of ids) expect((await b.state(id)).attempts).toBe(1);
+    expect(await b.counter("gateway_submissions_total", { carrier: "sms", outcome: "ok" })).toBe(5);
+  });
+});
+
+describe("wakes", () => {
+  test("work made due while a claim runs is claimed by that lane's next claim, not by a second claim beside it", async () => {
+    const b = await bed();
+    b.dispatcher.start();
+    // The start-up claim is under way (a write): this message comes too late for it.
+    const id = await b.accept("sms", "0012025550320");
+    b.dispatcher.wake("sms");
+    b.dispatcher.wake("sms");
+    await b.settled();
+    expect((await b.state(id)).attempts).toBe(1);
+    expect(Math.max(...b.claims.map((c) => c.overlapping))).toBe(1);
+    expect(b.claims.filter((c) => c.channel === "sms").length).toBeGreaterThanOrEqual(2);
+  });
+
+  test("the poll timer wakes the lane: a message written behind the dispatcher's back is claimed when it fires", async () => {
+    const b = await bed({ deps: { pollMs: 250 } });
+    b.dispatcher.start();
+    await b.settled();
+    expect(b.clock.delays).toEqual([250, 250]);
+    const id = await b.accept("sms", "0012025550321");
+    const before = b.claims.length;
+    b.clock.advance(249);
+    expect(b.claims.length).toBe(before);
+    b.clock.advance(1);
+    await b.settled();
+    expect(b.claims.length).toBe(before + 2);
+    expect((await b.state(id)).attempts).toBe(1);
+  });
+
+  test("delivery.paused: nothing is claimed or submitted; a dispatcher on the same database without it sends everything", async () => {
+    const dir = (await import("../support/app.ts")).tempDir();
+    const paused = await dispatcherBed({ dir, deps: { paused: true } });
+    const ids = [await paused.accept("sms", "0012025550330"), await paused.accept("mms", "0012025550331")];
+    paused.dispatcher.start();
+    paused.dispatcher.wake("sms");
+    paused.dispatcher.wake("mms");
+    paused.clock.advance(600_000);
+    await Bun.sleep(5);
+    expect(paused.claims).toEqual([]);
+    expect(paused.clock.delays).toEqual([]);
+    await paused.stop();
+    const resumed = await bed({ dir, clock: paused.clock });
+    resumed.dispatcher.start();
+    await resumed.settled();
+    for (const id of ids) expect((await resumed.state(id)).attempts).toBe(1);
+  });
+
+  test("after stop(): timers cleared, and no wake claims", async () => {
+    const b = await bed();
+    b.dispatcher.start();
+    await b.settled();
+    const stopped = b.dispatcher.stop(10);
+    expect(b.clock.timers.size).toBe(0);
+    await stopped;
+    const n = b.claims.length;
+    await b.accept("sms", "0012025550340");
+    b.dispatcher.wake("sms");
+    b.clock.advance(3_600_000);
+    await Bun.sleep(5);
+    expect(b.claims.length).toBe(n);
+  });
+
+  test("stop() waits for a claim under way and for the submits it claimed", async () => {
+    const b = await bed();
+    const id = await b.accept("sms", "0012025550341");
+    b.dispatcher.start();
+    expect(b.claims.some((c) => c.channel === "sms")).toBe(true);
+    await b.dispatcher.stop(60_000);
+    const m = await b.state(id);
+    expect(m.attempts).toBe(1);
+    expect(m.state).toBe("submitted");
+  });
+});
+
+describe("concurrency", () => {
+  async function heldMmsc() {
+    const { startMmscStub } = await import("../peers/mm7-stub.ts");
+    const held: (() => void)[] = [];
+    let open = 0;
+    let most = 0;
+    const stub = await startMmscStub({
+      scenario: () =>
+        new Promise((resolve) => {
+          most = Math.max(most, ++open);
+          held.push(() => {
+            open--;
+            resolve({ kind: "ok" });
+          });
+        }),
+    });
+    return { stub, held, most: () => most };
+  }
+
+  test("no more submits in flight than the channel's concurrency; each freed slot claims one more; a full lane has no poll timer", async () => {
+    const mmsc = await heldMmsc();
+    try {
+      const b = await bed({
+        config: { carriers: { mms: { kind: "mm7", url: mmsc.stub.url, username: "v", password: "p", concurrency: 8 } }, inbound: { mm7: { path: "/mm7", username: "mmsc", password: "in-secret" } } },
+        deps: { concurrency: { mms: 2, sms: 4 } },
+      });
+      const ids = [];
+      for (let i = 0; i < 4; i++) ids.push(await b.accept("mms", `00120255504${10 + i}`));
+      b.dispatcher.start();
+      await waitFor("two submits at the MMSC", () => mmsc.held.length === 2);
+      await waitFor("the SMS lane to poll", () => b.clock.timers.size === 1);
+      expect(b.dispatcher.busy()).toBe(2);
+      const mms = () => b.claims.filter((c) => c.channel === "mms");
+      expect(mms().map((c) => [c.limit, c.got])).toEqual([[2, 2]]);
+      // Full: no poll timer on the MMS lane (only the SMS lane's).
+      b.clock.advance(3_000);
+      await Bun.sleep(5);
+      expect(mms()).toHaveLength(1);
+      mmsc.held.shift()!();
+      await waitFor("a third submit", () => mmsc.held.length === 2);
+      expect(mms()[1]).toMatchObject({ limit: 1, got: 1 });
+      mmsc.held.shift()!();
+      mmsc.held.shift()!();
+      await waitFor("the fourth submit", () => mmsc.stub.received.length === 4);
+      while (mmsc.held.length > 0) mmsc.held.shift()!();
+      await b.settled();
+      expect(mmsc.most()).toBe(2);
+      expect(mms().every((c) => c.limit >= 1 && c.limit <= 2)).toBe(true);
+      for (const id of ids) expect((await b.state(id)).state).toBe("submitted");
+      expect(b.dispatcher.busy()).toBe(0);
+    } finally {
+      await mmsc.stub.stop();
+    }
+  });
+
+  test("busy() counts both lanes' submits in flight", async () => {
+    const mmsc = await heldMmsc();
+    const { startSmsc } = await import("../peers/smpp-sim.ts");
+    const smsc = await startSmsc({ neverAnswer: true });
+    try {
+      const b = await bed({
+        config: {
+          carriers: {
+            mms: { kind: "mm7", url: mmsc.stub.url, username: "v", password: "p" },
+            sms: { kind: "smpp", host: "127.0.0.1", port: smsc.port, system_id: "gw", password: "pw", reconnect_min_ms: 100, reconnect_max_ms: 500 },
+          },
+          inbound: { mm7: { path: "/mm7", username: "mmsc", password: "in-secret" } },
+        },
+      });
+      await waitFor("SMPP bound", () => smsc.openSessions > 0);
+      await b.accept("mms", "0012025550420");
+      await b.accept("sms", "0012025550421");
+      await b.accept("sms", "0012025550422");
+      b.dispatcher.start();
+      await waitFor("three submits out", () => mmsc.held.length === 1 && smsc.submits.length === 2);
+      expect(b.dispatcher.busy()).toBe(3);
+      mmsc.held.shift()!();
+    } finally {
+      await mmsc.stub.stop();
+      await smsc.stop();
+    }
+  });
+});
+
+describe("polls", () => {
+  test("a retry's backoff sets the poll: the lane wakes when it ends, not before", async () => {
+    const b = await bed();
+    const id = await b.accept("sms", "0012025550501"); // sandbox 01: refused once, for 100 ms
+    b.dispatcher.start();
+    await b.settled();
+    const next = (await b.store.nextDue("accepted", "sms"))!;
+    const wait = next - b.clock.t;
+    expect(wait).toBeGreaterThan(5);
+    expect(wait).toBeLessThan(1000);
+    expect(b.clock.delays.at(-1)).toBe(wait);
+    const claims = b.claims.length;
+    b.clock.advance(wait - 1);
+    await Bun.sleep(5);
+    expect(b.claims.length).toBe(claims);
+    b.clock.advance(1);
+    await b.settled();
+    expect((await b.state(id)).attempts).toBe(2);
+    // Never two poll timers for one lane: each new one replaced the last.
+    expect(b.clock.timers.size).toBe(2);
+  });
+
+  test("a retry the poll may have missed (due already) is looked for again 5 ms on; a failed claim is logged", async () => {
+    const b = await bed();
+    const { Database } = await import("bun:sqlite");
+    const id = await b.accept("sms", "0012025550510");
+    b.store.db.run("PRAGMA busy_timeout = 20");
+    const other = new Database(`${b.store.db.filename}`);
+    other.run("BEGIN IMMEDIATE");
+    try {
+      b.dispatcher.start();
+      await b.settled();
+      expect(b.lines.filter((l) => l.msg.startsWith("claiming due messages failed"))).toContainEqual(expect.objectContaining({ level: 50, channel: "sms", err: expect.stringContaining("locked") }));
+      expect(b.clock.delays).toContain(5);
+    } finally {
+      other.run("ROLLBACK");
+      other.close();
+    }
+    b.clock.advance(5);
+    await b.settled();
+    expect((await b.state(id)).attempts).toBe(1);
+  });
+});
+
+describe("what each answer does", () => {
+  test("counted by carrier and outcome, retries counted, latency observed, each answer told and logged", async () => {
+    const told: string[] = [];
+    const b = await bed({ deps: { onSubmitted: (c, o) => told.push(`${c}:${o}`) } });
+    const ok = await b.accept("sms", "0012025550600");
+    const temp = await b.accept("sms", "0012025550601");
+    const perm = await b.accept("sms", "0012025550602");
+    b.dispatcher.start();
+    await b.settled();
+    expect(await b.counter("gateway_submissions_total", { carrier: "sms", outcome: "ok" })).toBe(1);
+    expect(await b.counter("gateway_submissions_total", { carrier: "sms", outcome: "temporary" })).toBe(1);
+    expect(await b.counter("gateway_submissions_total", { carrier: "sms", outcome: "permanent" })).toBe(1);
+    expect(await b.counter("gateway_retries_total", { carrier: "sms" })).toBe(1);
+    const latency = await b.metrics.registry.getSingleMetric("gateway_submit_seconds")!.get();
+    expect(latency.values.find((v) => (v as { metricName?: string }).metricName === "gateway_submit_seconds_count" && v.labels.carrier === "sms")?.value).toBe(3);
+    expect(told.sort()).toEqual(["sms:ok", "sms:permanent", "sms:temporary"]);
+    const okMessage = await b.state(ok);
+    expect(b.lines.find((l) => l.msg === "submitted")).toMatchObject({ level: 20, messageId: ok, requestId: okMessage.requestId, carrier: "sms", carrierIds: [expect.stringMatching(/^sbx-sms-/)] });
+    const refused = b.lines.filter((l) => l.msg === "submit not accepted");
+    expect(refused).toContainEqual(expect.objectContaining({ level: 30, messageId: temp, carrier: "sms", outcome: "temporary", code: "sandbox:busy", reason: expect.stringContaining("scenario 01") }));
+    expect(refused).toContainEqual(expect.objectContaining({ level: 30, messageId: perm, carrier: "sms", outcome: "permanent", code: "sandbox:rejected" }));
+    expect((await b.state(perm)).state).toBe("failed");
+    expect(b.finals).toBe(1);
+  });
+
+  test("a message whose carrier left the configuration (or is of the other channel) waits for it: temporary gateway:no_such_carrier", async () => {
+    const b = await bed();
+    const gone = await b.accept("sms", "0012025550610");
+    const claimDue = b.store.claimDue;
+    const sms = b.carriers.byName.get("sms")!;
+    let turn = 0;
+    b.store.claimDue = async (channel, limit, assign) => {
+      const got = await claimDue(channel, limit, assign);
+      if (channel === "sms" && got.length > 0) {
+        // Between the claim and the submit, as a SIGHUP may: first removed, then an MMS carrier by that name.
+        if (turn++ === 0) b.carriers.byName.delete("sms");
+        else b.carriers.byName.set("sms", b.carriers.byName.get("mms")!);
+      }
+      return got;
+    };
+    b.dispatcher.start();
+    await b.settled();
+    let m = await b.state(gone);
+    expect(m.state).toBe("accepted");
+    expect(lastError(b, gone)).toMatchObject({ code: "gateway:no_such_carrier" });
+    expect(await b.counter("gateway_submissions_total", { carrier: "sms", outcome: "temporary" })).toBe(1);
+    b.clock.advance(b.clock.delays.at(-1)!);
+    await b.settled();
+    m = await b.state(gone);
+    expect(m.attempts).toBe(2);
+    expect(lastError(b, gone)).toMatchObject({ code: "gateway:no_such_carrier" });
+    b.carriers.byName.set("sms", sms);
+  });
+});
+
+describe("fallbacks and storage trouble", () => {
+  test("a fallback wakes the SMS lane at once: from a receipt, and from a number remembered as unable to take MMS", async () => {
+    const b = await bed();
+    const first = await b.accept("mms", "0012025550703"); // sandbox 03: the receipt says no MMS
+    b.dispatcher.start();
+    await waitFor("the fallback SMS sent", async () => (await b.state(first)).channel === "sms" && (await b.state(first)).attempts > 0);
+    await b.settled();
+    const second = await b.accept("mms", "0012025550703");
+    const finals = b.finals;
+    b.dispatcher.wake("mms");
+    await waitFor("the second fallback SMS sent", async () => (await b.state(second)).channel === "sms" && (await b.state(second)).attempts > 0);
+    expect(b.finals).toBeGreaterThan(finals);
+    expect(b.lines).toContainEqual(expect.objectContaining({ msg: "submit not accepted", messageId: second, carrier: "mms", outcome: "permanent", code: "capability:no_mms" }));
+    // Neither took a poll: the clock never moved.
+    expect(b.clock.t).toBe(1_700_000_000_000);
+  });
+
+  test("an answer the database refuses is stored once it takes writes again (100 ms, then 200 ms on); stopping gives up the second time", async () => {
+    const { Database } = await import("bun:sqlite");
+    const { startMmscStub } = await import("../peers/mm7-stub.ts");
+    const held: (() => void)[] = [];
+    const stub = await startMmscStub({ scenario: () => new Promise((resolve) => held.push(() => resolve({ kind: "ok" }))) });
+    try {
+      const b = await bed({ config: { carriers: { mms: { kind: "mm7", url: stub.url, username: "v", password: "p" } }, inbound: { mm7: { path: "/mm7", username: "mmsc", password: "in-secret" } } } });
+      const ids = [await b.accept("mms", "0012025550710"), await b.accept("mms", "0012025550711")];
+      b.dispatcher.start();
+      await waitFor("both at the MMSC", () => held.length === 2);
+      b.store.db.run("PRAGMA busy_timeout = 20");
+      const other = new Database(b.store.db.filename);
+      other.run("BEGIN IMMEDIATE");
+      held.shift()!();
+      await waitFor("a first retry planned", () => b.clock.slept.length === 1);
+      b.clock.advance(100);
+      await waitFor("a second retry planned", () => b.clock.slept.length === 2);
+      expect(b.clock.slept).toEqual([100, 200]);
+      const refused = b.lines.filter((l) => l.msg === "could not store the submit answer; retrying");
+      expect(refused).toHaveLength(2);
+      // The MMSC may have answered either first.
+      const kept = refused[0]!.messageId as string;
+      const lost = ids.find((id) => id !== kept)!;
+      expect(refused[1]).toMatchObject({ level: 50, messageId: kept, requestId: (await b.state(kept)).requestId, carrier: "mms", err: expect.stringContaining("locked") });
+      other.run("ROLLBACK");
+      b.clock.advance(200);
+      await waitFor("the answer stored", async () => (await b.state(kept)).state === "submitted");
+      other.run("BEGIN IMMEDIATE");
+      held.shift()!();
+      await waitFor("its retry planned", () => b.clock.slept.length === 3);
+      const stopped = b.dispatcher.stop(60_000);
+      b.clock.advance(100);
+      await stopped;
+      other.run("ROLLBACK");
+      other.close();
+      expect(b.lines).toContainEqual(expect.objectContaining({ msg: "submit bookkeeping failed", level: 50, messageId: lost, err: expect.stringContaining("storage unavailable") }));
+      expect((await b.state(lost)).state).toBe("submitting");
+    } finally {
+      for (const release of held) release();
+      await stub.stop();
+    }
+  });
+});
