@@ -69,6 +69,8 @@ export interface Bed {
   lines: LogLine[];
   /** Every claim: its channel, the limit asked, how many it got, and how many claims of its lane ran at once. */
   claims: { channel: Channel; limit: number; got: number; overlapping: number }[];
+  /** The next claim to end keeps its answer (already taken from the database) until the returned function is called. */
+  holdClaim(): () => void;
   finals: number;
   accept(channel: Channel, to: string, extra?: Partial<MessagePayload>): Promise<string>;
   /** No claim, poll scheduling or submit under way, and a poll timer set for each lane that is not full. */
@@ -137,6 +139,7 @@ export async function dispatcherBed(o: BedOptions = {}): Promise<Bed> {
   );
 
   const claims: Bed["claims"] = [];
+  let holding: Promise<void> | null = null;
   const running = { mms: 0, sms: 0, next: 0 };
   const claimDue = store.claimDue.bind(store);
   store.claimDue = async (channel, limit, assign) => {
@@ -146,6 +149,9 @@ export async function dispatcherBed(o: BedOptions = {}): Promise<Bed> {
     try {
       const got = await claimDue(channel, limit, assign);
       c.got = got.length;
+      const held = holding;
+      holding = null;
+      if (held) await held;
       return got;
     } finally {
       running[channel]--;
@@ -170,6 +176,11 @@ export async function dispatcherBed(o: BedOptions = {}): Promise<Bed> {
     dispatcher,
     lines,
     claims,
+    holdClaim() {
+      let release!: () => void;
+      holding = new Promise((r) => (release = r));
+      return release;
+    },
     get finals() {
       return finals;
     },
