@@ -300,12 +300,15 @@ describe("fallbacks and storage trouble", () => {
     const b = await bed();
     const first = await b.accept("mms", "0012025550703"); // sandbox 03: the receipt says no MMS
     b.dispatcher.start();
-    await waitFor("the fallback SMS sent", async () => (await b.state(first)).channel === "sms" && (await b.state(first)).attempts > 0);
+    const smsSent = () => b.counter("gateway_submissions_total", { carrier: "sms", outcome: "ok" });
+    await waitFor("the fallback SMS sent", async () => (await smsSent()) === 1);
+    expect((await b.state(first)).channel).toBe("sms");
     await b.settled();
     const second = await b.accept("mms", "0012025550703");
     const finals = b.finals;
     b.dispatcher.wake("mms");
-    await waitFor("the second fallback SMS sent", async () => (await b.state(second)).channel === "sms" && (await b.state(second)).attempts > 0);
+    await waitFor("the second fallback SMS sent", async () => (await smsSent()) === 2);
+    expect((await b.state(second)).channel).toBe("sms");
     expect(b.finals).toBeGreaterThan(finals);
     expect(b.lines).toContainEqual(expect.objectContaining({ msg: "submit not accepted", messageId: second, carrier: "mms", outcome: "permanent", code: "capability:no_mms" }));
     // Neither took a poll: the clock never moved.
@@ -385,7 +388,8 @@ describe("media", () => {
       expect(await b.counter("gateway_retries_total", { carrier: "mms" })).toBe(1);
       const gone = await b.accept("mms", "0012025550821", { media: [{ url: url("/gone.png") }] });
       b.dispatcher.wake("mms");
-      await waitFor("the fallback SMS sent", async () => (await b.state(gone)).channel === "sms" && (await b.state(gone)).attempts > 0);
+      await waitFor("the fallback SMS sent", async () => (await b.counter("gateway_submissions_total", { carrier: "sms", outcome: "ok" })) === 1);
+      expect((await b.state(gone)).channel).toBe("sms");
       expect(b.lines).toContainEqual(expect.objectContaining({ msg: "submit not accepted", messageId: gone, outcome: "permanent", code: "media:http_404" }));
       const fine = await b.accept("mms", "0012025550822", { media: [{ url: url("/ok.png") }] });
       b.dispatcher.wake("mms");
@@ -407,7 +411,8 @@ describe("media", () => {
       expect(["submitted", "delivered"]).toContain((await b.state(fitted)).state);
       const unfit = await b.accept("mms", "0012025550811", { media: [{ url }, { url }, { url }, { url }, { url }, { url }, { url }, { url }], text: "x".repeat(59_000) });
       b.dispatcher.wake("mms");
-      await waitFor("the fallback SMS sent", async () => (await b.state(unfit)).channel === "sms");
+      await waitFor("the fallback SMS sent", async () => (await b.counter("gateway_submissions_total", { carrier: "sms", outcome: "ok" })) === 1);
+      expect((await b.state(unfit)).channel).toBe("sms");
       expect(b.lines).toContainEqual(expect.objectContaining({ msg: "submit not accepted", messageId: unfit, outcome: "permanent", code: expect.stringMatching(/^media:/) }));
     } finally {
       server.stop(true);
