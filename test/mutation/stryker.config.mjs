@@ -77,10 +77,16 @@ export const groups = {
     mutate: ["src/pipeline/outbox.ts"],
     command: bunTest("test/integration/outbox-schedule.test.ts", "test/integration/outbox.test.ts", "test/integration/durability.test.ts"),
   },
-  // Submitting, retrying, fallback, receipts routing, operator commands.
+  // Submitting, retrying, fallback, receipts routing: the dispatcher alone on a fake clock and the receipts path
+  // on a real store first (fast, and they fail first), then the whole journeys through real carriers.
   pipeline: {
-    mutate: ["src/pipeline/dispatcher.ts", "src/pipeline/receipts.ts", "src/admin/operator.ts"],
-    command: bunTest("test/unit/operator.test.ts", "test/integration/pipeline.test.ts", "test/integration/carriers-e2e.test.ts", "test/integration/admin-http.test.ts"),
+    mutate: ["src/pipeline/dispatcher.ts", "src/pipeline/receipts.ts"],
+    command: bunTest("test/integration/dispatcher.test.ts", "test/integration/receipts.test.ts", "test/integration/pipeline.test.ts", "test/integration/carriers-e2e.test.ts"),
+  },
+  // Operator commands (retry, requeue, purge, describe).
+  operator: {
+    mutate: ["src/admin/operator.ts"],
+    command: bunTest("test/unit/operator.test.ts", "test/integration/admin-http.test.ts"),
   },
   // How the adapters classify carrier answers and parse receipts (pure functions, unit tests; SMPP statuses
   // are classified inside the carrier, so its session tests run too).
