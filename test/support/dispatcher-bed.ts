@@ -14,6 +14,7 @@ import { createMediaFetcher } from "../../src/pipeline/media.ts";
 import { createMediaServices } from "../../src/pipeline/media-services.ts";
 import { carrierEvents } from "../../src/pipeline/receipts.ts";
 import { Router } from "../../src/pipeline/router.ts";
+import { PostgresStore } from "../../src/store/postgres/store.ts";
 import { SqliteStore } from "../../src/store/sqlite/store.ts";
 import { tempDir, testConfig, waitFor } from "./app.ts";
 
@@ -88,6 +89,8 @@ export interface BedOptions {
   /** Shared with another bed on the same database (a restart). */
   clock?: FakeClock;
   onReceiptChange?: (mayFallBack: boolean) => void;
+  /** A node of a cluster on this PostgreSQL database instead of a SQLite file (`store.db` is then absent). */
+  pg?: { url: string; nodeId: string };
 }
 
 export async function dispatcherBed(o: BedOptions = {}): Promise<Bed> {
@@ -98,14 +101,17 @@ export async function dispatcherBed(o: BedOptions = {}): Promise<Bed> {
   const log: Logger = pino({ level: "debug" }, { write: (s: string) => void lines.push(JSON.parse(s) as LogLine) });
   const metrics = createMetrics();
   let finals = 0;
-  const store = SqliteStore.open(join(dir, "gateway.db"), { ...storeOptions(config, clock.now) });
+  const store = o.pg
+    ? ((await PostgresStore.open({ ...storeOptions(config, clock.now), url: o.pg.url, nodeId: o.pg.nodeId, poolSize: 3 })) as unknown as SqliteStore)
+    : SqliteStore.open(join(dir, "gateway.db"), { ...storeOptions(config, clock.now) });
   const egress = createEgress({ allow: config.egress.allow });
   const media = createMediaFetcher({ egress, maxBytes: config.media.max_bytes, timeoutMs: config.media.timeout_ms, maxRedirects: 0, cacheEntries: 0, cacheTtlMs: 0, spoolDir: join(dir, "spool"), now: clock.now, warn: () => {} });
-  const carriers = new CarrierSet(config, { log, now: clock.now, binds: () => ({ renewEveryMs: 1000, hold: (n) => store.holdBinds("x", n), release: (s) => store.releaseBinds("x", s) }), openCarrierIds: (n) => store.openCarrierIds(n) });
+  const carriers = new CarrierSet(config, { log, now: clock.now, binds: (c) => ({ renewEveryMs: config.node.lease_ms, hold: (n) => store.holdBinds(c, n), release: (s) => store.releaseBinds(c, s) }), openCarrierIds: (n) => store.openCarrierIds(n) });
   const nameOf = new Map(carrierEntries(config).map((e) => [e.key, e.section.name]));
   const router = new Router({
     routes: new RouteTable(config.routes.map((r) => ({ ...r, carriers: r.carriers.map((k) => nameOf.get(k) ?? k) })), { mms: config.carriers.mms.name, sms: config.carriers.sms.name }),
     state: (name) => carriers.byName.get(name)?.carrier.submitState(),
+    standby: (name) => carriers.byName.get(name)?.carrier.standby?.() ?? false,
     failAfterErrors: config.delivery.failover_after_errors,
     probeMs: config.delivery.failover_probe_ms,
     now: clock.now,
