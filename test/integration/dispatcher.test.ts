@@ -2,7 +2,7 @@
 // much it claims, when it polls, what it counts and logs, and what it does with each kind of carrier answer.
 import { afterEach, describe, expect, test } from "bun:test";
 import { dispatcherBed, type Bed } from "../support/dispatcher-bed.ts";
-import { waitFor } from "../support/app.ts";
+import { tempDir, waitFor } from "../support/app.ts";
 
 const lastError = (b: Bed, id: string) => JSON.parse((b.store.db.query("SELECT last_error FROM messages WHERE id = ?").get(id) as { last_error: string }).last_error);
 
@@ -106,6 +106,7 @@ describe("wakes", () => {
     b.dispatcher.start();
     expect(b.claims.some((c) => c.channel === "sms")).toBe(true);
     await b.dispatcher.stop(60_000);
+    expect(b.clock.timers.size).toBe(0);
     const m = await b.state(id);
     expect(m.attempts).toBe(1);
     expect(["submitted", "delivered"]).toContain(m.state);
@@ -342,10 +343,13 @@ describe("fallbacks and storage trouble", () => {
       other.run("ROLLBACK");
       b.clock.advance(200);
       await waitFor("the answer stored", async () => (await b.state(kept)).state === "submitted");
+      // Stopping: the answer is still tried twice (once more after 100 ms), then given up.
       other.run("BEGIN IMMEDIATE");
-      held.shift()!();
-      await waitFor("its retry planned", () => b.clock.slept.length === 3);
       const stopped = b.dispatcher.stop(60_000);
+      held.shift()!();
+      await waitFor("its retry planned", () => b.clock.slept.length === 4);
+      expect(b.clock.slept).toEqual([100, 200, 60_000, 100]);
+      expect(b.lines.filter((l) => l.msg === "could not store the submit answer; retrying" && l.messageId === lost)).toHaveLength(1);
       b.clock.advance(100);
       await stopped;
       other.run("ROLLBACK");
@@ -401,21 +405,78 @@ describe("media", () => {
 
   test("media adapted to the carrier's limit is what is sent; media that cannot fit goes to the fallback", async () => {
     const { largePng } = await import("../support/images.ts");
-    const server = mediaServer(await largePng(600, 400));
+    const { startMmscStub } = await import("../peers/mm7-stub.ts");
+    const png = await largePng(600, 400);
+    const server = mediaServer(png);
+    const stub = await startMmscStub({ maxMessageBytes: 60_000 });
     try {
-      const b = await bed({ config: { carriers: { mms: { kind: "sandbox", sandbox_report_delay_ms: 20, max_message_bytes: 60_000 } } } });
+      const b = await bed({ config: { carriers: { mms: { kind: "mm7", url: stub.url, username: "v", password: "p", max_message_bytes: 60_000 } }, inbound: { mm7: { path: "/mm7", username: "mmsc", password: "in-secret" } } } });
+      expect(png.byteLength).toBeGreaterThan(60_000);
       const url = `http://127.0.0.1:${server.port}/big.png`;
       const fitted = await b.accept("mms", "0012025550810", { media: [{ url }] });
       b.dispatcher.start();
       await waitFor("the adapted MMS answered", async () => !["accepted", "submitting"].includes((await b.state(fitted)).state));
-      expect(["submitted", "delivered"]).toContain((await b.state(fitted)).state);
-      const unfit = await b.accept("mms", "0012025550811", { media: [{ url }, { url }, { url }, { url }, { url }, { url }, { url }, { url }], text: "x".repeat(59_000) });
+      expect((await b.state(fitted)).state).toBe("submitted");
+      expect(stub.errors).toEqual([]);
+      expect(stub.received).toHaveLength(1);
+      expect(stub.received[0]!.media.map((p) => p.contentType)).toEqual([expect.stringMatching(/^image\//)]);
+      const unfit = await b.accept("mms", "0012025550811", { media: [{ url }], text: "x".repeat(59_000) });
       b.dispatcher.wake("mms");
       await waitFor("the fallback SMS sent", async () => (await b.counter("gateway_submissions_total", { carrier: "sms", outcome: "ok" })) === 1);
       expect((await b.state(unfit)).channel).toBe("sms");
       expect(b.lines).toContainEqual(expect.objectContaining({ msg: "submit not accepted", messageId: unfit, outcome: "permanent", code: expect.stringMatching(/^media:/) }));
+      expect(stub.received).toHaveLength(1);
     } finally {
       server.stop(true);
+      await stub.stop();
+    }
+  });
+});
+
+describe("carriers", () => {
+  test("a submit waiting at a carrier that SIGHUP replaced goes to the replacement, once; the one in flight is not resent", async () => {
+    const { startMmscStub } = await import("../peers/mm7-stub.ts");
+    const { testConfig } = await import("../support/app.ts");
+    const held: (() => void)[] = [];
+    const stub = await startMmscStub({ scenario: () => new Promise((resolve) => held.push(() => resolve({ kind: "ok" }))) });
+    try {
+      const inbound = { mm7: { path: "/mm7", username: "mmsc", password: "in-secret" } };
+      const b = await bed({ config: { carriers: { mms: { kind: "mm7", url: stub.url, username: "v", password: "p", concurrency: 1 } }, inbound }, deps: { concurrency: { mms: 2, sms: 1 } } });
+      const ids = [await b.accept("mms", "0012025550910"), await b.accept("mms", "0012025550911")];
+      b.dispatcher.start();
+      await waitFor("one at the MMSC, one waiting for its gate", () => held.length === 1 && b.dispatcher.busy() === 2);
+      const { drained } = await b.carriers.reload(testConfig(tempDir(), { carriers: { mms: { kind: "sandbox", sandbox_report_delay_ms: 5 } } }), 0);
+      await drained;
+      await b.settled();
+      const states = await Promise.all(ids.map((id) => b.state(id)));
+      // The one on the wire is in doubt (at most once: failed, never resent); the waiting one went to the sandbox.
+      expect(states.map((m) => m.attempts)).toEqual([1, 1]);
+      expect(stub.received).toHaveLength(1);
+      expect(await b.counter("gateway_submissions_total", { carrier: "mms", outcome: "ok" })).toBe(1);
+      expect(await b.counter("gateway_submissions_total", { carrier: "mms", outcome: "temporary" })).toBe(1);
+      expect(b.lines.find((l) => l.msg === "submitted")).toMatchObject({ carrierIds: [expect.stringMatching(/^sbx-mms-/)] });
+    } finally {
+      for (const release of held) release();
+      await stub.stop();
+    }
+  });
+
+  test("an SMS carries its text, a fallback SMS the fallback text, from and to as given", async () => {
+    const { startSmsc } = await import("../peers/smpp-sim.ts");
+    const smsc = await startSmsc();
+    try {
+      const b = await bed({ config: { carriers: { sms: { kind: "smpp", host: "127.0.0.1", port: smsc.port, system_id: "gw", password: "pw" } } } });
+      await waitFor("SMPP bound", () => smsc.openSessions > 0);
+      await b.accept("sms", "0012025550920", { text: "plain text", fallback_text: "not this" });
+      await b.accept("mms", "0012025550903", { text: "the MMS text", fallback_text: "the fallback text" });
+      b.dispatcher.start();
+      await waitFor("both SMS at the SMSC", () => smsc.submits.length === 2);
+      expect(smsc.submits.map((x) => [x.sourceAddr, x.destAddr.slice(-4), x.body.toString("latin1")]).sort()).toEqual([
+        ["18885551234", "0903", "the fallback text"],
+        ["18885551234", "0920", "plain text"],
+      ]);
+    } finally {
+      await smsc.stop();
     }
   });
 });
