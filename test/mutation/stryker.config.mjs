@@ -78,10 +78,11 @@ export const groups = {
     command: bunTest("test/integration/outbox-schedule.test.ts", "test/integration/outbox.test.ts", "test/integration/durability.test.ts"),
   },
   // Submitting, retrying, fallback, receipts routing: the dispatcher alone on a fake clock and the receipts path
-  // on a real store first (fast, and they fail first), then the whole journeys through real carriers.
+  // on a real store first (fast, and they fail first), standby across two nodes (PostgreSQL), then the whole
+  // journeys through real carriers.
   pipeline: {
     mutate: ["src/pipeline/dispatcher.ts", "src/pipeline/receipts.ts"],
-    command: bunTest("test/integration/dispatcher.test.ts", "test/integration/receipts.test.ts", "test/integration/pipeline.test.ts", "test/integration/carriers-e2e.test.ts"),
+    command: bunTest("test/integration/dispatcher.test.ts", "test/integration/receipts.test.ts", "test/integration/dispatcher-standby.test.ts", "test/integration/pipeline.test.ts", "test/integration/carriers-e2e.test.ts"),
   },
   // Operator commands (retry, requeue, purge, describe).
   operator: {
