@@ -1,6 +1,7 @@
 // The dispatcher as one node of two on PostgreSQL (test/support/dispatcher-bed.ts, fake clock): the other
 // node holds the SMSC's only bind, so this node's SMPP carrier stands by and its messages are left to that node.
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
+import { RouteTable } from "../../src/domain/route.ts";
 import { PostgresStore } from "../../src/store/postgres/store.ts";
 import { waitFor } from "../support/app.ts";
 import { dispatcherBed, type Bed } from "../support/dispatcher-bed.ts";
@@ -51,11 +52,23 @@ describe.skipIf(!pgAvailable)("standing by for the node that holds the binds (Po
       expect(b.clock.delays.at(-1)).toBe(700);
       expect((await b.state(left)).state).toBe("accepted");
       expect((await b.state(sent)).attempts).toBe(1);
+      // Routed to the sandbox now: nothing is left, and the lane polls for the next retry, not every 700 ms.
+      b.router.setRoutes(new RouteTable([], { mms: "mms", sms: "sms" }));
+      const retried = await b.accept("sms", "0014155550901"); // sandbox 01: refused once
+      b.dispatcher.wake("sms");
+      await waitFor("both answered", async () => (await b.state(left)).attempts === 1 && (await b.state(retried)).attempts === 1);
+      await b.settled(1);
+      const next = (await b.store.nextDue("accepted", "sms"))!;
+      expect(b.clock.delays.at(-1)).toBe(next - b.clock.t);
+      expect(next - b.clock.t).toBeLessThan(700);
       // With the sandbox gone, every SMS carrier stands by: no claim at all (the MMS carrier does not count).
+      const claims = b.claims.filter((c) => c.channel === "sms").length;
       b.carriers.byName.delete("sms");
       b.dispatcher.wake("sms");
       await b.settled(1);
-      expect(b.claims.filter((c) => c.channel === "sms")).toHaveLength(1);
+      b.clock.advance(b.clock.delays.at(-1)!);
+      await b.settled(1);
+      expect(b.claims.filter((c) => c.channel === "sms")).toHaveLength(claims);
       expect(b.clock.delays.at(-1)).toBe(700);
       expect(smsc.submits).toHaveLength(0);
     } finally {

@@ -241,6 +241,38 @@ describe("polls", () => {
   });
 });
 
+describe("a claim the database refused", () => {
+  test("leaves the lane looking: the next submit to end claims again at once", async () => {
+    const { Database } = await import("bun:sqlite");
+    const { startMmscStub } = await import("../peers/mm7-stub.ts");
+    const held: (() => void)[] = [];
+    const stub = await startMmscStub({ scenario: () => new Promise((resolve) => held.push(() => resolve({ kind: "ok" }))) });
+    try {
+      const b = await bed({ config: { carriers: { mms: { kind: "mm7", url: stub.url, username: "v", password: "p" } }, inbound: { mm7: { path: "/mm7", username: "mmsc", password: "in-secret" } } } });
+      await b.accept("mms", "0012025550520");
+      b.dispatcher.wake("mms");
+      await waitFor("the first at the MMSC", () => held.length === 1);
+      await b.accept("mms", "0012025550521");
+      b.store.db.run("PRAGMA busy_timeout = 20");
+      const other = new Database(b.store.db.filename);
+      other.run("BEGIN IMMEDIATE");
+      b.dispatcher.wake("mms");
+      await waitFor("the claim refused", () => b.lines.some((l) => l.msg.startsWith("claiming due messages failed")));
+      await waitFor("its poll planned", () => b.clock.timers.size === 1);
+      other.run("ROLLBACK");
+      other.close();
+      held.shift()!();
+      // Without moving the clock: the first submit's end claims the second message.
+      await waitFor("the second at the MMSC", () => held.length === 1);
+      held.shift()!();
+      expect(b.claims.filter((c) => c.channel === "mms").map((c) => c.got)).toEqual([1, 0, 1]);
+    } finally {
+      for (const release of held) release();
+      await stub.stop();
+    }
+  });
+});
+
 describe("what each answer does", () => {
   test("counted by carrier and outcome, retries counted, latency observed, each answer told and logged", async () => {
     const told: string[] = [];
@@ -389,6 +421,7 @@ describe("media", () => {
       expect(lastError(b, busy)).toMatchObject({ code: "media:http_503" });
       expect((await b.state(busy)).state).toBe("accepted");
       expect(b.router.skipped("mms")).toBe(false);
+      expect((await b.state(busy)).pinned).toBe(null);
       expect(await b.counter("gateway_retries_total", { carrier: "mms" })).toBe(1);
       const gone = await b.accept("mms", "0012025550821", { media: [{ url: url("/gone.png") }] });
       b.dispatcher.wake("mms");
