@@ -513,3 +513,16 @@ describe("carriers", () => {
     }
   });
 });
+
+describe("on the real clock (the default)", () => {
+  test("a retry is polled for when its backoff ends, and stop() waits for a claim under way", async () => {
+    const b = await bed({ realClock: true });
+    const retried = await b.accept("sms", "0012025550501"); // sandbox 01: refused once, for 100 ms
+    b.dispatcher.start();
+    await waitFor("the retry sent", async () => (await b.state(retried)).attempts === 2);
+    const id = await b.accept("sms", "0012025550530");
+    b.dispatcher.wake("sms");
+    await b.dispatcher.stop(60_000);
+    expect(["submitted", "delivered"]).toContain((await b.state(id)).state);
+  });
+});

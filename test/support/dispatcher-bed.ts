@@ -91,22 +91,25 @@ export interface BedOptions {
   onReceiptChange?: (mayFallBack: boolean) => void;
   /** A node of a cluster on this PostgreSQL database instead of a SQLite file (`store.db` is then absent). */
   pg?: { url: string; nodeId: string };
+  /** The dispatcher on the real clock (its default); the store and carriers keep the fake one. */
+  realClock?: boolean;
 }
 
 export async function dispatcherBed(o: BedOptions = {}): Promise<Bed> {
   const clock = o.clock ?? new FakeClock();
   const dir = o.dir ?? tempDir();
   const config: Config = testConfig(dir, o.config ?? {});
+  const now = o.realClock ? Date.now : clock.now;
   const lines: LogLine[] = [];
   const log: Logger = pino({ level: "debug" }, { write: (s: string) => void lines.push(JSON.parse(s) as LogLine) });
   const metrics = createMetrics();
   let finals = 0;
   const store = o.pg
-    ? ((await PostgresStore.open({ ...storeOptions(config, clock.now), url: o.pg.url, nodeId: o.pg.nodeId, poolSize: 3 })) as unknown as SqliteStore)
-    : SqliteStore.open(join(dir, "gateway.db"), { ...storeOptions(config, clock.now) });
+    ? ((await PostgresStore.open({ ...storeOptions(config, now), url: o.pg.url, nodeId: o.pg.nodeId, poolSize: 3 })) as unknown as SqliteStore)
+    : SqliteStore.open(join(dir, "gateway.db"), { ...storeOptions(config, now) });
   const egress = createEgress({ allow: config.egress.allow });
-  const media = createMediaFetcher({ egress, maxBytes: config.media.max_bytes, timeoutMs: config.media.timeout_ms, maxRedirects: 0, cacheEntries: 0, cacheTtlMs: 0, spoolDir: join(dir, "spool"), now: clock.now, warn: () => {} });
-  const carriers = new CarrierSet(config, { log, now: clock.now, binds: (c) => ({ renewEveryMs: config.node.lease_ms, hold: (n) => store.holdBinds(c, n), release: (s) => store.releaseBinds(c, s) }), openCarrierIds: (n) => store.openCarrierIds(n) });
+  const media = createMediaFetcher({ egress, maxBytes: config.media.max_bytes, timeoutMs: config.media.timeout_ms, maxRedirects: 0, cacheEntries: 0, cacheTtlMs: 0, spoolDir: join(dir, "spool"), now, warn: () => {} });
+  const carriers = new CarrierSet(config, { log, now, binds: (c) => ({ renewEveryMs: config.node.lease_ms, hold: (n) => store.holdBinds(c, n), release: (s) => store.releaseBinds(c, s) }), openCarrierIds: (n) => store.openCarrierIds(n) });
   const nameOf = new Map(carrierEntries(config).map((e) => [e.key, e.section.name]));
   const router = new Router({
     routes: new RouteTable(config.routes.map((r) => ({ ...r, carriers: r.carriers.map((k) => nameOf.get(k) ?? k) })), { mms: config.carriers.mms.name, sms: config.carriers.sms.name }),
@@ -114,9 +117,9 @@ export async function dispatcherBed(o: BedOptions = {}): Promise<Bed> {
     standby: (name) => carriers.byName.get(name)?.carrier.standby?.() ?? false,
     failAfterErrors: config.delivery.failover_after_errors,
     probeMs: config.delivery.failover_probe_ms,
-    now: clock.now,
+    now,
   });
-  const services = createMediaServices({ config, store, fetcher: media, metrics, now: clock.now, tmpDir: join(dir, "convert"), warn: () => {}, info: () => {} });
+  const services = createMediaServices({ config, store, fetcher: media, metrics, now, tmpDir: join(dir, "convert"), warn: () => {}, info: () => {} });
   const dispatcher = new Dispatcher({
     store,
     carriers: carriers.byName,
@@ -127,7 +130,7 @@ export async function dispatcherBed(o: BedOptions = {}): Promise<Bed> {
     concurrency: { mms: carriers.concurrency("mms"), sms: carriers.concurrency("sms") },
     claimBatch: config.delivery.claim_batch,
     onFinal: () => finals++,
-    clock,
+    clock: o.realClock ? undefined : clock,
     ...services.dispatcherHooks,
     ...o.deps,
   });
@@ -192,7 +195,7 @@ export async function dispatcherBed(o: BedOptions = {}): Promise<Bed> {
     },
     async accept(channel, to, extra = {}) {
       const payload: MessagePayload = { from: "18885551234", to, subject: "s", text: `to ${to}`, fallback_text: "fb", media: [], custom_data: null, callback_url: "http://127.0.0.1:9/cb", metadata: null, ...extra };
-      const r = await store.accept({ accountId: "acme", requestId: crypto.randomUUID(), channel, payload, bodyHash: "h", expiresAt: clock.t + 3_600_000 });
+      const r = await store.accept({ accountId: "acme", requestId: crypto.randomUUID(), channel, payload, bodyHash: "h", expiresAt: now() + 3_600_000 });
       return r.messageId!;
     },
     async settled(timers = 2) {
