@@ -526,3 +526,34 @@ describe("on the real clock (the default)", () => {
     expect(["submitted", "delivered"]).toContain((await b.state(id)).state);
   });
 });
+
+describe("a submit that throws", () => {
+  test("is a temporary gateway:adapter_error, not a lost message (here: the fallback text's media page cannot be written)", async () => {
+    const { Database } = await import("bun:sqlite");
+    const { largePng } = await import("../support/images.ts");
+    const png = await largePng(40, 30);
+    const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response(png, { headers: { "Content-Type": "image/png" } }) });
+    try {
+      const b = await bed({ config: { media_link: { base_url: "https://m.example.com" } } });
+      const id = await b.accept("mms", "0012025550603", { media: [{ url: `http://127.0.0.1:${server.port}/a.png` }] }); // sandbox 03: no MMS
+      b.store.db.run("PRAGMA busy_timeout = 20");
+      const other = new Database(b.store.db.filename);
+      const claimDue = b.store.claimDue;
+      b.store.claimDue = async (channel, limit, assign) => {
+        const got = await claimDue(channel, limit, assign);
+        // The fallback SMS is claimed; its link's page is written as its text is made: refused.
+        if (channel === "sms" && got.length > 0 && !other.inTransaction) other.run("BEGIN IMMEDIATE");
+        return got;
+      };
+      b.dispatcher.start();
+      await waitFor("the answer's write refused", () => b.clock.slept.length === 1);
+      other.run("ROLLBACK");
+      other.close();
+      b.clock.advance(100);
+      await waitFor("the answer stored", async () => (await b.counter("gateway_submissions_total", { carrier: "sms", outcome: "temporary" })) === 1 && (await b.state(id)).state === "accepted");
+      expect(lastError(b, id)).toMatchObject({ code: "gateway:adapter_error", message: expect.stringContaining("storage unavailable") });
+    } finally {
+      server.stop(true);
+    }
+  });
+});
