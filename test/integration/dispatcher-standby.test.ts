@@ -1,27 +1,18 @@
 // The dispatcher as one node of two on PostgreSQL (test/support/dispatcher-bed.ts, fake clock): the other
 // node holds the SMSC's only bind, so this node's SMPP carrier stands by and its messages are left to that node.
-import { afterAll, afterEach, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
 import { RouteTable } from "../../src/domain/route.ts";
 import { PostgresStore } from "../../src/store/postgres/store.ts";
 import { waitFor } from "../support/app.ts";
-import { dispatcherBed, type Bed } from "../support/dispatcher-bed.ts";
+import { bedPerTest } from "../support/dispatcher-bed.ts";
 import { createTestDatabase, pgAvailable, type TestDatabase } from "../support/postgres.ts";
 import { startSmsc } from "../peers/smpp-sim.ts";
 
 const databases: TestDatabase[] = [];
-let beds: Bed[] = [];
-afterEach(async () => {
-  for (const b of beds) await b.stop();
-  beds = [];
-});
 afterAll(async () => {
   for (const d of databases) await d.drop();
 }, 30_000);
-async function bed(...a: Parameters<typeof dispatcherBed>): Promise<Bed> {
-  const b = await dispatcherBed(...a);
-  beds.push(b);
-  return b;
-}
+const bed = bedPerTest();
 
 describe.skipIf(!pgAvailable)("standing by for the node that holds the binds (PostgreSQL)", () => {
   test("a lane whose carriers all stand by claims nothing and polls; a message routed to a standing-by carrier is left due and polled for", async () => {

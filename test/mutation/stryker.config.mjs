@@ -82,7 +82,7 @@ export const groups = {
   // journeys through real carriers.
   pipeline: {
     mutate: ["src/pipeline/dispatcher.ts", "src/pipeline/receipts.ts"],
-    command: bunTest("test/integration/dispatcher.test.ts", "test/integration/receipts.test.ts", "test/integration/dispatcher-standby.test.ts", "test/integration/pipeline.test.ts", "test/integration/carriers-e2e.test.ts"),
+    command: bunTest("test/integration/dispatcher.test.ts", "test/integration/dispatcher-answers.test.ts", "test/integration/receipts.test.ts", "test/integration/dispatcher-standby.test.ts", "test/integration/pipeline.test.ts", "test/integration/carriers-e2e.test.ts"),
   },
   // Operator commands (retry, requeue, purge, describe).
   operator: {

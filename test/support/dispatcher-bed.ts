@@ -1,6 +1,7 @@
 // A dispatcher on its own, wired as src/app.ts wires it (real SQLite file, real carriers from the file's
 // [carriers], the real router, media fetcher and receipts path) but on a fake clock: its poll timers and
 // sleeps fire only when a test advances the clock, so a test sees exactly which claims the wakes made.
+import { afterEach } from "bun:test";
 import { join } from "node:path";
 import pino, { type Logger } from "pino";
 import type { Channel, MessagePayload, StoredMessage } from "../../src/domain/message.ts";
@@ -221,4 +222,23 @@ export async function dispatcherBed(o: BedOptions = {}): Promise<Bed> {
     },
   };
   return bed;
+}
+
+/** A bed per call, stopped after each test of the file. */
+export function bedPerTest(): (o?: BedOptions) => Promise<Bed> {
+  let beds: Bed[] = [];
+  afterEach(async () => {
+    for (const b of beds) await b.stop();
+    beds = [];
+  });
+  return async (o) => {
+    const b = await dispatcherBed(o);
+    beds.push(b);
+    return b;
+  };
+}
+
+/** The stored last_error of a message (JSON), from the SQLite file. */
+export function lastError(b: Bed, id: string): { code: string; message: string } {
+  return JSON.parse((b.store.db.query("SELECT last_error FROM messages WHERE id = ?").get(id) as { last_error: string }).last_error);
 }
