@@ -210,14 +210,24 @@ describe("carriers", () => {
       const inbound = { mm7: { path: "/mm7", username: "mmsc", password: "in-secret" } };
       const b = await bed({ config: { carriers: { mms: { kind: "mm7", url: stub.url, username: "v", password: "p", concurrency: 1 } }, inbound }, deps: { concurrency: { mms: 2, sms: 1 } } });
       const ids = [await b.accept("mms", "0012025550910"), await b.accept("mms", "0012025550911")];
+      // Counted on the way in (the call goes through): the second must have reached the MM7 carrier's gate.
+      const mm7 = b.carriers.byName.get("mms")!.carrier;
+      const submit = mm7.submit.bind(mm7);
+      let calls = 0;
+      mm7.submit = (m: Parameters<typeof submit>[0]) => (calls++, submit(m as never));
       b.dispatcher.start();
-      await waitFor("one at the MMSC, one waiting for its gate", () => held.length === 1 && b.dispatcher.busy() === 2);
+      await waitFor("one at the MMSC, one waiting for its gate", () => held.length === 1 && calls === 2);
       const { drained } = await b.carriers.reload(testConfig(tempDir(), { carriers: { mms: { kind: "sandbox", sandbox_report_delay_ms: 5 } } }), 0);
       await drained;
       await b.settled();
       const states = await Promise.all(ids.map((id) => b.state(id)));
       // The one on the wire is in doubt (at most once: failed, never resent); the waiting one went to the sandbox.
       expect(states.map((m) => m.attempts)).toEqual([1, 1]);
+      const onWire = states.find((m) => stub.received[0]!.to[0]!.value.endsWith(m.payload.to.slice(-4)))!;
+      const waited = states.find((m) => m !== onWire)!;
+      expect(onWire.state).toBe("failed");
+      expect(lastError(b, onWire.id)).toMatchObject({ code: "gateway:in_flight_unknown" });
+      expect(["submitted", "delivered"]).toContain(waited.state);
       expect(stub.received).toHaveLength(1);
       expect(await b.counter("gateway_submissions_total", { carrier: "mms", outcome: "ok" })).toBe(1);
       expect(await b.counter("gateway_submissions_total", { carrier: "mms", outcome: "temporary" })).toBe(1);
