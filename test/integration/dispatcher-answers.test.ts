@@ -57,8 +57,31 @@ describe("what each answer does", () => {
     await b.settled();
     m = await b.state(gone);
     expect(m.attempts).toBe(2);
+    expect(m.state).toBe("accepted");
     expect(lastError(b, gone)).toMatchObject({ code: "gateway:no_such_carrier" });
     b.carriers.byName.set("sms", sms);
+  });
+});
+
+describe("routes", () => {
+  test("the router hears every answer: a permanent refusal goes to the route's next carrier, temporary ones skip a carrier", async () => {
+    const b = await bed({
+      config: {
+        carriers: { sms_b: { kind: "sandbox", name: "sms_b", channel: "sms", sandbox_report_delay_ms: 5 } },
+        routes: [{ channel: "sms", prefixes: ["1202"], carriers: ["sms", "sms_b"], retry_elsewhere: ["permanent"] }],
+        delivery: { failover_after_errors: 1 },
+      },
+    });
+    const refused = await b.accept("sms", "0012025550602"); // sandbox 02 on both
+    b.dispatcher.start();
+    await waitFor("refused by both", async () => (await b.state(refused)).state === "failed");
+    expect((await b.state(refused)).refused).toEqual(["sms"]);
+    expect(await b.counter("gateway_submissions_total", { carrier: "sms_b", outcome: "permanent" })).toBe(1);
+    await b.settled();
+    await b.accept("sms", "0012025550601"); // sandbox 01: refused once
+    b.dispatcher.wake("sms");
+    await waitFor("the temporary answer", async () => (await b.counter("gateway_retries_total", { carrier: "sms" })) === 1);
+    expect(b.router.skipped("sms")).toBe(true);
   });
 });
 

@@ -197,6 +197,12 @@ describe("polls", () => {
     expect(wait).toBeGreaterThan(5);
     expect(wait).toBeLessThan(1000);
     expect(b.clock.delays.at(-1)).toBe(wait);
+    // A message claimed and taken meanwhile leaves nothing to other nodes: the poll still waits for the retry.
+    const other = await b.accept("sms", "0012025550505");
+    b.dispatcher.wake("sms");
+    await waitFor("it is taken", async () => (await b.state(other)).attempts === 1);
+    await b.settled();
+    expect(b.clock.delays.at(-1)).toBe(wait);
     const claims = b.claims.length;
     b.clock.advance(wait - 1);
     await Bun.sleep(5);
