@@ -89,6 +89,22 @@ describe("wakes", () => {
     expect(b.claims.length).toBe(n);
   });
 
+  test("stop() while the next poll is being worked out: no timer is left", async () => {
+    const b = await bed();
+    const nextDue = b.store.nextDue;
+    let stopped: Promise<void> | null = null;
+    b.store.nextDue = async (state, channel) => {
+      const next = await nextDue(state, channel);
+      stopped ??= b.dispatcher.stop(60_000);
+      return next;
+    };
+    b.dispatcher.wake("sms");
+    await waitFor("stop() called", () => stopped !== null);
+    await stopped;
+    await Bun.sleep(5);
+    expect(b.clock.timers.size).toBe(0);
+  });
+
   test("stop() waits for a claim under way and for the submits it claimed", async () => {
     const b = await bed();
     const id = await b.accept("sms", "0012025550341");
@@ -153,6 +169,41 @@ describe("concurrency", () => {
       for (const id of ids) expect((await b.state(id)).state).toBe("submitted");
       expect(b.dispatcher.busy()).toBe(0);
     } finally {
+      await mmsc.stub.stop();
+    }
+  });
+
+  test("a lane that fills up drops its poll timer; one left full by a lowered concurrency gets it back from its next finished submit", async () => {
+    const mmsc = await heldMmsc();
+    try {
+      const limits = { mms: 3, sms: 1 };
+      const b = await bed({ config: { carriers: { mms: { kind: "mm7", url: mmsc.stub.url, username: "v", password: "p" } }, inbound: { mm7: { path: "/mm7", username: "mmsc", password: "in-secret" } } }, deps: { concurrency: limits } });
+      await b.accept("mms", "0012025550430");
+      b.dispatcher.wake("mms");
+      await waitFor("one at the MMSC, the lane polling", () => mmsc.held.length === 1 && b.clock.timers.size === 1);
+      await b.accept("mms", "0012025550431");
+      await b.accept("mms", "0012025550432");
+      b.dispatcher.wake("mms");
+      await waitFor("three at the MMSC", () => mmsc.held.length === 3);
+      await b.settled(0, 3);
+      // Two of three in flight, then the concurrency lowered to two as the claim ends (a SIGHUP): full, no timer.
+      for (let i = 0; i < 3; i++) mmsc.held.shift()!();
+      await b.settled(1);
+      await b.accept("mms", "0012025550433");
+      await b.accept("mms", "0012025550434");
+      const release = b.holdClaim();
+      b.dispatcher.wake("mms");
+      await waitFor("the claim done in the database", () => b.claims.at(-1)!.got === 2);
+      limits.mms = 2;
+      release();
+      await waitFor("two more at the MMSC", () => mmsc.held.length === 2);
+      await b.settled(0, 2);
+      mmsc.held.shift()!();
+      await b.settled(1, 1);
+      mmsc.held.shift()!();
+      await b.settled(1);
+    } finally {
+      while (mmsc.held.length > 0) mmsc.held.shift()!();
       await mmsc.stub.stop();
     }
   });

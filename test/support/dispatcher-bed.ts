@@ -75,8 +75,8 @@ export interface Bed {
   holdClaim(): () => void;
   finals: number;
   accept(channel: Channel, to: string, extra?: Partial<MessagePayload>): Promise<string>;
-  /** No claim, poll scheduling or submit under way, and a poll timer set for each lane that is not full. */
-  settled(timers?: number): Promise<void>;
+  /** No claim or poll scheduling under way, `busy` submits in flight (default none), and `timers` poll timers set. */
+  settled(timers?: number, busy?: number): Promise<void>;
   state(id: string): Promise<StoredMessage>;
   /** A counter's value for these labels (0 when the series does not exist). */
   counter(name: string, labels?: Record<string, string>): Promise<number>;
@@ -199,11 +199,11 @@ export async function dispatcherBed(o: BedOptions = {}): Promise<Bed> {
       const r = await store.accept({ accountId: "acme", requestId: crypto.randomUUID(), channel, payload, bodyHash: "h", expiresAt: now() + 3_600_000 });
       return r.messageId!;
     },
-    async settled(timers = 2) {
-      await waitFor("the dispatcher to settle", () => running.mms + running.sms + running.next === 0 && dispatcher.busy() === 0 && clock.timers.size === timers);
+    async settled(timers = 2, busy = 0) {
+      await waitFor("the dispatcher to settle", () => running.mms + running.sms + running.next === 0 && dispatcher.busy() === busy && clock.timers.size === timers);
       // A submit answer's wake runs in the same turn as busy() reaching 0: let it start its claim.
       await Bun.sleep(1);
-      await waitFor("the dispatcher to settle", () => running.mms + running.sms + running.next === 0 && dispatcher.busy() === 0 && clock.timers.size === timers);
+      await waitFor("the dispatcher to settle", () => running.mms + running.sms + running.next === 0 && dispatcher.busy() === busy && clock.timers.size === timers);
     },
     async state(id) {
       return (await store.getMessage(id))!;
