@@ -164,6 +164,28 @@ export const groups = {
 // `if (match.evidence)` → true (learning an id base from a match that proves nothing).
 // The intake's key order (sort, compare) only avoids deadlocks between two nodes' groups; its mutants are killed
 // by postgres-store.test.ts's deadlock count when the two groups overlap on the server, which is likely, not certain.
+// - src/pipeline/dispatcher.ts lane(): `leftDue: false` → true, `maybeDue: true` → false: every pump clears leftDue
+//   before its first claim, and wake() sets maybeDue before it pumps.
+// - src/pipeline/dispatcher.ts wake(): `.finally(() => this.pumps.delete(p))` → `() => undefined`: a settled pump stays
+//   in the set; stop() waits for it settled all the same (memory only).
+// - src/pipeline/dispatcher.ts stop(), schedule(): `if (lane.timer)` → true before clearTimeout: clearing null does nothing.
+// - src/pipeline/dispatcher.ts schedule(): the first `if (this.stopping) return` → false: the check after the await
+//   returns, and the full-lane branch only clears a timer stop() has cleared.
+// - src/pipeline/dispatcher.ts track(): the catch's `return false` → true: reached while stopping (a refused answer
+//   write on its second try), where wake() does nothing; other errors need a message the store cannot update.
+// - src/pipeline/dispatcher.ts submitOne(): `{ media: false }` → `{}` and the media routing `{ pin: false, elsewhere:
+//   false }` → `{}`: undefined reads as false.
+// - src/pipeline/dispatcher.ts submitOne(): the hand-back loop's `tried` → false, `tried || !target` → `&&`: differ only
+//   when the carrier is replaced again during the same submit; `carriers.get(name) === target` → false: a carrier
+//   still configured that handed the message back is asked once more and answers `:stopped` again.
+// - src/pipeline/dispatcher.ts submitOne(): `!(e instanceof StorageUnavailable)` → false: other errors from
+//   recordSubmit (the message moved on meanwhile) cannot be made by a test; they would be retried, not thrown.
+// - src/pipeline/dispatcher.ts submitMms(): `this.d.adapt && media.length > 0` → true / `||` / `>= 0`: adapting no
+//   media gives no media (adapt is always set, as in src/app.ts).
+// - src/pipeline/dispatcher.ts realClock: `clearTimeout` → `() => undefined`: a replaced poll timer still fires, one
+//   empty wake. Not equivalent but left (need a wall-clock bound): realClock `now` → `() => undefined` (a NaN delay:
+//   the poll fires at once), the latency's `(performance.now() - started) / 1000` arithmetic; and `onFinal?.()`,
+//   `rememberedNoMms?.()` → without `?.` (every test passes them, as src/app.ts does).
 
 const name = process.env.MUTATION_GROUP ?? "domain";
 const group = groups[name];
