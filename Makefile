@@ -63,7 +63,7 @@ test-chaos: setup build
 # StrykerJS over the code that keeps the README's promises (groups in test/mutation/stryker.config.mjs,
 # each running only its own test files); then the per-file score table docs/reliability.md publishes.
 # Not part of `make test`: about an hour on 2 cores. MUTATION_GROUPS="store" runs a subset.
-MUTATION_GROUPS ?= domain store postgres writer outbox pipeline operator classification in-doubt
+MUTATION_GROUPS ?= domain store postgres writer outbox pipeline operator classification smpp-receipt in-doubt
 test-mutation: setup
 	@mkdir -p .tmp/mutation
 	@for g in $(MUTATION_GROUPS); do \

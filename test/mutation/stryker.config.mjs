@@ -92,7 +92,7 @@ export const groups = {
   // How the adapters classify carrier answers and parse receipts (pure functions, unit tests; SMPP statuses
   // are classified inside the carrier, so its session tests run too).
   classification: {
-    mutate: ["adapters/mm7/status.ts", "adapters/mm7/submit-response.ts", "adapters/smpp/status.ts", "adapters/smpp/receipt.ts"],
+    mutate: ["adapters/mm7/status.ts", "adapters/mm7/submit-response.ts", "adapters/smpp/status.ts"],
     command: bunTest("test/unit/mm7-status.test.ts", "test/unit/mm7-submit-message.test.ts", "test/unit/smpp-status.test.ts", "test/unit/smpp-receipt.test.ts", "test/unit/smpp-submit.test.ts", "test/unit/smpp-mo.test.ts", "test/unit/smpp-pdu.test.ts", "test/integration/smpp-session.test.ts"),
   },
   // The SMPP receipt parser alone (a pure function): its unit tests kill what the classification group's
