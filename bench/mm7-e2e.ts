@@ -20,6 +20,11 @@ const runs = Number(process.env.BENCH_RUNS ?? (quick ? 1 : 3));
 const CONNECTIONS = 64;
 /** BENCH_MM7_BIG=0 leaves out the 3 MB source runs. */
 const withBig = process.env.BENCH_MM7_BIG !== "0";
+/**
+ * BENCH_MM7_MAX_BYTES: the MMSC's max_message_bytes (default the gateway's, 300 KB). A budget near the 100 KB image's
+ * SubmitReq (e.g. 150000) makes the adapted 3 MB photo post about as many bytes, to compare like with like.
+ */
+const maxMessageBytes = process.env.BENCH_MM7_MAX_BYTES ? Number(process.env.BENCH_MM7_MAX_BYTES) : undefined;
 /** BENCH_MM7_WARM=0 leaves out the second run with each 3 MB image (already fetched and adapted). */
 const withWarm = process.env.BENCH_MM7_WARM !== "0";
 
@@ -38,7 +43,7 @@ export async function benchMm7(): Promise<Row[]> {
   const ceiling = await startCeiling();
   const stub = `http://127.0.0.1:${mmsc.port}`;
   const gw = await startGateway({
-    carriers: { mms: { kind: "mm7", url: `${stub}/mm7`, vaspid: "V", vasid: "S", service_code: "SC", concurrency: 128, queue_limit: 100_000 } },
+    carriers: { mms: { kind: "mm7", url: `${stub}/mm7`, vaspid: "V", vasid: "S", service_code: "SC", concurrency: 128, queue_limit: 100_000, ...(maxMessageBytes ? { max_message_bytes: maxMessageBytes } : {}) } },
     // The stub MMSC posts its reports without credentials; both run on loopback only.
     inbound: { mm7: { allow_unauthenticated: true } },
     limits: { queue_high_water: 100_000_000 },
