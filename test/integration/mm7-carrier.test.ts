@@ -7,7 +7,7 @@ import { createMm7Carrier } from "../../adapters/mm7/mm7-carrier.ts";
 import type { Mm7Settings } from "../../adapters/mm7/settings.ts";
 import { linesCarrying, secretForms } from "../support/secrets.ts";
 import { memoryLog, randomBytes, sampleSubmit } from "../support/mm7.ts";
-import { startMmscStub, type MmscStub, type StubReply } from "../peers/mm7-stub.ts";
+import { MM7_NS_BASE, startMmscStub, submitRspXml, type MmscStub, type StubReply } from "../peers/mm7-stub.ts";
 
 const events = { receipt: async () => {}, inbound: async () => {}, moIncomplete: () => {} };
 let stub: MmscStub;
@@ -117,6 +117,39 @@ describe("answers by status family", () => {
     expect(r).toMatchObject(expected);
     // An answer the MMSC gave leaves no doubt unless the case says so.
     if (!("inDoubt" in expected)) expect(r.kind === "temporary" && r.inDoubt).toBeFalsy();
+  });
+});
+
+describe("what each answer does to the carrier's health and warnings", () => {
+  const warnings = (lines: { level: string; msg: string }[]) => lines.filter((l) => l.level === "warn").map((l) => l.msg);
+  const cases: [string, StubReply, { state: string; detail: string | RegExp }, string[]][] = [
+    ["accepted with a MessageID", { kind: "ok", messageId: "H1" }, { state: "up", detail: "last answer accepted" }, []],
+    [
+      "accepted without a MessageID",
+      { kind: "raw", httpStatus: 200, contentType: "text/xml", body: submitRspXml(`${MM7_NS_BASE}REL-6-MM7-1-4`, "6.8.0", undefined, 1000, "Success", undefined) },
+      { state: "up", detail: "last answer accepted" },
+      ["mm7 SubmitRsp accepted without MessageID: reports cannot be matched"],
+    ],
+    ["refused for good (2007)", { kind: "status", code: 2007 }, { state: "up", detail: "last answer mm7:2007" }, ["mm7 submit not accepted"]],
+    ["refused for now by MM7 status (3000)", { kind: "status", code: 3000 }, { state: "up", detail: "last answer mm7:3000" }, ["mm7 submit not accepted"]],
+    ["a bare HTTP 503", { kind: "raw", httpStatus: 503, body: "busy" }, { state: "down", detail: /503/ }, ["mm7 submit not accepted"]],
+    ["a 200 nobody can read", { kind: "raw", httpStatus: 200, body: "garbage" }, { state: "down", detail: /./ }, ["mm7 submit not accepted"]],
+    ["a bare HTTP 400 (refused for good, not an outage)", { kind: "raw", httpStatus: 400 }, { state: "up", detail: "last answer mm7:http-400" }, ["mm7 submit not accepted"]],
+  ];
+  test.each(cases)("%s", async (_, stubReply, health, warned) => {
+    const { log, lines } = memoryLog();
+    const c = await carrierFor({}, log);
+    // A first accepted submit, so that "down" can only come from the answer under test.
+    reply = () => ({ kind: "ok", messageId: "H0" });
+    await c.submit(submitTo("12025550300"));
+    lines.length = 0;
+    reply = () => stubReply;
+    await c.submit(submitTo("12025550301"));
+    const [h] = c.health();
+    expect(h!.state as string).toBe(health.state);
+    if (typeof health.detail === "string") expect(h!.detail).toBe(health.detail);
+    else expect(h!.detail).toMatch(health.detail);
+    expect(warnings(lines)).toEqual(warned);
   });
 });
 

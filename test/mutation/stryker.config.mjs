@@ -109,6 +109,8 @@ export const groups = {
 };
 
 // Survivors judged equivalent (same observable behaviour), one line each: file:line mutator → replacement: why.
+// - adapters/mm7/mm7-carrier.ts submitOnce(): `/^mm7:(http-|bad-response)/` without `^`: every code of this adapter
+//   starts with `mm7:`; the warn lines' field objects → `{}`: log fields, not a promise (the messages are asserted).
 // - src/domain/decisions.ts transition(): `o.expiresAt !== undefined` → true: adds `expiresAt: undefined`, which
 //   both drivers read as "unchanged" (`?? null`, `!== undefined`).
 // - src/domain/decisions.ts decideAfterSubmit(): default `routing` → `{}`: `pin` and `elsewhere` read falsy alike.

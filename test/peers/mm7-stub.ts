@@ -5,7 +5,8 @@
 import { XMLParser } from "fast-xml-parser";
 
 const soapNs = "http://schemas.xmlsoap.org/soap/envelope/";
-const nsBase = "http://www.3gpp.org/ftp/Specs/archive/23_series/23.140/schema/";
+export const MM7_NS_BASE = "http://www.3gpp.org/ftp/Specs/archive/23_series/23.140/schema/";
+const nsBase = MM7_NS_BASE;
 
 export interface ReceivedPart {
   contentType: string;
