@@ -35,7 +35,7 @@ async function floorCpu(rate: number, n: number): Promise<number> {
 }
 
 /** CPU ms per message of the gateway sending `n` messages one at a time (next after the previous callback). */
-async function lockstep(gatewayUrl: string, pid: number, sink: SinkHandle, n: number, tag: string): Promise<number> {
+export async function lockstep(gatewayUrl: string, pid: number, sink: SinkHandle, n: number, tag: string): Promise<number> {
   await sink.reset();
   const c0 = cpuMs(pid);
   for (let i = 0; i < n; i++) {

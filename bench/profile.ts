@@ -18,7 +18,8 @@ import { configFor, freePort } from "../test/support/binary.ts";
 import { e2eRun } from "./lib/e2e.ts";
 import { apiPost, sendScript, wrk } from "./lib/load.ts";
 import { photoJpeg } from "./media-adapt.ts";
-import { cpuMs, spawnHelper, startCountingSink, tempDir } from "./lib/processes.ts";
+import { spawnHelper, startCountingSink, tempDir } from "./lib/processes.ts";
+import { lockstep } from "./paced.ts";
 
 const root = resolve(import.meta.dir, "..");
 const outDir = join(root, ".tmp", "profiles");
@@ -140,29 +141,16 @@ async function profileSms(name: string, n: number, rate?: number, alone = false)
     limits: { queue_high_water: 100_000_000 },
     webhooks: { batch_max_events: 100, batch_max_wait_ms: 5 },
   });
-  const json = (i: number) => ({ to: "0012025550123", from: "12345", text: "Benchmark message", request_id: `prof-${i}`, callback_url: sink.url });
-  const body = (i: number) => apiPost("/sms", json(i));
+  const body = (i: number) => apiPost("/sms", { to: "0012025550123", from: "12345", text: "Benchmark message", request_id: `prof-${i}`, callback_url: sink.url });
+  const overhead = profiling ? " (profiler overhead included)" : " (no profiler)";
   if (alone) {
-    await sink.reset();
-    const c0 = cpuMs(gw.pid);
     const t0 = Date.now();
-    for (let i = 0; i < n; i++) {
-      const r = await fetch(`${gw.url}/sms`, { method: "POST", headers: { "Chan-Api-Key": ACME_KEY, "content-type": "application/json" }, body: JSON.stringify(json(i)) });
-      await r.arrayBuffer();
-      const until = Date.now() + 30_000;
-      while ((await sink.stats()).events < i + 1) {
-        if (Date.now() > until) throw new Error(`${name}: no callback for message ${i}`);
-        await Bun.sleep(1);
-      }
-    }
-    console.log(`${name}: ${n} messages one at a time in ${Date.now() - t0} ms, ${((cpuMs(gw.pid) - c0) / n).toFixed(3)} CPU ms/msg${profiling ? " (profiler overhead included)" : " (no profiler)"}`);
-    await gw.stop();
-    await sim.stop();
-    await sink.stop();
-    return;
+    const cpu = await lockstep(gw.url, gw.pid, sink, n, "prof-");
+    console.log(`${name}: ${n} messages one at a time in ${Date.now() - t0} ms, ${cpu.toFixed(3)} CPU ms/msg${overhead}`);
+  } else {
+    const r = await e2eRun({ port: gw.port, sink, n, connections: 64, rate, request: body, key: (i) => `prof-${i}`, pids: [gw.pid], deadlineS: rate ? Math.ceil(n / rate) + 60 : 60 });
+    console.log(`${name}: ${r.e2ePerS.toFixed(0)} msg/s end to end, ${r.cpuPerMsg.toFixed(3)} CPU ms/msg, p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms${overhead}`);
   }
-  const r = await e2eRun({ port: gw.port, sink, n, connections: 64, rate, request: body, key: (i) => `prof-${i}`, pids: [gw.pid], deadlineS: rate ? Math.ceil(n / rate) + 60 : 60 });
-  console.log(`${name}: ${r.e2ePerS.toFixed(0)} msg/s end to end, ${r.cpuPerMsg.toFixed(3)} CPU ms/msg, p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms${profiling ? " (profiler overhead included)" : " (no profiler)"}`);
   await gw.stop();
   await sim.stop();
   await sink.stop();
