@@ -8,11 +8,10 @@ import { join } from "node:path";
 import type { MediaPart } from "../../adapters/carrier.ts";
 import { MediaAdapter, type AdaptedCache, type FitOptions } from "../../src/pipeline/adapt.ts";
 import { createSharpCodec, type ImageCodec } from "../../src/pipeline/image-codec.ts";
+import { defaultConfig, storeOptions } from "../../src/config.ts";
 import { SqliteStore } from "../../src/store/sqlite/store.ts";
 import { tempDir } from "../support/app.ts";
 import { rotatedJpeg } from "../support/images.ts";
-
-const DAY = 86_400_000;
 
 /** The real codec and store, counted. */
 function counted() {
@@ -23,15 +22,9 @@ function counted() {
     jpeg: (s, o) => (calls.jpeg++, sharp.jpeg(s, o)),
     gif: (s, o) => (calls.gif++, sharp.gif(s, o)),
   };
-  const store = SqliteStore.open(join(tempDir(), "gateway.db"), {
-    now: () => 1_800_000_000_000,
-    retryBaseMs: 10,
-    retryMaxMs: 100,
-    receiptWindowMs: DAY,
-    intermediateEvents: false,
-    inFlightPolicy: "at-most-once",
-    noMmsMemoryMs: 30 * DAY,
-  });
+  // Only its media cache is used here: the default options, as the gateway would open it.
+  const store = SqliteStore.open(join(tempDir(), "gateway.db"), storeOptions(defaultConfig(), () => 1_800_000_000_000));
+
   const cache: AdaptedCache = {
     get: (hash, profile) => (calls.cacheGet++, store.adaptedMedia(hash, profile)),
     put: (hash, profile, result) => (calls.cachePut++, store.putAdaptedMedia(hash, profile, result)),
