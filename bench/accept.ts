@@ -70,14 +70,15 @@ export interface OneConnection {
 }
 
 export async function benchAccept(): Promise<{ rows: string[][]; oneConnection: OneConnection }> {
-  const lua = sendScript("/mms", { "Chan-Api-Key": ACME_KEY }, sendBody({ callback_url: "https://br.example/cb", media: { url: "https://cdn.example/img.jpg" } }));
+  const body = sendBody({ callback_url: "https://br.example/cb", media: { url: "https://cdn.example/img.jpg" } });
+  const lua = sendScript("/mms", { "Chan-Api-Key": ACME_KEY }, body);
   const ceiling = await startCeiling();
   // Paused delivery: this measures intake alone (the pipeline has its own benchmark).
   const gw = await startGateway({ delivery: { paused: true }, limits: { queue_high_water: 100_000_000 } });
   const rows: string[][] = [];
   let oneConnection: OneConnection | undefined;
   try {
-    const walBytes = await walBytesPerAccept(gw.url, gw.dir, sendBody({ callback_url: "https://br.example/cb", media: { url: "https://cdn.example/img.jpg" } }));
+    const walBytes = await walBytesPerAccept(gw.url, gw.dir, body);
     for (const c of connections) {
       const base: WrkResult[] = [];
       const mine: WrkResult[] = [];
