@@ -74,7 +74,7 @@ export class MediaAdapter {
   /** The parts to submit, or a permanent error naming the part that cannot be made to fit. */
   async fit(parts: MediaPart[], o: FitOptions): Promise<FitOutcome> {
     const infos = await Promise.all(parts.map((p) => (p.contentType.startsWith("image/") ? this.info(p) : Promise.resolve(null))));
-    const isAv = (i: number) => /^(audio|video)\//.test(parts[i]!.contentType);
+    const isAv = (i: number) => isAvType(parts[i]!.contentType);
     const describe = (i: number) => `part ${i + 1} (${parts[i]!.filename}, ${parts[i]!.contentType}, ${parts[i]!.bytes.byteLength} bytes)`;
     for (let i = 0; i < parts.length; i++) {
       const type = parts[i]!.contentType;
@@ -138,14 +138,14 @@ export class MediaAdapter {
    * are up to WEB_MAX_BYTES; null when there is nothing to show.
    */
   async forWeb(part: MediaPart): Promise<{ hash: string; profile: string } | null> {
-    const info = part.contentType.startsWith("image/") ? await this.codec.info(sourceOf(part)) : null;
+    const info = part.contentType.startsWith("image/") ? await this.info(part) : null;
     if (info) {
       const profile = `web/${WEB_EDGE}px/${WEB_MAX_BYTES}B`;
       const result = await this.adaptOnce(part, profile, () => this.adaptImage(sourceOf(part), info, WEB_MAX_BYTES, WEB_EDGE));
       // Read through the store as well: that marks the row used, so the purge keeps it as long as the new page.
       return "unfit" in result || !(await this.cache.get(part.cacheKey, profile)) ? null : { hash: part.cacheKey, profile };
     }
-    if (!/^(audio|video)\//.test(part.contentType) || part.bytes.byteLength > WEB_MAX_BYTES) return null;
+    if (!isAvType(part.contentType) || part.bytes.byteLength > WEB_MAX_BYTES) return null;
     const profile = "web/original";
     if (!(await this.cache.get(part.cacheKey, profile))) {
       await this.cache.put(part.cacheKey, profile, { contentType: part.contentType, bytes: part.bytes, width: 0, height: 0 });
@@ -244,12 +244,14 @@ export class MediaAdapter {
     const type = largest.p.contentType;
     const why = type.startsWith("image/")
       ? "is not an image the gateway can decode"
-      : /^(audio|video)\//.test(type)
+      : isAvType(type)
         ? `cannot be converted: ${this.av.missing}`
         : "cannot be adapted (no converter for this type)";
     return `part ${largest.i + 1} (${largest.p.filename}, ${type}, ${largest.p.bytes.byteLength} bytes) ${why}; ${over}`;
   }
 }
+
+const isAvType = (contentType: string) => /^(audio|video)\//.test(contentType);
 
 /** A large source's file (libvips and ffmpeg read it without the whole of it in memory), else its bytes. */
 function sourceOf(part: MediaPart): ImageSource {

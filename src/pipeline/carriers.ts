@@ -23,11 +23,6 @@ export interface BuiltCarrier {
   settings: string;
 }
 
-/** The MM7 endpoint path of a carrier: [carriers.mms] posts to inbound.mm7.path, [carriers.NAME] to path + "/NAME". */
-export function inboundPath(basePath: string, key: string): string {
-  return key === "mms" ? basePath : `${basePath.replace(/\/$/, "")}/${key}`;
-}
-
 function settingsOf(config: Config, e: CarrierEntry): string {
   // An MM7 carrier also checks the MMSC's credentials ([inbound.mm7]): a rotation replaces it.
   return JSON.stringify(e.section.kind === "mm7" ? mm7Settings(config, e.key) : e.section);

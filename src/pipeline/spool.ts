@@ -59,13 +59,7 @@ export class Spool {
   finish(): Spooled {
     const sha256 = this.hasher.digest("hex");
     if (this.fd === null || this.path === null) {
-      const bytes = new Uint8Array(this.held);
-      let at = 0;
-      for (const chunk of this.chunks) {
-        bytes.set(chunk, at);
-        at += chunk.byteLength;
-      }
-      return { bytes, sha256 };
+      return { bytes: Buffer.concat(this.chunks, this.held), sha256 };
     }
     closeSync(this.fd);
     this.fd = null;

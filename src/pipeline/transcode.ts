@@ -14,8 +14,7 @@ export interface Converted {
 export interface AvConverter {
   /** Why nothing can be converted (ffmpeg not found), or null when it can. */
   readonly missing: string | null;
-  /** The part as a type the carrier takes within maxBytes, or why it cannot be. */
-  /** `source`: the bytes, or the path of a file holding them. */
+  /** The part as a type the carrier takes within maxBytes, or why it cannot be; `source` is its bytes or the path of a file holding them. */
   convert(source: Uint8Array | string, sourceType: string, o: { maxBytes: number; maxEdge: number }): Promise<Converted | { unfit: string }>;
 }
 
