@@ -3,6 +3,7 @@
 // does to the events, how a batch is signed and made, and what its log lines keep out.
 import { afterEach, describe, expect, test } from "bun:test";
 import { decodeJwt, decodeProtectedHeader, jwtVerify } from "jose";
+import { createEgress, EgressRefused } from "../../src/egress/fetch.ts";
 import { redactUrl, retryable } from "../../src/pipeline/outbox.ts";
 import { waitFor } from "../support/app.ts";
 import { gate, HOUR, realPost, rig, runRigCleanup, type Rig } from "../support/outbox-rig.ts";
@@ -136,19 +137,23 @@ describe("what the callback URL's answer does", () => {
   });
 
   test("a network error is retried; a refusal by the egress policy is dead-lettered", async () => {
-    const refused = new Error("private address");
+    // The gateway's own egress guard, allowing 127.0.0.1 only: port 9 there refuses the connection, and 127.0.0.2
+    // is refused by the policy before any connection is tried.
+    const egress = createEgress({ allow: ["127.0.0.1/32"] });
     const r = rig({
-      post: async (url) => {
-        if (url.endsWith("/private")) throw refused;
-        throw new Error("connection refused");
+      post: async (url, headers, body, timeoutMs) => {
+        const res = await egress.fetch(url, { method: "POST", headers, body, timeoutMs, maxBytes: 1 << 20, maxRedirects: 0 });
+        return { status: res.status };
       },
-      isRefusal: (e) => e === refused,
+      isRefusal: (e) => e instanceof EgressRefused,
     });
     const net = await r.event("http://127.0.0.1:9/net", 1);
-    const priv = await r.event("http://127.0.0.1:9/private", 2);
+    const priv = await r.event("http://127.0.0.2:9/private", 2);
     await sendAll(r, [net, priv]);
-    expect(r.row(net)).toMatchObject({ state: "pending", attempts: 1, last_error: "network: connection refused" });
-    expect(r.row(priv)).toMatchObject({ state: "dead", last_error: "refused by the egress policy: private address" });
+    expect(r.row(net)).toMatchObject({ state: "pending", attempts: 1 });
+    expect(r.row(net).last_error).toStartWith("network: ");
+    expect(r.row(priv).state).toBe("dead");
+    expect(r.row(priv).last_error).toStartWith("refused by the egress policy: ");
   });
 
   test("an event failing at its max age is dead-lettered; a younger one of the same batch is retried", async () => {
