@@ -1,15 +1,10 @@
 // Receipts whose id is written in another base than the submit answer's (Kannel's msg-id-type), with
 // the default receipt_id_base: matched end to end over SMPP/TCP, an ambiguous id told apart by the
 // handset, a receipt that matches nothing listed by the admin API and applied by a later submit,
-// and the store narrowing to a carrier's base once learnt.
+// (the store narrowing to a carrier's base once learnt is in store-conformance.test.ts, on both engines).
 import { afterEach, describe, expect, test } from "bun:test";
-import { join } from "node:path";
-import { idReadings } from "../../adapters/smpp/message-id.ts";
 import { runAdmin } from "../../src/cli/admin.ts";
-import type { MessagePayload } from "../../src/domain/message.ts";
-import { LEARN_AFTER } from "../../src/domain/receipt-match.ts";
-import { SqliteStore } from "../../src/store/sqlite/store.ts";
-import { ACME_SECRET, post, sendBody, tempDir, waitFor } from "../support/app.ts";
+import { ACME_SECRET, post, sendBody, waitFor } from "../support/app.ts";
 import { scrape } from "../support/metrics.ts";
 import { adminFetch, startLoggedApp } from "../support/ops.ts";
 import { startSink, type Sink } from "../support/sink.ts";
@@ -107,54 +102,5 @@ describe("default receipt_id_base over SMPP", () => {
     expect(events[0]).toMatchObject({ status: "delivered", carrier_message_id: "F4240" });
     expect(smsc.submits[0]!.respId).toBe("F4240");
     expect((await adminFetch(app.url, "/admin/receipts/unmatched")).json.unmatched_receipts).toEqual([]);
-  });
-});
-
-describe("the store on SQLite", () => {
-  const payload: MessagePayload = { from: "1", to: "12025550150", subject: "", text: "hi", fallback_text: "", media: [], custom_data: "", callback_url: "https://x.example/cb", metadata: null };
-
-  test(`after ${LEARN_AFTER} hex-answer/decimal-receipt matches, a receipt is read that way only`, async () => {
-    const clock = { t: 1000 };
-    const store = SqliteStore.open(join(tempDir(), "g.db"), { now: () => clock.t, retryBaseMs: 1000, retryMaxMs: 60000, receiptWindowMs: 3_600_000, intermediateEvents: false, inFlightPolicy: "at-most-once" });
-    const submit = async (carrierId: string) => {
-      const { messageId } = await store.accept({ accountId: "a", requestId: null, channel: "sms", payload, bodyHash: "h", expiresAt: 10_000_000 });
-      const [m] = await store.claimDue("sms", 1);
-      await store.recordSubmit(m!, "sms", { kind: "ok", carrierMessageIds: [carrierId] });
-      return messageId!;
-    };
-    const receipt = (id: string) => store.applyReceipt({ carrier: "sms", carrierMessageId: idReadings(id)[0]!.key, readings: idReadings(id), to: payload.to, outcome: "delivered", timestamp: clock.t });
-    for (let i = 0; i < LEARN_AFTER; i++) {
-      const m = await submit((0xf4240 + i).toString(16).toUpperCase());
-      expect(await receipt(String(1_000_000 + i))).toBe("applied");
-      expect((await store.getMessage(m))!.state).toBe("delivered");
-    }
-    // Same handset; the one whose answer happens to read 1000003 as written was sent later, nearer the receipt.
-    const meant = await submit("F4243");
-    clock.t += 3000;
-    const lookalike = await submit("1000003");
-    expect(await receipt("1000003")).toBe("applied");
-    expect((await store.getMessage(meant))!.state).toBe("delivered");
-    expect((await store.getMessage(lookalike))!.state).toBe("submitted");
-    await store.close();
-  });
-
-  test("a receipt that beats its submit answer is not applied to an older message its id reads as in another base", async () => {
-    const clock = { t: 1000 };
-    const store = SqliteStore.open(join(tempDir(), "g.db"), { now: () => clock.t, retryBaseMs: 1000, retryMaxMs: 60000, receiptWindowMs: 3_600_000, intermediateEvents: false, inFlightPolicy: "at-most-once" });
-    const accept = async (to: string) => {
-      await store.accept({ accountId: "a", requestId: null, channel: "sms", payload: { ...payload, to }, bodyHash: "h", expiresAt: 10_000_000 });
-      return (await store.claimDue("sms", 1))[0]!;
-    };
-    // A decimal SMSC: the older message got id 10 and waits for its receipt; the newer one's answer (16) is not stored yet.
-    const older = await accept("12025550160");
-    await store.recordSubmit(older, "sms", { kind: "ok", carrierMessageIds: ["10"] });
-    const newer = await accept("12025550161");
-    // "16" read as decimal and written in hex is "10".
-    expect(await store.applyReceipt({ carrier: "sms", carrierMessageId: "16", readings: idReadings("16"), to: "12025550161", outcome: "delivered", timestamp: clock.t })).toBe("unmatched");
-    expect((await store.getMessage(older.id))!.state).toBe("submitted");
-    await store.recordSubmit(newer, "sms", { kind: "ok", carrierMessageIds: ["16"] });
-    expect((await store.getMessage(newer.id))!.state).toBe("delivered");
-    expect((await store.getMessage(older.id))!.state).toBe("submitted");
-    await store.close();
   });
 });

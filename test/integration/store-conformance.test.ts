@@ -66,6 +66,13 @@ const engines: Engine[] = [
 
 const payload: MessagePayload = { from: "1", to: "12025550123", subject: "", text: "hi", fallback_text: "fb", media: [], custom_data: "cd", callback_url: "https://x.example/cb", metadata: null };
 const input = (requestId: string | null) => ({ accountId: "a", requestId, channel: "sms" as const, payload, bodyHash: "h", expiresAt: 10_000_000 });
+/** A new SMS accepted, claimed and taken by the carrier under `carrierId`; its message id. */
+const takenAs = async (store: Store, carrierId: string) => {
+  const { messageId } = await store.accept(input(null));
+  const [m] = await store.claimDue("sms", 1);
+  await store.recordSubmit(m!, "sms", { kind: "ok", carrierMessageIds: [carrierId] });
+  return messageId!;
+};
 const eventsOf = async (store: Store, id: string) => ((await store.describe(id)) as { events: { body: string; state: string }[] }).events;
 
 for (const engine of engines) {
@@ -575,12 +582,7 @@ for (const engine of engines) {
     test(`receipts: after ${LEARN_AFTER} hex-answer/decimal-receipt matches, a receipt is read that way only`, async () => {
       const clock = { t: 1000 };
       const store = await engine.open(clock);
-      const submit = async (carrierId: string) => {
-        const { messageId } = await store.accept(input(null));
-        const [m] = await store.claimDue("sms", 1);
-        await store.recordSubmit(m!, "sms", { kind: "ok", carrierMessageIds: [carrierId] });
-        return messageId!;
-      };
+      const submit = (carrierId: string) => takenAs(store, carrierId);
       const receipt = (id: string) => store.applyReceipt({ carrier: "sms", carrierMessageId: idReadings(id)[0]!.key, readings: idReadings(id), to: payload.to, outcome: "delivered", timestamp: clock.t });
       for (let i = 0; i < LEARN_AFTER; i++) {
         const m = await submit((0xf4240 + i).toString(16).toUpperCase());
@@ -599,12 +601,7 @@ for (const engine of engines) {
     test("receipts: an id two messages' ids can be read as goes to the one submitted nearest the receipt's arrival", async () => {
       const clock = { t: 1000 };
       const store = await engine.open(clock);
-      const submit = async (carrierId: string) => {
-        const { messageId } = await store.accept(input(null));
-        const [m] = await store.claimDue("sms", 1);
-        await store.recordSubmit(m!, "sms", { kind: "ok", carrierMessageIds: [carrierId] });
-        return messageId!;
-      };
+      const submit = (carrierId: string) => takenAs(store, carrierId);
       const asWritten = await submit("1000000");
       clock.t += 4000;
       const inHex = await submit("F4240");

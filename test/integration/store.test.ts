@@ -206,20 +206,6 @@ describe("recordSubmit: what it reports back to the dispatcher", () => {
     expect(events.map((e) => JSON.parse(e.body))).toMatchObject([{ status: "sent", carrier_message_id: "c1" }]);
   });
 
-  test("a held receipt applied at the submit answer: the final it made is reported", async () => {
-    const store = openAt({ t: 1000 });
-    await store.accept(input("s2"));
-    await store.accept(input("s3"));
-    const claimed = await store.claimDue("sms", 10);
-    const [a, b] = ["s2", "s3"].map((r) => claimed.find((m) => m.requestId === r));
-    expect(await store.applyReceipt({ carrier: "sms", carrierMessageId: "h1", outcome: "delivered", timestamp: 1 })).toBe("unmatched");
-    expect(await store.recordSubmit(a!, "sms", { kind: "ok", carrierMessageIds: ["h1"] })).toEqual({ fallback: false, final: "delivered" });
-    // One of two parts reported early: still waiting for the other.
-    expect(await store.applyReceipt({ carrier: "sms", carrierMessageId: "p1", outcome: "delivered", timestamp: 1 })).toBe("unmatched");
-    expect(await store.recordSubmit(b!, "sms", { kind: "ok", carrierMessageIds: ["p1", "p2"] })).toEqual({ fallback: false, final: null });
-    expect(state(store, b!.id).state).toBe("submitted");
-  });
-
   test("in doubt: failed under at-most-once, retried with backoff under at-least-once", async () => {
     for (const policy of ["at-most-once", "at-least-once"] as const) {
       const clock = { t: 1000 };
