@@ -25,3 +25,4 @@ try {
 } finally {
   server.stop(true);
 }
+export {}; // a module: its names stay its own
