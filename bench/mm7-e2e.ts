@@ -25,6 +25,7 @@ const withBig = process.env.BENCH_MM7_BIG !== "0";
  * SubmitReq (e.g. 150000) makes the adapted 3 MB photo post about as many bytes, to compare like with like.
  */
 const maxMessageBytes = process.env.BENCH_MM7_MAX_BYTES ? Number(process.env.BENCH_MM7_MAX_BYTES) : undefined;
+if (maxMessageBytes !== undefined && !(Number.isInteger(maxMessageBytes) && maxMessageBytes > 0)) throw new Error("BENCH_MM7_MAX_BYTES must be a positive integer");
 /** BENCH_MM7_WARM=0 leaves out the second run with each 3 MB image (already fetched and adapted). */
 const withWarm = process.env.BENCH_MM7_WARM !== "0";
 
@@ -104,9 +105,10 @@ export async function benchMm7(): Promise<Row[]> {
   const build = Array.from({ length: runs }, () => buildFigures(quick ? 0.4 : 1));
   const pick = (name: string) => build.map((b) => b.get(name)!);
   const e2e = results.map((r) => r.e2ePerS);
-  const label = `MM7 e2e, 100 KB image, ${fmtN(N)} msgs, ${CONNECTIONS} conn`;
+  const budget = maxMessageBytes ? `, max_message_bytes ${fmtN(maxMessageBytes)}` : "";
+  const label = `MM7 e2e, 100 KB image, ${fmtN(N)} msgs, ${CONNECTIONS} conn${budget}`;
   const b = bigResults.map((r) => r.e2ePerS);
-  const bigLabel = `MM7 e2e, ${fmtN((big?.bytes ?? 0) / 1e6, 1)} MB JPEG source adapted once per run, ${fmtN(N)} msgs, ${CONNECTIONS} conn`;
+  const bigLabel = `MM7 e2e, ${fmtN((big?.bytes ?? 0) / 1e6, 1)} MB JPEG source adapted once per run, ${fmtN(N)} msgs, ${CONNECTIONS} conn${budget}`;
   const bigRows: Row[] = big
     ? [
         { bench: bigLabel, figure: "end to end MMS/s (POST → fetch, adapt once → SubmitReq → DR → webhook)", gateway: spread(b), ceiling: `${spread(e2e)} MMS/s (100 KB image, same run)`, ratio: spread(ratios(b, e2e), 2), target: `≥ 1,500 ${median(b) >= 1500 ? "MET" : "MISSED"}` },
